@@ -1,0 +1,7 @@
+"""`python -m wasi_hw` is `wasi-hw`."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())
