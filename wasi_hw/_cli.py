@@ -22,7 +22,9 @@ _COMMAND_MODULES = (
     "wasi_hw.witx._cli",        # witx check / abi
     "wasi_hw._cli_gen",         # gen (binding generator)
     "wasi_hw._cli_build",       # build (Rust → wasm)
-    "wasi_hw.host._cli",        # devices, usbip serve, trace show
+    "wasi_hw.host._cli",        # devices
+    "wasi_hw.host._cli_usb",    # usbip serve
+    "wasi_hw.host._cli_trace",  # trace show / record
     "wasi_hw.kernel._cli",      # run, compile, inspect, kernel run
     "wasi_hw._cli_extra",       # parity, bench, trace record (later issues)
 )
