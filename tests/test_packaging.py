@@ -1,0 +1,47 @@
+"""The distribution maps host/ and kernel/ under the one import root `wasi_hw`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_ROOTS = {"wasi_hw": ROOT / "wasi_hw", "wasi_hw.host": ROOT / "host", "wasi_hw.kernel": ROOT / "kernel"}
+
+
+def _packages_on_disk() -> set[str]:
+    found = set()
+    for name, base in _ROOTS.items():
+        for init in base.rglob("__init__.py"):
+            rel = init.parent.relative_to(base)
+            found.add(".".join([name, *rel.parts]) if rel.parts else name)
+    return found
+
+
+def test_every_package_is_listed_in_pyproject():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    on_disk = _packages_on_disk()
+    # wasi_hw/host or wasi_hw/kernel must not exist as real directories (they are mapped).
+    assert not (ROOT / "wasi_hw" / "host").exists() and not (ROOT / "wasi_hw" / "kernel").exists()
+    assert on_disk - listed == set(), "packages missing from pyproject.toml [tool.setuptools] packages"
+    assert listed - on_disk == set(), "pyproject.toml lists packages that do not exist"
+
+
+def test_import_root_and_console_script():
+    import wasi_hw
+    import wasi_hw.host
+    import wasi_hw.kernel
+
+    assert Path(wasi_hw.host.__file__).parent == ROOT / "host"
+    assert Path(wasi_hw.kernel.__file__).parent == ROOT / "kernel"
+    out = subprocess.run([sys.executable, "-m", "wasi_hw", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "usage: wasi-hw" in out.stdout
+
+
+def test_unknown_command_is_one_line_not_a_traceback():
+    out = subprocess.run([sys.executable, "-m", "wasi_hw", "no-such-command"], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
