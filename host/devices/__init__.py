@@ -1,1 +1,30 @@
-"""Placeholder; filled in by its owner."""
+"""Simulated I2C targets for `SimI2cBackend`, register-accurate to their datasheets.
+
+The device-model contract (`I2cDevice`): a model sees a transaction as the chip does —
+``start(read) -> bool`` per START / repeated START with its address (False = NACK the
+address), ``write(byte) -> bool`` per byte the controller sends (False = NACK it),
+``read(last) -> int`` per byte the controller clocks in (``last``: the controller NACKs
+it, ending the read), ``stop()`` at the end of every transaction (also after a failure).
+``self.clock`` is the bus clock (virtual in simulation) for conversion timing;
+``self.stretch(ns)`` stretches SCL (``timeout`` beyond the bus's limit).
+`RegisterDevice` adds the common 8-bit register pointer with auto-increment.
+
+Models: `Bme280`, `Sht3x`, `Tmp102`, `Pcf8574Hd44780` (a character LCD behind an I/O
+expander), `NackAfter` (a fault model NACKing after N written bytes).
+"""
+
+from ._base import I2cDevice, RegisterDevice
+from ._bme280 import Bme280
+from ._fault import NackAfter
+from ._hd44780 import Pcf8574Hd44780
+from ._sht3x import Sht3x
+from ._tmp102 import Tmp102
+
+__all__ = [
+    "I2cDevice", "RegisterDevice",
+    "Bme280",
+    "Sht3x",
+    "Tmp102",
+    "Pcf8574Hd44780",
+    "NackAfter",
+]

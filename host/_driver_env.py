@@ -1,0 +1,125 @@
+"""`DriverEnv`: the semantics of ``witx/wasi_driver.witx`` for one driver instance.
+
+- ``report(data)``: ``data`` must be exactly one well-formed CBOR item (cbor2, nesting
+  depth ≤ 32, no trailing bytes) of at most ``max_report`` bytes — else ``invalid_argument``
+  / ``no_mem``. The decoded item goes to ``report_sink(item)``.
+- ``log(level, message)``: to ``log_sink(level_name, message)`` (``"error"`` … ``"trace"``);
+  messages longer than ``max_log`` characters are cut with a marker. Rate-limited by a
+  token bucket on ``clock`` (``log_burst`` messages, refilled at ``log_rate`` per second):
+  beyond it ``no_mem`` and the message is dropped (counted in ``dropped_logs``).
+- ``config_get(key, buf)``: copies the UTF-8 value of ``key`` into ``buf`` and returns its
+  length; ``not_found`` for an unknown key, ``too_large`` (nothing written) when it does
+  not fit.
+- ``inbox(buf)``: takes the newest message given to `deliver` (CBOR bytes) into ``buf``;
+  returns its length, 0 when empty; ``too_large`` leaves it in the inbox.
+- ``now_ns()``: ``clock.now_ns()`` (virtual time under simulation).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import cbor2
+
+from .._errors import HwError
+from ._clock import Clock, RealClock
+
+__all__ = ["DriverEnv"]
+
+_LEVELS = ("error", "warn", "info", "debug", "trace")
+
+
+def decode_cbor_item(data: bytes, *, max_depth: int = 32) -> Any:
+    """Exactly one CBOR data item, or ``HwError("invalid_argument")``."""
+    fp = io.BytesIO(data)
+    try:
+        item = cbor2.CBORDecoder(fp, read_size=1, max_depth=max_depth).decode()
+    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as err:
+        raise HwError("invalid_argument", f"malformed CBOR: {err}") from None
+    if fp.tell() != len(data):
+        raise HwError("invalid_argument", f"{len(data) - fp.tell()} bytes after the CBOR item")
+    return item
+
+
+class DriverEnv:
+    """Report, log, configuration, inbox and time for one driver (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        config: Mapping[str, str | bytes] | None = None,
+        report_sink: Callable[[Any], None] | None = None,
+        log_sink: Callable[[str, str], None] | None = None,
+        clock: Clock | None = None,
+        max_report: int = 4096,
+        max_log: int = 1024,
+        log_burst: int = 50,
+        log_rate: float = 20.0,
+    ) -> None:
+        self._config = {str(k): (v if isinstance(v, bytes) else str(v).encode()) for k, v in (config or {}).items()}
+        self._report_sink = report_sink or (lambda item: None)
+        self._log_sink = log_sink or (lambda level, message: None)
+        self.clock = clock or RealClock()
+        self._max_report = max_report
+        self._max_log = max_log
+        self._burst = log_burst
+        self._rate = log_rate
+        self._tokens = float(log_burst)
+        self._refilled = self.clock.now_ns()
+        self._inbox: bytes | None = None
+        self._lock = threading.Lock()
+        self.dropped_logs = 0
+
+    def report(self, data: bytes) -> None:
+        if len(data) > self._max_report:
+            raise HwError("no_mem", f"report of {len(data)} bytes exceeds the quota of {self._max_report}")
+        self._report_sink(decode_cbor_item(bytes(data)))
+
+    def log(self, level: int, message: str) -> None:
+        level = int(level)
+        if not 0 <= level < len(_LEVELS):
+            raise HwError("invalid_argument", f"log level {level} out of range")
+        now = self.clock.now_ns()
+        with self._lock:
+            self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate / 1e9)
+            self._refilled = now
+            if self._tokens < 1:
+                self.dropped_logs += 1
+                raise HwError("no_mem", "log rate quota exceeded")
+            self._tokens -= 1
+        if len(message) > self._max_log:
+            message = message[: self._max_log] + f"… [{len(message) - self._max_log} more]"
+        self._log_sink(_LEVELS[level], message)
+
+    def config_get(self, key: str, buf: Any) -> int:
+        value = self._config.get(key)
+        if value is None:
+            raise HwError("not_found", f"no configuration key {key!r}")
+        if len(value) > len(buf):
+            raise HwError("too_large", f"value of {key!r} is {len(value)} bytes, buffer {len(buf)}")
+        if value:
+            buf.write(value)
+        return len(value)
+
+    def deliver(self, message: Any) -> None:
+        """Put a message into the inbox (CBOR bytes, or any item, encoded here); newest wins."""
+        data = message if isinstance(message, bytes) else cbor2.dumps(message)
+        with self._lock:
+            self._inbox = data
+
+    def inbox(self, buf: Any) -> int:
+        with self._lock:
+            data = self._inbox
+            if data is None:
+                return 0
+            if len(data) > len(buf):
+                raise HwError("too_large", f"inbox message is {len(data)} bytes, buffer {len(buf)}")
+            self._inbox = None
+        buf.write(data)
+        return len(data)
+
+    def now_ns(self) -> int:
+        return self.clock.now_ns()

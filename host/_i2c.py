@@ -1,0 +1,205 @@
+"""`I2cHost`: the semantics of ``witx/wasi_i2c.witx``, once, for one driver instance.
+
+Implements the generated ``WasiI2c`` protocol over one or more `I2cBackend` buses:
+
+- ``open(name)``: the bus *name* maps to a backend bus through an explicit table given at
+  construction (``{"i2c-1": backend}`` or ``{"env": (backend, "i2c-3")}``; a bare backend
+  serves all of its ``buses()`` under their own names). Unknown → ``no_such_bus``. Returns
+  a handle private to this instance; handles are never reused, so a closed or forged one is
+  ``bad_handle``. More than ``max_handles`` open → ``no_mem``.
+- ``transaction(bus, address, mode, operations)``: address checked against the mode
+  (7-bit ≤ 0x7f, 10-bit ≤ 0x3ff, else ``invalid_argument``); an empty list is
+  ``invalid_argument``; more than ``max_ops`` operations or ``max_transfer`` bytes in total is
+  ``no_mem``. Adjacent operations of the same kind are merged (embedded-hal: no repeated
+  START between them) and the backend runs the result as one transaction under a per-bus
+  lock that is held for exactly that call — a driver cannot keep a bus between calls.
+  Read data is written into the guest regions only after the backend succeeded.
+- ``read`` / ``write`` / ``write_read``: one- and two-operation transactions.
+- ``delay_ns(ns)``: at most ``max_delay_ns`` (else ``invalid_argument``, nothing waited);
+  waits through the backend's ``delay_ns`` when one backend serves every bus (so traces and
+  simulated time see it), else on ``clock``.
+
+Grants are not checked here: the kernel wraps this object with its guard. Enum arguments
+arrive lifted (``AddressMode``, ``OpKind`` IntEnums); their numeric values are the WITX
+case order (seven_bit=0/ten_bit=1, read=0/write=1).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+from .._errors import HwError
+from ._clock import Clock, RealClock
+from ._i2c_backend import I2cBackend, Read, Write
+
+__all__ = ["I2cHost"]
+
+_SEVEN_BIT, _TEN_BIT = 0, 1
+_OP_READ, _OP_WRITE = 0, 1
+
+# (backend → bus name → lock), shared by every I2cHost so drivers serialise per real bus
+_LOCKS: "weakref.WeakKeyDictionary[Any, dict[str, threading.Lock]]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _bus_lock(backend: Any, bus: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        try:
+            per_backend = _LOCKS.setdefault(backend, {})
+        except TypeError:  # not weak-referenceable: one lock table per host is still correct
+            per_backend = {}
+        return per_backend.setdefault(bus, threading.Lock())
+
+
+BusTarget = Union[I2cBackend, "tuple[I2cBackend, str]"]
+
+
+class I2cHost:
+    """One driver's view of the I2C buses it may open (see the module docstring)."""
+
+    def __init__(
+        self,
+        buses: Mapping[str, BusTarget] | I2cBackend,
+        clock: Clock | None = None,
+        *,
+        max_handles: int = 8,
+        max_ops: int = 64,
+        max_transfer: int = 4096,
+        max_delay_ns: int = 1_000_000_000,
+        lock_timeout_s: float = 5.0,
+    ) -> None:
+        table: dict[str, tuple[I2cBackend, str]] = {}
+        if isinstance(buses, Mapping):
+            for name, target in buses.items():
+                backend, bus = target if isinstance(target, tuple) else (target, name)
+                table[str(name)] = (backend, str(bus))
+        else:
+            table = {name: (buses, name) for name in buses.buses()}
+        self._buses = table
+        backends = {id(b): b for b, _ in table.values()}
+        self._delay_backend = next(iter(backends.values())) if len(backends) == 1 else None
+        if clock is None:
+            clock = getattr(self._delay_backend, "clock", None) or RealClock()
+        self.clock = clock
+        self._handles: dict[int, tuple[I2cBackend, str, threading.Lock]] = {}
+        self._next = itertools.count(1)
+        self._max_handles = max_handles
+        self._max_ops = max_ops
+        self._max_transfer = max_transfer
+        self._max_delay_ns = max_delay_ns
+        self._lock_timeout_s = lock_timeout_s
+
+    @property
+    def bus_names(self) -> list[str]:
+        """The names ``open`` accepts."""
+        return sorted(self._buses)
+
+    # --- handles -------------------------------------------------------------------------
+    def open(self, name: str) -> int:
+        target = self._buses.get(name)
+        if target is None:
+            raise HwError("no_such_bus", f"no I2C bus named {name!r}")
+        if len(self._handles) >= self._max_handles:
+            raise HwError("no_mem", f"more than {self._max_handles} open I2C buses")
+        handle = next(self._next) & 0xFFFFFFFF
+        backend, bus = target
+        self._handles[handle] = (backend, bus, _bus_lock(backend, bus))
+        return handle
+
+    def close(self, bus: int) -> None:
+        if self._handles.pop(bus, None) is None:
+            raise HwError("bad_handle", f"{bus} is not an open I2C bus")
+
+    def close_all(self) -> None:
+        """Drop every handle (the driver instance ended)."""
+        self._handles.clear()
+
+    # --- transactions --------------------------------------------------------------------
+    def transaction(self, bus: int, address: int, mode: int, operations: Sequence[Any]) -> None:
+        if not operations:
+            raise HwError("invalid_argument", "empty transaction")
+        if len(operations) > self._max_ops:
+            raise HwError("no_mem", f"{len(operations)} operations exceed the quota of {self._max_ops}")
+        ops: list[tuple[int, Any]] = []
+        for op in operations:
+            kind = int(op.kind)
+            if kind not in (_OP_READ, _OP_WRITE):
+                raise HwError("invalid_argument", f"operation kind {kind} is neither read nor write")
+            ops.append((kind, op.buf))
+        self._run(bus, address, mode, ops)
+
+    def read(self, bus: int, address: int, mode: int, buf: Any) -> None:
+        self._run(bus, address, mode, [(_OP_READ, buf)])
+
+    def write(self, bus: int, address: int, mode: int, data: bytes) -> None:
+        self._run(bus, address, mode, [(_OP_WRITE, data)])
+
+    def write_read(self, bus: int, address: int, mode: int, data: bytes, buf: Any) -> None:
+        self._run(bus, address, mode, [(_OP_WRITE, data), (_OP_READ, buf)])
+
+    def delay_ns(self, ns: int) -> None:
+        if ns < 0 or ns > self._max_delay_ns:
+            raise HwError("invalid_argument", f"delay of {ns} ns exceeds the bound of {self._max_delay_ns} ns")
+        if self._delay_backend is not None:
+            self._delay_backend.delay_ns(ns)
+        else:
+            self.clock.sleep_ns(ns)
+
+    # --- the one path to the backend -----------------------------------------------------
+    def _run(self, handle: int, address: int, mode: int, ops: list[tuple[int, Any]]) -> None:
+        entry = self._handles.get(handle)
+        if entry is None:
+            raise HwError("bad_handle", f"{handle} is not an open I2C bus")
+        backend, bus, lock = entry
+        mode = int(mode)
+        if mode == _SEVEN_BIT:
+            ten_bit, limit = False, 0x7F
+        elif mode == _TEN_BIT:
+            ten_bit, limit = True, 0x3FF
+        else:
+            raise HwError("invalid_argument", f"address mode {mode} is neither 7- nor 10-bit")
+        if not 0 <= address <= limit:
+            raise HwError("invalid_argument",
+                          f"address {address:#x} does not fit {'10' if ten_bit else '7'}-bit mode")
+        # merge adjacent same-kind operations; total bytes bounded before anything is copied
+        total = sum(len(buf) for _, buf in ops)
+        if total > self._max_transfer:
+            raise HwError("no_mem", f"{total} bytes exceed the transfer quota of {self._max_transfer}")
+        wire: list[Read | Write] = []
+        reads: list[list[Any]] = []  # guest regions behind each merged Read
+        prev = None
+        for kind, buf in ops:
+            if kind == _OP_WRITE:
+                data = buf if isinstance(buf, (bytes, bytearray)) else buf.read()
+                if prev == _OP_WRITE:
+                    wire[-1] = Write(wire[-1].data + bytes(data))
+                else:
+                    wire.append(Write(bytes(data)))
+            else:
+                if prev == _OP_READ:
+                    wire[-1] = Read(wire[-1].length + len(buf))
+                    reads[-1].append(buf)
+                else:
+                    wire.append(Read(len(buf)))
+                    reads.append([buf])
+            prev = kind
+        if not lock.acquire(timeout=self._lock_timeout_s):
+            raise HwError("timeout", f"{bus} stayed busy for {self._lock_timeout_s} s")
+        try:
+            results = backend.transaction(bus, address, ten_bit, wire)
+        finally:
+            lock.release()
+        if len(results) != len(reads) or any(
+                len(r) != sum(len(b) for b in bufs) for r, bufs in zip(results, reads)):
+            raise HwError("other", f"backend {getattr(backend, 'name', backend)!r} returned malformed read data")
+        for data, bufs in zip(results, reads):
+            offset = 0
+            for buf in bufs:
+                n = len(buf)
+                if n:
+                    buf.write(data[offset:offset + n])
+                offset += n

@@ -1,0 +1,157 @@
+"""Ahead-of-time compilation cache for driver modules.
+
+Contract:
+- An entry is keyed by sha256(wasm bytes) and the engine fingerprint (wasmtime version +
+  engine settings, see `KernelEngine`): `<root>/<wasm-sha256[:32]>-<fingerprint>.cwasm` plus a
+  sidecar `.json` that *we* write at compile time, recording the sha256 of the `.cwasm` bytes,
+  the wasm digest, the wasmtime version and the engine settings.
+- Loading reads the `.cwasm` bytes once, checks them against the sidecar's digest and only then
+  hands *those same bytes* to `Module.deserialize` (no window between check and load). An entry
+  without a sidecar, with a mismatched digest, version or settings, or that fails to
+  deserialize is never trusted: the wasm is recompiled and the entry rewritten.
+- Writes are atomic (temporary file in the same directory + `os.replace`); the `.cwasm` lands
+  before its sidecar, so a crash leaves an unrecorded entry, which is recompiled.
+- The default root is `$WASI_HW_CACHE`, else `$XDG_CACHE_HOME/wasi-hw/aot`, else
+  `~/.cache/wasi-hw/aot`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+
+from ._engine import WASMTIME_VERSION, KernelEngine
+
+__all__ = ["AotCache", "LoadedModule", "default_cache_dir"]
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("WASI_HW_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "wasi-hw" / "aot"
+
+
+@dataclass(frozen=True)
+class LoadedModule:
+    """A compiled module and how it was obtained."""
+
+    module: wasmtime.Module
+    wasm_sha256: str
+    source: str            # "cache" (verified .cwasm) or "compiled"
+    seconds: float         # time to deserialize or to compile
+    cwasm: Path | None     # the cache entry, if one was written or read
+    why: str = ""          # why a compile happened when an entry existed ("digest mismatch", …)
+
+
+class AotCache:
+    """Compile-once cache of `.cwasm` files for one `KernelEngine`."""
+
+    def __init__(self, engine: KernelEngine, root: Path | str | None = None) -> None:
+        self.engine = engine
+        self.root = Path(root) if root is not None else default_cache_dir()
+
+    def paths(self, wasm_sha256: str) -> tuple[Path, Path]:
+        stem = f"{wasm_sha256[:32]}-{self.engine.fingerprint}"
+        return self.root / f"{stem}.cwasm", self.root / f"{stem}.json"
+
+    def load(self, wasm: bytes) -> LoadedModule:
+        """The module for `wasm`: a verified cache entry, else a fresh compile (then stored).
+
+        Raises `wasmtime.WasmtimeError` if `wasm` is not a valid module.
+        """
+        digest = hashlib.sha256(wasm).hexdigest()
+        cwasm, sidecar = self.paths(digest)
+        why = self._check(digest, cwasm, sidecar)
+        if isinstance(why, bytes):
+            t0 = time.perf_counter()
+            try:
+                module = wasmtime.Module.deserialize(self.engine.engine, why)
+            except wasmtime.WasmtimeError as err:
+                why = f"deserialize failed: {err}"
+            else:
+                return LoadedModule(module, digest, "cache", time.perf_counter() - t0, cwasm)
+        t0 = time.perf_counter()
+        module = wasmtime.Module(self.engine.engine, wasm)
+        seconds = time.perf_counter() - t0
+        stored = self._store(digest, module, cwasm, sidecar)
+        return LoadedModule(module, digest, "compiled", seconds, cwasm if stored else None, why)
+
+    def compile(self, wasm: bytes) -> LoadedModule:
+        """Compile `wasm` and (re)write its entry, whatever the cache holds."""
+        digest = hashlib.sha256(wasm).hexdigest()
+        cwasm, sidecar = self.paths(digest)
+        t0 = time.perf_counter()
+        module = wasmtime.Module(self.engine.engine, wasm)
+        seconds = time.perf_counter() - t0
+        stored = self._store(digest, module, cwasm, sidecar)
+        return LoadedModule(module, digest, "compiled", seconds, cwasm if stored else None)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _check(self, digest: str, cwasm: Path, sidecar: Path) -> bytes | str:
+        """The entry's verified bytes, or why it cannot be used."""
+        try:
+            record = json.loads(sidecar.read_text())
+        except FileNotFoundError:
+            return "no entry" if not cwasm.exists() else "unrecorded entry"
+        except (OSError, ValueError) as err:
+            return f"unreadable sidecar: {err}"
+        if not isinstance(record, dict):
+            return "malformed sidecar"
+        expect = {
+            "wasm_sha256": digest,
+            "wasmtime": WASMTIME_VERSION,
+            "engine": self.engine.config,
+        }
+        for key, value in expect.items():
+            if record.get(key) != value:
+                return f"sidecar {key} mismatch"
+        try:
+            data = cwasm.read_bytes()
+        except OSError as err:
+            return f"unreadable entry: {err}"
+        if hashlib.sha256(data).hexdigest() != record.get("cwasm_sha256"):
+            return "digest mismatch"
+        return data
+
+    def _store(self, digest: str, module: wasmtime.Module, cwasm: Path, sidecar: Path) -> bool:
+        data = bytes(module.serialize())
+        record = {
+            "wasm_sha256": digest,
+            "cwasm_sha256": hashlib.sha256(data).hexdigest(),
+            "wasmtime": WASMTIME_VERSION,
+            "engine": self.engine.config,
+            "created": time.time(),
+        }
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            _atomic_write(cwasm, data)
+            _atomic_write(sidecar, json.dumps(record, sort_keys=True).encode())
+        except OSError:
+            return False  # a read-only cache only costs speed
+        return True
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,322 @@
+"""Kernel subcommands: ``run``, ``compile``, ``inspect``, ``kernel run``.
+
+- ``wasi-hw run DRIVER.wasm --i2c i2c-1 --allow 0x76 [--sim bme280@0x76] [--config k=v]
+  [--polls N] [--json]`` runs one driver and prints each reading (``--json``: the reading as
+  one JSON object per line on stdout); logs, state changes and denials go to stderr. Without
+  ``--sim`` the real ``/dev/i2c-N`` is used (smbus2). ``DRIVER`` may also be a manifest
+  ``.toml`` (its grants, config and limits are used). Exit 0 when every poll succeeded,
+  1 when the driver faulted or reported errors.
+- ``wasi-hw compile DRIVER.wasm`` fills the AoT cache (prints the entry and the time).
+- ``wasi-hw inspect DRIVER.wasm``: imports/exports, reachable capabilities, timings.
+- ``wasi-hw kernel run kernel.toml [--rounds N | --duration S | --forever] [--audit FILE]``:
+  every driver of the kernel file at once, readings and state changes as they happen;
+  Ctrl-C stops cleanly. Ends after the file's ``rounds`` (default 5) unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from wasi_hw import UserError
+
+__all__ = ["register"]
+
+
+def _addr(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address (e.g. 0x76)") from None
+
+
+def _kv(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return n
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run one driver and print its readings",
+                       description="Run one driver (a .wasm, or a manifest .toml) and print its readings.")
+    p.add_argument("driver", type=Path, help="DRIVER.wasm or a driver manifest .toml")
+    p.add_argument("--i2c", default="i2c-1", metavar="BUS", help="I2C bus to grant (default i2c-1)")
+    p.add_argument("--allow", type=_addr, action="append", default=[], metavar="ADDR",
+                   help="grant this I2C address (repeatable)")
+    p.add_argument("--sim", action="append", default=[], metavar="MODEL@ADDR",
+                   help="simulate a device, e.g. bme280@0x76 (repeatable); without it the real bus is used")
+    p.add_argument("--usb-sim", action="append", default=[], metavar="MODEL",
+                   help="plug in a simulated USB device model (repeatable)")
+    p.add_argument("--config", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="configuration for the driver (repeatable)")
+    p.add_argument("--polls", type=_positive, default=1, metavar="N", help="readings to take (default 1)")
+    p.add_argument("--interval-ms", type=_positive, default=None, metavar="MS",
+                   help="poll interval (default 1000, 50 with --sim)")
+    p.add_argument("--json", action="store_true", help="one JSON object per reading on stdout")
+    p.add_argument("--audit", type=Path, metavar="FILE", help="append audit entries (JSON lines)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("compile", help="compile a driver into the AoT cache")
+    p.add_argument("wasm", type=Path, nargs="+", metavar="DRIVER.wasm")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
+    p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser("inspect", help="imports, exports, capabilities and load times of a driver")
+    p.add_argument("wasm", type=Path, metavar="DRIVER.wasm")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
+    p.set_defaults(func=_cmd_inspect)
+
+    k = sub.add_parser("kernel", help="run many drivers under the supervisor")
+    ksub = k.add_subparsers(dest="kernel_command", metavar="COMMAND")
+    k.set_defaults(func=lambda a: (k.print_help(), 2)[1])
+    p = ksub.add_parser("run", help="run every driver of a kernel file")
+    p.add_argument("file", type=Path, metavar="KERNEL.toml")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--rounds", type=_positive, metavar="N", help="stop after N polls of every driver")
+    g.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    g.add_argument("--forever", action="store_true", help="run until Ctrl-C")
+    p.add_argument("--audit", type=Path, metavar="FILE", help="append audit entries (JSON lines)")
+    p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
+    p.set_defaults(func=_cmd_kernel_run)
+
+
+# -- output ----------------------------------------------------------------------------------
+
+def _jsonable(item: Any) -> Any:
+    if isinstance(item, dict):
+        return {str(k): _jsonable(v) for k, v in item.items()}
+    if isinstance(item, (list, tuple)):
+        return [_jsonable(v) for v in item]
+    if isinstance(item, (bytes, bytearray)):
+        return item.hex()
+    if isinstance(item, float) and item != item:
+        return None
+    if item is None or isinstance(item, (str, int, float, bool)):
+        return item
+    return str(item)
+
+
+def _human(item: Any) -> str:
+    if isinstance(item, dict):
+        parts = []
+        for k, v in item.items():
+            v = round(v, 3) if isinstance(v, float) else v
+            parts.append(f"{k}={v!r}" if isinstance(v, str) and (" " in v or not v) else f"{k}={v}")
+        return " ".join(parts)
+    return repr(item)
+
+
+def _printer(*, json_out: bool, readings_only: bool, width: int = 8):
+    def on_event(ev: Any) -> None:
+        if ev.kind == "report":
+            if json_out:
+                obj = _jsonable(ev.data) if readings_only else {
+                    "time": ev.time, "driver": ev.driver, "event": "report", "data": _jsonable(ev.data)}
+                if readings_only and not isinstance(obj, dict):
+                    obj = {"value": obj}
+                print(json.dumps(obj), flush=True)
+            else:
+                print(f"{ev.driver:<{width}}  {_human(ev.data)}", flush=True)
+            return
+        if ev.kind == "log":
+            level, message = ev.data
+            line = f"{ev.driver:<{width}}  [{level}] {message}"
+        elif ev.kind == "state":
+            line = f"{ev.driver:<{width}}  state {ev.data}" + (f" — {ev.detail}" if ev.detail else "")
+        else:
+            line = f"{ev.driver:<{width}}  {ev.kind}: {ev.detail or ev.data}"
+        if json_out and not readings_only:
+            print(json.dumps({"time": ev.time, "driver": ev.driver, "event": ev.kind,
+                              "data": _jsonable(ev.data), "detail": ev.detail}), flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    return on_event
+
+
+def _audit_log(path: Path | None):
+    from ._audit import AuditLog
+
+    class _Echo(AuditLog):
+        def record(self, driver, call, asked, why, outcome="access"):  # type: ignore[override]
+            entry = super().record(driver, call, asked, why, outcome)
+            print(f"{driver:<8}  audit {outcome}: {call} {json.dumps(_jsonable(asked))} — {why}",
+                  file=sys.stderr, flush=True)
+            return entry
+
+    try:
+        return _Echo(path)
+    except OSError as err:
+        raise UserError(f"cannot open audit log {path}: {err.strerror or err}") from None
+
+
+# -- commands --------------------------------------------------------------------------------
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ._hosts import Backends
+    from ._manifest import load_manifest
+    from ._run import adhoc_manifest, parse_sim_spec, real_backends, run_driver, sim_i2c, sim_usb
+    from ._run import SimDevice
+
+    if args.driver.suffix == ".toml":
+        manifest = load_manifest(args.driver)
+        if args.allow or args.config:
+            raise UserError("--allow/--config cannot widen a manifest; edit the manifest instead")
+        bus = manifest.i2c[0].bus if manifest.i2c else args.i2c
+    else:
+        if not args.driver.exists():
+            raise UserError(f"{args.driver}: no such file")
+        allow = list(args.allow)
+        interval = args.interval_ms or (50 if args.sim else 1000)
+        manifest = adhoc_manifest(args.driver, bus=args.i2c, allow=allow, config=dict(args.config),
+                                  poll_interval_ms=interval)
+        bus = args.i2c
+    specs = [parse_sim_spec(s, bus) for s in args.sim]
+    if specs or args.usb_sim:
+        i2c = sim_i2c([SimDevice(m, b, a) for m, b, a in specs], [bus])
+        usb = sim_usb([SimDevice(m) for m in args.usb_sim]) if (args.usb_sim or manifest.usb) else None
+        backends = Backends(i2c=i2c, usb=usb, clock=i2c.clock)
+    else:
+        backends = real_backends([g.bus for g in manifest.i2c] or [bus], usb=bool(manifest.usb))
+    result = run_driver(manifest, backends, polls=args.polls,
+                        on_event=_printer(json_out=args.json, readings_only=True,
+                                          width=len(manifest.name)),
+                        audit=_audit_log(args.audit), cache_dir=args.cache_dir)
+    if result.state == "quarantined" or result.faults or result.errors or not result.readings:
+        return 1
+    return 0
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from ._cache import AotCache
+    from ._engine import KernelEngine
+
+    with KernelEngine() as engine:
+        cache = AotCache(engine, args.cache_dir)
+        for path in args.wasm:
+            wasm = _read(path)
+            loaded = _wasm_error(path, lambda: cache.compile(wasm))
+            where = loaded.cwasm if loaded.cwasm else "(cache not writable)"
+            print(f"{path}: compiled in {loaded.seconds * 1000:.1f} ms → {where}")
+    return 0
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise UserError(f"{path}: {err.strerror or err}") from None
+
+
+def _wasm_error(path: Path, fn):
+    import wasmtime
+
+    try:
+        return fn()
+    except wasmtime.WasmtimeError as err:
+        raise UserError(f"{path}: not a valid wasm module: {str(err).splitlines()[0]}") from None
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from ._cache import AotCache
+    from ._engine import KernelEngine
+    from ._inspect import inspect_wasm
+
+    wasm = _read(args.wasm)
+    with KernelEngine() as engine:
+        info = _wasm_error(args.wasm, lambda: inspect_wasm(wasm, AotCache(engine, args.cache_dir)))
+    if args.json:
+        print(json.dumps({
+            "imports": [{"module": m, "name": n, "signature": s, "known": k} for m, n, s, k in info.imports],
+            "exports": [{"name": n, "signature": s} for n, s in info.exports],
+            "capabilities": info.capabilities,
+            "compile_ms": info.compile_s * 1000, "cache_load_ms": info.cache_load_s * 1000,
+            "instantiate_ms": None if info.instantiate_s is None else info.instantiate_s * 1000,
+            "problems": info.problems,
+        }))
+        return 1 if info.problems else 0
+    print(f"{args.wasm} ({len(wasm)} bytes)")
+    print("imports:")
+    for m, n, s, k in info.imports:
+        print(f"  {m}.{n:<22} {s}{'' if k else '   ← not in the specs'}")
+    print("exports:")
+    for n, s in info.exports:
+        print(f"  {n:<31} {s}")
+    print("capabilities (grant kind ← functions):")
+    for cap, fns in sorted(info.capabilities.items()):
+        print(f"  {cap}: {', '.join(fns)}")
+    inst = "n/a" if info.instantiate_s is None else f"{info.instantiate_s * 1e6:.0f} µs"
+    print(f"times: compile {info.compile_s * 1000:.2f} ms, cache load "
+          f"{info.cache_load_s * 1e6:.0f} µs, instantiate {inst}")
+    for problem in info.problems:
+        print(f"problem: {problem}")
+    return 1 if info.problems else 0
+
+
+def _cmd_kernel_run(args: argparse.Namespace) -> int:
+    from ._run import load_kernel_file, plan_backends
+    from ._supervisor import Kernel
+
+    plan = load_kernel_file(args.file)
+    backends = plan_backends(plan)
+    width = max(len(m.name) for m in plan.manifests)
+    printer = _printer(json_out=args.json, readings_only=False, width=width)
+    audit = _audit_log(args.audit)
+    kernel = Kernel(backends, on_event=printer, audit=audit, cache_dir=args.cache_dir,
+                    tick_ms=plan.tick_ms)
+    try:
+        for m in plan.manifests:
+            t0 = time.perf_counter()
+            print(f"{m.name:<{width}}  loading {m.wasm.name} …", file=sys.stderr, flush=True)
+            slot = kernel.add(m)
+            print(f"{m.name:<{width}}  {'loaded from the AoT cache' if slot.source == 'cache' else 'compiled'}"
+                  f" in {(time.perf_counter() - t0) * 1000:.1f} ms", file=sys.stderr, flush=True)
+        for src, dst in plan.routes:
+            kernel.route(src, dst)
+        rounds = None if args.forever or args.duration else (args.rounds or plan.rounds)
+        kernel.run(rounds=rounds, duration=args.duration)
+    finally:
+        kernel.close()
+        audit.close()
+        _show_sim_state(backends, plan)
+    bad = [s.name for s in kernel.slots.values() if s.state == "quarantined"]
+    summary = ", ".join(f"{s.name}: {s.polls} polls, {s.faults} faults, {s.state}"
+                        for s in kernel.slots.values())
+    print(f"kernel: {summary}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _show_sim_state(backends: Any, plan: Any) -> None:
+    """Print what simulated output devices show (e.g. the LCD's text)."""
+    for d in plan.i2c_sim:
+        try:
+            dev = backends.i2c.device(d.bus, d.address)
+        except Exception:  # noqa: BLE001 — nothing to show
+            continue
+        text = getattr(dev, "text", None)
+        if callable(text):
+            text = text()
+        if isinstance(text, (list, tuple)):
+            text = "\n".join(text)
+        if isinstance(text, str):
+            print(f"[{d.model} on {d.bus} @ {d.address:#04x} shows]", file=sys.stderr)
+            for line in text.splitlines():
+                print(f"  |{line}|", file=sys.stderr)

@@ -1,0 +1,330 @@
+"""The kernel guard: grants and quotas checked between the generated shims and the host modules.
+
+Each guard implements the same Protocol as the host module it wraps (`WasiI2c`, `WasiUsb`,
+`WasiDriver`) and delegates after checking the driver's frozen `Manifest`. A denial raises
+`HwError("access")` and is written to the `AuditLog` (driver, call, what was asked, why).
+A quota overrun raises `HwError("no_mem")` and is audited too.
+
+I2C rules:
+- `open(name)`: the bus must be granted; at most `limits.open_handles` buses open at once.
+- every transfer: the handle must be one this driver opened (else ``bad_handle``); the address
+  must be in the bus's grant (10-bit mode only if the grant says ``ten_bit``); the transaction's
+  bytes in total at most `limits.max_transfer`.
+- register ranges (only if the grant lists any): a Write's first byte is the register pointer,
+  its remaining bytes go to pointer, pointer+1, ... — each needs a "w" range; a Read reads from
+  the current pointer onwards (set by the preceding Write in the same transaction, else the last
+  pointer this driver set on that device) — each byte needs an "r" range. A Read whose pointer
+  is unknown is denied. A Write of the pointer alone needs the pointer inside some range.
+- `delay_ns` longer than the per-call deadline is ``invalid_argument`` (a driver cannot park
+  the kernel).
+
+USB rules (checked before the host module runs): `open` only of devices whose vid:pid[:serial]
+is granted (`list_devices` shows only those), `claim_interface`/`release_interface`/
+`set_alt_setting`/`detach_kernel_driver` only of granted interfaces, transfers only on granted
+endpoints (endpoint 0 is always allowed), `reset_device` / `detach_kernel_driver` /
+`set_configuration` only with the matching operation grant, transfer lengths at most
+`limits.max_transfer`, at most `limits.open_handles` devices open, transfer timeouts at most
+the per-call deadline. Control transfers: SET_ADDRESS is always denied, a standard
+SET_CONFIGURATION needs the set_configuration grant, interface- and endpoint-recipient
+requests need that interface / endpoint granted.
+
+Driver rules: `report` data at most `limits.report_bytes`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wasi_hw import HwError
+
+from ._audit import AuditLog
+from ._manifest import Manifest
+
+__all__ = ["I2cGuard", "DriverGuard", "UsbGuard", "Denied"]
+
+
+class Denied(HwError):
+    """A grant or quota denial that has already been audited."""
+
+
+class _Guard:
+    _call_prefix = ""
+
+    def __init__(self, host: Any, manifest: Manifest, audit: AuditLog) -> None:
+        self._host = host
+        self._m = manifest
+        self._audit = audit
+
+    def _deny(self, call: str, asked: dict, why: str, kind: str = "access") -> Denied:
+        self._audit.record(self._m.name, f"{self._call_prefix}.{call}", asked, why, kind)
+        return Denied(kind, why)
+
+    def __getattr__(self, name: str) -> Any:
+        # Methods without a grant check pass straight through (e.g. wasi_driver.now_ns).
+        return getattr(self._host, name)
+
+
+def _is_write(op: Any) -> bool:
+    kind = op.kind
+    return int(kind) == 1
+
+
+def _op_len(op: Any) -> int:
+    return len(op.buf)
+
+
+class I2cGuard(_Guard):
+    _call_prefix = "wasi_i2c"
+
+    def __init__(self, host: Any, manifest: Manifest, audit: AuditLog) -> None:
+        super().__init__(host, manifest, audit)
+        self._buses: dict[int, str] = {}            # handle → bus name
+        self._pointer: dict[tuple[str, int], int] = {}  # (bus, address) → last register pointer
+
+    def open(self, name: str) -> int:
+        if self._m.i2c_grant(name) is None:
+            granted = ", ".join(g.bus for g in self._m.i2c) or "none"
+            raise self._deny("open", {"bus": name}, f"bus {name!r} is not granted (granted: {granted})")
+        if len(self._buses) >= self._m.limits.open_handles:
+            raise self._deny("open", {"bus": name},
+                             f"open-handle quota of {self._m.limits.open_handles} reached", "no_mem")
+        handle = self._host.open(name)
+        self._buses[int(handle)] = name
+        return handle
+
+    def close(self, bus: int) -> None:
+        self._host.close(bus)
+        self._buses.pop(bus, None)
+
+    def _check(self, call: str, bus: int, address: int, mode: Any,
+               ops: list[tuple[bool, int, bytes | None]]) -> tuple[str, int]:
+        """ops: (is_write, length, written bytes or None)."""
+        name = self._buses.get(bus)
+        if name is None:
+            raise HwError("bad_handle", f"{bus} is not an open bus of this driver")
+        grant = self._m.i2c_grant(name)
+        assert grant is not None  # opened only if granted; grants are frozen
+        ten = int(mode) == 1
+        asked: dict[str, Any] = {"bus": name, "address": address, "ten_bit": ten}
+        if ten and not grant.ten_bit:
+            raise self._deny(call, asked, f"10-bit addressing is not granted on {name}")
+        if address not in grant.addresses:
+            allowed = ", ".join(f"{a:#04x}" for a in sorted(grant.addresses))
+            raise self._deny(call, asked, f"address {address:#04x} is not granted on {name} "
+                                          f"(granted: {allowed})")
+        total = sum(n for _, n, _ in ops)
+        if total > self._m.limits.max_transfer:
+            asked["bytes"] = total
+            raise self._deny(call, asked, f"transaction of {total} bytes exceeds the "
+                                          f"{self._m.limits.max_transfer}-byte transfer quota", "no_mem")
+        if grant.registers:
+            key = (name, address)
+            ptr = self._pointer.get(key)
+            for is_write, n, data in ops:
+                if is_write:
+                    if not data:
+                        continue
+                    ptr = data[0]
+                    if n == 1:
+                        if not any(r.covers(ptr) for r in grant.registers):
+                            asked["register"] = ptr
+                            raise self._deny(call, asked, f"register {ptr:#04x} is outside the "
+                                                          f"granted ranges")
+                        continue
+                    for i in range(n - 1):
+                        if not grant.allows_register(ptr + i, write=True):
+                            asked["register"] = ptr + i
+                            raise self._deny(call, asked, f"writing register {ptr + i:#04x} is "
+                                                          f"not granted")
+                    ptr = ptr + n - 1
+                else:
+                    if ptr is None:
+                        raise self._deny(call, asked, "read without a known register pointer "
+                                                      "under a register-restricted grant")
+                    for i in range(n):
+                        if not grant.allows_register(ptr + i, write=False):
+                            asked["register"] = ptr + i
+                            raise self._deny(call, asked, f"reading register {ptr + i:#04x} is "
+                                                          f"not granted")
+                    ptr = ptr + n
+            if ptr is not None:
+                self._pointer[key] = ptr
+        return name, address
+
+    def transaction(self, bus: int, address: int, mode: Any, operations: list) -> None:
+        # lengths first: the quota is checked before any write buffer is copied
+        total = sum(_op_len(op) for op in operations)
+        if total > self._m.limits.max_transfer:
+            self._check("transaction", bus, address, mode, [(False, total, None)])
+        ops = [(w, _op_len(op), op.buf.read() if w else None)
+               for op in operations for w in (_is_write(op),)]
+        self._check("transaction", bus, address, mode, ops)
+        return self._host.transaction(bus, address, mode, operations)
+
+    def read(self, bus: int, address: int, mode: Any, buf: Any) -> None:
+        self._check("read", bus, address, mode, [(False, len(buf), None)])
+        return self._host.read(bus, address, mode, buf)
+
+    def write(self, bus: int, address: int, mode: Any, data: bytes) -> None:
+        self._check("write", bus, address, mode, [(True, len(data), data)])
+        return self._host.write(bus, address, mode, data)
+
+    def write_read(self, bus: int, address: int, mode: Any, data: bytes, buf: Any) -> None:
+        self._check("write_read", bus, address, mode,
+                    [(True, len(data), data), (False, len(buf), None)])
+        return self._host.write_read(bus, address, mode, data, buf)
+
+    def delay_ns(self, ns: int) -> None:
+        limit = self._m.limits.deadline_ms * 1_000_000
+        if ns > limit:
+            raise HwError("invalid_argument",
+                          f"delay of {ns} ns exceeds the per-call deadline of "
+                          f"{self._m.limits.deadline_ms} ms")
+        return self._host.delay_ns(ns)
+
+
+class DriverGuard(_Guard):
+    _call_prefix = "wasi_driver"
+
+    def report(self, data: bytes) -> None:
+        if len(data) > self._m.limits.report_bytes:
+            raise self._deny("report", {"bytes": len(data)},
+                             f"report of {len(data)} bytes exceeds the "
+                             f"{self._m.limits.report_bytes}-byte quota", "no_mem")
+        return self._host.report(data)
+
+
+_RECIPIENT_INTERFACE, _RECIPIENT_ENDPOINT = 1, 2
+_SET_ADDRESS, _SET_CONFIGURATION, _SET_INTERFACE = 5, 9, 11
+
+
+class UsbGuard(_Guard):
+    _call_prefix = "wasi_usb"
+
+    def __init__(self, host: Any, manifest: Manifest, audit: AuditLog) -> None:
+        super().__init__(host, manifest, audit)
+        self._open: set[int] = set()
+
+    def _grant(self, call: str, info: Any) -> Any:
+        for g in self._m.usb:
+            if g.matches(info.vendor_id, info.product_id, info.serial):
+                return g
+        raise self._deny(call, _ident(info), f"device {info.vendor_id:04x}:{info.product_id:04x} "
+                                             "is not granted")
+
+    def _handle_grant(self, call: str, handle: int) -> tuple[Any, dict]:
+        info = self._host.handle_identity(handle)      # bad_handle for forged / stale handles
+        return self._grant(call, info), _ident(info)
+
+    def open(self, device: int) -> int:
+        info = self._host.device_identity(device)
+        self._grant("open", info)
+        if len(self._open) >= self._m.limits.open_handles:
+            raise self._deny("open", _ident(info), f"open-handle quota of "
+                             f"{self._m.limits.open_handles} reached", "no_mem")
+        handle = self._host.open(device)
+        self._open.add(int(handle))
+        return handle
+
+    def close(self, handle: int) -> None:
+        self._host.close(handle)
+        self._open.discard(handle)
+
+    def _operation(self, call: str, handle: int, op: str, asked: dict | None = None) -> Any:
+        grant, ident = self._handle_grant(call, handle)
+        if op not in grant.operations:
+            raise self._deny(call, {**ident, **(asked or {})}, f"operation {op} is not granted")
+        return grant
+
+    def _interface(self, call: str, handle: int, interface: int, grant: Any = None) -> None:
+        g, ident = self._handle_grant(call, handle)
+        if interface not in g.interfaces:
+            raise self._deny(call, {**ident, "interface": interface},
+                             f"interface {interface} is not granted")
+
+    def _endpoint(self, call: str, handle: int, endpoint: int) -> None:
+        g, ident = self._handle_grant(call, handle)
+        if endpoint & 0x0F and endpoint not in g.endpoints:
+            raise self._deny(call, {**ident, "endpoint": endpoint},
+                             f"endpoint {endpoint:#04x} is not granted")
+
+    def _quota(self, call: str, n: int) -> None:
+        if n > self._m.limits.max_transfer:
+            raise self._deny(call, {"bytes": n}, f"transfer of {n} bytes exceeds the "
+                             f"{self._m.limits.max_transfer}-byte quota", "no_mem")
+
+    def _timeout(self, timeout: int) -> int:
+        """A transfer may wait at most the per-call deadline (0 = the deadline)."""
+        return min(timeout, self._m.limits.deadline_ms) if timeout else 0
+
+    def set_configuration(self, handle: int, value: int) -> None:
+        self._operation("set_configuration", handle, "set_configuration", {"value": value})
+        return self._host.set_configuration(handle, value)
+
+    def claim_interface(self, handle: int, interface: int) -> None:
+        self._interface("claim_interface", handle, interface)
+        return self._host.claim_interface(handle, interface)
+
+    def release_interface(self, handle: int, interface: int) -> None:
+        self._interface("release_interface", handle, interface)
+        return self._host.release_interface(handle, interface)
+
+    def set_alt_setting(self, handle: int, interface: int, alt_setting: int) -> None:
+        self._interface("set_alt_setting", handle, interface)
+        return self._host.set_alt_setting(handle, interface, alt_setting)
+
+    def detach_kernel_driver(self, handle: int, interface: int) -> None:
+        self._operation("detach_kernel_driver", handle, "detach_kernel_driver",
+                        {"interface": interface})
+        self._interface("detach_kernel_driver", handle, interface)
+        return self._host.detach_kernel_driver(handle, interface)
+
+    def reset_device(self, handle: int) -> None:
+        self._operation("reset_device", handle, "reset")
+        return self._host.reset_device(handle)
+
+    def control_transfer(self, handle: int, request_type: int, request: int, value: int,
+                         index: int, data: Any, timeout: int) -> int:
+        call = "control_transfer"
+        g, ident = self._handle_grant(call, handle)
+        self._quota(call, len(data))
+        standard = (request_type >> 5) & 3 == 0
+        recipient = request_type & 0x1F
+        asked = {**ident, "request_type": request_type, "request": request, "index": index}
+        if standard and recipient == 0 and request == _SET_ADDRESS:
+            raise self._deny(call, asked, "SET_ADDRESS belongs to the host controller")
+        if standard and recipient == 0 and request == _SET_CONFIGURATION \
+                and "set_configuration" not in g.operations:
+            raise self._deny(call, asked, "SET_CONFIGURATION needs the set_configuration grant")
+        if recipient == _RECIPIENT_INTERFACE and (index & 0xFF) not in g.interfaces:
+            raise self._deny(call, asked, f"interface {index & 0xFF} is not granted")
+        if recipient == _RECIPIENT_ENDPOINT and (index & 0x0F) and (index & 0xFF) not in g.endpoints:
+            raise self._deny(call, asked, f"endpoint {index & 0xFF:#04x} is not granted")
+        return self._host.control_transfer(handle, request_type, request, value, index, data,
+                                           self._timeout(timeout))
+
+    def bulk_transfer(self, handle: int, endpoint: int, data: Any, timeout: int) -> int:
+        self._endpoint("bulk_transfer", handle, endpoint)
+        self._quota("bulk_transfer", len(data))
+        return self._host.bulk_transfer(handle, endpoint, data, self._timeout(timeout))
+
+    def interrupt_transfer(self, handle: int, endpoint: int, data: Any, timeout: int) -> int:
+        self._endpoint("interrupt_transfer", handle, endpoint)
+        self._quota("interrupt_transfer", len(data))
+        return self._host.interrupt_transfer(handle, endpoint, data, self._timeout(timeout))
+
+    def iso_transfer(self, handle: int, endpoint: int, data: Any, packets: Any, timeout: int) -> int:
+        self._endpoint("iso_transfer", handle, endpoint)
+        self._quota("iso_transfer", len(data))
+        return self._host.iso_transfer(handle, endpoint, data, packets, self._timeout(timeout))
+
+    def clear_halt(self, handle: int, endpoint: int) -> None:
+        self._endpoint("clear_halt", handle, endpoint)
+        return self._host.clear_halt(handle, endpoint)
+
+
+def _ident(info: Any) -> dict:
+    out = {"vid": info.vendor_id, "pid": info.product_id}
+    if info.serial is not None:
+        out["serial"] = info.serial
+    return out

@@ -1,0 +1,367 @@
+"""Driver manifests and kernel files: TOML in, frozen grants out.
+
+Contract:
+- `load_manifest(path)` parses a driver manifest with `tomllib` and validates all of it before
+  anything runs. Every mistake raises `ManifestError` (a `UserError`) located as `file:line`:
+  tomllib's own position for syntax errors, the offending key's line for semantic ones.
+  Unknown keys are errors.
+- The result is a `Manifest` of frozen dataclasses, tuples and frozensets: grants cannot be
+  widened after a driver starts.
+
+Driver manifest (all tables but the first two keys optional)::
+
+    name = "bme280"                       # [a-z0-9_-]+
+    wasm = "../../build/wasm/bme280.wasm" # relative to the manifest
+    poll_interval_ms = 1000
+    [config]                              # strings handed to wasi_driver.config_get
+    bus = "i2c-1"
+    [[i2c]]                               # one grant per bus
+    bus = "i2c-1"
+    addresses = [0x76, 0x77]
+    ten_bit = false
+    [[i2c.registers]]                     # optional: restricts register access
+    first = 0x88
+    last = 0xff
+    access = "r"                          # "r", "w" or "rw"
+    [[usb]]
+    vid = 0x1209
+    pid = 0x0001
+    serial = "ABC"                        # optional
+    interfaces = [0]
+    endpoints = [0x81, 0x01]
+    operations = ["set_configuration"]   # reset, detach_kernel_driver, set_configuration
+    [limits]
+    memory_pages = 16                     # 64 KiB wasm pages
+    open_handles = 4
+    max_transfer = 4096                   # largest single transfer / host-side copy, bytes
+    deadline_ms = 100                     # per call into the guest
+    report_bytes = 1024                   # largest report
+    [restart]
+    max_faults = 3                        # give up after this many faults in a row
+    backoff_ms = 100                      # doubled per consecutive fault ...
+    backoff_max_ms = 5000                 # ... up to this
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from wasi_hw import UserError
+
+__all__ = [
+    "Manifest", "I2cGrant", "RegisterRange", "UsbGrant", "Limits", "RestartPolicy",
+    "ManifestError", "load_manifest", "parse_manifest", "USB_OPERATIONS", "TomlDoc",
+]
+
+USB_OPERATIONS = frozenset({"reset", "detach_kernel_driver", "set_configuration"})
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class ManifestError(UserError):
+    """A manifest or kernel file is malformed; the message starts with `file:line:`."""
+
+
+@dataclass(frozen=True)
+class RegisterRange:
+    first: int
+    last: int
+    read: bool
+    write: bool
+
+    def covers(self, reg: int) -> bool:
+        return self.first <= reg <= self.last
+
+
+@dataclass(frozen=True)
+class I2cGrant:
+    bus: str
+    addresses: frozenset[int]
+    ten_bit: bool = False
+    registers: tuple[RegisterRange, ...] = ()
+
+    def allows_register(self, reg: int, *, write: bool) -> bool:
+        for r in self.registers:
+            if r.covers(reg) and (r.write if write else r.read):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class UsbGrant:
+    vid: int
+    pid: int
+    serial: str | None = None
+    interfaces: frozenset[int] = frozenset()
+    endpoints: frozenset[int] = frozenset()
+    operations: frozenset[str] = frozenset()
+
+    def matches(self, vid: int, pid: int, serial: str | None) -> bool:
+        return (vid, pid) == (self.vid, self.pid) and (self.serial is None or self.serial == serial)
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_pages: int = 16
+    open_handles: int = 4
+    max_transfer: int = 4096
+    deadline_ms: int = 100
+    report_bytes: int = 1024
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    max_faults: int = 3
+    backoff_ms: int = 100
+    backoff_max_ms: int = 5000
+
+    def backoff(self, consecutive: int) -> float:
+        """Seconds to wait before restart number `consecutive` (1-based)."""
+        return min(self.backoff_max_ms, self.backoff_ms * 2 ** max(0, consecutive - 1)) / 1000
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    wasm: Path
+    source: Path | None = None
+    config: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    i2c: tuple[I2cGrant, ...] = ()
+    usb: tuple[UsbGrant, ...] = ()
+    limits: Limits = Limits()
+    poll_interval_ms: int = 1000
+    restart: RestartPolicy = RestartPolicy()
+
+    def i2c_grant(self, bus: str) -> I2cGrant | None:
+        for g in self.i2c:
+            if g.bus == bus:
+                return g
+        return None
+
+
+# -- TOML with positions --------------------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
+
+
+class TomlDoc:
+    """A parsed TOML file that can point at the line of a key (for error messages)."""
+
+    def __init__(self, path: Path, text: str | None = None) -> None:
+        self.path = Path(path)
+        try:
+            self.text = self.path.read_text(encoding="utf-8") if text is None else text
+        except FileNotFoundError:
+            raise ManifestError(f"{self.path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ManifestError(f"{self.path}: cannot read: {err}") from None
+        try:
+            self.data = tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError as err:
+            # tomllib: "... (at line L, column C)"
+            m = re.search(r"\(at line (\d+), column (\d+)\)", str(err))
+            line = m.group(1) if m else "1"
+            msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(err))
+            raise ManifestError(f"{self.path}:{line}: TOML syntax: {msg}") from None
+        self._index = self._index_lines()
+
+    def _index_lines(self) -> dict[tuple, int]:
+        """(table path with array indices, key) → line number; key None → the header line."""
+        index: dict[tuple, int] = {}
+        counts: dict[tuple, int] = {}
+        table: tuple = ()
+        for no, line in enumerate(self.text.splitlines(), 1):
+            m = _HEADER.match(line)
+            if m and not _KEY.match(line):
+                parts = tuple(p.strip().strip("\"'") for p in m.group(2).split("."))
+                # resolve array indices of parent arrays from the current position
+                resolved: list = []
+                for i, p in enumerate(parts):
+                    resolved.append(p)
+                    key = tuple(resolved)
+                    if i < len(parts) - 1 and key in counts:
+                        resolved.append(counts[key] - 1)
+                if m.group(1) == "[[":
+                    key = tuple(resolved)
+                    n = counts.get(key, 0)
+                    counts[key] = n + 1
+                    resolved.append(n)
+                table = tuple(resolved)
+                index.setdefault((table, None), no)
+                continue
+            m = _KEY.match(line)
+            if m:
+                parts = tuple(p.strip("\"'") for p in m.group(1).split("."))
+                index.setdefault((table + parts[:-1], parts[-1]), no)
+        return index
+
+    def line(self, path: tuple) -> int:
+        """Best line for `path` (table parts, array indices, and finally the key)."""
+        path = tuple(path)
+        while path:
+            hit = self._index.get((path[:-1], path[-1]))
+            if hit is None:
+                hit = self._index.get((path, None))
+            if hit is not None:
+                return hit
+            path = path[:-1]
+        return 1
+
+    def error(self, path: tuple, message: str) -> ManifestError:
+        return ManifestError(f"{self.path}:{self.line(path)}: {message}")
+
+
+# -- validation helpers ---------------------------------------------------------------------
+
+class _V:
+    """Validation of one table: typed getters that report located errors, unknown-key check."""
+
+    def __init__(self, doc: TomlDoc, table: Any, path: tuple, what: str) -> None:
+        if not isinstance(table, dict):
+            raise doc.error(path, f"{what} must be a table")
+        self.doc, self.table, self.path, self.what = doc, table, path, what
+        self.seen: set[str] = set()
+
+    def err(self, key: str | None, message: str) -> ManifestError:
+        return self.doc.error(self.path + ((key,) if key else ()), message)
+
+    def get(self, key: str, types: type | tuple, default: Any = ..., *, desc: str) -> Any:
+        self.seen.add(key)
+        if key not in self.table:
+            if default is ...:
+                raise self.err(None, f"{self.what}: missing required key '{key}' ({desc})")
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            raise self.err(key, f"{self.what}.{key} must be {desc}, not a boolean")
+        if not isinstance(value, types):
+            raise self.err(key, f"{self.what}.{key} must be {desc}, not {_tname(value)}")
+        return value
+
+    def int(self, key: str, default: Any = ..., *, lo: int, hi: int, desc: str) -> int:
+        value = self.get(key, int, default, desc=desc)
+        if key in self.table and not lo <= value <= hi:
+            raise self.err(key, f"{self.what}.{key} = {value} is out of range ({lo}..{hi})")
+        return value
+
+    def int_list(self, key: str, *, lo: int, hi: int, desc: str, default: Any = ...) -> frozenset:
+        values = self.get(key, list, default, desc=f"a list of {desc}")
+        out = set()
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise self.err(key, f"{self.what}.{key}: {v!r} is not {desc}")
+            if not lo <= v <= hi:
+                raise self.err(key, f"{self.what}.{key}: {v:#x} is out of range ({lo:#x}..{hi:#x})")
+            out.add(v)
+        return frozenset(out)
+
+    def done(self) -> None:
+        for key in self.table:
+            if key not in self.seen:
+                raise self.err(key, f"{self.what}: unknown key '{key}'")
+
+
+def _tname(v: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", list: "a list",
+            dict: "a table", bool: "a boolean"}.get(type(v), type(v).__name__)
+
+
+def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) -> Manifest:
+    """Validate a manifest table (the whole `doc` by default) into a frozen `Manifest`."""
+    v = _V(doc, doc.data if table is None else table, path, "manifest")
+    name = v.get("name", str, desc="the driver's name")
+    if not _NAME.match(name):
+        raise v.err("name", f"driver name {name!r} must match [a-z0-9][a-z0-9_-]*")
+    wasm = v.get("wasm", str, desc="the path of the driver's .wasm, relative to the manifest")
+    wasm_path = (doc.path.parent / wasm).resolve()
+    poll = v.int("poll_interval_ms", 1000, lo=1, hi=86_400_000, desc="milliseconds")
+
+    cfg: dict[str, str] = {}
+    if "config" in v.table:
+        c = _V(doc, v.get("config", dict, desc="a table of strings"), path + ("config",), "config")
+        for key in c.table:
+            cfg[key] = c.get(key, str, desc='a string (quote numbers: address = "0x76")')
+        c.done()
+
+    i2c: list[I2cGrant] = []
+    for n, g in enumerate(v.get("i2c", list, [], desc="an array of tables [[i2c]]")):
+        gv = _V(doc, g, path + ("i2c", n), "i2c")
+        bus = gv.get("bus", str, desc="a bus name such as \"i2c-1\"")
+        ten = gv.get("ten_bit", bool, False, desc="true or false")
+        addrs = gv.int_list("addresses", lo=0, hi=0x3FF if ten else 0x7F, desc="addresses")
+        if not addrs:
+            raise gv.err("addresses", "i2c.addresses must not be empty")
+        regs: list[RegisterRange] = []
+        for k, r in enumerate(gv.get("registers", list, [], desc="an array of tables")):
+            rv = _V(doc, r, path + ("i2c", n, "registers", k), "i2c.registers")
+            first = rv.int("first", lo=0, hi=0xFF, desc="a register number")
+            last = rv.int("last", first, lo=0, hi=0xFF, desc="a register number")
+            if last < first:
+                raise rv.err("last", f"i2c.registers: last {last:#x} is below first {first:#x}")
+            access = rv.get("access", str, "rw", desc='"r", "w" or "rw"')
+            if access not in ("r", "w", "rw"):
+                raise rv.err("access", f'i2c.registers.access must be "r", "w" or "rw", not {access!r}')
+            rv.done()
+            regs.append(RegisterRange(first, last, "r" in access, "w" in access))
+        gv.done()
+        if any(x.bus == bus for x in i2c):
+            raise gv.err("bus", f"bus {bus!r} is granted twice")
+        i2c.append(I2cGrant(bus, addrs, ten, tuple(regs)))
+
+    usb: list[UsbGrant] = []
+    for n, g in enumerate(v.get("usb", list, [], desc="an array of tables [[usb]]")):
+        uv = _V(doc, g, path + ("usb", n), "usb")
+        vid = uv.int("vid", lo=0, hi=0xFFFF, desc="a vendor id")
+        pid = uv.int("pid", lo=0, hi=0xFFFF, desc="a product id")
+        serial = uv.get("serial", str, None, desc="a string")
+        ifs = uv.int_list("interfaces", lo=0, hi=0xFF, desc="interface numbers", default=[])
+        eps = uv.int_list("endpoints", lo=0, hi=0xFF, desc="endpoint addresses", default=[])
+        for ep in eps:
+            if ep & 0x70 or ep & 0x0F == 0:
+                raise uv.err("endpoints", f"usb.endpoints: {ep:#04x} is not an endpoint address "
+                                          "(1..15, bit 7 for IN; endpoint 0 is always allowed)")
+        ops = uv.get("operations", list, [], desc="a list of operation names")
+        for op in ops:
+            if op not in USB_OPERATIONS:
+                raise uv.err("operations", f"usb.operations: unknown operation {op!r} "
+                                           f"(known: {', '.join(sorted(USB_OPERATIONS))})")
+        uv.done()
+        usb.append(UsbGrant(vid, pid, serial, ifs, eps, frozenset(ops)))
+
+    limits = Limits()
+    if "limits" in v.table:
+        lv = _V(doc, v.get("limits", dict, desc="a table"), path + ("limits",), "limits")
+        limits = Limits(
+            memory_pages=lv.int("memory_pages", Limits.memory_pages, lo=1, hi=65536, desc="pages"),
+            open_handles=lv.int("open_handles", Limits.open_handles, lo=1, hi=1024, desc="a count"),
+            max_transfer=lv.int("max_transfer", Limits.max_transfer, lo=1, hi=16 << 20, desc="bytes"),
+            deadline_ms=lv.int("deadline_ms", Limits.deadline_ms, lo=1, hi=600_000, desc="milliseconds"),
+            report_bytes=lv.int("report_bytes", Limits.report_bytes, lo=1, hi=1 << 20, desc="bytes"),
+        )
+        lv.done()
+
+    restart = RestartPolicy()
+    if "restart" in v.table:
+        rv = _V(doc, v.get("restart", dict, desc="a table"), path + ("restart",), "restart")
+        restart = RestartPolicy(
+            max_faults=rv.int("max_faults", RestartPolicy.max_faults, lo=0, hi=1_000_000, desc="a count"),
+            backoff_ms=rv.int("backoff_ms", RestartPolicy.backoff_ms, lo=0, hi=3_600_000, desc="milliseconds"),
+            backoff_max_ms=rv.int("backoff_max_ms", RestartPolicy.backoff_max_ms, lo=0, hi=3_600_000,
+                                  desc="milliseconds"),
+        )
+        rv.done()
+    v.done()
+    return Manifest(
+        name=name, wasm=wasm_path, source=doc.path, config=MappingProxyType(cfg),
+        i2c=tuple(i2c), usb=tuple(usb), limits=limits, poll_interval_ms=poll, restart=restart,
+    )
+
+
+def load_manifest(path: Path | str) -> Manifest:
+    """Read and validate the driver manifest at `path`."""
+    return parse_manifest(TomlDoc(Path(path)))

@@ -1,0 +1,305 @@
+"""The run path as a Python API: one driver, or a kernel file, against given backends.
+
+Contract:
+- `adhoc_manifest(wasm, bus=..., allow=..., config=...)` builds the frozen `Manifest` that
+  ``wasi-hw run`` uses when no manifest file is given: the named I2C bus with exactly the
+  allowed addresses; ``config`` gets ``bus`` and ``address`` (the first allowed) unless given.
+- `run_driver(manifest, backends, polls=N)` starts the driver under a fresh `Kernel`, polls it
+  N times (or until it is quarantined) and returns a `RunResult` (readings, events, audit
+  entries, final state). Callers choose the backends — e.g. a recorder wrapping a sim backend
+  for traces, or a benchmark's own — the kernel never names a backend class.
+- `sim_i2c(specs)` / `sim_usb(names)` build simulated backends from ``"bme280@0x76"`` /
+  ``"bme280@i2c-1:0x76"`` and ``"echo"`` specs; unknown models or malformed specs raise
+  `UserError` naming what is available.
+- `load_kernel_file(path)` validates a kernel file (drivers, routes, simulated devices)
+  into a `KernelPlan`, errors located ``file:line`` like manifests.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping
+
+from wasi_hw import UserError
+
+from ._audit import AuditLog
+from ._hosts import Backends
+from ._manifest import I2cGrant, Limits, Manifest, RestartPolicy, TomlDoc, _V, parse_manifest
+from ._supervisor import Event, Kernel
+
+__all__ = [
+    "adhoc_manifest", "run_driver", "RunResult", "sim_i2c", "sim_usb", "parse_sim_spec",
+    "i2c_models", "usb_models", "KernelPlan", "SimDevice", "load_kernel_file", "plan_backends",
+]
+
+_SPEC = re.compile(r"^([A-Za-z0-9_]+)@(?:([A-Za-z0-9_.-]+):)?(0x[0-9a-fA-F]+|\d+)$")
+_ALIASES = {"lcd": "pcf8574hd44780", "hd44780": "pcf8574hd44780", "pcf8574": "pcf8574hd44780",
+            "msc": "massstorage", "mass_storage": "massstorage", "keyboard": "hidkeyboard",
+            "echo": "echodevice"}
+
+
+def _models(package: str, base: str) -> dict[str, type]:
+    import importlib
+    mod = importlib.import_module(package)
+    base_cls = getattr(mod, base)
+    out = {}
+    for name in getattr(mod, "__all__", ()):
+        obj = getattr(mod, name)
+        if isinstance(obj, type) and issubclass(obj, base_cls) and obj is not base_cls:
+            out[name.lower()] = obj
+    return out
+
+
+def i2c_models() -> dict[str, type]:
+    """Simulated I2C device models by lower-case class name (`wasi_hw.host.devices`)."""
+    models = _models("wasi_hw.host.devices", "I2cDevice")
+    models.pop("registerdevice", None)
+    return models
+
+
+def usb_models() -> dict[str, type]:
+    """Simulated USB device models by lower-case class name (`wasi_hw.host.usbdevices`)."""
+    return _models("wasi_hw.host.usbdevices", "UsbDeviceModel")
+
+
+def _lookup(kind: str, name: str, models: Mapping[str, type]) -> type:
+    key = name.lower()
+    key = _ALIASES.get(key, key)
+    if key not in models:
+        raise UserError(f"no simulated {kind} device {name!r} (available: "
+                        f"{', '.join(sorted(models)) or 'none'})")
+    return models[key]
+
+
+def parse_sim_spec(spec: str, default_bus: str) -> tuple[str, str, int]:
+    """``"bme280@0x76"`` → (model, bus, address)."""
+    m = _SPEC.match(spec.strip())
+    if not m:
+        raise UserError(f"--sim {spec!r}: expected MODEL@ADDRESS or MODEL@BUS:ADDRESS, "
+                        "e.g. bme280@0x76")
+    address = int(m.group(3), 0)
+    if not 0 <= address <= 0x7F:
+        raise UserError(f"--sim {spec!r}: address {address:#x} is not a 7-bit address")
+    return m.group(1), m.group(2) or default_bus, address
+
+
+@dataclass(frozen=True)
+class SimDevice:
+    model: str
+    bus: str = "i2c-1"
+    address: int = 0
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def sim_i2c(devices: Iterable[SimDevice], buses: Iterable[str] = ()) -> Any:
+    """A `SimI2cBackend` with the given device models attached."""
+    from wasi_hw.host import SimI2cBackend
+
+    devices = list(devices)
+    models = i2c_models()
+    names = sorted({*buses, *(d.bus for d in devices)}) or ["i2c-1"]
+    backend = SimI2cBackend(names)
+    for d in devices:
+        cls = _lookup("I2C", d.model, models)
+        try:
+            backend.attach(d.bus, d.address, cls(**dict(d.params)))
+        except TypeError as err:
+            raise UserError(f"simulated {d.model}: bad parameters: {err}") from None
+    return backend
+
+
+def sim_usb(devices: Iterable[SimDevice]) -> Any:
+    """A `SimUsbBackend` with the given device models plugged in."""
+    from wasi_hw.host import SimUsbBackend
+
+    models = usb_models()
+    built = []
+    for d in devices:
+        cls = _lookup("USB", d.model, models)
+        try:
+            built.append(cls(**dict(d.params)))
+        except TypeError as err:
+            raise UserError(f"simulated {d.model}: bad parameters: {err}") from None
+    return SimUsbBackend(built)
+
+
+def adhoc_manifest(wasm: Path | str, *, bus: str, allow: Iterable[int],
+                   config: Mapping[str, str] | None = None, name: str | None = None,
+                   poll_interval_ms: int = 1000, limits: Limits | None = None,
+                   restart: RestartPolicy | None = None) -> Manifest:
+    wasm = Path(wasm)
+    addrs = list(allow)
+    for a in addrs:
+        if not 0 <= a <= 0x7F:
+            raise UserError(f"--allow {a:#x}: not a 7-bit I2C address")
+    cfg = {"bus": bus}
+    if addrs:
+        cfg["address"] = f"{addrs[0]:#04x}"
+    cfg.update(config or {})
+    stem = re.sub(r"[^a-z0-9_-]", "-", (name or wasm.stem).lower()).strip("-") or "driver"
+    return Manifest(
+        name=stem, wasm=wasm.resolve(), config=MappingProxyType(cfg),
+        i2c=(I2cGrant(bus, frozenset(addrs)),) if addrs else (),
+        limits=limits or Limits(), poll_interval_ms=poll_interval_ms,
+        restart=restart or RestartPolicy(),
+    )
+
+
+@dataclass
+class RunResult:
+    state: str
+    readings: list[Any]
+    events: list[Event]
+    audit: list[dict]
+    polls: int
+    faults: int
+    errors: int
+
+
+def run_driver(manifest: Manifest, backends: Backends, *, polls: int = 1,
+               on_event: Callable[[Event], None] | None = None, audit: AuditLog | None = None,
+               cache_dir: Path | str | None = None, wasm: bytes | None = None,
+               duration: float | None = None) -> RunResult:
+    """Run one driver for `polls` polls against `backends` (see the module docstring)."""
+    events: list[Event] = []
+
+    def sink(event: Event) -> None:
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
+
+    audit = audit or AuditLog()
+    with Kernel(backends, on_event=sink, audit=audit, cache_dir=cache_dir) as kernel:
+        slot = kernel.add(manifest, wasm)
+        kernel.run(rounds=polls, duration=duration)
+        return RunResult(
+            state=slot.state,
+            readings=[e.data for e in events if e.kind == "report"],
+            events=events,
+            audit=audit.for_driver(manifest.name),
+            polls=slot.polls,
+            faults=slot.faults,
+            errors=sum(1 for e in events if e.kind == "error"),
+        )
+
+
+# -- kernel files ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KernelPlan:
+    path: Path
+    manifests: tuple[Manifest, ...]
+    routes: tuple[tuple[str, str], ...]
+    i2c_sim: tuple[SimDevice, ...]
+    usb_sim: tuple[SimDevice, ...]
+    tick_ms: float = 5.0
+    rounds: int | None = 5
+    watch: bool = False
+
+
+def load_kernel_file(path: Path | str) -> KernelPlan:
+    """Validate a kernel file::
+
+        [kernel]
+        tick_ms = 5          # epoch tick
+        rounds = 5           # default run length (0: until stopped)
+        [[driver]]
+        manifest = "bme280/manifest.toml"   # relative to this file
+        [[route]]
+        from = "bme280"
+        to = "lcd"
+        [[sim.i2c]]          # simulated devices; without any, real buses are used
+        model = "bme280"
+        bus = "i2c-1"
+        address = 0x76
+        params = { temperature_c = 21.0 }
+        [[sim.usb]]
+        model = "echo"
+    """
+    doc = TomlDoc(Path(path))
+    v = _V(doc, doc.data, (), "kernel file")
+    tick_ms, rounds = 5.0, 5
+    if "kernel" in v.table:
+        kv = _V(doc, v.get("kernel", dict, desc="a table"), ("kernel",), "kernel")
+        tick_ms = kv.get("tick_ms", (int, float), 5.0, desc="milliseconds")
+        if not 0.1 <= tick_ms <= 1000:
+            raise kv.err("tick_ms", f"kernel.tick_ms = {tick_ms} is out of range (0.1..1000)")
+        rounds = kv.int("rounds", 5, lo=0, hi=1 << 31, desc="a count")
+        kv.done()
+    manifests: list[Manifest] = []
+    for n, d in enumerate(v.get("driver", list, desc="an array of tables [[driver]]")):
+        dv = _V(doc, d, ("driver", n), "driver")
+        if "manifest" in dv.table:
+            rel = dv.get("manifest", str, desc="a manifest path")
+            mpath = doc.path.parent / rel
+            dv.done()
+            manifests.append(parse_manifest(TomlDoc(mpath)))
+        else:  # an inline manifest
+            manifests.append(parse_manifest(doc, d, ("driver", n)))
+    names = [m.name for m in manifests]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise doc.error(("driver", i), f"driver name {name!r} appears twice")
+    routes: list[tuple[str, str]] = []
+    for n, r in enumerate(v.get("route", list, [], desc="an array of tables [[route]]")):
+        rv = _V(doc, r, ("route", n), "route")
+        src = rv.get("from", str, desc="a driver name")
+        dst = rv.get("to", str, desc="a driver name")
+        for key, name in (("from", src), ("to", dst)):
+            if name not in names:
+                raise rv.err(key, f"route.{key}: no driver named {name!r} "
+                                  f"(drivers: {', '.join(names)})")
+        rv.done()
+        routes.append((src, dst))
+    i2c_sim: list[SimDevice] = []
+    usb_sim: list[SimDevice] = []
+    if "sim" in v.table:
+        sv = _V(doc, v.get("sim", dict, desc="a table"), ("sim",), "sim")
+        for n, s in enumerate(sv.get("i2c", list, [], desc="an array of tables [[sim.i2c]]")):
+            dv = _V(doc, s, ("sim", "i2c", n), "sim.i2c")
+            model = dv.get("model", str, desc="a device model name")
+            bus = dv.get("bus", str, "i2c-1", desc="a bus name")
+            address = dv.int("address", lo=0, hi=0x7F, desc="a 7-bit address")
+            params = dv.get("params", dict, {}, desc="a table of model parameters")
+            dv.done()
+            i2c_sim.append(SimDevice(model, bus, address, MappingProxyType(params)))
+        for n, s in enumerate(sv.get("usb", list, [], desc="an array of tables [[sim.usb]]")):
+            dv = _V(doc, s, ("sim", "usb", n), "sim.usb")
+            model = dv.get("model", str, desc="a device model name")
+            params = dv.get("params", dict, {}, desc="a table of model parameters")
+            dv.done()
+            usb_sim.append(SimDevice(model, params=MappingProxyType(params)))
+        sv.done()
+    v.done()
+    return KernelPlan(doc.path, tuple(manifests), tuple(routes), tuple(i2c_sim), tuple(usb_sim),
+                      float(tick_ms), rounds or None)
+
+
+def plan_backends(plan: KernelPlan) -> Backends:
+    """Backends for a kernel file: simulated devices if it lists any, else the real buses."""
+    i2c_buses = sorted({g.bus for m in plan.manifests for g in m.i2c})
+    wants_usb = any(m.usb for m in plan.manifests)
+    if plan.i2c_sim or plan.usb_sim:
+        i2c = sim_i2c(plan.i2c_sim, i2c_buses) if (plan.i2c_sim or i2c_buses) else None
+        usb = sim_usb(plan.usb_sim) if (plan.usb_sim or wants_usb) else None
+        return Backends(i2c=i2c, usb=usb, clock=getattr(i2c, "clock", None))
+    return real_backends(i2c_buses, usb=wants_usb)
+
+
+def real_backends(i2c_buses: Iterable[str], *, usb: bool = False) -> Backends:
+    """The host's real buses: ``/dev/i2c-N`` through smbus2, USB through pyusb."""
+    import wasi_hw.host as host
+
+    i2c = None
+    buses = list(i2c_buses)
+    if buses:
+        for bus in buses:
+            if not re.fullmatch(r"i2c-\d+", bus):
+                raise UserError(f"bus {bus!r}: real I2C buses are named i2c-N (/dev/i2c-N)")
+        i2c = host.Smbus2I2cBackend(buses)
+    usb_backend = host.PyusbUsbBackend() if usb else None
+    return Backends(i2c=i2c, usb=usb_backend)
+

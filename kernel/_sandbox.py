@@ -1,0 +1,242 @@
+"""The sandbox: one linked driver module, and its running instances.
+
+Contract:
+- `Sandbox(engine, module, manifest)` checks the module's imports against the generated
+  bindings' `IMPORTS` (`wasi_hw._bindings._<module>`) — an unknown module, unknown function or
+  wrong signature, or an imported memory/table/global, raises `LoadError` naming every one of
+  them — then defines each import in a `Linker` of the kernel's engine and pre-links the module
+  (`Linker.instantiate_pre`). The Linker's functions dispatch through a per-sandbox table, so
+  restarts reuse the pre-linked module and only rebind the shims.
+- `Sandbox.start(hosts, audit)` makes a fresh `Store` (memory limit `limits.memory_pages`,
+  one instance, one memory, one table), instantiates, requires the exports `memory`, `init`,
+  `poll`, wraps each host module in its kernel guard, binds the generated shims to a
+  `GuestMemory` over the instance's memory (`max_copy = limits.max_transfer`) and the kernel's
+  `fail` trampoline (`_policy`), and returns a `DriverInstance`.
+- `DriverInstance.call(export)` sets the epoch deadline (`limits.deadline_ms`) before every
+  entry into the guest and returns the export's i32 result. A blown deadline raises
+  `DriverFault("deadline")`, any other trap `DriverFault("trap")`, a Python exception that
+  escaped the shims `DriverFault("host")`; `BaseException`s (Ctrl-C) propagate. Calls are not
+  reentrant: a call while one is running raises `DriverFault("reentrant")`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable, Mapping
+
+import wasmtime
+
+from wasi_hw import HwError
+
+from ._audit import AuditLog
+from ._engine import KernelEngine
+from ._guard import DriverGuard, I2cGuard, UsbGuard
+from ._manifest import Manifest
+from ._policy import Violations, make_fail
+
+__all__ = ["Sandbox", "DriverInstance", "DriverFault", "LoadError", "SPEC_MODULES",
+           "bindings_for", "REQUIRED_EXPORTS"]
+
+#: wasm import module → (bindings module, kernel guard class)
+SPEC_MODULES: dict[str, tuple[str, type]] = {
+    "wasi_i2c": ("wasi_hw._bindings._wasi_i2c", I2cGuard),
+    "wasi_usb": ("wasi_hw._bindings._wasi_usb", UsbGuard),
+    "wasi_driver": ("wasi_hw._bindings._wasi_driver", DriverGuard),
+}
+REQUIRED_EXPORTS = ("memory", "init", "poll")
+_PAGE = 65536
+
+
+class LoadError(HwError):
+    """The module cannot be run as a driver (imports, exports, instantiation)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("load", message)
+
+
+@dataclass(frozen=True)
+class DriverFault(Exception):
+    """The guest was stopped: ``kind`` is deadline, trap, host or reentrant."""
+
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
+def bindings_for(module: str) -> ModuleType:
+    """The generated bindings of wasm import module `module`."""
+    try:
+        return importlib.import_module(SPEC_MODULES[module][0])
+    except ModuleNotFoundError as err:
+        raise LoadError(f"bindings for {module} are not generated (run `wasi-hw gen`): {err}") from None
+
+
+def _valtype(name: str) -> wasmtime.ValType:
+    return {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64,
+            "f32": wasmtime.ValType.f32, "f64": wasmtime.ValType.f64}[name]()
+
+
+class Sandbox:
+    """A driver module checked, linked and pre-instantiated in the kernel's engine."""
+
+    def __init__(self, engine: KernelEngine, module: wasmtime.Module, manifest: Manifest) -> None:
+        self.engine = engine
+        self.module = module
+        self.manifest = manifest
+        self.used: dict[str, list[str]] = {}   # import module → functions the driver imports
+        problems: list[str] = []
+        for imp in module.imports:
+            where = f"{imp.module}.{imp.name}"
+            if imp.module not in SPEC_MODULES:
+                problems.append(f"{where} (unknown module; drivers may import only "
+                                f"{', '.join(SPEC_MODULES)})")
+                continue
+            if not isinstance(imp.type, wasmtime.FuncType):
+                problems.append(f"{where} (imports a {type(imp.type).__name__}; only functions "
+                                "may be imported — the driver must export its memory)")
+                continue
+            table = bindings_for(imp.module).IMPORTS
+            if imp.name not in table:
+                problems.append(f"{where} (no such function in witx/{imp.module}.witx)")
+                continue
+            want = table[imp.name]
+            got = (tuple(str(p) for p in imp.type.params), tuple(str(r) for r in imp.type.results))
+            if got != tuple(tuple(x) for x in want):
+                problems.append(f"{where} (signature {_sig(got)}, spec says {_sig(want)})")
+                continue
+            self.used.setdefault(imp.module, []).append(imp.name)
+        if problems:
+            raise LoadError("unresolvable imports: " + "; ".join(problems))
+        exports = {e.name: e.type for e in module.exports}
+        missing = [n for n in REQUIRED_EXPORTS if n not in exports]
+        if missing:
+            raise LoadError(f"missing exports: {', '.join(missing)} (a driver exports memory, "
+                            "init and poll)")
+        if not isinstance(exports["memory"], wasmtime.MemoryType):
+            raise LoadError("export 'memory' is not a memory")
+        for n in ("init", "poll"):
+            t = exports[n]
+            if not isinstance(t, wasmtime.FuncType) or [str(p) for p in t.params] or \
+                    [str(r) for r in t.results] != ["i32"]:
+                raise LoadError(f"export {n!r} must be a function () -> i32")
+
+        self._shims: dict[tuple[str, str], Callable[..., int]] = {}
+        linker = wasmtime.Linker(engine.engine)
+        for mod, names in self.used.items():
+            table = bindings_for(mod).IMPORTS
+            for name in names:
+                params, results = table[name]
+                ty = wasmtime.FuncType([_valtype(p) for p in params], [_valtype(r) for r in results])
+                linker.define_func(mod, name, ty, self._dispatcher(mod, name))
+        try:
+            self._pre = linker.instantiate_pre(module)
+        except wasmtime.WasmtimeError as err:
+            raise LoadError(f"cannot link: {err}") from None
+        self._live: DriverInstance | None = None
+
+    def _dispatcher(self, mod: str, name: str) -> Callable[..., int]:
+        shims = self._shims
+        key = (mod, name)
+
+        def call(*args: int) -> int:
+            return shims[key](*args)
+
+        return call
+
+    def start(self, hosts: Mapping[str, Any], audit: AuditLog) -> "DriverInstance":
+        """A fresh instance with `hosts` (import module → host module) behind the guards."""
+        missing = [m for m in self.used if m not in hosts]
+        if missing:
+            raise LoadError(f"driver {self.manifest.name} imports {', '.join(missing)} "
+                            "but no host module for it was provided")
+        from wasi_hw._memory import GuestMemory
+
+        limits = self.manifest.limits
+        store = wasmtime.Store(self.engine.engine)
+        store.set_limits(memory_size=limits.memory_pages * _PAGE, instances=1, memories=1,
+                         tables=1, table_elements=10_000)
+        store.set_epoch_deadline(self.engine.deadline_ticks(limits.deadline_ms))
+        try:
+            instance = self._pre.instantiate(store)
+        except wasmtime.Trap as trap:
+            raise LoadError(f"driver trapped while instantiating: {_trap_text(trap)}") from None
+        except wasmtime.WasmtimeError as err:
+            raise LoadError(f"cannot instantiate (memory limit {limits.memory_pages} pages?): "
+                            f"{err}") from None
+        exports = instance.exports(store)
+        memory = exports["memory"]
+        mem = GuestMemory(memory, store, max_copy=limits.max_transfer)
+        counters = Violations()
+        guards: dict[str, Any] = {}
+        shims: dict[tuple[str, str], Callable[..., int]] = {}
+        for mod in self.used:
+            bindings = bindings_for(mod)
+            guard = SPEC_MODULES[mod][1](hosts[mod], self.manifest, audit)
+            guards[mod] = guard
+            fail = make_fail(self.manifest.name, mod, bindings.ERRNO, audit, counters)
+            for name, fn in bindings.bind(guard, mem, fail).items():
+                shims[(mod, name)] = fn
+        self._shims.clear()
+        self._shims.update(shims)
+        inst = DriverInstance(self, store, instance, exports, mem, counters, guards)
+        self._live = inst
+        return inst
+
+
+def _sig(sig: Any) -> str:
+    params, results = sig
+    return f"({', '.join(params)}) -> ({', '.join(results)})"
+
+
+def _trap_text(trap: wasmtime.Trap) -> str:
+    code = trap.trap_code
+    first = str(trap.message).splitlines()[0] if trap.message else ""
+    return f"{code.name.lower() if code is not None else 'trap'}: {first}"
+
+
+class DriverInstance:
+    """One running instance of a driver (its own Store, memory and handle tables)."""
+
+    def __init__(self, sandbox: Sandbox, store: wasmtime.Store, instance: wasmtime.Instance,
+                 exports: Any, mem: Any, violations: Violations, guards: dict[str, Any]) -> None:
+        self.sandbox = sandbox
+        self.store = store
+        self.instance = instance
+        self.mem = mem
+        self.violations = violations
+        self.guards = guards
+        self._funcs = {n: exports[n] for n in ("init", "poll")}
+        self._busy = False
+        self.last_call_s = 0.0
+
+    def call(self, export: str) -> int:
+        """Call `init` or `poll` under the per-call deadline; its i32 result."""
+        if self._busy:
+            raise DriverFault("reentrant", f"{export} called while the driver is running")
+        func = self._funcs[export]
+        limits = self.sandbox.manifest.limits
+        self.store.set_epoch_deadline(self.sandbox.engine.deadline_ticks(limits.deadline_ms))
+        self._busy = True
+        t0 = time.perf_counter()
+        try:
+            return int(func(self.store))
+        except wasmtime.Trap as trap:
+            if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
+                raise DriverFault("deadline", f"{export} ran past its {limits.deadline_ms} ms "
+                                              "deadline") from None
+            raise DriverFault("trap", f"{export}: {_trap_text(trap)}") from None
+        except wasmtime.WasmtimeError as err:
+            raise DriverFault("trap", f"{export}: {err}") from None
+        except Exception as err:  # escaped a shim: still never a host crash
+            raise DriverFault("host", f"{export}: {type(err).__name__}: {err}") from None
+        finally:
+            self._busy = False
+            self.last_call_s = time.perf_counter() - t0
+
+    def memory_pages(self) -> int:
+        return int(self.mem.size() // _PAGE) if hasattr(self.mem, "size") else -1

@@ -1,0 +1,327 @@
+"""The supervisor: runs many drivers side by side, restarts the faulty, hot-updates the running.
+
+Contract:
+- `Kernel(backends)` owns one `KernelEngine` (epoch ticker), one `AotCache` and one
+  `AuditLog`. `add(manifest)` reads the driver's wasm, gets its module from the cache
+  (compiling on a miss) and links it (`Sandbox`) — nothing runs yet; load errors raise.
+- Lifecycle per driver: ``starting`` → (fresh Store + host modules, ``init()``) →
+  ``running`` (``poll()`` every ``poll_interval_ms``) → on a fault ``backoff`` → restarted →
+  … → ``quarantined`` after more than ``restart.max_faults`` consecutive faults. A fault is a
+  trap, a blown per-call deadline (the epoch stops an infinite loop within the deadline plus
+  one tick), a Python error escaping the shims, an instantiation failure or a non-zero
+  ``init()``. A non-zero ``poll()`` is a driver-reported error (event ``error``), not a fault.
+  A successful poll resets the consecutive-fault count. Backoff doubles per consecutive fault
+  (`RestartPolicy.backoff`).
+- Scheduling is one loop on the calling thread: the driver whose poll is due first runs next;
+  a driver that overruns only delays the others by at most its own deadline; drivers that
+  fall behind skip missed slots rather than bursting.
+- Events (`Event`) go to ``on_event``: ``state`` (data: the new state, detail: why),
+  ``report`` (data: the decoded CBOR item), ``log`` (data: (level, message)), ``error``.
+- Routes (`route(src, dst)`) deliver every report of ``src`` to ``dst``'s inbox.
+- Hot update (`update(name, wasm)`, or `request_update` from any thread, applied between
+  polls): the new module is compiled and linked *before* the old instance stops; if that, its
+  instantiation or its ``init()`` fails, the old module is started again and keeps running,
+  and `update` returns False with the reason in a ``state`` event. Other drivers never stop.
+- `close()` drops every instance and its handles and stops the ticker.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from wasi_hw import UserError
+
+from ._audit import AuditLog
+from ._cache import AotCache
+from ._engine import KernelEngine
+from ._hosts import Backends, close_hosts, make_hosts
+from ._manifest import Manifest
+from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox
+
+__all__ = ["Kernel", "DriverSlot", "Event", "STATES"]
+
+STATES = ("loaded", "starting", "running", "backoff", "quarantined", "stopped")
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float          # seconds since the kernel was created
+    driver: str
+    kind: str            # state | report | log | error
+    data: Any
+    detail: str = ""
+
+
+@dataclass
+class DriverSlot:
+    """One supervised driver."""
+
+    manifest: Manifest
+    sandbox: Sandbox
+    source: str                       # "cache" or "compiled"
+    state: str = "loaded"
+    instance: DriverInstance | None = None
+    hosts: dict[str, Any] = field(default_factory=dict)
+    consecutive_faults: int = 0
+    faults: int = 0
+    restarts: int = 0
+    polls: int = 0
+    next_due: float = 0.0
+    last_report: Any = None
+    last_error: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+
+class Kernel:
+    """Supervises drivers against one set of backends."""
+
+    def __init__(self, backends: Backends, *, on_event: Callable[[Event], None] | None = None,
+                 audit: AuditLog | None = None, cache_dir: Path | str | None = None,
+                 tick_ms: float = 5.0, engine: KernelEngine | None = None) -> None:
+        self.backends = backends
+        self._own_engine = engine is None
+        self.engine = engine or KernelEngine(tick_ms=tick_ms)
+        self.cache = AotCache(self.engine, cache_dir)
+        self.audit = audit or AuditLog()
+        self.on_event = on_event or (lambda e: None)
+        self.slots: dict[str, DriverSlot] = {}
+        self.routes: dict[str, list[str]] = {}
+        self._updates: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def add(self, manifest: Manifest, wasm: bytes | None = None) -> DriverSlot:
+        """Load and link `manifest`'s driver (``wasm`` overrides reading ``manifest.wasm``)."""
+        if manifest.name in self.slots:
+            raise UserError(f"driver {manifest.name!r} is added twice")
+        sandbox, source = self._link(manifest, wasm)
+        slot = DriverSlot(manifest, sandbox, source)
+        self.slots[manifest.name] = slot
+        return slot
+
+    def route(self, src: str, dst: str) -> None:
+        for name in (src, dst):
+            if name not in self.slots:
+                raise UserError(f"route names unknown driver {name!r}")
+        if src == dst:
+            raise UserError(f"route from {src!r} to itself")
+        self.routes.setdefault(src, []).append(dst)
+
+    def _link(self, manifest: Manifest, wasm: bytes | None) -> tuple[Sandbox, str]:
+        if wasm is None:
+            try:
+                wasm = manifest.wasm.read_bytes()
+            except OSError as err:
+                raise UserError(f"driver {manifest.name}: cannot read {manifest.wasm}: "
+                                f"{err.strerror or err}") from None
+        try:
+            loaded = self.cache.load(wasm)
+        except Exception as err:  # wasmtime.WasmtimeError: not a valid module
+            raise LoadError(f"driver {manifest.name}: not a valid wasm module: "
+                            f"{str(err).splitlines()[0]}") from None
+        try:
+            return Sandbox(self.engine, loaded.module, manifest), loaded.source
+        except LoadError as err:
+            raise LoadError(f"driver {manifest.name}: {err.message}") from None
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _emit(self, slot: DriverSlot, kind: str, data: Any, detail: str = "") -> None:
+        self.on_event(Event(round(time.monotonic() - self._t0, 6), slot.name, kind, data, detail))
+
+    def _set_state(self, slot: DriverSlot, state: str, why: str = "") -> None:
+        slot.state = state
+        self._emit(slot, "state", state, why)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _sinks(self, slot: DriverSlot) -> tuple[Callable[[Any], None], Callable[[str, str], None]]:
+        def report(item: Any) -> None:
+            slot.last_report = item
+            self._emit(slot, "report", item)
+            for dst in self.routes.get(slot.name, ()):
+                target = self.slots[dst]
+                env = target.hosts.get("wasi_driver")
+                if env is not None:
+                    env.deliver(item)
+
+        def log(level: str, message: str) -> None:
+            self._emit(slot, "log", (level, message))
+
+        return report, log
+
+    def _stop_instance(self, slot: DriverSlot) -> None:
+        slot.instance = None
+        close_hosts(slot.hosts)
+        slot.hosts = {}
+
+    def _start(self, slot: DriverSlot) -> bool:
+        """Fresh instance + init; on failure records a fault. True when running."""
+        self._set_state(slot, "starting")
+        self._stop_instance(slot)
+        report, log = self._sinks(slot)
+        try:
+            slot.hosts = make_hosts(slot.manifest, self.backends, report_sink=report, log_sink=log)
+            slot.instance = slot.sandbox.start(slot.hosts, self.audit)
+            code = slot.instance.call("init")
+        except (DriverFault, LoadError) as err:
+            self._fault(slot, f"init: {err}")
+            return False
+        if code != 0:
+            self._fault(slot, f"init returned {code}")
+            return False
+        self._set_state(slot, "running")
+        slot.next_due = time.monotonic()
+        return True
+
+    def _fault(self, slot: DriverSlot, why: str) -> None:
+        slot.faults += 1
+        slot.consecutive_faults += 1
+        slot.last_error = why
+        self._stop_instance(slot)
+        policy = slot.manifest.restart
+        if slot.consecutive_faults > policy.max_faults:
+            self._set_state(slot, "quarantined",
+                            f"{why}; gave up after {slot.consecutive_faults} consecutive faults")
+            return
+        delay = policy.backoff(slot.consecutive_faults)
+        slot.next_due = time.monotonic() + delay
+        self._set_state(slot, "backoff", f"{why}; restart in {delay * 1000:.0f} ms")
+
+    def _poll(self, slot: DriverSlot) -> None:
+        assert slot.instance is not None
+        interval = slot.manifest.poll_interval_ms / 1000
+        try:
+            code = slot.instance.call("poll")
+        except DriverFault as err:
+            self._fault(slot, f"poll: {err}")
+            return
+        slot.polls += 1
+        if code != 0:
+            slot.last_error = f"poll returned {code}"
+            self._emit(slot, "error", code, f"poll returned {code}")
+        else:
+            slot.consecutive_faults = 0
+        now = time.monotonic()
+        slot.next_due += interval
+        if slot.next_due < now:          # fell behind: skip missed slots, do not burst
+            slot.next_due = now + interval
+
+    def start(self) -> None:
+        """Start every driver that is not started yet."""
+        for slot in self.slots.values():
+            if slot.state == "loaded":
+                self._start(slot)
+
+    def step(self) -> DriverSlot | None:
+        """Run the next due action (poll or restart) if one is due now; the slot acted on."""
+        self._apply_updates()
+        active = [s for s in self.slots.values() if s.state in ("running", "backoff")]
+        if not active:
+            return None
+        slot = min(active, key=lambda s: s.next_due)
+        if slot.next_due > time.monotonic():
+            return None
+        if slot.state == "backoff":
+            slot.restarts += 1
+            self._start(slot)
+        else:
+            self._poll(slot)
+        return slot
+
+    def run(self, *, rounds: int | None = None, duration: float | None = None) -> None:
+        """Run until every live driver polled `rounds` times, `duration` s passed, all drivers
+        are quarantined, or `stop()` is called."""
+        self._stop.clear()
+        self.start()
+        end = None if duration is None else time.monotonic() + duration
+        while not self._stop.is_set():
+            live = [s for s in self.slots.values() if s.state in ("running", "backoff")]
+            if not live:
+                break
+            if rounds is not None and all(s.polls >= rounds for s in live):
+                break
+            if self.step() is not None:
+                continue
+            now = time.monotonic()
+            due = min(s.next_due for s in live)
+            if end is not None and now >= end:
+                break
+            wait = max(0.0, due - now)
+            if end is not None:
+                wait = min(wait, max(0.0, end - now))
+            self._stop.wait(min(wait, 0.25) if wait > 0 else 0)
+
+    def stop(self) -> None:
+        """Ask `run` to return (thread-safe)."""
+        self._stop.set()
+
+    # -- hot update ------------------------------------------------------------------------
+
+    def request_update(self, name: str, wasm: bytes) -> None:
+        """Queue a hot update; `run` applies it between polls (thread-safe)."""
+        self._updates.put((name, wasm))
+
+    def _apply_updates(self) -> None:
+        while True:
+            try:
+                name, wasm = self._updates.get_nowait()
+            except queue.Empty:
+                return
+            self.update(name, wasm)
+
+    def update(self, name: str, wasm: bytes) -> bool:
+        """Replace driver `name`'s module with `wasm`; True if the new one runs."""
+        slot = self.slots.get(name)
+        if slot is None:
+            raise UserError(f"no driver named {name!r}")
+        try:
+            sandbox, source = self._link(slot.manifest, wasm)
+        except (LoadError, UserError) as err:
+            self._emit(slot, "state", slot.state, f"update rejected, old version keeps running: {err}")
+            return False
+        old, old_state = slot.sandbox, slot.state
+        slot.sandbox, slot.source = sandbox, source
+        saved = (slot.consecutive_faults, slot.faults)
+        slot.consecutive_faults = 0
+        # the new module gets one try: a fault here must not count as a restart of the old one
+        policy = slot.manifest.restart
+        slot.manifest = replace(slot.manifest, restart=replace(policy, max_faults=0))
+        ok = self._start(slot)
+        slot.manifest = replace(slot.manifest, restart=policy)
+        if ok:
+            self._emit(slot, "state", "running", f"updated ({source})")
+            return True
+        why = slot.last_error
+        slot.sandbox = old
+        slot.consecutive_faults, slot.faults = saved
+        if old_state in ("running", "loaded", "starting"):
+            self._start(slot)
+        self._emit(slot, "state", slot.state, f"update failed ({why}); old version restored")
+        return False
+
+    # -- teardown --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        for slot in self.slots.values():
+            self._stop_instance(slot)
+            if slot.state not in ("quarantined",):
+                slot.state = "stopped"
+        if self._own_engine:
+            self.engine.close()
+
+    def __enter__(self) -> "Kernel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

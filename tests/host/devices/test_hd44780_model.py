@@ -1,0 +1,110 @@
+"""PCF8574 + HD44780 model: 4-bit protocol decoded from the expander's pins, instructions,
+DDRAM layout, busy time and the busy flag."""
+
+from __future__ import annotations
+
+import pytest
+
+from wasi_hw.host import Read, SimI2cBackend, Write
+from wasi_hw.host.devices import Pcf8574Hd44780
+
+A = 0x27
+RS, RW, E, BL = 0x01, 0x02, 0x04, 0x08
+
+
+def nibble(value, rs=0):
+    base = (value << 4) | BL | (RS if rs else 0)
+    return bytes([base | E, base])
+
+
+def send(sim, byte, rs=0):
+    sim.transaction("i2c-1", A, False, [Write(nibble(byte >> 4, rs) + nibble(byte & 0xF, rs))])
+
+
+def init(sim):
+    sim.delay_ns(50_000_000)
+    for n, wait in ((3, 4_500_000), (3, 150_000), (3, 150_000), (2, 150_000)):
+        sim.transaction("i2c-1", A, False, [Write(nibble(n))])
+        sim.delay_ns(wait)
+    for byte in (0x28, 0x0C, 0x01, 0x06):
+        send(sim, byte)
+        sim.delay_ns(2_000_000)
+
+
+def text(sim, s):
+    for ch in s.encode():
+        send(sim, ch, rs=1)
+
+
+@pytest.fixture
+def sim():
+    sim = SimI2cBackend()
+    sim.attach("i2c-1", A, Pcf8574Hd44780(16, 2))
+    return sim
+
+
+def test_init_and_two_lines(sim):
+    lcd = sim.device("i2c-1", A)
+    init(sim)
+    assert not lcd.eight_bit and lcd.two_line and lcd.display_on and lcd.backlight
+    text(sim, "Hello")
+    send(sim, 0x80 | 0x40)
+    text(sim, "World!")
+    assert lcd.lines() == ["Hello           ", "World!          "]
+    assert lcd.lost == 0
+
+
+def test_writes_during_clear_are_lost(sim):
+    lcd = sim.device("i2c-1", A)
+    init(sim)
+    text(sim, "abc")
+    send(sim, 0x01)  # clear: 1.52 ms
+    text(sim, "x")
+    assert lcd.lost == 1 and lcd.lines()[0] == " " * 16
+    sim.delay_ns(2_000_000)
+    send(sim, 0x02)
+    sim.delay_ns(2_000_000)
+    text(sim, "ok")
+    assert lcd.lines()[0].startswith("ok")
+
+
+def test_line_wrap_shift_and_entry_mode(sim):
+    lcd = sim.device("i2c-1", A)
+    init(sim)
+    send(sim, 0x80 | 0x26)
+    text(sim, "ABC")  # 0x26, 0x27, then wraps to 0x40
+    assert lcd.lines()[1][0] == "C"
+    send(sim, 0x18)  # shift display left: column 0 shows address 1
+    assert lcd.lines()[1][0] == " "
+    send(sim, 0x1C)  # and back right
+    send(sim, 0x80 | 0x05)
+    send(sim, 0x04)  # decrement
+    text(sim, "ZY")
+    assert lcd.lines()[0][4:6] == "YZ"
+
+
+def test_busy_flag_and_address_read(sim):
+    lcd = sim.device("i2c-1", A)
+    init(sim)
+    send(sim, 0x80 | 0x45)
+    sim.delay_ns(100_000)
+    base = 0xF0 | BL | RW
+    out = sim.transaction("i2c-1", A, False, [Write(bytes([base, base | E])), Read(1),
+                                                Write(bytes([base, base | E])), Read(1),
+                                                Write(bytes([base]))])
+    hi, lo = out[0][0] >> 4, out[1][0] >> 4
+    assert hi == 0x4 and lo == 0x5  # BF = 0, AC = 0x45
+    send(sim, 0x01)
+    out = sim.transaction("i2c-1", A, False, [Write(bytes([base, base | E])), Read(1),
+                                                Write(bytes([base]))])
+    assert out[0][0] & 0x80  # busy
+
+
+def test_four_rows(sim):
+    sim.detach("i2c-1", A)
+    lcd = sim.attach("i2c-1", A, Pcf8574Hd44780(20, 4))
+    init(sim)
+    for addr, s in ((0x00, "one"), (0x40, "two"), (0x14, "three"), (0x54, "four")):
+        send(sim, 0x80 | addr)
+        text(sim, s)
+    assert [line.rstrip() for line in lcd.lines()] == ["one", "two", "three", "four"]

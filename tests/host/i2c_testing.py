@@ -1,0 +1,44 @@
+"""Test helpers for the I2C host tests: stand-ins for the generated shim's lifted values.
+
+`Region` behaves like `wasi_hw._memory.GuestRegion` (``len()``, ``read()``,
+``write(data, offset=0)`` with the data required to fit); `Op` like a lifted ``Operation``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+READ, WRITE = 0, 1  # OpKind case order in witx/wasi_i2c.witx
+SEVEN, TEN = 0, 1   # AddressMode case order
+
+
+class Region:
+    def __init__(self, data: bytes | int = 0) -> None:
+        self.buf = bytearray(data) if isinstance(data, (bytes, bytearray)) else bytearray(data)
+        self.writes = 0
+
+    def __len__(self) -> int:
+        return len(self.buf)
+
+    def read(self) -> bytes:
+        return bytes(self.buf)
+
+    def write(self, data: bytes, offset: int = 0) -> None:
+        assert offset + len(data) <= len(self.buf), "write past the region"
+        self.buf[offset:offset + len(data)] = data
+        self.writes += 1
+
+
+@dataclass
+class Op:
+    kind: int
+    buf: Any
+
+
+def rd(n: int) -> Op:
+    return Op(READ, Region(n))
+
+
+def wr(data: bytes) -> Op:
+    return Op(WRITE, Region(data))

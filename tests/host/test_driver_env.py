@@ -1,0 +1,93 @@
+"""DriverEnv: report (CBOR), log (rate limit), config, inbox, time."""
+
+from __future__ import annotations
+
+import cbor2
+import pytest
+
+from i2c_testing import Region
+from wasi_hw import HwError
+from wasi_hw.host import DriverEnv, VirtualClock
+
+
+def make(**kw):
+    got = {"reports": [], "logs": []}
+    env = DriverEnv(report_sink=got["reports"].append,
+                    log_sink=lambda lvl, msg: got["logs"].append((lvl, msg)), **kw)
+    return env, got
+
+
+def test_report_decodes_one_item():
+    env, got = make()
+    env.report(cbor2.dumps({"temperature_c": 21.5, "ok": True}))
+    assert got["reports"] == [{"temperature_c": 21.5, "ok": True}]
+
+
+@pytest.mark.parametrize("data", [b"", b"\xa1\x61a", b"\x01\x02", b"\xff", b"\x5b" + b"\xff" * 8,
+                                  b"\x81" * 40 + b"\x00"])
+def test_report_malformed(data):
+    env, got = make()
+    with pytest.raises(HwError) as e:
+        env.report(data)
+    assert e.value.kind == "invalid_argument"
+    assert got["reports"] == []
+
+
+def test_report_quota():
+    env, got = make(max_report=8)
+    with pytest.raises(HwError) as e:
+        env.report(cbor2.dumps("x" * 20))
+    assert e.value.kind == "no_mem"
+
+
+def test_log_levels_truncation_and_rate_limit():
+    clock = VirtualClock()
+    env, got = make(clock=clock, log_burst=2, log_rate=1.0, max_log=5)
+    env.log(0, "boom")
+    env.log(4, "0123456789")
+    assert got["logs"] == [("error", "boom"), ("trace", "01234… [5 more]")]
+    with pytest.raises(HwError) as e:
+        env.log(2, "dropped")
+    assert e.value.kind == "no_mem" and env.dropped_logs == 1
+    clock.advance(1_000_000_000)
+    env.log(2, "again")
+    assert got["logs"][-1] == ("info", "again")
+    with pytest.raises(HwError) as e:
+        env.log(5, "bad level")
+    assert e.value.kind == "invalid_argument"
+
+
+def test_config_get():
+    env, _ = make(config={"bus": "i2c-1", "address": "0x76"})
+    buf = Region(8)
+    assert env.config_get("bus", buf) == 5 and buf.read()[:5] == b"i2c-1"
+    with pytest.raises(HwError) as e:
+        env.config_get("nope", buf)
+    assert e.value.kind == "not_found"
+    small = Region(2)
+    with pytest.raises(HwError) as e:
+        env.config_get("address", small)
+    assert e.value.kind == "too_large" and small.writes == 0
+
+
+def test_inbox_newest_wins_and_is_taken():
+    env, _ = make()
+    buf = Region(32)
+    assert env.inbox(buf) == 0
+    env.deliver({"n": 1})
+    env.deliver({"n": 2})
+    small = Region(2)
+    with pytest.raises(HwError) as e:
+        env.inbox(small)
+    assert e.value.kind == "too_large"
+    n = env.inbox(buf)
+    assert cbor2.loads(buf.read()[:n]) == {"n": 2}
+    assert env.inbox(buf) == 0
+
+
+def test_now_ns_is_the_clock():
+    clock = VirtualClock(123)
+    env, _ = make(clock=clock)
+    assert env.now_ns() == 123
+    clock.advance(7)
+    assert env.now_ns() == 130

@@ -1,0 +1,240 @@
+"""`UsbipUsbBackend` against our `UsbipServer` (in process, and as a killable process)."""
+
+from __future__ import annotations
+
+import signal
+import struct
+import threading
+import time
+
+import pytest
+from usbip_testing import Bot, ServerProcess, open_configured, usbip_backend
+
+from wasi_hw import HwError
+from wasi_hw.host._usb_backend import UsbBackend
+from wasi_hw.host._usbip_usb import UsbipUsbBackend
+from wasi_hw.host.usbdevices import EchoDevice
+from wasi_hw.host.usbdevices._keyboard import HidKeyboard
+from wasi_hw.host.usbdevices._mass_storage import MassStorage
+
+SET_BUFFER, GET_BUFFER, STALL, GET_QUEUED = 1, 2, 3, 4
+
+
+@pytest.fixture
+def echo():
+    with usbip_backend(EchoDevice(), EchoDevice("ECHO0002")) as (server, backend):
+        info, handle = open_configured(backend)
+        yield server, backend, handle
+
+
+def _kind(fn, *args) -> str:
+    with pytest.raises(HwError) as err:
+        fn(*args)
+    return err.value.kind
+
+
+def test_is_a_usb_backend():
+    assert issubclass(UsbipUsbBackend, UsbBackend) and UsbipUsbBackend.name == "usbip"
+
+
+def test_enumeration_matches_the_models():
+    models = [EchoDevice(), HidKeyboard("a")]
+    with usbip_backend(*models) as (server, backend):
+        devs = backend.devices()
+        assert [(d.vendor_id, d.product_id) for d in devs] == [(0x1209, 1), (0x1209, 2)]
+        for d, m in zip(devs, models):
+            assert d.device_descriptor == m.device_descriptor
+            assert d.config_descriptors == m.config_descriptors
+            assert d.serial == m.serial and d.speed == m.speed
+        assert [d.port_path for d in devs] == [(1,), (2,)]
+        assert [(d.bus_number, d.address) for d in devs] == [(1, 2), (1, 3)]
+        assert backend.devices() == devs  # stable ids while attached
+        assert len({d.id for d in devs}) == 2
+
+
+def test_strings_and_configuration(echo):
+    _server, b, h = echo
+    assert b.string_descriptor(h, 2, 0) == "Echo"
+    assert b.string_descriptor(h, 3, 0x0409) == "ECHO0001"
+    assert _kind(b.string_descriptor, h, 9, 0) == "pipe"
+    assert _kind(b.string_descriptor, h, 1, 0x0407) == "pipe"  # language not offered
+    assert b.get_configuration(h) == 1
+    assert _kind(b.set_configuration, h, 7) == "not_found"
+    assert _kind(b.set_configuration, h, 1) == "busy"  # interface 0 is claimed
+
+
+def test_control_in_out_and_stall_then_recovery(echo):
+    _server, b, h = echo
+    assert b.control_out(h, 0x40, SET_BUFFER, 0, 0, b"hello", 500) == 5
+    assert b.control_in(h, 0xC0, GET_BUFFER, 0, 0, 64, 500) == b"hello"
+    assert b.control_in(h, 0xC0, GET_BUFFER, 0, 0, 2, 500) == b"he"
+    assert _kind(b.control_in, h, 0xC0, STALL, 0, 0, 1, 500) == "pipe"
+    assert _kind(b.control_out, h, 0x40, SET_BUFFER, 0, 0, bytes(300), 500) == "pipe"
+    assert b.control_in(h, 0xC0, GET_BUFFER, 0, 0, 64, 500) == b"hello"
+
+
+@pytest.mark.parametrize("size", [1, 63, 64, 65, 4096, 65536])
+def test_bulk_echo(echo, size):
+    _server, b, h = echo
+    data = bytes((i * 7 + size) & 0xFF for i in range(size))
+    got = bytearray()
+    errors = []
+
+    def reader():  # the device queues 4 KiB at most: read while writing
+        try:
+            while len(got) < size:
+                got.extend(b.bulk_in(h, 0x81, 4096, 3000))
+        except HwError as err:
+            errors.append(err)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    assert b.bulk_out(h, 0x01, data, 3000) == size
+    t.join(10)
+    assert not errors and bytes(got) == data
+
+
+def test_in_without_data_times_out_then_next_transfer_works(echo):
+    _server, b, h = echo
+    t0 = time.monotonic()
+    assert _kind(b.bulk_in, h, 0x81, 64, 150) == "timeout"
+    assert 0.14 < time.monotonic() - t0 < 1.5
+    assert b.bulk_out(h, 0x01, b"after", 500) == 5
+    assert b.bulk_in(h, 0x81, 64, 500) == b"after"  # the unlinked URB took nothing
+    assert b.control_in(h, 0xC0, GET_QUEUED, 0, 0, 2, 500) == b"\0\0"
+
+
+def test_interrupt_halt_and_clear_halt(echo):
+    _server, b, h = echo
+    first = struct.unpack("<I", b.interrupt_in(h, 0x82, 8, 500))[0]
+    assert struct.unpack("<I", b.interrupt_in(h, 0x82, 8, 500))[0] == first + 1
+    b.control_out(h, 0x02, 0x03, 0, 0x82, b"", 500)  # SET_FEATURE(ENDPOINT_HALT)
+    assert _kind(b.interrupt_in, h, 0x82, 8, 500) == "pipe"
+    b.clear_halt(h, 0x82)
+    assert len(b.interrupt_in(h, 0x82, 8, 500)) == 4
+
+
+def test_claims_alt_settings_and_handles(echo):
+    _server, b, h = echo
+    info = b.devices()[0]
+    other = b.open(info.id)
+    assert _kind(b.claim_interface, other, 0) == "busy"
+    assert _kind(b.claim_interface, h, 5) == "not_found"
+    b.set_alt_setting(h, 0, 0)
+    assert _kind(b.set_alt_setting, h, 0, 3) == "not_found"
+    assert _kind(b.set_alt_setting, other, 0, 0) == "not_found"  # not claimed by it
+    b.release_interface(h, 0)
+    assert _kind(b.release_interface, h, 0) == "not_found"
+    b.claim_interface(other, 0)
+    b.close(other)
+    b.claim_interface(h, 0)  # released by close
+    assert _kind(b.detach_kernel_driver, h, 0) == "not_found"
+    assert _kind(b.get_configuration, object()) == "invalid_param"
+
+
+def test_reset_device_keeps_configuration_and_clears_device_state(echo):
+    _server, b, h = echo
+    b.bulk_out(h, 0x01, b"queued", 500)
+    b.reset_device(h)
+    assert b.get_configuration(h) == 1
+    assert b.control_in(h, 0xC0, GET_QUEUED, 0, 0, 2, 500) == b"\0\0"
+
+
+def test_disconnect_gives_no_device_and_reimport_gets_new_id(echo):
+    server, b, h = echo
+    old = b.devices()[0].id
+    server.disconnect("1-1")
+    assert _kind(b.bulk_in, h, 0x81, 64, 2000) == "no_device"
+    assert _kind(b.open, old) == "no_device"
+    ids = [d.id for d in b.devices()]
+    assert old not in ids and len(ids) == 2
+    b.close(h)  # never raises for a gone device
+
+
+def test_server_killed_mid_transfer_is_no_device_promptly():
+    with ServerProcess("echo") as srv:
+        b = UsbipUsbBackend(srv.host, srv.port)
+        _info, h = open_configured(b)
+        result = []
+        t = threading.Thread(target=lambda: result.append(_kind(b.bulk_in, h, 0x81, 64, 20000)))
+        t.start()
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        srv.signal(signal.SIGKILL)
+        t.join(5)
+        assert result == ["no_device"] and time.monotonic() - t0 < 2
+        assert b.devices() == []
+        b.shutdown()
+
+
+def test_frozen_server_is_no_device_after_timeout_and_grace():
+    with ServerProcess("echo") as srv:
+        b = UsbipUsbBackend(srv.host, srv.port, io_timeout=1.0, unlink_grace=0.5)
+        _info, h = open_configured(b)
+        srv.signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        assert _kind(b.bulk_in, h, 0x81, 64, 200) == "no_device"  # no RET_UNLINK came
+        assert time.monotonic() - t0 < 1.5
+        b.shutdown()
+
+
+def test_unreachable_server_lists_nothing():
+    with ServerProcess("echo") as srv:
+        port = srv.port
+    assert UsbipUsbBackend("127.0.0.1", port, io_timeout=0.5).devices() == []
+
+
+def test_mass_storage_read_write_through_bot(tmp_path):
+    img = MassStorage.create_image(tmp_path / "disk.img", 128)
+    msc = MassStorage(img)
+    try:
+        with usbip_backend(msc) as (_server, b):
+            _info, h = open_configured(b)
+            assert b.control_in(h, 0xA1, 0xFE, 0, 0, 1, 500) == b"\0"  # GET MAX LUN
+            bot = Bot(b, h)
+            inquiry, status = bot.command_in(bytes([0x12, 0, 0, 0, 36, 0]), 36)
+            assert status == 0 and inquiry[8:15] == b"WASI-HW"
+            cap, status = bot.command_in(bytes([0x25]) + bytes(9), 8)
+            assert struct.unpack(">II", cap) == (127, 512)
+            data = bytes(range(256)) * 2 * 16  # 16 blocks
+            assert bot.write10(3, data) == 0
+            assert bot.read10(3, 16) == data
+            assert img.read_bytes()[3 * 512: 19 * 512] == data
+    finally:
+        msc.close()
+
+
+def test_mass_storage_disconnect_loses_no_acknowledged_write(tmp_path):
+    img = MassStorage.create_image(tmp_path / "disk.img", 256)
+    blocks = {lba: bytes([lba]) * 512 * 4 for lba in range(0, 64, 4)}
+    with ServerProcess(f"msc:{img}") as srv:
+        b = UsbipUsbBackend(srv.host, srv.port)
+        _info, h = open_configured(b)
+        bot = Bot(b, h)
+        for lba, data in blocks.items():
+            assert bot.write10(lba, data) == 0  # acknowledged by its CSW
+        # start one more write and die in its data phase
+        bot.cbw(struct.pack(">BBIBHB", 0x2A, 0, 100, 0, 8, 0), 8 * 512, False)
+        b.bulk_out(h, 0x01, b"\xee" * 1024, 1000)
+        srv.signal(signal.SIGKILL)
+        assert _kind(b.bulk_out, h, 0x01, b"\xee" * 1024, 1000) == "no_device"
+        b.shutdown()
+    with ServerProcess(f"msc:{img}") as srv:  # reconnect to the same image
+        b = UsbipUsbBackend(srv.host, srv.port)
+        _info, h = open_configured(b)
+        bot = Bot(b, h)
+        for lba, data in blocks.items():
+            assert bot.read10(lba, 4) == data
+        b.shutdown()
+
+
+def test_hid_keyboard_reports_over_interrupt_in():
+    kbd = HidKeyboard("hi")
+    with usbip_backend(kbd) as (_server, b):
+        _info, h = open_configured(b)
+        b.control_out(h, 0x21, 0x0A, 0, 0, b"", 500)  # SET_IDLE(0): NAK when done
+        reports = [b.interrupt_in(h, 0x81, 8, 500) for _ in range(4)]
+        assert [r[2] for r in reports] == [0x0B, 0, 0x0C, 0]  # h, release, i, release
+        assert _kind(b.interrupt_in, h, 0x81, 8, 100) == "timeout"
+        hid = b.control_in(h, 0x81, 0x06, 0x2200, 0, 256, 500)  # report descriptor
+        assert hid[:2] == b"\x05\x01"

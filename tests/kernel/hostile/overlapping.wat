@@ -1,0 +1,22 @@
+;; Overlapping in/out buffers: write_read whose write byte (0xd0) and read buffer share address 32.
+;; Not an error: the register pointer is copied in before the chip id is written back; poll
+;; returns the errno, or 1000 + the byte read back if the call succeeded.
+;; init opens "i2c-1" (handle at 16); poll returns the errno of the attack.
+(module
+  (import "wasi_i2c" "open" (func $open (param i32 i32 i32) (result i32)))
+  (import "wasi_i2c" "close" (func $close (param i32) (result i32)))
+  (import "wasi_i2c" "read" (func $read (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_i2c" "write" (func $write (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_i2c" "write_read" (func $write_read (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_i2c" "transaction" (func $transaction (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "i2c-1")
+  (data (i32.const 32) "\d0")
+  (func (export "init") (result i32)
+    (call $open (i32.const 0) (i32.const 5) (i32.const 16)))
+  (func (export "poll") (result i32)
+    (local $e i32)
+    (i32.store8 (i32.const 32) (i32.const 0xd0))
+    (local.set $e (call $write_read (i32.load (i32.const 16)) (i32.const 0x76) (i32.const 0) (i32.const 32) (i32.const 1) (i32.const 32) (i32.const 1)))
+    (if (local.get $e) (then (return (local.get $e))))
+    (i32.add (i32.const 1000) (i32.load8_u (i32.const 32)))))

@@ -1,0 +1,97 @@
+"""AoT cache: verified entries load, anything else is recompiled and never loaded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import wasmtime
+
+from wasi_hw.kernel._cache import AotCache
+from wasi_hw.kernel._engine import KernelEngine
+
+WAT = '(module (memory (export "memory") 1) (func (export "f") (result i32) i32.const 42))'
+
+
+@pytest.fixture(scope="module")
+def engine():
+    with KernelEngine() as e:
+        yield e
+
+
+@pytest.fixture
+def wasm():
+    return wasmtime.wat2wasm(WAT)
+
+
+def run(engine, module):
+    store = wasmtime.Store(engine.engine)
+    store.set_epoch_deadline(100)
+    inst = wasmtime.Instance(store, module, [])
+    return inst.exports(store)["f"](store)
+
+
+def test_compile_then_load_from_cache(engine, wasm, tmp_path):
+    cache = AotCache(engine, tmp_path)
+    first = cache.load(wasm)
+    assert first.source == "compiled" and first.why == "no entry"
+    assert first.cwasm is not None and first.cwasm.exists()
+    record = json.loads(first.cwasm.with_suffix(".json").read_text())
+    assert record["wasm_sha256"] == first.wasm_sha256
+    second = cache.load(wasm)
+    assert second.source == "cache"
+    assert run(engine, second.module) == 42
+
+
+def test_corrupt_entry_is_recompiled_not_loaded(engine, wasm, tmp_path):
+    cache = AotCache(engine, tmp_path)
+    cwasm = cache.load(wasm).cwasm
+    data = bytearray(cwasm.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cwasm.write_bytes(bytes(data))
+    again = cache.load(wasm)
+    assert again.source == "compiled" and again.why == "digest mismatch"
+    assert run(engine, again.module) == 42
+    assert cache.load(wasm).source == "cache"   # rewritten
+
+
+def test_foreign_unrecorded_entry_is_not_loaded(engine, wasm, tmp_path):
+    cache = AotCache(engine, tmp_path)
+    digest = __import__("hashlib").sha256(wasm).hexdigest()
+    cwasm, sidecar = cache.paths(digest)
+    # a .cwasm of a *different* module planted under this module's key, without a sidecar
+    other = wasmtime.Module(engine.engine, wasmtime.wat2wasm(WAT.replace("42", "7")))
+    tmp_path.mkdir(exist_ok=True)
+    cwasm.write_bytes(bytes(other.serialize()))
+    loaded = cache.load(wasm)
+    assert loaded.source == "compiled" and loaded.why == "unrecorded entry"
+    assert run(engine, loaded.module) == 42
+
+
+def test_sidecar_for_other_engine_config_is_rejected(engine, wasm, tmp_path):
+    cache = AotCache(engine, tmp_path)
+    sidecar = cache.load(wasm).cwasm.with_suffix(".json")
+    record = json.loads(sidecar.read_text())
+    record["engine"] = {**record["engine"], "epoch_interruption": False}
+    sidecar.write_text(json.dumps(record))
+    loaded = cache.load(wasm)
+    assert loaded.source == "compiled" and loaded.why == "sidecar engine mismatch"
+
+
+def test_sidecar_from_other_wasmtime_version_is_rejected(engine, wasm, tmp_path):
+    cache = AotCache(engine, tmp_path)
+    sidecar = cache.load(wasm).cwasm.with_suffix(".json")
+    record = json.loads(sidecar.read_text())
+    record["wasmtime"] = "1.0.0"
+    sidecar.write_text(json.dumps(record))
+    assert cache.load(wasm).why == "sidecar wasmtime mismatch"
+
+
+def test_invalid_wasm_raises(engine, tmp_path):
+    with pytest.raises(wasmtime.WasmtimeError):
+        AotCache(engine, tmp_path).load(b"\0asm\x01\0\0\0garbage")
+
+
+def test_no_temp_files_left(engine, wasm, tmp_path):
+    AotCache(engine, tmp_path).load(wasm)
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".cwasm", ".json"]

@@ -1,0 +1,127 @@
+"""Manifests: validated before anything runs, errors located file:line, grants frozen."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+
+import pytest
+
+from wasi_hw import UserError
+from wasi_hw.kernel._manifest import ManifestError, load_manifest
+
+GOOD = """\
+name = "bme280"
+wasm = "bme280.wasm"
+poll_interval_ms = 250
+
+[config]
+bus = "i2c-1"
+address = "0x76"
+
+[[i2c]]
+bus = "i2c-1"
+addresses = [0x76, 0x77]
+
+[[i2c.registers]]
+first = 0x88
+last = 0xff
+access = "r"
+
+[[i2c.registers]]
+first = 0xf2
+last = 0xf5
+access = "rw"
+
+[[usb]]
+vid = 0x1209
+pid = 0x0001
+serial = "S1"
+interfaces = [0]
+endpoints = [0x81, 0x01]
+operations = ["set_configuration"]
+
+[limits]
+memory_pages = 8
+deadline_ms = 50
+
+[restart]
+max_faults = 2
+backoff_ms = 10
+"""
+
+
+def write(tmp_path, text, name="m.toml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_good_manifest(tmp_path):
+    m = load_manifest(write(tmp_path, GOOD))
+    assert m.name == "bme280"
+    assert m.wasm == (tmp_path / "bme280.wasm").resolve()
+    assert dict(m.config) == {"bus": "i2c-1", "address": "0x76"}
+    g = m.i2c_grant("i2c-1")
+    assert g.addresses == {0x76, 0x77}
+    assert g.allows_register(0x88, write=False) and not g.allows_register(0x88, write=True)
+    assert g.allows_register(0xF4, write=True)
+    assert m.usb[0].endpoints == {0x81, 0x01} and m.usb[0].operations == {"set_configuration"}
+    assert m.limits.memory_pages == 8 and m.limits.deadline_ms == 50
+    assert m.limits.open_handles == 4  # default
+    assert m.restart.max_faults == 2 and m.poll_interval_ms == 250
+
+
+def test_grants_are_frozen(tmp_path):
+    m = load_manifest(write(tmp_path, GOOD))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.i2c[0].addresses = frozenset({0x10})
+    with pytest.raises(AttributeError):
+        m.i2c[0].addresses.add(0x10)
+    with pytest.raises(TypeError):
+        m.config["bus"] = "i2c-2"
+
+
+@pytest.mark.parametrize("old,new,line,fragment", [
+    ('poll_interval_ms = 250', 'poll_interval = 250', 3, "unknown key 'poll_interval'"),
+    ('addresses = [0x76, 0x77]', 'addresses = [0x76, 0x80]', 11, "0x80 is out of range"),
+    ('access = "rw"', 'access = "x"', 21, 'must be "r", "w" or "rw"'),
+    ('operations = ["set_configuration"]', 'operations = ["format_disk"]', 29,
+     "unknown operation 'format_disk'"),
+    ('deadline_ms = 50', 'deadline_ms = "fast"', 33, "must be milliseconds, not a string"),
+    ('endpoints = [0x81, 0x01]', 'endpoints = [0x81, 0x00]', 28, "not an endpoint address"),
+    ('max_faults = 2', 'max_faults = 2\nbogus = 1', 37, "unknown key 'bogus'"),
+    ('address = "0x76"', 'address = 0x76', 7, "must be a string"),
+    ('last = 0xff', 'last = 0x10', 15, "below first"),
+])
+def test_semantic_errors_are_located(tmp_path, old, new, line, fragment):
+    assert old in GOOD
+    p = write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(p)
+    msg = str(info.value)
+    assert msg.startswith(f"{p}:{line}: "), msg
+    assert fragment in msg
+
+
+def test_missing_required_key(tmp_path):
+    p = write(tmp_path, 'name = "x"\n')
+    with pytest.raises(ManifestError, match=r"m\.toml:1: manifest: missing required key 'wasm'"):
+        load_manifest(p)
+
+
+def test_syntax_error_is_located(tmp_path):
+    p = write(tmp_path, 'name = "x"\nwasm = "y.wasm"\n[limits\n')
+    with pytest.raises(ManifestError, match=r"m\.toml:3: TOML syntax"):
+        load_manifest(p)
+
+
+def test_missing_file_is_user_error(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        load_manifest(tmp_path / "nope.toml")
+
+
+def test_bad_name(tmp_path):
+    p = write(tmp_path, 'name = "Bad Name"\nwasm = "y.wasm"\n')
+    with pytest.raises(ManifestError, match=r":1: driver name"):
+        load_manifest(p)

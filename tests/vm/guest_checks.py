@@ -1,0 +1,171 @@
+"""Checks run *inside* the VM (by test_vm.py, one boot for all): real i2c-stub and vhci-hcd.
+
+Prints one line ``WASI-HW-CHECKS <json>`` with what each step observed; the pytest side
+asserts on it. A step that raises records ``{"error": "<Type>: <message>"}`` and the
+others still run. Not a test module: it needs root and a kernel with loadable modules.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.environ.get("WASI_HW_REPO", "."))
+STUB_ADDR = 0x76
+results: dict[str, object] = {}
+
+
+def step(name):
+    def wrap(fn):
+        try:
+            results[name] = fn()
+        except BaseException as err:  # noqa: BLE001 — every failure is reported, not raised
+            results[name] = {"error": f"{type(err).__name__}: {err}",
+                             "trace": traceback.format_exc(limit=4)}
+        return fn
+    return wrap
+
+
+def sh(*cmd: str) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+@step("kernel")
+def _kernel():
+    return {"release": os.uname().release, "uid": os.getuid()}
+
+
+@step("modprobe_i2c")
+def _modprobe_i2c():
+    sh("modprobe", "i2c-dev")
+    sh("modprobe", "i2c-stub", f"chip_addr={STUB_ADDR:#x}")
+    adapters = {}
+    for path in glob.glob("/sys/class/i2c-adapter/i2c-*/name"):
+        adapters[path.split("/")[-2]] = open(path).read().strip()
+    stub = [bus for bus, name in adapters.items() if name == "SMBus stub driver"]
+    results["stub_bus"] = stub[0] if len(stub) == 1 else None
+    return {"adapters": adapters, "dev_node": os.path.exists(f"/dev/{stub[0]}") if stub else False}
+
+
+def _bme280_register_file() -> dict[int, int]:
+    """The register file of a simulated BME280 after one forced measurement, read over
+    its simulated bus (the model as a driver sees it)."""
+    from wasi_hw.host import SimI2cBackend
+    from wasi_hw.host._i2c_backend import Read, Write
+    from wasi_hw.host.devices import Bme280
+
+    sim = SimI2cBackend(["sim"])
+    sim.attach("sim", STUB_ADDR, Bme280(temperature_c=23.25, pressure_pa=98_765.0,
+                                         humidity_pct=41.0))
+    sim.transaction("sim", STUB_ADDR, False, [Write(bytes([0xF2, 0x01, 0xF4, 0x25]))])
+    sim.delay_ns(20_000_000)
+    regs = {}
+    for start, end in ((0x88, 0xA1), (0xD0, 0xD0), (0xE1, 0xE7), (0xF2, 0xFE)):
+        (data,) = sim.transaction("sim", STUB_ADDR, False,
+                                  [Write(bytes([start])), Read(end - start + 1)])
+        regs.update({start + i: b for i, b in enumerate(data)})
+    return regs
+
+
+@step("seed")
+def _seed():
+    import smbus2
+
+    regs = _bme280_register_file()
+    bus_no = int(results["stub_bus"].split("-")[1])
+    with smbus2.SMBus(bus_no) as bus:
+        for reg, value in sorted(regs.items()):
+            bus.write_byte_data(STUB_ADDR, reg, value)
+        # read back with plain smbus2, independent of our backend
+        readback = {reg: bus.read_byte_data(STUB_ADDR, reg) for reg in regs}
+        try:
+            bus.i2c_rdwr(smbus2.i2c_msg.write(STUB_ADDR, [0xD0]), smbus2.i2c_msg.read(STUB_ADDR, 1))
+            rdwr = "ok"
+        except OSError as err:
+            rdwr = err.errno
+    return {"regs": {f"{r:#04x}": v for r, v in regs.items()},
+            "readback_equal": readback == regs, "i2c_rdwr_errno": rdwr}
+
+
+@step("smbus2_backend")
+def _smbus2_backend():
+    from wasi_hw import HwError
+    from wasi_hw.host import Smbus2I2cBackend
+    from wasi_hw.host._i2c_backend import Read, Write
+
+    bus = results["stub_bus"]
+    backend = Smbus2I2cBackend()
+    out: dict[str, object] = {"buses": backend.buses()}
+    try:
+        (chip,) = backend.transaction(bus, STUB_ADDR, False, [Write(b"\xd0"), Read(1)])
+        (calib,) = backend.transaction(bus, STUB_ADDR, False, [Write(b"\x88"), Read(26)])
+        (calib2,) = backend.transaction(bus, STUB_ADDR, False, [Write(b"\xe1"), Read(7)])
+        (data,) = backend.transaction(bus, STUB_ADDR, False, [Write(b"\xf7"), Read(8)])
+        backend.transaction(bus, STUB_ADDR, False, [Write(b"\xf5\xa0")])  # register write
+        (config,) = backend.transaction(bus, STUB_ADDR, False, [Write(b"\xf5"), Read(1)])
+        out.update(chip=chip.hex(), calib=calib.hex(), calib2=calib2.hex(), data=data.hex(),
+                   config=config.hex())
+        for name, addr in (("absent", 0x50),):
+            try:
+                backend.transaction(bus, addr, False, [Write(b"\x00"), Read(1)])
+                out[name] = "no error"
+            except HwError as err:
+                out[name] = err.kind
+        try:
+            backend.transaction("i2c-99", STUB_ADDR, False, [Write(b"\x00")])
+            out["no_bus"] = "no error"
+        except HwError as err:
+            out["no_bus"] = err.kind
+    finally:
+        backend.close()
+    return out
+
+
+@step("usbip")
+def _usbip():
+    sh("modprobe", "vhci-hcd")
+    out: dict[str, object] = {"vhci": sorted(os.listdir("/sys/bus/platform/drivers/vhci_hcd"))}
+    from wasi_hw.host import UsbipServer  # noqa: F401 — is the server there yet?
+    from wasi_hw.host.usbdevices import EchoDevice
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wasi_hw._cli", "usbip", "serve", "--device", "echo"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = server.stdout.readline()
+        out["server"] = line.strip()
+        attach = subprocess.run(["usbip", "attach", "-r", "127.0.0.1", "-b", "1-1"],
+                                capture_output=True, text=True)
+        out["attach_rc"] = attach.returncode
+        out["attach_err"] = attach.stderr.strip()[-300:]
+        import libusb_package
+        import usb.core
+        import usb.util
+
+        be = libusb_package.get_libusb1_backend()
+        dev = None
+        deadline = time.monotonic() + 20
+        while dev is None and time.monotonic() < deadline:
+            dev = usb.core.find(idVendor=EchoDevice.VENDOR_ID, idProduct=EchoDevice.PRODUCT_ID,
+                                backend=be)
+            time.sleep(0.1) if dev is None else None
+        out["found"] = dev is not None
+        if dev is not None:
+            out["product"] = usb.util.get_string(dev, dev.iProduct)
+            out["serial"] = usb.util.get_string(dev, dev.iSerialNumber)
+            dev.set_configuration()
+            dev.write(0x01, b"ping over usbip", timeout=2000)
+            out["echo"] = bytes(dev.read(0x81, 64, timeout=2000)).decode()
+            usb.util.dispose_resources(dev)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return out
+
+
+print("WASI-HW-CHECKS " + json.dumps(results), flush=True)

@@ -1,0 +1,211 @@
+"""The real-kernel tier: QEMU boots Debian's kernel, i2c-stub and vhci-hcd answer our backends.
+
+The tooling's pure parts (cpio, vmlinux extraction, module order) are tested without a VM.
+The VM checks boot once per session (`guest_checks.py` does every in-guest step and prints
+JSON); the tooling itself gets one more boot for exit codes, isolation and the timeout.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import lzma
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import vm
+from wasi_hw.reference import Bme280Calibration, bme280_compensate
+
+HERE = Path(__file__).parent
+
+
+# --------------------------------------------------------------------------- no VM needed
+
+
+@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio not installed")
+def test_initramfs_cpio_is_read_by_gnu_cpio(tmp_path):
+    archive = vm._Cpio()
+    archive.file("init", b"#!/bin/sh\necho hi\n", 0o755)
+    archive.file("boot-modules/a.ko", b"\x7fELF" + b"x" * 1001)
+    archive.chardev("dev/console", 5, 1)
+    data = archive.finish()
+    assert len(data) % 512 == 0
+    listing = subprocess.run(["cpio", "-itv", "--quiet"], input=data, capture_output=True,
+                             check=True).stdout.decode()
+    lines = {line.split()[-1]: line for line in listing.splitlines()}
+    assert set(lines) == {"init", "boot-modules", "boot-modules/a.ko", "dev", "dev/console"}
+    assert lines["init"].startswith("-rwxr-xr-x") and lines["dev/console"].startswith("crw")
+    assert lines["dev/console"].split()[4:6] == ["5,", "1"]  # major, minor
+    out = tmp_path / "x"
+    out.mkdir()
+    subprocess.run(["cpio", "-id", "--quiet", "--no-absolute-filenames", "boot-modules/a.ko"],
+                   input=data, cwd=out, check=True)
+    assert (out / "boot-modules/a.ko").read_bytes() == b"\x7fELF" + b"x" * 1001
+
+
+def test_extract_vmlinux_finds_the_elf_stream():
+    elf = b"\x7fELF" + bytes(range(256)) * 40
+    decoy = lzma.compress(b"not a kernel", format=lzma.FORMAT_XZ)
+    bz = b"MZ setup code" + b"\0" * 300 + decoy + b"pad" + lzma.compress(elf) + b"\0" * 64
+    assert vm.extract_vmlinux(bz) == elf
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd not installed")
+def test_extract_vmlinux_zstd():
+    elf = b"\x7fELF" + b"kernel" * 500
+    z = subprocess.run(["zstd", "-q", "-c"], input=elf, capture_output=True, check=True).stdout
+    assert vm.extract_vmlinux(b"setup" * 100 + z + b"trailer") == elf
+
+
+def test_extract_vmlinux_without_kernel_is_one_line():
+    with pytest.raises(vm.VmUnavailable) as err:
+        vm.extract_vmlinux(b"MZ" + b"\0" * 1000)
+    assert "\n" not in str(err.value) and "no XZ/zstd" in str(err.value)
+
+
+def test_module_closure_loads_dependencies_first(tmp_path):
+    base = tmp_path / "lib/modules/9.9"
+    (base / "kernel").mkdir(parents=True)
+    (base / "modules.dep").write_text(
+        "kernel/fs/9p.ko: kernel/net/9pnet.ko kernel/fs/netfs.ko\n"
+        "kernel/net/9pnet_virtio.ko: kernel/net/9pnet.ko kernel/virtio/virtio_ring.ko\n"
+        "kernel/net/9pnet.ko:\n"
+        "kernel/fs/netfs.ko:\n"
+        "kernel/virtio/virtio_ring.ko:\n"
+        "kernel/fs/overlay.ko:\n")
+    (base / "modules.builtin").write_text("kernel/drivers/virtio/virtio_pci.ko\n")
+    kernel = vm.Kernel("9.9", tmp_path / "vmlinux", tmp_path / "lib/modules")
+    mods = [p.name for p in vm._module_closure(kernel, vm._BOOT_MODULES)]
+    assert mods == ["virtio_ring.ko", "9pnet.ko", "9pnet_virtio.ko", "netfs.ko", "9p.ko",
+                    "overlay.ko"]  # virtio_pci is built in
+    with pytest.raises(vm.VmUnavailable, match="lacks i2c_stub"):
+        vm._module_closure(kernel, ["i2c_stub"])
+
+
+def test_cli_run_needs_a_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        vm.main(["run", "--"])
+    assert exit_.value.code == 2 and "needs a command" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the tooling
+
+
+def test_exit_code_output_and_isolation(run_in_vm, tmp_path):
+    probe = Path.cwd() / f".vm-probe-{uuid.uuid4().hex}"
+    script = f"""
+echo "to stdout"
+echo "to stderr" >&2
+uname -r
+pwd
+echo "$GREETING"
+touch {probe} && echo "guest wrote the probe"
+mkdir -p /lib/modules/extra && echo "root is writable"
+exit 7
+"""
+    result = run_in_vm(script, 90, env={"GREETING": "hello 'quoted' world"})
+    assert result.returncode == 7
+    lines = result.output.splitlines()
+    assert lines[:2] == ["to stdout", "to stderr"]
+    assert lines[2].endswith("-amd64") and lines[3] == str(Path.cwd())
+    assert lines[4] == "hello 'quoted' world"
+    assert "guest wrote the probe" in lines and "root is writable" in lines
+    assert not probe.exists()  # the guest's writes land in its tmpfs overlay only
+    assert "@@WASI-HW-VM" not in result.output and "@@WASI-HW-VM-EXIT 7@@" in result.console
+
+
+def test_cli_run_returns_the_guest_status():
+    proc = subprocess.run([sys.executable, str(HERE / "vm.py"), "run", "--", "sh", "-c",
+                           "echo via-cli; exit 3"], capture_output=True, text=True, timeout=120)
+    if proc.returncode == 77:
+        pytest.skip(proc.stderr.strip())
+    assert (proc.returncode, proc.stdout) == (3, "via-cli\n")
+
+
+def test_timeout_kills_the_guest(run_in_vm):
+    with pytest.raises(vm.VmError, match="timed out after 6 s"):
+        run_in_vm("sleep 600", 6)
+
+
+# --------------------------------------------------------------------------- in-guest checks
+
+
+@pytest.fixture(scope="module")
+def checks(run_in_vm) -> dict:
+    result = run_in_vm(f"exec {sys.executable} {HERE / 'guest_checks.py'}", 240)
+    for line in result.output.splitlines():
+        if line.startswith("WASI-HW-CHECKS "):
+            return json.loads(line.split(" ", 1)[1])
+    raise AssertionError(f"guest checks printed no result (exit {result.returncode}):\n"
+                         + result.console[-3000:])
+
+
+def _ok(value):
+    if isinstance(value, dict) and "error" in value:
+        pytest.fail(f"in-guest step failed: {value['error']}\n{value.get('trace', '')}")
+    return value
+
+
+def test_guest_runs_the_debian_kernel(checks, vm_kernel):
+    assert _ok(checks["kernel"]) == {"release": vm_kernel.release, "uid": 0}
+
+
+def test_i2c_stub_bus_is_found_by_name(checks):
+    mod = _ok(checks["modprobe_i2c"])
+    bus = checks["stub_bus"]
+    assert mod["adapters"][bus] == "SMBus stub driver" and mod["dev_node"] is True
+
+
+def test_stub_seeded_with_the_bme280_register_file(checks):
+    seed = _ok(checks["seed"])
+    regs = {int(k, 16): v for k, v in seed["regs"].items()}
+    assert regs[0xD0] == 0x60  # chip id
+    block1, block2 = Bme280Calibration().to_nvm()  # the model's calibration image
+    assert bytes(regs[0x88 + i] for i in range(len(block1))) == block1
+    assert bytes(regs[0xE1 + i] for i in range(len(block2))) == block2
+    assert seed["readback_equal"] is True
+    # an SMBus-only adapter: a combined transaction cannot be expressed
+    assert seed["i2c_rdwr_errno"] == errno.EOPNOTSUPP
+
+
+def test_smbus2_backend_reads_the_stub(checks):
+    if "Smbus2I2cBackend" in str(checks["smbus2_backend"]):
+        pytest.skip("wasi_hw.host.Smbus2I2cBackend is not written yet")
+    out = _ok(checks["smbus2_backend"])
+    regs = {int(k, 16): v for k, v in _ok(checks["seed"])["regs"].items()}
+    assert checks["stub_bus"] in out["buses"]
+    assert out["chip"] == "60"
+    assert bytes.fromhex(out["calib"]) == bytes(regs[r] for r in range(0x88, 0x88 + 26))
+    assert bytes.fromhex(out["calib2"]) == bytes(regs[r] for r in range(0xE1, 0xE8))
+    data = bytes.fromhex(out["data"])
+    assert data == bytes(regs[r] for r in range(0xF7, 0xFF))
+    assert out["config"] == "a0"  # a register write went through
+    # the read-back measurement compensates to the environment the model was given
+    adc_p = data[0] << 12 | data[1] << 4 | data[2] >> 4
+    adc_t = data[3] << 12 | data[4] << 4 | data[5] >> 4
+    adc_h = data[6] << 8 | data[7]
+    cal = Bme280Calibration.from_nvm(bytes.fromhex(out["calib"]), bytes.fromhex(out["calib2"]))
+    t, p, h = bme280_compensate(cal, adc_t, adc_p, adc_h)
+    assert abs(t / 100 - 23.25) < 0.05
+    assert abs(p / 256 - 98_765) < 20
+    assert abs(h / 1024 - 41.0) < 0.5
+    assert out["absent"] == "nack_address"
+    assert out["no_bus"] == "no_such_bus"
+
+
+def test_usbip_attach_in_the_guest(checks):
+    out = checks["usbip"]
+    if isinstance(out, dict) and "UsbipServer" in out.get("error", ""):
+        pytest.skip("wasi-hw usbip serve is not written yet")
+    out = _ok(out)
+    assert "vhci_hcd.0" in out["vhci"]
+    assert out["server"].startswith("serving USB/IP on 127.0.0.1:3240")
+    assert out["attach_rc"] == 0, out["attach_err"]
+    assert out["found"] is True
+    assert (out["product"], out["serial"]) == ("Echo", "ECHO0001")
+    assert out["echo"] == "ping over usbip"

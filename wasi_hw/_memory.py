@@ -1,0 +1,194 @@
+"""Guest linear memory: the only code that touches a driver's memory.
+
+`GuestMemory(memory, store, *, max_copy)` wraps one instance's exported ``memory``. Every
+``(ptr, len)`` is taken as unsigned 32-bit (a negative i32 from the guest is its unsigned
+value) and checked — in exact integer arithmetic, so ``ptr + len`` cannot wrap — against
+the memory's *current* size; a region outside it raises `GuestFault`. Any single host-side
+copy or region larger than ``max_copy`` raises ``HwError("no_mem")`` (the guest's length
+never makes the host allocate beyond the driver's quota). The base address and size are
+re-read from wasmtime on every access, never cached across calls, since the guest may grow
+(and so move) its memory between host calls. Copies are one ``ctypes.memmove`` /
+``ctypes.string_at`` over the memory's base address. Multi-byte values are little-endian.
+
+`GuestRegion` is a checked ``(ptr, len)`` window handed to host code: ``read()``,
+``write(data, offset=0)``; it re-checks its bounds on each access.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from typing import Any
+
+from ._errors import GuestFault, HwError
+
+__all__ = ["GuestMemory", "GuestRegion"]
+
+_MASK32 = 0xFFFFFFFF
+_U8, _U16, _U32, _U64 = (struct.Struct(f) for f in ("<B", "<H", "<I", "<Q"))
+_string_at = ctypes.string_at
+_memmove = ctypes.memmove
+
+
+def _fast_accessors() -> tuple[Any, Any] | None:
+    """wasmtime's ``wasmtime_memory_data``/``_data_size`` returning plain integers, through a
+    private CDLL handle (so wasmtime-py's own prototypes are untouched). None if the
+    installed wasmtime-py is laid out differently; the public API is used then."""
+    try:
+        from wasmtime import _ffi
+
+        lib = ctypes.CDLL(_ffi.dll._name)
+        data, size = lib.wasmtime_memory_data, lib.wasmtime_memory_data_size
+        data.restype = size.restype = ctypes.c_size_t
+        return data, size
+    except Exception:  # pragma: no cover - depends on the wasmtime-py build
+        return None
+
+
+_FAST = _fast_accessors()
+
+
+class GuestMemory:
+    """Checked access to one instance's linear memory (see the module docstring)."""
+
+    __slots__ = ("_bounds", "max_copy")
+
+    def __init__(self, memory: Any, store: Any, *, max_copy: int) -> None:
+        if max_copy < 0:
+            raise ValueError("max_copy must be >= 0")
+        self.max_copy = max_copy
+        self._bounds = self._make_bounds(memory, store)
+
+    @staticmethod
+    def _make_bounds(memory: Any, store: Any):
+        if _FAST is not None:
+            try:
+                ctx = store._context()
+                ref = ctypes.byref(memory._memory)
+                data, size = _FAST
+                return lambda: (data(ctx, ref), size(ctx, ref))
+            except AttributeError:  # not a wasmtime Memory/Store: use the public API
+                pass
+
+        def bounds() -> tuple[int, int]:
+            return (ctypes.cast(memory.data_ptr(store), ctypes.c_void_p).value or 0,
+                    memory.data_len(store))
+        return bounds
+
+    # ---- checks -------------------------------------------------------------------
+    def _addr(self, ptr: int, n: int) -> int:
+        """The host address of guest ``[ptr, ptr + n)`` after the bounds check."""
+        ptr &= _MASK32
+        if n < 0:
+            raise GuestFault(f"negative length {n} at 0x{ptr:x}")
+        base, size = self._bounds()
+        if ptr + n > size:
+            raise GuestFault(f"region 0x{ptr:x}+{n} is outside linear memory ({size} bytes)")
+        return base + ptr
+
+    def _quota(self, n: int) -> None:
+        if n > self.max_copy:
+            raise HwError("no_mem", f"{n} bytes exceed the copy quota of {self.max_copy}")
+
+    def size(self) -> int:
+        """The current size of the memory in bytes."""
+        return self._bounds()[1]
+
+    def check(self, ptr: int, n: int) -> None:
+        """Raise `GuestFault` unless ``[ptr, ptr + n)`` lies inside the memory."""
+        self._addr(ptr, n)
+
+    # ---- bytes ------------------------------------------------------------------
+    def read(self, ptr: int, n: int) -> bytes:
+        n &= _MASK32
+        addr = self._addr(ptr, n)
+        self._quota(n)
+        return _string_at(addr, n)
+
+    def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
+        n = len(data)
+        addr = self._addr(ptr, n)
+        self._quota(n)
+        if n:
+            _memmove(addr, data if type(data) is bytes else bytes(data), n)
+
+    def read_str(self, ptr: int, n: int) -> str:
+        """Read ``n`` bytes of UTF-8; invalid UTF-8 → ``HwError("invalid_argument")``."""
+        raw = self.read(ptr, n)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise HwError("invalid_argument",
+                          f"string at 0x{ptr & _MASK32:x} is not UTF-8 ({err.reason})") from None
+
+    def region(self, ptr: int, n: int, writable: bool = True) -> "GuestRegion":
+        """A checked window of ``n`` bytes at ``ptr`` (``n`` within the copy quota)."""
+        ptr &= _MASK32
+        n &= _MASK32
+        self._addr(ptr, n)
+        self._quota(n)
+        return GuestRegion(self, ptr, n, writable)
+
+    # ---- fixed-size values ------------------------------------------------------
+    def read_u8(self, ptr: int) -> int:
+        return _string_at(self._addr(ptr, 1), 1)[0]
+
+    def read_u16(self, ptr: int) -> int:
+        return _U16.unpack(_string_at(self._addr(ptr, 2), 2))[0]
+
+    def read_u32(self, ptr: int) -> int:
+        return _U32.unpack(_string_at(self._addr(ptr, 4), 4))[0]
+
+    def read_u64(self, ptr: int) -> int:
+        return _U64.unpack(_string_at(self._addr(ptr, 8), 8))[0]
+
+    def write_u8(self, ptr: int, v: int) -> None:
+        _memmove(self._addr(ptr, 1), _U8.pack(v), 1)
+
+    def write_u16(self, ptr: int, v: int) -> None:
+        _memmove(self._addr(ptr, 2), _U16.pack(v), 2)
+
+    def write_u32(self, ptr: int, v: int) -> None:
+        _memmove(self._addr(ptr, 4), _U32.pack(v), 4)
+
+    def write_u64(self, ptr: int, v: int) -> None:
+        _memmove(self._addr(ptr, 8), _U64.pack(v), 8)
+
+    def read_struct(self, ptr: int, fmt: str | struct.Struct) -> tuple:
+        """Unpack a little-endian ``struct`` format (give ``"<..."`` or a `struct.Struct`)."""
+        s = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
+        return s.unpack(_string_at(self._addr(ptr, s.size), s.size))
+
+    def write_struct(self, ptr: int, fmt: str | struct.Struct, *values: Any) -> None:
+        s = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
+        _memmove(self._addr(ptr, s.size), s.pack(*values), s.size)
+
+
+class GuestRegion:
+    """A bounds-checked ``(ptr, len)`` window of guest memory given to host code."""
+
+    __slots__ = ("_mem", "ptr", "_len", "writable")
+
+    def __init__(self, mem: GuestMemory, ptr: int, n: int, writable: bool = True) -> None:
+        self._mem, self.ptr, self._len, self.writable = mem, ptr, n, writable
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"GuestRegion(ptr=0x{self.ptr:x}, len={self._len}, writable={self.writable})"
+
+    def read(self) -> bytes:
+        """The region's current bytes (a copy)."""
+        return _string_at(self._mem._addr(self.ptr, self._len), self._len)
+
+    def write(self, data: bytes | bytearray | memoryview, offset: int = 0) -> None:
+        """Copy ``data`` into the region at ``offset``; it must fit."""
+        if not self.writable:
+            raise ValueError(f"{self!r} is read-only")
+        n = len(data)
+        if offset < 0 or offset + n > self._len:
+            raise ValueError(f"{n} bytes at offset {offset} do not fit {self!r}")
+        if n:
+            _memmove(self._mem._addr(self.ptr + offset, n),
+                     data if type(data) is bytes else bytes(data), n)
