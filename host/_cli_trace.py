@@ -1,10 +1,14 @@
-"""``wasi-hw trace`` subcommands: ``show`` lists a trace, ``record`` records a ``run``.
+"""``wasi-hw trace`` subcommands: ``show`` lists a trace, ``record`` / ``replay`` a ``run``.
 
 - ``wasi-hw trace show FILE [--limit N]`` — the header, then one numbered line per record:
   time since start, bus kind, the request, and ``-> result`` or ``!! error-kind``.
 - ``wasi-hw trace record OUT.cbor -- run ARGS...`` — runs ``wasi-hw run ARGS...`` with a
   `recording` active, so every backend the run builds through `traced` is recorded to
   ``OUT.cbor``; exits with the run's status.
+- ``wasi-hw trace replay TRACE.cbor -- run ARGS...`` — runs ``wasi-hw run ARGS...`` with
+  every backend it builds replaced by a replay of the trace. Prints whether the driver
+  asked exactly what was recorded; a divergence (both sides shown) or recorded requests
+  left over exit 1.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .._errors import UserError
+from ._replay import ReplayDivergence, replaying
 from ._trace import TraceWriter, format_record, read_trace, recording
 
 __all__ = ["register"]
@@ -34,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     record.add_argument("out", type=Path, help="the trace file to write")
     record.add_argument("command", nargs=argparse.REMAINDER, help="-- run ARGS...")
     record.set_defaults(func=_record)
+
+    replay = sub.add_parser("replay", help="run a driver against a recorded trace",
+                            description="wasi-hw trace replay TRACE.cbor -- run ARGS...")
+    replay.add_argument("trace", type=Path, help="the trace to replay")
+    replay.add_argument("command", nargs=argparse.REMAINDER, help="-- run ARGS...")
+    replay.set_defaults(func=_replay)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -60,10 +71,15 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record(args: argparse.Namespace) -> int:
+def _run_command(args: argparse.Namespace, usage: str) -> list[str]:
     command = args.command[1:] if args.command[:1] == ["--"] else list(args.command)
     if not command or command[0] != "run":
-        raise UserError("trace record records a run: wasi-hw trace record OUT.cbor -- run ARGS...")
+        raise UserError(f"trace {args.trace_command} takes a run: {usage}")
+    return command
+
+
+def _record(args: argparse.Namespace) -> int:
+    command = _run_command(args, "wasi-hw trace record OUT.cbor -- run ARGS...")
     from .._cli import main  # the dispatcher runs the command as usual, inside the recording
 
     try:
@@ -77,4 +93,25 @@ def _record(args: argparse.Namespace) -> int:
         raise UserError("nothing recorded: the run built no backend through "
                         "wasi_hw.host.traced() (no trace written)")
     print(f"wasi-hw: recorded {writer.records} operations to {args.out}", file=sys.stderr)
+    return status
+
+
+def _replay(args: argparse.Namespace) -> int:
+    command = _run_command(args, "wasi-hw trace replay TRACE.cbor -- run ARGS...")
+    trace = read_trace(args.trace)
+    from .._cli import main
+
+    with replaying(trace) as replays:
+        status = main(command)
+    if not replays:
+        raise UserError("nothing replayed: the run built no backend through "
+                        "wasi_hw.host.traced()")
+    for replay in replays:
+        try:
+            replay.done()
+        except ReplayDivergence as err:
+            print(f"wasi-hw: {err.message}", file=sys.stderr)
+            return 1
+    used = sum(r.replayed for r in replays)
+    print(f"wasi-hw: replay matched: {used} recorded operations, no divergence", file=sys.stderr)
     return status

@@ -1,4 +1,5 @@
-"""``wasi-hw usbip serve``: export virtual USB devices over USB/IP until Ctrl-C.
+"""``wasi-hw usbip serve``: export virtual USB devices over USB/IP until Ctrl-C;
+``wasi-hw usbip list``: what a USB/IP server exports (bus id, VID:PID, speed, interfaces).
 
 ``--device`` specs (repeatable, served as bus ids 1-1, 1-2, … in order):
 ``echo`` (`EchoDevice`), ``hid`` or ``hid:TEXT`` (`HidKeyboard` typing TEXT),
@@ -61,7 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         server.start()
     except OSError as err:
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") from None
+        why = err.strerror or err
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {why}") from None
     host, port = server.address
     try:
         print(f"serving USB/IP on {host}:{port} (Ctrl-C to stop)")
@@ -79,6 +81,24 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(args: argparse.Namespace) -> int:
+    from .._errors import HwError
+    from ._usbip_proto import speed_name
+    from ._usbip_usb import UsbipUsbBackend
+
+    try:
+        exports = UsbipUsbBackend(args.host, args.port, io_timeout=args.timeout).exports()
+    except HwError as err:
+        raise UserError(f"cannot list {args.host}:{args.port}: {err.message}") from None
+    for d in exports:
+        ifaces = " ".join(f"{c:02x}/{s:02x}/{p:02x}" for c, s, p in d.interfaces)
+        print(f"{d.busid}  {d.vendor_id:04x}:{d.product_id:04x}  {speed_name(d.speed)}  "
+              f"interfaces {ifaces or '-'}")
+    if not exports:
+        print(f"{args.host}:{args.port} exports no devices")
+    return 0
+
+
 def register(subparsers) -> None:
     usbip = subparsers.add_parser("usbip", help="USB/IP: export virtual USB devices")
     sub = usbip.add_subparsers(dest="usbip_command", metavar="COMMAND", required=True)
@@ -91,3 +111,8 @@ def register(subparsers) -> None:
     serve.add_argument("--msc-size", default="16M",
                        help="size of a missing msc image to create (default 16M)")
     serve.set_defaults(func=_serve)
+    lister = sub.add_parser("list", help="list the devices a USB/IP server exports")
+    lister.add_argument("--host", default="127.0.0.1", help="server address")
+    lister.add_argument("--port", type=int, default=3240, help="server TCP port")
+    lister.add_argument("--timeout", type=float, default=3.0, help="seconds to wait")
+    lister.set_defaults(func=_list)

@@ -4,7 +4,9 @@
   depth ≤ 32, no trailing bytes) of at most ``max_report`` bytes — else ``invalid_argument``
   / ``no_mem``. The decoded item goes to ``report_sink(item)``.
 - ``log(level, message)``: to ``log_sink(level_name, message)`` (``"error"`` … ``"trace"``);
-  messages longer than ``max_log`` characters are cut with a marker. Rate-limited by a
+  control characters (newlines, terminal escapes) are shown as ``\\xNN`` so a driver cannot
+  forge log lines or drive the terminal; messages longer than ``max_log`` characters are cut
+  with a marker. Rate-limited by a
   token bucket on ``clock`` (``log_burst`` messages, refilled at ``log_rate`` per second):
   beyond it ``no_mem`` and the message is dropped (counted in ``dropped_logs``).
 - ``config_get(key, buf)``: copies the UTF-8 value of ``key`` into ``buf`` and returns its
@@ -30,6 +32,8 @@ from ._clock import Clock, RealClock
 __all__ = ["DriverEnv"]
 
 _LEVELS = ("error", "warn", "info", "debug", "trace")
+# C0 controls (but tab), DEL and C1 controls → visible escapes
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0))}
 
 
 def decode_cbor_item(data: bytes, *, max_depth: int = 32) -> Any:
@@ -59,7 +63,11 @@ class DriverEnv:
         log_burst: int = 50,
         log_rate: float = 20.0,
     ) -> None:
-        self._config = {str(k): (v if isinstance(v, bytes) else str(v).encode()) for k, v in (config or {}).items()}
+        self._config: dict[str, bytes] = {}
+        for key, value in (config or {}).items():
+            if not isinstance(value, (str, bytes)):
+                raise TypeError(f"configuration value of {key!r} must be str or bytes, not {type(value).__name__}")
+            self._config[str(key)] = value if isinstance(value, bytes) else value.encode()
         self._report_sink = report_sink or (lambda item: None)
         self._log_sink = log_sink or (lambda level, message: None)
         self.clock = clock or RealClock()
@@ -92,6 +100,7 @@ class DriverEnv:
             self._tokens -= 1
         if len(message) > self._max_log:
             message = message[: self._max_log] + f"… [{len(message) - self._max_log} more]"
+        message = message.translate(_CONTROLS)
         self._log_sink(_LEVELS[level], message)
 
     def config_get(self, key: str, buf: Any) -> int:

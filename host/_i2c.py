@@ -20,8 +20,8 @@ Implements the generated ``WasiI2c`` protocol over one or more `I2cBackend` buse
   simulated time see it), else on ``clock``.
 
 Grants are not checked here: the kernel wraps this object with its guard. Enum arguments
-arrive lifted (``AddressMode``, ``OpKind`` IntEnums); their numeric values are the WITX
-case order (seven_bit=0/ten_bit=1, read=0/write=1).
+arrive lifted (the generated ``AddressMode`` / ``OpKind``); plain ints of the same values
+are accepted too, anything else is ``invalid_argument``.
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
+from .._bindings._wasi_i2c import AddressMode, OpKind
 from .._errors import HwError
 from ._clock import Clock, RealClock
 from ._i2c_backend import I2cBackend, Read, Write
 
 __all__ = ["I2cHost"]
 
-_SEVEN_BIT, _TEN_BIT = 0, 1
-_OP_READ, _OP_WRITE = 0, 1
+_OP_READ, _OP_WRITE = OpKind.READ, OpKind.WRITE
 
 # (backend → bus name → lock), shared by every I2cHost so drivers serialise per real bus
 _LOCKS: "weakref.WeakKeyDictionary[Any, dict[str, threading.Lock]]" = weakref.WeakKeyDictionary()
@@ -124,11 +124,12 @@ class I2cHost:
             raise HwError("invalid_argument", "empty transaction")
         if len(operations) > self._max_ops:
             raise HwError("no_mem", f"{len(operations)} operations exceed the quota of {self._max_ops}")
-        ops: list[tuple[int, Any]] = []
+        ops: list[tuple[OpKind, Any]] = []
         for op in operations:
-            kind = int(op.kind)
-            if kind not in (_OP_READ, _OP_WRITE):
-                raise HwError("invalid_argument", f"operation kind {kind} is neither read nor write")
+            try:
+                kind = OpKind(op.kind)
+            except ValueError:
+                raise HwError("invalid_argument", f"operation kind {op.kind!r} is neither read nor write") from None
             ops.append((kind, op.buf))
         self._run(bus, address, mode, ops)
 
@@ -150,18 +151,16 @@ class I2cHost:
             self.clock.sleep_ns(ns)
 
     # --- the one path to the backend -----------------------------------------------------
-    def _run(self, handle: int, address: int, mode: int, ops: list[tuple[int, Any]]) -> None:
+    def _run(self, handle: int, address: int, mode: int, ops: list[tuple[OpKind, Any]]) -> None:
         entry = self._handles.get(handle)
         if entry is None:
             raise HwError("bad_handle", f"{handle} is not an open I2C bus")
         backend, bus, lock = entry
-        mode = int(mode)
-        if mode == _SEVEN_BIT:
-            ten_bit, limit = False, 0x7F
-        elif mode == _TEN_BIT:
-            ten_bit, limit = True, 0x3FF
-        else:
-            raise HwError("invalid_argument", f"address mode {mode} is neither 7- nor 10-bit")
+        try:
+            ten_bit = AddressMode(mode) is AddressMode.TEN_BIT
+        except ValueError:
+            raise HwError("invalid_argument", f"address mode {mode!r} is neither 7- nor 10-bit") from None
+        limit = 0x3FF if ten_bit else 0x7F
         if not 0 <= address <= limit:
             raise HwError("invalid_argument",
                           f"address {address:#x} does not fit {'10' if ten_bit else '7'}-bit mode")

@@ -179,12 +179,20 @@ class PyusbUsbBackend(UsbBackend):
 
     # -- handles ----------------------------------------------------------------------------
     def open(self, device_id: str) -> Hashable:
-        dev = self._found.get(device_id)
-        if dev is None:
+        """A fresh pyusb `Device` (its own libusb handle) for the enumerated device, so two
+        opens of one device claim interfaces independently, as two libusb handles do."""
+        known = self._found.get(device_id)
+        if known is None:
             self.devices()
-            dev = self._found.get(device_id)
-        if dev is None:
+            known = self._found.get(device_id)
+        if known is None:
             raise HwError("no_device", f"no device {device_id!r} attached")
+        bus, address, ports = known.bus, known.address, known.port_numbers
+        with _mapped("open"):
+            dev = usb.core.find(backend=self._be, custom_match=lambda d: (
+                d.bus == bus and d.address == address and d.port_numbers == ports))
+        if dev is None:
+            raise HwError("no_device", f"device {device_id!r} is gone")
         return _Handle(device_id, dev)
 
     def close(self, handle: Hashable) -> None:

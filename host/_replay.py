@@ -18,6 +18,10 @@ which is what the driver sees as its errno), showing both sides::
     replay diverged at record 7: recorded `i2c i2c-1 0x76: write [F7], read 8`;
     requested `i2c i2c-1 0x76: write [FA], read 3`
 
+`replaying(trace)` makes `wasi_hw.host._trace.traced` substitute replay backends for the
+ones a run builds (``wasi-hw trace replay TRACE -- run ...``); the built ones are closed
+unused.
+
 It is logged at ERROR on the ``wasi_hw.replay`` logger (stderr by default) and kept in
 ``.divergence``; every later request raises it again (a replay cannot resynchronise).
 Running past the end of the trace is a divergence too. `done()` raises one if recorded
@@ -26,17 +30,20 @@ requests were left unconsumed (embedded-hal-mock's rule: the script must be used
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .._errors import HwError
 from ._clock import VirtualClock
-from ._i2c_backend import Op
+from ._i2c_backend import I2cBackend, Op
 from ._trace import (
     Trace,
+    _Session,
+    _session,
     _device_from_cbor,
     _ops_to_cbor,
     _UsbForwarder,
@@ -44,8 +51,9 @@ from ._trace import (
     format_record,
     read_trace,
 )
+from ._usb_backend import UsbBackend
 
-__all__ = ["ReplayDivergence", "ReplayI2cBackend", "ReplayUsbBackend"]
+__all__ = ["ReplayDivergence", "ReplayI2cBackend", "ReplayUsbBackend", "replaying"]
 
 _log = logging.getLogger("wasi_hw.replay")
 _TEARDOWN = ("i2c.close", "usb.close", "usb.shutdown")
@@ -99,7 +107,7 @@ class _Cursor:
         index = recorded[0] + 1 if recorded else len(self.trace.records) + 1
         self.divergence = ReplayDivergence(index, recorded[1] if recorded else None,
                                            requested, self.trace.source)
-        _log.error("%s", self.divergence)
+        _log.error("%s", self.divergence.message)
         raise self.divergence
 
     def check(self) -> None:
@@ -142,7 +150,34 @@ def _outcome(rec: dict[str, Any]) -> Any:
     return rec.get("result")
 
 
-class ReplayI2cBackend:
+class _ReplayState:
+    """What both replay backends report about their progress."""
+
+    _cur: _Cursor
+
+    @property
+    def divergence(self) -> ReplayDivergence | None:
+        """The divergence met, if any (every later request raises it again)."""
+        return self._cur.divergence
+
+    @property
+    def replayed(self) -> int:
+        """Records of this bus kind consumed so far."""
+        return self._cur.pos
+
+    @property
+    def remaining(self) -> int:
+        """Records of this bus kind not yet consumed."""
+        return len(self._cur.items) - self._cur.pos
+
+    def done(self) -> None:
+        """Raise `ReplayDivergence` if recorded requests were left unreplayed (teardown
+        and enumeration records excepted)."""
+        with self._cur.lock:
+            self._cur.done()
+
+
+class ReplayI2cBackend(_ReplayState):
     """An `I2cBackend` serving a trace's I2C records (see the module docstring).
 
     ``clock`` is a `VirtualClock` advanced by each replayed delay and by each transaction's
@@ -161,10 +196,6 @@ class ReplayI2cBackend:
             buses = sorted({r["bus"] for _, r in self._cur.items if "bus" in r})
         self._buses = list(buses)
         self.recorded_backend = info.get("name", "?")
-
-    @property
-    def divergence(self) -> ReplayDivergence | None:
-        return self._cur.divergence
 
     def buses(self) -> list[str]:
         return list(self._buses)
@@ -187,18 +218,9 @@ class ReplayI2cBackend:
         with self._cur.lock:
             self._cur.teardown({"op": "i2c.close"}, lambda r: True)
 
-    def done(self) -> None:
-        """Raise `ReplayDivergence` if recorded I2C requests were not replayed."""
-        with self._cur.lock:
-            self._cur.done()
-
-    @property
-    def remaining(self) -> int:
-        """Recorded I2C records not yet replayed."""
-        return len(self._cur.items) - self._cur.pos
 
 
-class ReplayUsbBackend(_UsbForwarder):
+class ReplayUsbBackend(_ReplayState, _UsbForwarder):
     """A `UsbBackend` serving a trace's USB records (see the module docstring); handles
     are the trace's handle numbers."""
 
@@ -209,10 +231,6 @@ class ReplayUsbBackend(_UsbForwarder):
         self._cur = _Cursor(self.trace, "usb.")
         self._snapshot: list = []
         self.recorded_backend = self.trace.header.get("backends", {}).get("usb", {}).get("name", "?")
-
-    @property
-    def divergence(self) -> ReplayDivergence | None:
-        return self._cur.divergence
 
     def _skip_snapshots(self) -> None:
         while (nxt := self._cur.peek()) and nxt[1]["op"] == "usb.devices":
@@ -238,11 +256,30 @@ class ReplayUsbBackend(_UsbForwarder):
             rec = self._cur.take(req, same)
         return _usb_result_from_cbor(method, _outcome(rec))
 
-    def done(self) -> None:
-        """Raise `ReplayDivergence` if recorded USB requests were not replayed."""
-        with self._cur.lock:
-            self._cur.done()
+class _ReplaySession(_Session):
+    def __init__(self, trace: Trace) -> None:
+        super().__init__()
+        self.trace = trace
 
-    @property
-    def remaining(self) -> int:
-        return len(self._cur.items) - self._cur.pos
+    def wrap(self, backend: Any) -> Any:
+        if isinstance(backend, (ReplayI2cBackend, ReplayUsbBackend)):
+            return backend
+        if isinstance(backend, UsbBackend):
+            replay: Any = ReplayUsbBackend(self.trace)
+            backend.shutdown()
+        elif isinstance(backend, I2cBackend):
+            replay = ReplayI2cBackend(self.trace)
+            backend.close()
+        else:
+            raise TypeError(f"cannot replay into {type(backend).__name__}: "
+                            "not an I2C or USB backend")
+        self.backends.append(replay)
+        return replay
+
+
+@contextlib.contextmanager
+def replaying(trace: Trace | str | os.PathLike | bytes) -> Iterator[list]:
+    """While active, `traced` replaces every backend with a replay of ``trace``. Yields
+    the list of replay backends made so far."""
+    with _session(_ReplaySession(_load(trace))) as session:
+        yield session.backends

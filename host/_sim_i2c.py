@@ -8,9 +8,9 @@ failed or not. Models see only what a chip would see, so register pointers, auto
 and command/readout sequences behave as on hardware.
 
 Time: the bus owns a `Clock` (default a fresh `VirtualClock`) shared with its models. When
-``bus_hz`` is set (default 100 kHz) each transaction advances the clock by its wire time
-(9 clocks per address/data byte plus START/STOP), so a device's busy time passes as on a
-real bus; ``delay_ns`` sleeps on the same clock. Clock stretching longer than
+``bus_hz`` is set (default 100 kHz) the clock advances with the wire as it goes (9 SCL
+periods per address or data byte, before the model sees it; one each for START and STOP),
+so a device's busy time passes as on a real bus; ``delay_ns`` sleeps on the same clock. Clock stretching longer than
 ``stretch_limit_ns`` fails with ``timeout``.
 
 Fault injection: ``fail_next(bus, kind, count)`` makes the next transactions on ``bus``
@@ -105,11 +105,11 @@ class SimI2cBackend:
     def close(self) -> None:
         self._closed = True
 
-    # --- the wire ------------------------------------------------------------------------
-    def _wire_time(self, nbytes: int) -> None:
+    # --- the wire ---
+    def _clocks(self, n: int) -> None:
+        """Let ``n`` SCL periods pass (nothing when ``bus_hz`` is None)."""
         if self._bus_hz:
-            # START + STOP ≈ 2 clocks, 9 clocks (8 bits + ACK) per byte
-            self.clock.sleep_ns((2 + 9 * nbytes) * 1_000_000_000 // self._bus_hz)
+            self.clock.sleep_ns(n * 1_000_000_000 // self._bus_hz)
 
     def _run(self, bus: str, address: int, ten_bit: bool, ops: Sequence[Op]) -> list[bytes]:
         if self._closed:
@@ -122,26 +122,30 @@ class SimI2cBackend:
             raise HwError(faults.pop(0), "injected fault")
         device = devs.get((address, ten_bit))
         results: list[bytes] = []
-        wire = 0
+        self._clocks(1)  # START
         try:
-            for op in ops:
+            for i, op in enumerate(ops):
                 read = isinstance(op, Read)
-                wire += 2 if ten_bit and not (read and wire) else 1
+                # address phase: 1 byte, 2 for 10-bit (a read after a write repeats only the first)
+                self._clocks(9 * (2 if ten_bit and not (read and i) else 1))
                 if device is None or not device.start(read):
                     raise HwError("nack_address", f"{bus}: no ACK from address {address:#x}")
                 if read:
                     n = op.length
-                    results.append(bytes(device.read(i == n - 1) & 0xFF for i in range(n)))
-                    wire += n
+                    data = bytearray()
+                    for j in range(n):
+                        self._clocks(9)
+                        data.append(device.read(j == n - 1) & 0xFF)
+                    results.append(bytes(data))
                 elif isinstance(op, Write):
-                    for i, byte in enumerate(op.data):
-                        wire += 1
+                    for j, byte in enumerate(op.data):
+                        self._clocks(9)
                         if not device.write(byte):
-                            raise HwError("nack_data", f"{bus}: {address:#x} did not ACK data byte {i}")
+                            raise HwError("nack_data", f"{bus}: {address:#x} did not ACK data byte {j}")
                 else:
                     raise HwError("invalid_argument", f"not an I2C operation: {op!r}")
         finally:
             if device is not None:
                 device.stop()
-            self._wire_time(wire)
+            self._clocks(1)  # STOP
         return results

@@ -13,7 +13,8 @@ up to the requested length, re-asking every millisecond (one USB frame) while th
 NAKs; past the timeout → ``timeout``. An OUT transfer offers the data to
 ``model.handle_out`` until all is accepted, waiting a frame after each partial accept;
 past the timeout → ``timeout``. Time is the backend's `Clock` (default: a fresh
-`VirtualClock`, so timeouts cost no real time), shared with models that take one.
+`VirtualClock`, so timeouts cost no real time); `attach` makes it the model's
+``clock_ns`` too, so timed device behaviour (a keyboard's idle rate) follows the same time.
 
 Host-side rules modelled after Linux usbfs/libusb: one claimer per interface (``busy``),
 no SET_CONFIGURATION while interfaces are claimed (``busy``), SET_INTERFACE only on a
@@ -88,6 +89,7 @@ class SimUsbBackend(UsbBackend):
                 raise ValueError(f"port {port} is occupied")
             self._next_address = self._next_address % 127 + 1
             address = self._next_address
+            model.clock_ns = self.clock.now_ns  # the bus's time is the device's time
             model.handle_reset()
             model.handle_control(Setup(0x00, 5, address, 0, 0))
             dev = model.handle_control(Setup(0x80, 6, 0x0100, 0, 18))
@@ -165,7 +167,8 @@ class SimUsbBackend(UsbBackend):
         try:
             return o.dev.model.handle_control(setup, data)
         except Stall:
-            raise HwError("pipe", f"control request 0x{setup.request_type:02x}/0x{setup.request:02x} stalled") from None
+            raise HwError("pipe", f"control request 0x{setup.request_type:02x}/"
+                                  f"0x{setup.request:02x} stalled") from None
 
     def string_descriptor(self, handle: Hashable, index: int, langid: int) -> str:
         with self._lock:

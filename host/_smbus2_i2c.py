@@ -34,7 +34,8 @@ errno                         i2c_errno kind
 ============================  ===============================================================
 ENXIO, ENODEV                 ``nack_address`` (address phase not ACKed; i2c-stub: ENODEV)
 EREMOTEIO                     ``nack_address`` if no data byte was sent, else ``nack_unknown``
-ETIMEDOUT, EBUSY              ``timeout`` (bus busy / clock stretched too long)
+ETIMEDOUT, EBUSY              ``timeout`` (bus busy / clock stretched too long); EBUSY
+                              from ``I2C_SLAVE`` (a kernel driver owns the address): ``access``
 EAGAIN                        ``arbitration_loss``
 EOPNOTSUPP, ENOTSUP, ENOSYS   ``not_supported``
 EBADMSG, EPROTO               ``bus`` (bad PEC / protocol violation)
@@ -157,6 +158,10 @@ class Smbus2I2cBackend:
             return b
 
     def transaction(self, bus: str, address: int, ten_bit: bool, ops: Sequence[Op]) -> list[bytes]:
+        if not all(isinstance(op, (Read, Write)) for op in ops):
+            raise HwError("invalid_argument", "operations must be Read or Write")
+        if not 0 <= address <= (0x3FF if ten_bit else 0x7F):
+            raise HwError("invalid_argument", f"address {address:#x} out of range")
         b = self._bus(bus)
         wrote = any(isinstance(op, Write) and op.data for op in ops)
         with b.lock:
@@ -165,7 +170,11 @@ class Smbus2I2cBackend:
                     return self._rdwr(b, address, ten_bit, ops)
                 return self._smbus(b, address, ten_bit, ops)
             except OSError as err:
-                raise HwError(_kind(err, wrote), f"{bus} @ {address:#x}: {err.strerror or err}") from None
+                kind = _kind(err, wrote)
+                if (err.errno == E.EBUSY and not b.funcs & I2cFunc.I2C
+                        and getattr(b.smbus, "address", address) != address):
+                    kind = "access"  # I2C_SLAVE refused: a kernel driver owns the address
+                raise HwError(kind, f"{bus} @ {address:#x}: {err.strerror or err}") from None
 
     def _rdwr(self, b: _Bus, address: int, ten_bit: bool, ops: Sequence[Op]) -> list[bytes]:
         if ten_bit and not b.funcs & I2cFunc.ADDR_10BIT:

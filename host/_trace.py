@@ -67,7 +67,7 @@ import io
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -105,7 +105,8 @@ class TraceWriter:
 
     The header goes out with the first record (or at `close`), so backends wrapped before
     then are listed in it. Thread-safe. ``clock`` gives the timestamps (default
-    ``time.monotonic_ns``; pass a `VirtualClock`'s ``now_ns`` for simulated time).
+    ``time.monotonic_ns``; pass a `VirtualClock`'s ``now_ns`` for simulated time);
+    ``created`` overrides the header's creation time (reproducible files).
     """
 
     def __init__(
@@ -114,6 +115,7 @@ class TraceWriter:
         *,
         meta: dict[str, Any] | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
+        created: str | None = None,
     ) -> None:
         if isinstance(dest, (str, os.PathLike)):
             self._file: BinaryIO = open(dest, "wb")
@@ -126,7 +128,8 @@ class TraceWriter:
         self._header: dict[str, Any] = {
             "format": FORMAT,
             "version": VERSION,
-            "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created": created
+            or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "backends": {},
             "meta": dict(meta or {}),
         }
@@ -556,43 +559,77 @@ class RecordingUsbBackend(_UsbForwarder):
 
 # --------------------------------------------------------------------------- hook
 
-_ACTIVE: contextvars.ContextVar[TraceWriter | None] = contextvars.ContextVar(
-    "wasi_hw_trace_writer", default=None
+class _Session:
+    """What `traced` does while a ``wasi-hw trace`` command runs something: ``wrap``
+    returns the backend to use instead of the one built; ``backends`` lists them."""
+
+    def __init__(self) -> None:
+        self.backends: list = []
+
+    def wrap(self, backend: Any) -> Any:
+        raise NotImplementedError
+
+
+class _RecordSession(_Session):
+    def __init__(self, writer: TraceWriter) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def wrap(self, backend: Any) -> Any:
+        if isinstance(backend, (RecordingI2cBackend, RecordingUsbBackend)):
+            return backend
+        if isinstance(backend, UsbBackend):
+            rec: Any = RecordingUsbBackend(backend, self.writer)
+        elif isinstance(backend, I2cBackend):
+            rec = RecordingI2cBackend(backend, self.writer)
+        else:
+            raise TypeError(f"cannot record {type(backend).__name__}: not an I2C or USB backend")
+        self.backends.append(rec)
+        return rec
+
+
+_SESSION: contextvars.ContextVar[_Session | None] = contextvars.ContextVar(
+    "wasi_hw_trace_session", default=None
 )
-_WRAPPED: contextvars.ContextVar[list | None] = contextvars.ContextVar(
-    "wasi_hw_trace_wrapped", default=None
-)
+
+
+@contextlib.contextmanager
+def _session(session: _Session) -> Iterator[_Session]:
+    token = _SESSION.set(session)
+    try:
+        yield session
+    finally:
+        _SESSION.reset(token)
 
 
 @contextlib.contextmanager
 def recording(writer: TraceWriter) -> Iterator[list]:
     """While active, `traced` wraps backends in recorders writing to ``writer``. Yields
     the list of backends wrapped so far (``wasi-hw trace record`` uses it)."""
-    wrapped: list = []
-    t1, t2 = _ACTIVE.set(writer), _WRAPPED.set(wrapped)
-    try:
-        yield wrapped
-    finally:
-        _ACTIVE.reset(t1)
-        _WRAPPED.reset(t2)
+    with _session(_RecordSession(writer)) as session:
+        yield session.backends
 
 
-def traced(backend):
-    """The hook for code that builds backends (``wasi-hw run``): returns ``backend``
-    wrapped in a recorder when a `recording` is active, else ``backend`` itself."""
-    writer = _ACTIVE.get()
-    if writer is None or isinstance(backend, (RecordingI2cBackend, RecordingUsbBackend)):
+def traced(backend: Any) -> Any:
+    """The hook for code that builds backends (``wasi-hw run``): call it on every I2C and
+    USB backend before use. Returns ``backend`` itself normally; while ``wasi-hw trace
+    record`` runs, a recorder around it; while ``wasi-hw trace replay`` runs, a replay
+    backend instead of it. ``None`` passes through; a bus table (``{name: backend}`` or
+    ``{name: (backend, bus)}``) comes back with each distinct backend wrapped once."""
+    session = _SESSION.get()
+    if backend is None or session is None:
         return backend
-    if isinstance(backend, UsbBackend):
-        rec: Any = RecordingUsbBackend(backend, writer)
-    elif isinstance(backend, I2cBackend):
-        rec = RecordingI2cBackend(backend, writer)
-    else:
-        raise TypeError(f"cannot record {type(backend).__name__}: not an I2C or USB backend")
-    wrapped = _WRAPPED.get()
-    if wrapped is not None:
-        wrapped.append(rec)
-    return rec
+    if isinstance(backend, Mapping):  # I2cHost's bus table: name → backend / (backend, bus)
+        done: dict[int, Any] = {}
+
+        def one(b: Any) -> Any:
+            if id(b) not in done:
+                done[id(b)] = session.wrap(b)
+            return done[id(b)]
+
+        return {name: (one(t[0]), t[1]) if isinstance(t, tuple) else one(t)
+                for name, t in backend.items()}
+    return session.wrap(backend)
 
 
 # --------------------------------------------------------------------------- listing

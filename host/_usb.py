@@ -11,7 +11,8 @@ that driver's handle tables:
 - Only devices the ``visible`` predicate accepts (the kernel passes the driver's grants)
   are listed or reported in hotplug events.
 - Hotplug: the host diffs the backend's `devices()` at every `list_devices` /
-  `hotplug_poll` against its last snapshot (the first call sets the baseline) and queues
+  `hotplug_poll` against its last snapshot (the first call sets the baseline; every
+  visible device gets a ``$device`` handle) and queues
   ``arrived`` (with a fresh ``$device`` handle) / ``left`` (the old handle, now stale)
   events per driver, at most ``max_events`` (oldest dropped).
 
@@ -23,6 +24,9 @@ called transfer type (``invalid_param``) and in an interface this handle claimed
 (``not_found``). Every length is checked against ``max_transfer`` (``no_mem``) before the
 host reads or allocates anything; control transfers are also limited by wLength
 (``invalid_param`` above 65535). ``timeout`` 0 means ``default_timeout_ms``.
+Isochronous: packet *i* occupies its own slot of ``packets[i].length`` bytes in ``data``
+(a short packet is not compacted), and each packet's actual length and status are
+written back to the packet table.
 
 For the kernel's guard (which wraps this object with the driver's grants):
 `device_identity(device)` / `handle_identity(handle)` give the `UsbDeviceInfo`
@@ -40,6 +44,7 @@ from typing import Any
 
 from .._bindings import _wasi_usb as _abi
 from .._errors import HwError
+from .._memory import GuestRegion
 from ._usb_backend import SPEEDS, ConfigLayout, UsbBackend, UsbDeviceInfo
 
 __all__ = ["UsbHost"]
@@ -154,7 +159,7 @@ class UsbHost:
                 pass
 
     # -- enumeration -------------------------------------------------------------------------
-    def list_devices(self, filter: Any, devices: Any) -> int:
+    def list_devices(self, filter: _abi.Filter, devices: GuestRegion) -> int:
         flags = _F(filter.flags)
         serial = None
         if flags & _F.SERIAL:
@@ -181,7 +186,7 @@ class UsbHost:
             devices.write(struct.pack(f"<{len(out)}I", *out))
         return len(matches)
 
-    def device_info(self, device: int) -> Any:
+    def device_info(self, device: int) -> _abi.DeviceInfo:
         d = self._device(device)
         return _abi.DeviceInfo(
             bus_number=d.bus_number, address=d.address, speed=_abi.Speed(SPEEDS.index(d.speed)),
@@ -189,18 +194,18 @@ class UsbHost:
             subclass=d.device_subclass, protocol=d.device_protocol,
             num_configurations=d.num_configurations, port_depth=len(d.port_path))
 
-    def port_path(self, device: int, buf: Any) -> int:
+    def port_path(self, device: int, buf: GuestRegion) -> int:
         path = bytes(self._device(device).port_path)
         buf.write(path[: len(buf)])
         return len(path)
 
-    def device_descriptor(self, device: int, buf: Any) -> int:
+    def device_descriptor(self, device: int, buf: GuestRegion) -> int:
         desc = self._device(device).device_descriptor
         n = min(len(desc), len(buf))
         buf.write(desc[:n])
         return n
 
-    def config_descriptor(self, device: int, index: int, buf: Any) -> int:
+    def config_descriptor(self, device: int, index: int, buf: GuestRegion) -> int:
         d = self._device(device)
         if index >= len(d.config_descriptors):
             raise HwError("not_found", f"the device has {len(d.config_descriptors)} configuration(s), "
@@ -234,10 +239,10 @@ class UsbHost:
     def _set_active(o: _Opened, value: int) -> None:
         o.configuration = value
         o.alt.clear()
-        o.layout = o.info.config_layout(value) if value else None
+        o.layout = _layout(o.info, value) if value else None
 
     # -- strings, configuration, interfaces ----------------------------------------------------
-    def string_descriptor(self, handle: int, index: int, langid: int, buf: Any) -> int:
+    def string_descriptor(self, handle: int, index: int, langid: int, buf: GuestRegion) -> int:
         o = self._handle(handle)
         if index == 0:
             raise HwError("invalid_param", "string index 0 is the language table, not a string")
@@ -255,7 +260,7 @@ class UsbHost:
 
     def set_configuration(self, handle: int, value: int) -> None:
         o = self._handle(handle)
-        if value and o.info.config_layout(value) is None:
+        if value and _layout(o.info, value) is None:
             raise HwError("not_found", f"the device has no configuration {value}")
         if o.claimed:
             raise HwError("busy", f"interfaces {sorted(o.claimed)} are claimed; release them first")
@@ -286,7 +291,7 @@ class UsbHost:
         o = self._handle(handle)
         if interface not in o.claimed:
             raise HwError("not_found", f"interface {interface} is not claimed by this handle")
-        if (interface, alt_setting) not in o.layout.interfaces:
+        if o.layout is None or (interface, alt_setting) not in o.layout.interfaces:
             raise HwError("not_found", f"interface {interface} has no alternate setting {alt_setting}")
         self.backend.set_alt_setting(o.backend_handle, interface, alt_setting)
         o.alt[interface] = alt_setting
@@ -306,7 +311,7 @@ class UsbHost:
                                     f"{self.max_transfer} bytes")
 
     def control_transfer(self, handle: int, request_type: int, request: int, value: int,
-                         index: int, data: Any, timeout: int) -> int:
+                         index: int, data: GuestRegion, timeout: int) -> int:
         o = self._handle(handle)
         n = len(data)
         if n > 0xFFFF:
@@ -331,7 +336,8 @@ class UsbHost:
             raise HwError("not_found", f"endpoint 0x{endpoint:02x} belongs to interface "
                                        f"{ep.interface}, which this handle has not claimed")
 
-    def _transfer(self, kind: str, handle: int, endpoint: int, data: Any, timeout: int) -> int:
+    def _transfer(self, kind: str, handle: int, endpoint: int, data: GuestRegion,
+                  timeout: int) -> int:
         o = self._handle(handle)
         self._endpoint(o, endpoint, kind)
         n = len(data)
@@ -345,20 +351,21 @@ class UsbHost:
         return write(o.backend_handle, endpoint, data.read(), self._timeout(timeout))
 
     @staticmethod
-    def _deliver(region: Any, got: bytes) -> int:
+    def _deliver(region: GuestRegion, got: bytes) -> int:
         if len(got) > len(region):
             raise HwError("overflow", f"the device sent {len(got)} bytes for a {len(region)}-byte buffer")
         if got:
             region.write(got)
         return len(got)
 
-    def bulk_transfer(self, handle: int, endpoint: int, data: Any, timeout: int) -> int:
+    def bulk_transfer(self, handle: int, endpoint: int, data: GuestRegion, timeout: int) -> int:
         return self._transfer("bulk", handle, endpoint, data, timeout)
 
-    def interrupt_transfer(self, handle: int, endpoint: int, data: Any, timeout: int) -> int:
+    def interrupt_transfer(self, handle: int, endpoint: int, data: GuestRegion, timeout: int) -> int:
         return self._transfer("interrupt", handle, endpoint, data, timeout)
 
-    def iso_transfer(self, handle: int, endpoint: int, data: Any, packets: Any, timeout: int) -> int:
+    def iso_transfer(self, handle: int, endpoint: int, data: GuestRegion, packets: GuestRegion,
+                     timeout: int) -> int:
         o = self._handle(handle)
         self._endpoint(o, endpoint, "isochronous")
         n = len(data)
@@ -400,7 +407,7 @@ class UsbHost:
         self.backend.reset_device(o.backend_handle)
 
     # -- hotplug -----------------------------------------------------------------------------------
-    def hotplug_poll(self, events: Any) -> int:
+    def hotplug_poll(self, events: GuestRegion) -> int:
         self._refresh()
         out = bytearray()
         for _ in range(min(len(events) // _EVENT.SIZE, len(self._events))):
@@ -410,6 +417,14 @@ class UsbHost:
         if out:
             events.write(bytes(out))
         return len(out) // _EVENT.SIZE
+
+
+def _layout(info: UsbDeviceInfo, value: int) -> ConfigLayout | None:
+    """The parsed configuration ``value``; a malformed descriptor from the device is ``io``."""
+    try:
+        return info.config_layout(value)
+    except ValueError as err:
+        raise HwError("io", f"configuration {value} descriptor is malformed: {err}") from None
 
 
 def _iface_class(cfg: bytes, cls: int) -> bool:

@@ -156,7 +156,9 @@ class ConfigLayout:
         """Parse a full configuration descriptor; `ValueError` if malformed."""
         if len(cfg) < 9 or cfg[1] != 2 or cfg[0] < 9:
             raise ValueError("not a configuration descriptor")
-        total = min(len(cfg), int.from_bytes(cfg[2:4], "little"))
+        total = int.from_bytes(cfg[2:4], "little")
+        if total > len(cfg):
+            raise ValueError(f"configuration is {len(cfg)} bytes, wTotalLength says {total}")
         found: dict[tuple[int, int], list[EndpointLayout]] = {}
         key = None
         pos = cfg[0]

@@ -51,12 +51,13 @@ import struct
 __all__ = [
     "VERSION", "OP_REQ_DEVLIST", "OP_REP_DEVLIST", "OP_REQ_IMPORT", "OP_REP_IMPORT",
     "CMD_SUBMIT", "CMD_UNLINK", "RET_SUBMIT", "RET_UNLINK", "DIR_OUT", "DIR_IN",
-    "URB_SHORT_NOT_OK", "URB_DIR_IN", "SPEED", "ERRNO", "MAX_TRANSFER",
-    "ProtocolError", "ConnectionClosed", "ExportedDevice", "Submit", "Unlink",
-    "RetSubmit", "RetUnlink", "recv_exact", "pack_op", "unpack_op", "OP_HEADER_SIZE",
-    "pack_devlist_reply", "read_devlist_reply", "pack_import_reply", "read_import_reply",
-    "pack_import_request", "BUSID_SIZE", "pack_submit", "pack_unlink", "pack_ret_submit",
-    "pack_ret_unlink", "read_command", "read_return", "HEADER_SIZE",
+    "URB_SHORT_NOT_OK", "URB_ISO_ASAP", "URB_DIR_IN", "SPEED", "speed_name", "ERRNO",
+    "MAX_TRANSFER", "MAX_ISO_PACKETS", "OP_HEADER_SIZE", "HEADER_SIZE", "BUSID_SIZE",
+    "ProtocolError", "ConnectionClosed", "ExportedDevice", "Submit", "Unlink", "RetSubmit",
+    "RetUnlink", "recv_exact", "pack_op", "unpack_op", "pack_devlist_reply",
+    "read_devlist_reply", "pack_import_request", "pack_import_reply", "read_import_reply",
+    "pack_submit", "pack_unlink", "pack_ret_submit", "pack_ret_unlink", "read_command",
+    "read_return",
 ]
 
 VERSION = 0x0111
@@ -65,11 +66,18 @@ OP_REQ_IMPORT, OP_REP_IMPORT = 0x8003, 0x0003
 CMD_SUBMIT, CMD_UNLINK, RET_SUBMIT, RET_UNLINK = 1, 2, 3, 4
 DIR_OUT, DIR_IN = 0, 1
 URB_SHORT_NOT_OK = 0x0001
-URB_ZERO_PACKET = 0x0040
+URB_ISO_ASAP = 0x0002
 URB_DIR_IN = 0x0200
 
 #: The kernel's `enum usb_device_speed`, by our speed names.
 SPEED = {"unknown": 0, "low": 1, "full": 2, "high": 3, "super": 5, "super_plus": 6}
+_SPEED_NAMES = {v: k for k, v in SPEED.items()} | {4: "high"}  # 4: wireless, 480 Mb/s class
+
+
+def speed_name(value: int) -> str:
+    """A wire speed value → our ``$speed`` case name (``"unknown"`` if unknown)."""
+    return _SPEED_NAMES.get(value, "unknown")
+
 
 #: Linux errno values as they travel in `status` fields (the wire uses Linux numbers
 #: whatever the host OS).

@@ -20,10 +20,15 @@ What goes on the wire:
   accepted; IN → `handle_in` for ``transfer_buffer_length`` bytes. A NAK (IN: None, OUT:
   fewer bytes accepted) leaves the URB pending; pending URBs are retried in order per
   endpoint every few milliseconds until they complete or are unlinked.
+- Isochronous URBs: one `handle_in` / `handle_out` call per packet descriptor, never
+  retried (a NAK is a zero-length packet); each descriptor gets its actual length and
+  status (``-EPIPE`` on `Stall`, ``-EOVERFLOW`` when the model returns too much); IN data
+  goes back packed (the packets' actual bytes back to back), descriptors after it, URB
+  status 0 with ``error_count`` failed packets. Descriptors outside the buffer → ``-EINVAL``.
 - RET_SUBMIT status: 0, or ``-EPIPE`` on `Stall`, ``-EPROTO`` if the model fails
-  (a model exception never ends the server), ``-EINVAL`` for an isochronous endpoint
-  (not served). CMD_UNLINK of a pending URB → it is dropped and RET_UNLINK carries
-  ``-ECONNRESET`` (no RET_SUBMIT follows); of an already completed one → status 0.
+  (a model exception never ends the server).
+- CMD_UNLINK of a pending URB → it is dropped and RET_UNLINK carries ``-ECONNRESET``
+  (no RET_SUBMIT follows); of an already completed one → status 0.
 
 A peer that breaks the protocol only loses its own connection.
 """
@@ -75,12 +80,11 @@ class _Export:
 class _Urb:
     """A CMD_SUBMIT being served: how much of it is done."""
 
-    __slots__ = ("cmd", "done", "received")
+    __slots__ = ("cmd", "done")
 
     def __init__(self, cmd: proto.Submit) -> None:
         self.cmd = cmd
         self.done = 0  # OUT bytes accepted so far
-        self.received = b""
 
 
 class UsbipServer:
@@ -120,9 +124,7 @@ class UsbipServer:
     def start(self) -> UsbipServer:
         if self._listener is not None:
             raise RuntimeError("already started")
-        listener = socket.create_server((self._host, self._port), reuse_port=False)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener = listener
+        self._listener = socket.create_server((self._host, self._port))
         self._stopping.clear()
         self._spawn(self._accept_loop, "usbip-accept")
         return self
@@ -286,8 +288,10 @@ class _Session:
         """Advance one URB; its RET_SUBMIT when finished, None while the device NAKs."""
         c = urb.cmd
         try:
-            if c.iso is not None or (c.ep and self._is_iso(c.ep, c.direction)):
-                return proto.RetSubmit(c.seqnum, -_E["EINVAL"], 0, iso=c.iso)
+            if c.iso is not None:
+                return self._iso(c)
+            if c.ep and self._is_iso(c.ep, c.direction):  # iso endpoint, no descriptors
+                return proto.RetSubmit(c.seqnum, -_E["EINVAL"], 0)
             if c.ep == 0:
                 return self._control(c)
             if c.direction == proto.DIR_OUT:
@@ -305,6 +309,29 @@ class _Session:
         except Exception:  # noqa: BLE001 - a model bug answers EPROTO, never ends the server
             _log.exception("usbip: model %s failed", type(self.model).__name__)
             return proto.RetSubmit(c.seqnum, -_E["EPROTO"], 0)
+
+    def _iso(self, c: proto.Submit) -> proto.RetSubmit:
+        packets, data, failed = [], [], 0
+        addr = c.ep | (0x80 if c.direction == proto.DIR_IN else 0)
+        for offset, length, _actual, _status in c.iso:
+            if offset + length > c.length:
+                return proto.RetSubmit(c.seqnum, -_E["EINVAL"], 0, iso=c.iso)
+            actual, status = 0, 0
+            try:
+                if c.direction == proto.DIR_IN:
+                    got = self.model.handle_in(addr, length) or b""
+                    data.append(got)
+                    actual = len(got)
+                else:
+                    actual = self.model.handle_out(addr, c.data[offset:offset + length])
+            except Stall:
+                status = -_E["EPIPE"]
+            except ValueError:  # the model broke the length contract
+                status = -_E["EOVERFLOW"]
+            failed += status != 0
+            packets.append((offset, length, actual, status))
+        return proto.RetSubmit(c.seqnum, 0, sum(p[2] for p in packets), b"".join(data),
+                               error_count=failed, iso=packets)
 
     def _control(self, c: proto.Submit) -> proto.RetSubmit:
         setup = Setup.from_bytes(c.setup)

@@ -6,15 +6,19 @@ What goes on the wire:
   Each exported bus id not yet imported is imported on its own connection
   (OP_REQ_IMPORT), which then stays open as that device's channel; its descriptors are
   read once through it (GET_DESCRIPTOR device 18 B, each configuration 9 B then
-  wTotalLength, string 0 and iSerialNumber). A device id names one import, so a device
-  that goes away and comes back (server restarted, re-exported) gets a new id.
+  wTotalLength, string 0 and iSerialNumber); an unconfigured device then gets
+  SET_CONFIGURATION of its first configuration, as Linux gives a device without a driver.
+  A device id names one import, so a device that goes away and comes back (server
+  restarted, re-exported) gets a new id.
 - Every transfer is one CMD_SUBMIT (ep 0 with an 8-byte SETUP for control transfers)
   answered by one RET_SUBMIT. Requests with no USB/IP operation of their own are
   standard control requests: GET/SET_CONFIGURATION, SET_INTERFACE, CLEAR_FEATURE
   (ENDPOINT_HALT), and for `reset_device` the hub-class SET_FEATURE(PORT_RESET) that
-  Linux's usbip-host turns into a device reset (followed by SET_CONFIGURATION to restore
-  the configuration, as libusb does). Claiming interfaces is bookkeeping in this client:
-  USB/IP has no claim operation.
+  Linux's usbip-host turns into a device reset (followed by SET_CONFIGURATION and
+  SET_INTERFACE to restore the configuration and alternate settings, as libusb does).
+  Claiming interfaces is bookkeeping in this client: USB/IP has no claim operation.
+- An isochronous transfer is one CMD_SUBMIT with a descriptor (offset, length) per packet;
+  the RET_SUBMIT carries each packet's actual length and status, IN data packed.
 - A transfer not answered within its timeout is cancelled with CMD_UNLINK; the client
   then waits (bounded by `unlink_grace`) for RET_UNLINK, taking a RET_SUBMIT that crossed
   the unlink as the transfer's real result, and otherwise raises ``timeout``. The
@@ -30,6 +34,7 @@ than the transfer timeout plus `io_timeout`.
 from __future__ import annotations
 
 import itertools
+import logging
 import select
 import socket
 import threading
@@ -37,10 +42,11 @@ from collections.abc import Hashable
 
 from .._errors import HwError
 from . import _usbip_proto as proto
-from ._usb_backend import SPEEDS, UsbBackend, UsbDeviceInfo
+from ._usb_backend import UsbBackend, UsbDeviceInfo
 
 __all__ = ["UsbipUsbBackend"]
 
+_log = logging.getLogger(__name__)
 _E = proto.ERRNO
 # RET_SUBMIT status (negative Linux errno) → $usb_errno kind. The one mapping.
 _STATUS_KINDS = {
@@ -57,8 +63,6 @@ _STATUS_KINDS = {
     -_E["EREMOTEIO"]: "io",
     -_E["EINVAL"]: "invalid_param",
 }
-_SPEED_NAMES = {v: k for k, v in proto.SPEED.items()}
-_SPEED_NAMES[4] = "high"  # USB_SPEED_WIRELESS: 480 Mb/s class
 
 # Standard requests (USB 2.0 §9.4).
 _GET_DESCRIPTOR, _GET_CONFIGURATION, _SET_CONFIGURATION = 0x06, 0x08, 0x09
@@ -99,6 +103,7 @@ class _Link:
         self.dead: str | None = None
         self.info: UsbDeviceInfo | None = None
         self.claims: dict[int, object] = {}  # interface → owning handle
+        self.alt_settings: dict[int, int] = {}  # interface → alt selected through us
         self._lock = threading.Lock()  # seqnums, waiters, sending
         self._seq = itertools.count(1)
         self._waiters: dict[int, _Waiter] = {}
@@ -170,16 +175,18 @@ class _Link:
         raise self._fail(failure)
 
     def submit(self, direction: int, ep: int, setup: bytes, data: bytes, length: int,
-               timeout_ms: int, what: str) -> proto.RetSubmit:
+               timeout_ms: int, what: str, iso: list | None = None) -> proto.RetSubmit:
         """Send one CMD_SUBMIT and wait for its RET_SUBMIT, unlinking it at the timeout.
         Returns a reply with status 0; raises `HwError` otherwise."""
         with self._lock:
             seq = next(self._seq)
         flags = proto.URB_DIR_IN if direction == proto.DIR_IN else 0
+        if iso is not None:
+            flags |= proto.URB_ISO_ASAP
         waiter = _Waiter(direction)
         self._send(seq, waiter, proto.pack_submit(proto.Submit(
             seq, self.devid, direction, ep, flags, length, setup,
-            data if direction == proto.DIR_OUT else b"")))
+            data if direction == proto.DIR_OUT else b"", interval=1 if iso else 0, iso=iso)))
         if not waiter.event.wait(timeout_ms / 1000):
             self._unlink(seq, waiter, direction, ep)
         reply = waiter.reply
@@ -243,17 +250,6 @@ def _port_path(busid: str) -> tuple[int, ...]:
         return ()
 
 
-def _interfaces(cfg: bytes) -> dict[int, set[int]]:
-    """Interface number → its alternate settings, from a configuration descriptor."""
-    out: dict[int, set[int]] = {}
-    pos = 0
-    while pos + 2 <= len(cfg) and cfg[pos] >= 2:
-        if cfg[pos + 1] == 4 and cfg[pos] >= 9 and pos + 4 <= len(cfg):
-            out.setdefault(cfg[pos + 2], set()).add(cfg[pos + 3])
-        pos += cfg[pos]
-    return out
-
-
 class UsbipUsbBackend(UsbBackend):
     """USB devices exported by a USB/IP server at ``host:port`` (e.g. `UsbipServer`,
     Linux ``usbipd``). ``io_timeout`` bounds connecting and the arrival of any message
@@ -272,6 +268,7 @@ class UsbipUsbBackend(UsbBackend):
         self._by_id: dict[str, _Link] = {}  # device id → import (dead ones too)
         self._attach = itertools.count(1)
         self._handles: set[_Handle] = set()
+        self._reachable = True
 
     def __repr__(self) -> str:
         return f"UsbipUsbBackend({self.host!r}, {self.port})"
@@ -282,14 +279,27 @@ class UsbipUsbBackend(UsbBackend):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _devlist(self) -> list[proto.ExportedDevice] | None:
-        """The server's exports, or None if it cannot be reached."""
+    def exports(self) -> list[proto.ExportedDevice]:
+        """The server's export list (OP_REQ_DEVLIST), without importing anything;
+        ``no_device`` if the server cannot be reached or answers out of protocol."""
         try:
             with self._connect() as sock:
                 sock.sendall(proto.pack_op(proto.OP_REQ_DEVLIST))
                 return proto.read_devlist_reply(sock)
-        except OSError:
+        except OSError as err:
+            raise HwError("no_device", f"USB/IP server {self.host}:{self.port}: {err}") from None
+
+    def _devlist(self) -> list[proto.ExportedDevice] | None:
+        """`exports`, or None if the server cannot be reached (logged once per outage)."""
+        try:
+            devices = self.exports()
+        except HwError as err:
+            if self._reachable:
+                _log.warning("%s", err)
+            self._reachable = False
             return None
+        self._reachable = True
+        return devices
 
     def _import(self, busid: str) -> _Link | None:
         """Import ``busid`` and read its descriptors; None if refused or it failed."""
@@ -335,10 +345,16 @@ class UsbipUsbBackend(UsbBackend):
                 serial = self._string(link, dd[16], 0)
             except HwError:
                 serial = None
+        # like Linux for a device without a driver: select the first configuration
+        if configs and len(configs[0]) >= 9:
+            current = link.control_in(0x80, _GET_CONFIGURATION, 0, 0, 1, t, "GET_CONFIGURATION")
+            if current == b"\0":
+                link.control_out(0x00, _SET_CONFIGURATION, configs[0][5], 0, b"", t,
+                                 "SET_CONFIGURATION")
         ex = link.exported
         return UsbDeviceInfo.from_descriptors(
             device_id, bus_number=ex.busnum & 0xFF, address=ex.devnum & 0xFF,
-            port_path=_port_path(ex.busid), speed=_SPEED_NAMES.get(ex.speed, "unknown"),
+            port_path=_port_path(ex.busid), speed=proto.speed_name(ex.speed),
             serial=serial, device_descriptor=dd, config_descriptors=tuple(configs))
 
     @staticmethod
@@ -358,13 +374,14 @@ class UsbipUsbBackend(UsbBackend):
 
     # -- enumeration -----------------------------------------------------------------------
     def devices(self) -> list[UsbDeviceInfo]:
+        """Imports stay attached while their connection lives (a server closes it when
+        the device goes); new exports are imported; an unreachable server adds nothing."""
         exported = self._devlist()
         with self._lock:
-            busids = {d.busid for d in exported or ()}
             for busid, link in list(self._links.items()):
-                if link.dead is not None or busid not in busids:
-                    link.close()
+                if link.dead is not None:
                     del self._links[busid]
+            busids = {d.busid for d in exported or ()}
             for busid in sorted(busids - self._links.keys()):
                 link = self._import(busid)
                 if link is not None:
@@ -415,22 +432,20 @@ class UsbipUsbBackend(UsbBackend):
             raise HwError("io", "GET_CONFIGURATION: no data")
         return data[0]
 
-    def _config(self, link: _Link, value: int) -> bytes | None:
-        return next((c for c in link.info.config_descriptors if c[5] == value), None)
-
     def set_configuration(self, handle: Hashable, value: int) -> None:
         link = self._h(handle)
-        if value and self._config(link, value) is None:
+        if value and link.info.config_layout(value) is None:
             raise HwError("not_found", f"no configuration {value}")
         if link.claims:
             raise HwError("busy", f"interfaces {sorted(link.claims)} are claimed")
         link.control_out(0x00, _SET_CONFIGURATION, value, 0, b"", _DESCRIPTOR_TIMEOUT_MS,
                          "SET_CONFIGURATION")
+        link.alt_settings.clear()
 
     def claim_interface(self, handle: Hashable, interface: int) -> None:
         link = self._h(handle)
-        cfg = self._config(link, self.get_configuration(handle))
-        if cfg is None or interface not in _interfaces(cfg):
+        cfg = link.info.config_layout(self.get_configuration(handle))
+        if cfg is None or interface not in cfg.interface_numbers:
             raise HwError("not_found", f"interface {interface} is not in the active configuration")
         with self._lock:
             owner = link.claims.get(interface)
@@ -451,11 +466,12 @@ class UsbipUsbBackend(UsbBackend):
         link = self._h(handle)
         if interface not in handle.claimed:
             raise HwError("not_found", f"interface {interface} is not claimed")
-        cfg = self._config(link, self.get_configuration(handle))
-        if cfg is None or alt_setting not in _interfaces(cfg).get(interface, ()):
+        cfg = link.info.config_layout(self.get_configuration(handle))
+        if cfg is None or (interface, alt_setting) not in cfg.interfaces:
             raise HwError("not_found", f"interface {interface} has no alt setting {alt_setting}")
         link.control_out(0x01, _SET_INTERFACE, alt_setting, interface, b"",
                          _DESCRIPTOR_TIMEOUT_MS, "SET_INTERFACE")
+        link.alt_settings[interface] = alt_setting
 
     def detach_kernel_driver(self, handle: Hashable, interface: int) -> None:
         self._h(handle)
@@ -489,6 +505,36 @@ class UsbipUsbBackend(UsbBackend):
     def interrupt_out(self, handle, endpoint, data, timeout_ms):
         return self._out(handle, endpoint, data, timeout_ms, "interrupt")
 
+    def iso_transfer(self, handle, endpoint, data, packet_lengths, timeout_ms):
+        """One isochronous URB: a descriptor per packet; IN data comes back packed and is
+        split by each packet's actual length."""
+        lengths = list(packet_lengths)
+        offsets = [sum(lengths[:i]) for i in range(len(lengths))]
+        total = sum(lengths)
+        direction = proto.DIR_IN if endpoint & 0x80 else proto.DIR_OUT
+        payload = b""
+        if direction == proto.DIR_OUT:
+            payload = bytes(data or b"")[:total].ljust(total, b"\0")
+        reply = self._h(handle).submit(
+            direction, endpoint & 0x0F, bytes(8), payload, total, timeout_ms,
+            f"isochronous 0x{endpoint:02x}", iso=[(o, n, 0, 0) for o, n in zip(offsets, lengths)])
+        got = reply.iso or []
+        if len(got) != len(lengths):
+            raise HwError("io", f"isochronous 0x{endpoint:02x}: {len(got)} packet results "
+                                f"for {len(lengths)} packets")
+        results: list[tuple[bytes | int, str]] = []
+        pos = 0
+        for (_offset, length, actual, status) in got:
+            kind = "success" if status == 0 else _STATUS_KINDS.get(status, "other")
+            if actual > length:
+                raise HwError("overflow", f"isochronous packet of {actual} > {length} bytes")
+            if direction == proto.DIR_IN:
+                results.append((reply.data[pos:pos + actual], kind))
+                pos += actual
+            else:
+                results.append((actual, kind))
+        return results
+
     def clear_halt(self, handle, endpoint):
         self._h(handle).control_out(0x02, _CLEAR_FEATURE, 0, endpoint, b"",
                                     _DESCRIPTOR_TIMEOUT_MS, "CLEAR_FEATURE(ENDPOINT_HALT)")
@@ -506,6 +552,10 @@ class UsbipUsbBackend(UsbBackend):
         if config:
             link.control_out(0x00, _SET_CONFIGURATION, config, 0, b"", _DESCRIPTOR_TIMEOUT_MS,
                              "SET_CONFIGURATION")
+        for interface, alt in link.alt_settings.items():
+            if alt:
+                link.control_out(0x01, _SET_INTERFACE, alt, interface, b"",
+                                 _DESCRIPTOR_TIMEOUT_MS, "SET_INTERFACE")
 
     def shutdown(self) -> None:
         with self._lock:

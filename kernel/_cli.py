@@ -10,7 +10,7 @@
 - ``wasi-hw inspect DRIVER.wasm``: imports/exports, reachable capabilities, timings.
 - ``wasi-hw kernel run kernel.toml [--rounds N | --duration S | --forever] [--audit FILE]``:
   every driver of the kernel file at once, readings and state changes as they happen;
-  Ctrl-C stops cleanly. Ends after the file's ``rounds`` (default 5) unless told otherwise.
+  Ctrl-C stops cleanly (exit 130); ``--watch`` hot-updates a driver whose .wasm changes. Ends after the file's ``rounds`` (default 5) unless told otherwise.
 """
 
 from __future__ import annotations
@@ -93,6 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     g.add_argument("--forever", action="store_true", help="run until Ctrl-C")
     p.add_argument("--audit", type=Path, metavar="FILE", help="append audit entries (JSON lines)")
+    p.add_argument("--watch", action="store_true",
+                   help="hot-update a driver when its .wasm changes (others keep running)")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
     p.set_defaults(func=_cmd_kernel_run)
@@ -114,12 +116,16 @@ def _jsonable(item: Any) -> Any:
     return str(item)
 
 
-def _human(item: Any) -> str:
+def _human(item: Any, limit: int = 48) -> str:
+    """A reading as ``key=value ...``; long values are cut (``--json`` prints them whole)."""
     if isinstance(item, dict):
         parts = []
         for k, v in item.items():
             v = round(v, 3) if isinstance(v, float) else v
-            parts.append(f"{k}={v!r}" if isinstance(v, str) and (" " in v or not v) else f"{k}={v}")
+            text = repr(v) if isinstance(v, str) and (" " in v or not v) else str(v)
+            if len(text) > limit:
+                text = text[:limit] + "…"
+            parts.append(f"{k}={text}")
         return " ".join(parts)
     return repr(item)
 
@@ -256,7 +262,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     print(f"{args.wasm} ({len(wasm)} bytes)")
     print("imports:")
     for m, n, s, k in info.imports:
-        print(f"  {m}.{n:<22} {s}{'' if k else '   ← not in the specs'}")
+        print(f"  {m + '.' + n:<31} {s}{'' if k else '   ← not in the specs'}")
     print("exports:")
     for n, s in info.exports:
         print(f"  {n:<31} {s}")
@@ -283,6 +289,7 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
     kernel = Kernel(backends, on_event=printer, audit=audit, cache_dir=args.cache_dir,
                     tick_ms=plan.tick_ms)
     try:
+        _build_missing(plan, width)
         for m in plan.manifests:
             t0 = time.perf_counter()
             print(f"{m.name:<{width}}  loading {m.wasm.name} …", file=sys.stderr, flush=True)
@@ -292,7 +299,17 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
         for src, dst in plan.routes:
             kernel.route(src, dst)
         rounds = None if args.forever or args.duration else (args.rounds or plan.rounds)
-        kernel.run(rounds=rounds, duration=args.duration)
+        watcher = _Watcher(kernel) if args.watch else None
+        try:
+            kernel.run(rounds=rounds, duration=args.duration)
+        except KeyboardInterrupt:
+            print("wasi-hw: interrupted, stopping drivers", file=sys.stderr, flush=True)
+            interrupted = True
+        else:
+            interrupted = False
+        finally:
+            if watcher is not None:
+                watcher.stop()
     finally:
         kernel.close()
         audit.close()
@@ -301,7 +318,70 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{s.name}: {s.polls} polls, {s.faults} faults, {s.state}"
                         for s in kernel.slots.values())
     print(f"kernel: {summary}", file=sys.stderr)
+    if interrupted:
+        return 130
     return 1 if bad else 0
+
+
+class _Watcher:
+    """Polls every driver's .wasm; a changed file is queued as a hot update."""
+
+    def __init__(self, kernel: Any, period: float = 0.5) -> None:
+        import threading
+
+        self._kernel = kernel
+        self._period = period
+        self._seen = {name: self._stamp(slot.manifest.wasm) for name, slot in kernel.slots.items()}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="wasi-hw-watch", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _loop(self) -> None:
+        while not self._done.wait(self._period):
+            for name, slot in self._kernel.slots.items():
+                stamp = self._stamp(slot.manifest.wasm)
+                if stamp is not None and stamp != self._seen.get(name):
+                    self._seen[name] = stamp
+                    try:
+                        wasm = slot.manifest.wasm.read_bytes()
+                    except OSError:
+                        continue
+                    print(f"{name}: {slot.manifest.wasm.name} changed, hot-updating",
+                          file=sys.stderr, flush=True)
+                    self._kernel.request_update(name, wasm)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=2)
+
+
+def _build_missing(plan: Any, width: int) -> None:
+    """Build the drivers whose .wasm is missing (`wasi-hw build`), showing progress."""
+    missing = [m for m in plan.manifests if not m.wasm.exists()]
+    if not missing:
+        return
+    try:
+        from wasi_hw import _build
+    except ImportError:
+        return
+    names = [m.wasm.stem for m in missing]
+    for m in missing:
+        print(f"{m.name:<{width}}  {m.wasm.name} missing: building …", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    try:
+        _build.build(_build.find_root(plan.path.parent), names)
+    except UserError as err:
+        print(f"wasi-hw: build failed: {err}", file=sys.stderr, flush=True)
+        return
+    print(f"built {', '.join(names)} in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
 
 
 def _show_sim_state(backends: Any, plan: Any) -> None:
@@ -311,9 +391,8 @@ def _show_sim_state(backends: Any, plan: Any) -> None:
             dev = backends.i2c.device(d.bus, d.address)
         except Exception:  # noqa: BLE001 — nothing to show
             continue
-        text = getattr(dev, "text", None)
-        if callable(text):
-            text = text()
+        lines = getattr(dev, "lines", None)      # display models (the LCD) show their text
+        text = lines() if callable(lines) else None
         if isinstance(text, (list, tuple)):
             text = "\n".join(text)
         if isinstance(text, str):

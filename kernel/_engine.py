@@ -7,8 +7,8 @@ Contract:
   the AoT cache uses in its key: a `.cwasm` is only ever loaded into an engine of the same
   wasmtime version and the same settings.
 - A daemon ticker thread calls `engine.increment_epoch()` every `tick_ms`. A guest call given
-  `deadline_ticks(ms)` ticks is interrupted (trap code INTERRUPT) no later than the deadline
-  plus one tick after it started.
+  `deadline_ticks(ms)` ticks runs at least `ms` and is interrupted (trap code INTERRUPT) no
+  later than the deadline plus one tick after it started.
 - Everything that belongs to an Engine (Module, Linker, FuncType, Store) must be created
   from *this* engine: wasmtime objects are never shared across engines.
 """
@@ -65,8 +65,10 @@ class KernelEngine:
             self.engine.increment_epoch()
 
     def deadline_ticks(self, deadline_ms: float) -> int:
-        """Epoch ticks for a deadline of `deadline_ms` (at least one)."""
-        return max(1, math.ceil(deadline_ms / self.tick_ms))
+        """Epoch ticks for a deadline of `deadline_ms`: one more than the deadline spans, since
+        the first tick may come at any moment — the guest gets at least `deadline_ms` and is
+        stopped before `deadline_ms` + one tick."""
+        return max(1, math.ceil(deadline_ms / self.tick_ms)) + 1
 
     def close(self) -> None:
         """Stop the ticker (the Engine itself is freed with its last user)."""

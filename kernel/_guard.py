@@ -15,6 +15,8 @@ I2C rules:
   the current pointer onwards (set by the preceding Write in the same transaction, else the last
   pointer this driver set on that device) — each byte needs an "r" range. A Read whose pointer
   is unknown is denied. A Write of the pointer alone needs the pointer inside some range.
+  With ``write_pairs`` (chips such as the BME280, whose multi-byte writes are register/value
+  pairs) every even-indexed byte of a Write is a register that needs a "w" range.
 - `delay_ns` longer than the per-call deadline is ``invalid_argument`` (a driver cannot park
   the kernel).
 
@@ -121,6 +123,14 @@ class I2cGuard(_Guard):
             key = (name, address)
             ptr = self._pointer.get(key)
             for is_write, n, data in ops:
+                if is_write and grant.write_pairs and n > 1:
+                    for i in range(0, n - 1, 2):
+                        if not grant.allows_register(data[i], write=True):
+                            asked["register"] = data[i]
+                            raise self._deny(call, asked, f"writing register {data[i]:#04x} is "
+                                                          f"not granted")
+                    ptr = data[n - 1] if n % 2 else data[n - 2] + 1
+                    continue
                 if is_write:
                     if not data:
                         continue

@@ -19,6 +19,7 @@ Driver manifest (all tables but the first two keys optional)::
     bus = "i2c-1"
     addresses = [0x76, 0x77]
     ten_bit = false
+    write_pairs = false                   # true: a write is (register, value) pairs
     [[i2c.registers]]                     # optional: restricts register access
     first = 0x88
     last = 0xff
@@ -31,9 +32,10 @@ Driver manifest (all tables but the first two keys optional)::
     endpoints = [0x81, 0x01]
     operations = ["set_configuration"]   # reset, detach_kernel_driver, set_configuration
     [limits]
-    memory_pages = 16                     # 64 KiB wasm pages
+    memory_pages = 32                     # 64 KiB wasm pages (Rust's default stack is 16)
     open_handles = 4
-    max_transfer = 4096                   # largest single transfer / host-side copy, bytes
+    max_transfer = 4096                   # largest transfer and largest single host-side copy
+                                          # (also bounds config/inbox/report buffers), bytes
     deadline_ms = 100                     # per call into the guest
     report_bytes = 1024                   # largest report
     [restart]
@@ -83,6 +85,7 @@ class I2cGrant:
     addresses: frozenset[int]
     ten_bit: bool = False
     registers: tuple[RegisterRange, ...] = ()
+    write_pairs: bool = False   # a Write is (register, value) pairs (BME280 style), not auto-increment
 
     def allows_register(self, reg: int, *, write: bool) -> bool:
         for r in self.registers:
@@ -106,7 +109,7 @@ class UsbGrant:
 
 @dataclass(frozen=True)
 class Limits:
-    memory_pages: int = 16
+    memory_pages: int = 32
     open_handles: int = 4
     max_transfer: int = 4096
     deadline_ms: int = 100
@@ -293,6 +296,7 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
         gv = _V(doc, g, path + ("i2c", n), "i2c")
         bus = gv.get("bus", str, desc="a bus name such as \"i2c-1\"")
         ten = gv.get("ten_bit", bool, False, desc="true or false")
+        pairs = gv.get("write_pairs", bool, False, desc="true or false")
         addrs = gv.int_list("addresses", lo=0, hi=0x3FF if ten else 0x7F, desc="addresses")
         if not addrs:
             raise gv.err("addresses", "i2c.addresses must not be empty")
@@ -311,7 +315,7 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
         gv.done()
         if any(x.bus == bus for x in i2c):
             raise gv.err("bus", f"bus {bus!r} is granted twice")
-        i2c.append(I2cGrant(bus, addrs, ten, tuple(regs)))
+        i2c.append(I2cGrant(bus, addrs, ten, tuple(regs), pairs))
 
     usb: list[UsbGrant] = []
     for n, g in enumerate(v.get("usb", list, [], desc="an array of tables [[usb]]")):

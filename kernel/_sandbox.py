@@ -7,7 +7,8 @@ Contract:
   them — then defines each import in a `Linker` of the kernel's engine and pre-links the module
   (`Linker.instantiate_pre`). The Linker's functions dispatch through a per-sandbox table, so
   restarts reuse the pre-linked module and only rebind the shims.
-- `Sandbox.start(hosts, audit)` makes a fresh `Store` (memory limit `limits.memory_pages`,
+- `Sandbox.start(hosts, audit)` (a `LoadError` if the module can never start under its limits,
+  `DriverFault` if its start function traps) makes a fresh `Store` (memory limit `limits.memory_pages`,
   one instance, one memory, one table), instantiates, requires the exports `memory`, `init`,
   `poll`, wraps each host module in its kernel guard, binds the generated shims to a
   `GuestMemory` over the instance's memory (`max_copy = limits.max_transfer`) and the kernel's
@@ -164,10 +165,11 @@ class Sandbox:
         try:
             instance = self._pre.instantiate(store)
         except wasmtime.Trap as trap:
-            raise LoadError(f"driver trapped while instantiating: {_trap_text(trap)}") from None
+            kind = "deadline" if trap.trap_code == wasmtime.TrapCode.INTERRUPT else "trap"
+            raise DriverFault(kind, f"start function: {_trap_text(trap)}") from None
         except wasmtime.WasmtimeError as err:
-            raise LoadError(f"cannot instantiate (memory limit {limits.memory_pages} pages?): "
-                            f"{err}") from None
+            raise LoadError(f"cannot instantiate with limits.memory_pages = {limits.memory_pages}: "
+                            f"{str(err).splitlines()[0]}") from None
         exports = instance.exports(store)
         memory = exports["memory"]
         mem = GuestMemory(memory, store, max_copy=limits.max_transfer)

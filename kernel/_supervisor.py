@@ -9,9 +9,12 @@ Contract:
   … → ``quarantined`` after more than ``restart.max_faults`` consecutive faults. A fault is a
   trap, a blown per-call deadline (the epoch stops an infinite loop within the deadline plus
   one tick), a Python error escaping the shims, an instantiation failure or a non-zero
-  ``init()``. A non-zero ``poll()`` is a driver-reported error (event ``error``), not a fault.
+  ``init()``; a module that cannot be instantiated under its limits at all is quarantined at
+  once. A non-zero ``poll()`` is a driver-reported error (event ``error``), not a fault.
   A successful poll resets the consecutive-fault count. Backoff doubles per consecutive fault
   (`RestartPolicy.backoff`).
+- On a simulated `VirtualClock` (the backends' clock), virtual time is advanced by the real
+  time that passed before every guest call, so device timing between polls is as on hardware.
 - Scheduling is one loop on the calling thread: the driver whose poll is due first runs next;
   a driver that overruns only delays the others by at most its own deadline; drivers that
   fall behind skip missed slots rather than bursting.
@@ -97,6 +100,11 @@ class Kernel:
         self._updates: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._t0 = time.monotonic()
         self._stop = threading.Event()
+        # Simulated time follows real time between guest calls (so a sensor's conversion
+        # finishes between polls as on hardware); guest delays still advance it instantly.
+        clock = backends.clock or getattr(backends.i2c, "clock", None)
+        self._virtual = clock if type(clock).__name__ == "VirtualClock" else None
+        self._real_ns = time.monotonic_ns()
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -173,9 +181,13 @@ class Kernel:
         try:
             slot.hosts = make_hosts(slot.manifest, self.backends, report_sink=report, log_sink=log)
             slot.instance = slot.sandbox.start(slot.hosts, self.audit)
+            self._pace()
             code = slot.instance.call("init")
-        except (DriverFault, LoadError) as err:
+        except DriverFault as err:
             self._fault(slot, f"init: {err}")
+            return False
+        except LoadError as err:   # permanent (e.g. memory above the limit): no restart helps
+            self._fault(slot, err.message, permanent=True)
             return False
         if code != 0:
             self._fault(slot, f"init returned {code}")
@@ -184,12 +196,15 @@ class Kernel:
         slot.next_due = time.monotonic()
         return True
 
-    def _fault(self, slot: DriverSlot, why: str) -> None:
+    def _fault(self, slot: DriverSlot, why: str, *, permanent: bool = False) -> None:
         slot.faults += 1
         slot.consecutive_faults += 1
         slot.last_error = why
         self._stop_instance(slot)
         policy = slot.manifest.restart
+        if permanent:
+            self._set_state(slot, "quarantined", f"{why}; not restartable")
+            return
         if slot.consecutive_faults > policy.max_faults:
             self._set_state(slot, "quarantined",
                             f"{why}; gave up after {slot.consecutive_faults} consecutive faults")
@@ -198,8 +213,15 @@ class Kernel:
         slot.next_due = time.monotonic() + delay
         self._set_state(slot, "backoff", f"{why}; restart in {delay * 1000:.0f} ms")
 
+    def _pace(self) -> None:
+        now = time.monotonic_ns()
+        if self._virtual is not None and now > self._real_ns:
+            self._virtual.advance(now - self._real_ns)
+        self._real_ns = now
+
     def _poll(self, slot: DriverSlot) -> None:
         assert slot.instance is not None
+        self._pace()
         interval = slot.manifest.poll_interval_ms / 1000
         try:
             code = slot.instance.call("poll")

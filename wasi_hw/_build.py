@@ -20,13 +20,14 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,9 +228,18 @@ def _copy_if_changed(src: Path, dst: Path) -> bool:
     if dst.is_file() and dst.read_bytes() == data:
         return False
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_suffix(".wasm.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, dst)  # atomic: a concurrent loader never sees half a module
+    # A unique temporary name, then an atomic rename: concurrent builds and loaders never
+    # see half a module.
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return True
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from .witx._abi import FunctionAbi, ParamPlan, lower_module
 from .witx._ast import (
     Builtin, Document, EnumType, FlagsType, HandleType, ListType, Module, PointerType,
-    RecordType, StringType, TypeName, TypeRef, VariantType, underlying,
+    RecordType, StringType, TypeName, TypeRef, underlying,
 )
 from .witx._errors import WitxError
 from .witx._layout import field_offsets, layout
@@ -327,7 +327,6 @@ class _Gen:
         """(statements, host argument expression, annotation) of one parameter plan."""
         u = underlying(plan.type)
         c = [py_ident(x.name) for x in plan.core]
-        name = py_ident(plan.name)
         if plan.kind == "value":
             ann = self.annotation(plan.type)
             if isinstance(u, (EnumType, FlagsType)):
@@ -367,7 +366,7 @@ class _Gen:
         if isinstance(u, RecordType) and named is not None and self.pure_record(t):
             return f"mem.write({ptr}, {value}.pack())"
         fmt = _fmt(t)
-        if fmt is None or isinstance(u, PointerType) and False:
+        if fmt is None:
             raise WitxError(f"the Python bindings cannot return {type(u).__name__} through an "
                             "out-pointer")
         return f"mem.write_struct({ptr}, {self.struct('<' + fmt)}, {value})"
@@ -465,7 +464,8 @@ class _Gen:
                 "See `wasi_hw._codegen_python` for the contract: lifted types, the "
                 f"`{proto}` host Protocol,",
                 "``IMPORTS`` and ``bind(host, mem, fail)``.",
-                '"""', "", "from __future__ import annotations", "", "import dataclasses",
+                '"""', "", "from __future__ import annotations", "",
+                *(["import dataclasses"] if "@dataclasses.dataclass" in "\n".join(body) else []),
                 "import enum", "import struct", "import typing", "",
                 "from .._errors import HwError", "from .._memory import GuestMemory, GuestRegion",
                 "", f"__all__ = {sorted(set(public))!r}", "",

@@ -51,12 +51,13 @@ _FAST = _fast_accessors()
 class GuestMemory:
     """Checked access to one instance's linear memory (see the module docstring)."""
 
-    __slots__ = ("_bounds", "max_copy")
+    __slots__ = ("_bounds", "_keep", "max_copy")
 
     def __init__(self, memory: Any, store: Any, *, max_copy: int) -> None:
         if max_copy < 0:
             raise ValueError("max_copy must be >= 0")
         self.max_copy = max_copy
+        self._keep = (memory, store)  # the raw handles below point into these: keep them alive
         self._bounds = self._make_bounds(memory, store)
 
     @staticmethod

@@ -55,17 +55,23 @@ class Bme280(RegisterDevice):
     """BME280 at 0x76/0x77. Set the environment through the attributes below."""
 
     def __init__(self, temperature_c: float = 22.5, pressure_pa: float = 101_325.0,
-                 humidity_pct: float = 45.0, calibration: Bme280Calibration | None = None) -> None:
+                 humidity_pct: float = 45.0, calibration: Bme280Calibration | None = None,
+                 chip_id: int = CHIP_ID) -> None:
         super().__init__()
         self._pair_reg = False
         self.temperature_c = temperature_c
         self.pressure_pa = pressure_pa
         self.humidity_pct = humidity_pct
         self.calibration = calibration or Bme280Calibration()
+        self.chip_id = chip_id  # 0x58 makes it answer like a BMP280
         block1, block2 = self.calibration.to_nvm()
         self._nvm = {0x88 + i: b for i, b in enumerate(block1)}
         self._nvm.update({0xE1 + i: b for i, b in enumerate(block2)})
         self._power_on(0)
+
+    def attach(self, clock, stretch_limit_ns) -> None:
+        super().attach(clock, stretch_limit_ns)
+        self._power_on(clock.now_ns())  # powered up when put on the bus
 
     # --- state ---------------------------------------------------------------------------
     def _power_on(self, now: int) -> None:
@@ -191,7 +197,7 @@ class Bme280(RegisterDevice):
         if reg in self._nvm:
             return self._nvm[reg]
         if reg == 0xD0:
-            return CHIP_ID
+            return self.chip_id
         if reg == 0xF2:
             return self.ctrl_hum
         if reg == 0xF3:

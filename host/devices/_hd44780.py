@@ -107,7 +107,7 @@ class Pcf8574Hd44780(I2cDevice):
         if rw:
             if self.eight_bit or self._read_nibble == 1:
                 self._read_nibble = 0
-                if rs:
+                if rs and not self._busy():  # a RAM read advances the address counter
                     self._move(self.increment)
             else:
                 self._read_nibble = 1

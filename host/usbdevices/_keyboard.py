@@ -12,14 +12,14 @@ NAKs while the idle rate is 0; with a non-zero idle rate (default 500 ms, per HI
 Class requests on interface 0: GET_REPORT (input: the last report; output: the LED
 byte), SET_REPORT (output: LED byte), GET_IDLE / SET_IDLE (duration in 4 ms units,
 wValue high byte), GET_PROTOCOL / SET_PROTOCOL (0 boot, 1 report; the report format is
-the boot format either way). Standard GET_DESCRIPTOR to the interface returns the HID
+the boot format either way). Idle periods are timed on the model's ``clock_ns``.
+Standard GET_DESCRIPTOR to the interface returns the HID
 descriptor (0x21) and the report descriptor (0x22). Anything else STALLs.
 """
 
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import Callable, Iterable
 
 from ._model import (INTERRUPT, Configuration, DeviceDescriptor, Endpoint, Interface, Setup,
@@ -76,7 +76,7 @@ class HidKeyboard(UsbDeviceModel):
     VENDOR_ID, PRODUCT_ID = 0x1209, 0x0002
 
     def __init__(self, keys: str = "", *, reports: Iterable[bytes] | None = None,
-                 serial: str = "KBD0001", clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+                 serial: str = "KBD0001", clock_ns: Callable[[], int] | None = None) -> None:
         rd = BOOT_KEYBOARD_REPORT_DESCRIPTOR
         self.hid_descriptor = struct.pack("<BBHBBBH", 9, 0x21, 0x0111, 0, 1, 0x22, len(rd))
         iface = Interface(0, 3, 1, 1, (Endpoint(0x81, INTERRUPT, 8, interval=10),),
@@ -92,7 +92,8 @@ class HidKeyboard(UsbDeviceModel):
             if len(r) != 8:
                 raise ValueError("boot keyboard reports are 8 bytes")
         self._script = [bytes(r) for r in script]
-        self._clock_ns = clock_ns
+        if clock_ns is not None:
+            self.clock_ns = clock_ns
         self._init_state()
 
     def _init_state(self) -> None:
@@ -142,7 +143,7 @@ class HidKeyboard(UsbDeviceModel):
         raise Stall()
 
     def in_(self, endpoint: int, max_len: int) -> bytes | None:
-        now = self._clock_ns()
+        now = self.clock_ns()
         if self._pos < len(self._script):
             report = self._script[self._pos]
             self._pos += 1

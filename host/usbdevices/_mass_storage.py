@@ -2,7 +2,8 @@
 
 High speed, configuration 1, interface 0 class 8/6/0x50 (mass storage, SCSI transparent,
 BOT) with EP 0x01 bulk OUT and EP 0x82 bulk IN (512 bytes). One LUN backed by an image
-file (size a multiple of the 512-byte block size).
+file (size a multiple of the 512-byte block size; without one, a zero-filled temporary
+image of ``blocks`` blocks that is removed by `close`).
 
 Class requests on interface 0: GET MAX LUN (0xA1/0xFE, wLength 1) → 0; Bulk-Only Mass
 Storage Reset (0x21/0xFF, no data) → back to waiting for a CBW, clears the reset-required
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import os
 import struct
+import tempfile
 from pathlib import Path
 
 from ._model import (BULK, Configuration, DeviceDescriptor, Endpoint, Interface, Setup, Stall,
@@ -55,8 +57,14 @@ class MassStorage(UsbDeviceModel):
     VENDOR_ID, PRODUCT_ID = 0x1209, 0x0003
     speed = "high"
 
-    def __init__(self, image: str | os.PathLike[str], *, serial: str = "MSC000000001",
-                 vendor: str = "WASI-HW", product: str = "Virtual Disk") -> None:
+    def __init__(self, image: str | os.PathLike[str] | None = None, *, blocks: int = 2048,
+                 serial: str = "MSC000000001", vendor: str = "WASI-HW",
+                 product: str = "Virtual Disk") -> None:
+        self._temp = None
+        if image is None:  # a zero-filled scratch disk of ``blocks`` blocks, gone on close
+            self._temp = tempfile.NamedTemporaryFile(prefix="wasi-hw-msc-", suffix=".img")
+            self._temp.truncate(blocks * BLOCK)
+            image = self._temp.name
         self.path = Path(image)
         size = self.path.stat().st_size
         if size == 0 or size % BLOCK:
@@ -86,6 +94,8 @@ class MassStorage(UsbDeviceModel):
 
     def close(self) -> None:
         self._file.close()
+        if self._temp is not None:
+            self._temp.close()
 
     # -- BOT state machine --------------------------------------------------------------
     def _idle(self) -> None:

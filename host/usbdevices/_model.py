@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -221,6 +222,10 @@ class UsbDeviceModel:
 
     speed: str = "full"
     self_powered: bool = False
+    #: The device's time source (monotonic ns). In-process transports replace it with
+    #: their bus clock (`SimUsbBackend` with its `Clock`), so timed behaviour follows
+    #: simulated time; over USB/IP and umockdev it is real time.
+    clock_ns: Callable[[], int] = staticmethod(time.monotonic_ns)
 
     def __init__(
         self,

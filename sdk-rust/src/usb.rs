@@ -352,6 +352,16 @@ impl Drop for DeviceHandle {
     }
 }
 
+/// `bytes` as text; a multi-byte character cut off at the end (a full buffer) is dropped,
+/// anything else that is not UTF-8 is `BadDescriptor`.
+fn utf8_prefix(bytes: &[u8]) -> Result<&str> {
+    match core::str::from_utf8(bytes) {
+        Ok(s) => Ok(s),
+        Err(e) if e.error_len().is_none() => Ok(core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("")),
+        Err(_) => Err(Error::BadDescriptor),
+    }
+}
+
 fn check_in(endpoint_or_type: u8) -> Result<()> {
     if endpoint_or_type & 0x80 != 0 { Ok(()) } else { Err(Error::InvalidParam) }
 }
@@ -386,12 +396,7 @@ impl DeviceHandle {
         }
         let n = sys::string_descriptor(self.raw, index, langid, buf)?.min(buf.len());
         let buf: &'b [u8] = buf;
-        match core::str::from_utf8(&buf[..n]) {
-            Ok(s) => Ok(s),
-            // cut inside a multi-byte character: keep the whole characters before it
-            Err(e) if e.error_len().is_none() => Ok(core::str::from_utf8(&buf[..e.valid_up_to()]).unwrap_or("")),
-            Err(_) => Err(Error::BadDescriptor),
-        }
+        utf8_prefix(&buf[..n])
     }
 
     /// [`read_string_descriptor`](Self::read_string_descriptor) in the first language.
@@ -918,6 +923,13 @@ mod tests {
         assert_eq!(check_in(0x01), Err(Error::InvalidParam));
         assert_eq!(check_out(0x02), Ok(()));
         assert_eq!(check_out(0xC0), Err(Error::InvalidParam));
+    }
+
+    #[test]
+    fn string_cut_inside_a_character_keeps_whole_characters() {
+        assert_eq!(utf8_prefix("Echo".as_bytes()), Ok("Echo"));
+        assert_eq!(utf8_prefix(&"Größe".as_bytes()[..3]), Ok("Gr")); // 'ö' cut in half
+        assert_eq!(utf8_prefix(&[b'a', 0xFF, b'b']), Err(Error::BadDescriptor));
     }
 
     #[test]

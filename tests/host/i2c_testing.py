@@ -1,7 +1,9 @@
 """Test helpers for the I2C host tests: stand-ins for the generated shim's lifted values.
 
 `Region` behaves like `wasi_hw._memory.GuestRegion` (``len()``, ``read()``,
-``write(data, offset=0)`` with the data required to fit); `Op` like a lifted ``Operation``.
+``write(data, offset=0)`` with the data required to fit) over a plain bytearray, so the
+host's semantics are tested without an instance; `Op` like a lifted ``Operation`` but
+accepts any kind value (forged kinds reach the host when it is called directly).
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-READ, WRITE = 0, 1  # OpKind case order in witx/wasi_i2c.witx
-SEVEN, TEN = 0, 1   # AddressMode case order
+from wasi_hw._bindings._wasi_i2c import AddressMode, OpKind
+
+READ, WRITE = OpKind.READ, OpKind.WRITE
+SEVEN, TEN = AddressMode.SEVEN_BIT, AddressMode.TEN_BIT
 
 
 class Region:

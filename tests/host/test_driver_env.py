@@ -57,6 +57,17 @@ def test_log_levels_truncation_and_rate_limit():
     assert e.value.kind == "invalid_argument"
 
 
+def test_log_cannot_forge_lines_or_drive_the_terminal():
+    env, got = make()
+    env.log(2, "ok\nERROR fake\x1b[2J\ttab\x85")
+    assert got["logs"] == [("info", "ok\\x0aERROR fake\\x1b[2J\ttab\\x85")]
+
+
+def test_config_values_must_be_strings():
+    with pytest.raises(TypeError):
+        DriverEnv(config={"address": 0x76})
+
+
 def test_config_get():
     env, _ = make(config={"bus": "i2c-1", "address": "0x76"})
     buf = Region(8)

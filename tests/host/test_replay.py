@@ -224,3 +224,95 @@ def test_usb_divergence_shows_both_sides(usb_trace):
     assert "requested `usb  string_descriptor(handle=1, index=3, langid=0)`" in msg
     with pytest.raises(ReplayDivergence):
         replay.string_descriptor(h, 2, 0)
+
+
+# --------------------------------------------------------------------------- through I2cHost
+
+
+def test_i2c_host_over_recorder_and_replay(tmp_path):
+    """The spec layer on top: what a driver sees is the same recorded and replayed, and a
+    divergence reaches it as the errno kind ``other``."""
+    from i2c_testing import SEVEN, Region
+
+    from wasi_hw.host import I2cHost
+
+    def drive(backend):
+        host = I2cHost(backend)
+        bus = host.open("i2c-1")
+        chip, calib = Region(1), Region(26)
+        host.write_read(bus, 0x76, SEVEN, b"\xd0", chip)
+        host.delay_ns(2_000_000)
+        host.write_read(bus, 0x76, SEVEN, b"\x88", calib)
+        try:
+            host.write(bus, 0x50, SEVEN, b"\x01")
+            kind = None
+        except HwError as err:
+            kind = err.kind
+        host.close(bus)
+        return chip.read(), calib.read(), kind
+
+    sim = SimI2cBackend(["i2c-1"])
+    sim.attach("i2c-1", 0x76, Bme280())
+    path = tmp_path / "host.cbor"
+    with TraceWriter(path) as writer:
+        recorded = drive(RecordingI2cBackend(sim, writer))
+    assert recorded[0] == b"\x60" and recorded[2] == "nack_address"
+    replay = ReplayI2cBackend(path)
+    assert drive(replay) == recorded
+    replay.done()
+
+    host = I2cHost(ReplayI2cBackend(path))
+    bus = host.open("i2c-1")
+    with pytest.raises(HwError) as err:
+        host.write_read(bus, 0x77, SEVEN, b"\xd0", Region(1))
+    assert err.value.kind == "other" and "replay diverged at record 1" in err.value.message
+
+
+def test_usb_host_over_recorder_and_replay(tmp_path):
+    """`UsbHost` (the spec layer) driving the echo device: recorded, then replayed."""
+    from usb_testing import GuestMem, make_filter
+
+    from wasi_hw.host import UsbHost
+
+    def drive(backend):
+        host = UsbHost(backend)
+        g = GuestMem()
+        ids = g.region(16)
+        assert host.list_devices(make_filter(), ids) == 1
+        device = int.from_bytes(ids.read()[:4], "little")
+        h = host.open(device)
+        name = g.region(16)
+        n = host.string_descriptor(h, 2, 0, name)
+        host.claim_interface(h, 0)
+        out = g.region(5, b"hello")
+        host.bulk_transfer(h, 0x01, out, 100)
+        back = g.region(64)
+        got = host.bulk_transfer(h, 0x81, back, 100)
+        host.close(h)
+        return name.read()[:n], back.read()[:got]
+
+    path = tmp_path / "usbhost.cbor"
+    with TraceWriter(path) as writer:
+        recorded = drive(RecordingUsbBackend(SimUsbBackend([EchoDevice()]), writer))
+    assert recorded == (b"Echo", b"hello")
+    replay = ReplayUsbBackend(path)
+    assert drive(replay) == recorded
+    replay.done()
+
+
+def test_replaying_substitutes_the_built_backends(i2c_trace, usb_trace):
+    from wasi_hw.host._replay import replaying
+    from wasi_hw.host._trace import traced
+
+    sim = SimI2cBackend(["i2c-1"])
+    sim.attach("i2c-1", 0x76, Bme280())
+    usb = SimUsbBackend([EchoDevice()])
+    assert traced(sim) is sim
+    with replaying(i2c_trace[0]) as replays:
+        i2c = traced(sim)
+        assert isinstance(i2c, ReplayI2cBackend) and replays == [i2c]
+        assert isinstance(traced(usb), ReplayUsbBackend)
+        assert traced(i2c) is i2c
+    with pytest.raises(HwError, match="closed"):  # the built backend was closed unused
+        sim.transaction("i2c-1", 0x76, False, CHIP_ID)
+    assert _session(i2c) == i2c_trace[1]

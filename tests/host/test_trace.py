@@ -161,6 +161,10 @@ def test_traced_hook_wraps_only_while_recording(tmp_path):
         assert wrapped == [i2c, usb]
         with pytest.raises(TypeError):
             traced(object())
+        assert traced(None) is None
+        table = traced({"a": sim, "b": (sim, "i2c-1")})
+        assert table["a"] is table["b"][0] and table["b"][1] == "i2c-1"
+        assert isinstance(table["a"], RecordingI2cBackend) and len(wrapped) == 3
     assert traced(sim) is sim
 
 

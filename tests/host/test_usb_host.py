@@ -290,3 +290,52 @@ def test_through_generated_shim(env):
     assert abi.DeviceInfo.unpack(info.read()).vendor_id == 0x1209
     assert calls["open"](12345, ret.ptr) == abi.ERRNO["bad_handle"]
     assert failures == [("open", "bad_handle")]
+
+
+class _Garbled(SimUsbBackend):
+    """A backend whose device reports a truncated configuration descriptor."""
+
+    def devices(self):
+        import dataclasses
+
+        return [dataclasses.replace(d, config_descriptors=(d.config_descriptors[0][:20],))
+                for d in super().devices()]
+
+
+def test_malformed_descriptor_from_device_is_io():
+    host = UsbHost(_Garbled([EchoDevice()]))
+    g = GuestMem()
+    assert kind(host.open, listed(host, g)[1][0]) == "io"
+
+
+def test_raw_calls_with_arbitrary_integers_fail_only_with_spec_kinds():
+    """Whatever integers a guest passes, the host raises only HwError kinds of $usb_errno."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    backend = SimUsbBackend([EchoDevice(), HidKeyboard("x")])
+    host = UsbHost(backend, max_transfer=4096, default_timeout_ms=5)
+    g = GuestMem(pages=1)
+    seen = []
+
+    def fail(exc, name):
+        assert isinstance(exc, HwError), f"{name} raised {exc!r}"
+        assert exc.kind in abi.ERRNO, exc.kind
+        seen.append(exc.kind)
+        return abi.ERRNO[exc.kind]
+
+    calls = abi.bind(host, g.mem, fail)
+    # a few real handles so that calls get past the handle check
+    real = g.region(64)
+    host.list_devices(make_filter(), real)
+    opened = host.open(struct.unpack_from("<I", real.read())[0])
+    ints = st.one_of(st.integers(-(2**31), 2**31 - 1), st.sampled_from([0, 1, 2, opened, 0x81, 16, 64]))
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.sampled_from(sorted(abi.IMPORTS)), st.lists(ints, min_size=9, max_size=9))
+    def run(name, args):
+        n = len(abi.IMPORTS[name][0])
+        calls[name](*args[:n])
+
+    run()
+    assert {"bad_handle", "fault"} <= set(seen)

@@ -1,4 +1,5 @@
-"""``wasi-hw usbip serve``: what it prints, what it creates, how it refuses bad input."""
+"""``wasi-hw usbip serve`` / ``list``: what they print, what serve creates, how both refuse
+bad input."""
 
 from __future__ import annotations
 
@@ -22,9 +23,13 @@ def test_serve_prints_bus_ids_and_creates_missing_image(tmp_path):
         backend.shutdown()
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, "-m", "wasi_hw._cli", "usbip", "serve", *args],
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "wasi_hw._cli", "usbip", *args],
                           capture_output=True, text=True, timeout=30)
+
+
+def _run(*args):
+    return _cli("serve", *args)
 
 
 def test_bad_device_spec_is_one_line_error(tmp_path):
@@ -49,3 +54,21 @@ def test_port_in_use_is_one_line_error():
         out = _run("--port", str(srv.port))
     assert out.returncode == 2 and "cannot listen on 127.0.0.1" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_list_shows_what_a_server_exports(tmp_path):
+    with ServerProcess("echo", f"msc:{tmp_path / 'd.img'}") as srv:
+        out = _cli("list", "--host", srv.host, "--port", str(srv.port))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "1-1  1209:0001  full  interfaces ff/00/00",
+        "1-2  1209:0003  high  interfaces 08/06/50",
+    ]
+
+
+def test_list_of_unreachable_server_is_one_line_error():
+    with ServerProcess("echo") as srv:
+        port = srv.port
+    out = _cli("list", "--port", str(port), "--timeout", "1")
+    assert out.returncode == 2 and out.stderr.startswith(f"wasi-hw: cannot list 127.0.0.1:{port}")
+    assert out.stderr.count("\n") == 1

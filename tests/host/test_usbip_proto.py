@@ -88,7 +88,8 @@ def test_oversized_transfer_length_is_rejected_without_buffering():
 
 def test_truncated_message_raises_connection_closed():
     a, b = _pair()
-    a.sendall(proto.pack_submit(proto.Submit(1, 1, proto.DIR_OUT, 1, 0, 10, data=b"0123456789"))[:55])
+    whole = proto.pack_submit(proto.Submit(1, 1, proto.DIR_OUT, 1, 0, 10, data=b"0123456789"))
+    a.sendall(whole[:55])
     a.close()
     with pytest.raises(proto.ConnectionClosed):
         proto.read_command(b)

@@ -68,7 +68,8 @@ def test_devlist_reports_speed_and_configuration(server):
         s.sendall(proto.pack_op(proto.OP_REQ_DEVLIST))
         devs = proto.read_devlist_reply(s)
     assert [d.busid for d in devs] == ["1-1", "1-2", "1-3"]
-    assert [d.speed for d in devs] == [proto.SPEED["full"], proto.SPEED["full"], proto.SPEED["high"]]
+    full, high = proto.SPEED["full"], proto.SPEED["high"]
+    assert [d.speed for d in devs] == [full, full, high]
     assert [(d.busnum, d.devnum) for d in devs] == [(1, 2), (1, 3), (1, 4)]
     assert all(d.num_configurations == 1 and d.configuration_value == 0 for d in devs)
 
@@ -177,3 +178,21 @@ def test_stop_closes_listener_and_connections():
     with pytest.raises(RuntimeError):
         srv.address
 
+
+
+def test_isochronous_in_is_packed_with_per_packet_descriptors():
+    from usb_testing import IsoSource
+
+    with UsbipServer([IsoSource()], port=0) as srv, _import(srv) as s:
+        _submit(s, 1, proto.DIR_OUT, 0, 0, SET_CONFIG_1)
+        _reply(s, {})
+        iso = [(0, 8, 0, 0), (8, 8, 0, 0), (16, 8, 0, 0)]
+        s.sendall(proto.pack_submit(proto.Submit(2, 0x10002, proto.DIR_IN, 1, 0, 24, iso=iso)))
+        r = _reply(s, {2: proto.DIR_IN})
+        assert (r.status, r.actual, r.error_count) == (0, 11, 0)
+        assert r.data == b"\x00" * 3 + b"\x01" * 8  # short packets packed, not padded
+        assert r.iso == [(0, 8, 3, 0), (8, 8, 8, 0), (16, 8, 0, 0)]
+        bad = [(0, 8, 0, 0), (20, 8, 0, 0)]  # second packet beyond the 16-byte buffer
+        s.sendall(proto.pack_submit(proto.Submit(3, 0x10002, proto.DIR_OUT, 2, 0, 16,
+                                                 data=bytes(16), iso=bad)))
+        assert _reply(s, {}).status == -proto.ERRNO["EINVAL"]

@@ -8,7 +8,8 @@ import threading
 import time
 
 import pytest
-from usbip_testing import Bot, ServerProcess, open_configured, usbip_backend
+from usb_testing import GuestMem, IsoSource, bot_command, make_filter
+from usbip_testing import ServerProcess, open_configured, usbip_backend
 
 from wasi_hw import HwError
 from wasi_hw.host._usb_backend import UsbBackend
@@ -184,6 +185,14 @@ def test_unreachable_server_lists_nothing():
     assert UsbipUsbBackend("127.0.0.1", port, io_timeout=0.5).devices() == []
 
 
+def _read10(lba: int, blocks: int) -> bytes:
+    return struct.pack(">BBIBHB", 0x28, 0, lba, 0, blocks, 0)
+
+
+def _write10(lba: int, blocks: int) -> bytes:
+    return struct.pack(">BBIBHB", 0x2A, 0, lba, 0, blocks, 0)
+
+
 def test_mass_storage_read_write_through_bot(tmp_path):
     img = MassStorage.create_image(tmp_path / "disk.img", 128)
     msc = MassStorage(img)
@@ -191,14 +200,15 @@ def test_mass_storage_read_write_through_bot(tmp_path):
         with usbip_backend(msc) as (_server, b):
             _info, h = open_configured(b)
             assert b.control_in(h, 0xA1, 0xFE, 0, 0, 1, 500) == b"\0"  # GET MAX LUN
-            bot = Bot(b, h)
-            inquiry, status = bot.command_in(bytes([0x12, 0, 0, 0, 36, 0]), 36)
-            assert status == 0 and inquiry[8:15] == b"WASI-HW"
-            cap, status = bot.command_in(bytes([0x25]) + bytes(9), 8)
-            assert struct.unpack(">II", cap) == (127, 512)
+            inquiry, st = bot_command(b, h, bytes([0x12, 0, 0, 0, 36, 0]), data_in=36)
+            assert st == (1, 0, 0) and inquiry[8:15] == b"WASI-HW"
+            cap, st = bot_command(b, h, bytes([0x25]) + bytes(9), data_in=8, tag=2)
+            assert struct.unpack(">II", cap) == (127, 512) and st[2] == 0
             data = bytes(range(256)) * 2 * 16  # 16 blocks
-            assert bot.write10(3, data) == 0
-            assert bot.read10(3, 16) == data
+            _, st = bot_command(b, h, _write10(3, 16), data_out=data, tag=3, timeout_ms=2000)
+            assert st == (3, 0, 0)
+            got, st = bot_command(b, h, _read10(3, 16), data_in=len(data), tag=4, timeout_ms=2000)
+            assert got == data and st == (4, 0, 0)
             assert img.read_bytes()[3 * 512: 19 * 512] == data
     finally:
         msc.close()
@@ -206,15 +216,17 @@ def test_mass_storage_read_write_through_bot(tmp_path):
 
 def test_mass_storage_disconnect_loses_no_acknowledged_write(tmp_path):
     img = MassStorage.create_image(tmp_path / "disk.img", 256)
-    blocks = {lba: bytes([lba]) * 512 * 4 for lba in range(0, 64, 4)}
+    blocks = {lba: bytes([lba + 1]) * 512 * 4 for lba in range(0, 64, 4)}
     with ServerProcess(f"msc:{img}") as srv:
         b = UsbipUsbBackend(srv.host, srv.port)
         _info, h = open_configured(b)
-        bot = Bot(b, h)
-        for lba, data in blocks.items():
-            assert bot.write10(lba, data) == 0  # acknowledged by its CSW
+        for tag, (lba, data) in enumerate(blocks.items(), 1):
+            _, st = bot_command(b, h, _write10(lba, 4), data_out=data, tag=tag, timeout_ms=2000)
+            assert st == (tag, 0, 0)  # acknowledged by its CSW
         # start one more write and die in its data phase
-        bot.cbw(struct.pack(">BBIBHB", 0x2A, 0, 100, 0, 8, 0), 8 * 512, False)
+        cbw = struct.pack("<IIIBBB", 0x43425355, 99, 8 * 512, 0, 0, 10)
+        cbw += _write10(100, 8).ljust(16, b"\0")
+        assert b.bulk_out(h, 0x01, cbw, 1000) == 31
         b.bulk_out(h, 0x01, b"\xee" * 1024, 1000)
         srv.signal(signal.SIGKILL)
         assert _kind(b.bulk_out, h, 0x01, b"\xee" * 1024, 1000) == "no_device"
@@ -222,9 +234,10 @@ def test_mass_storage_disconnect_loses_no_acknowledged_write(tmp_path):
     with ServerProcess(f"msc:{img}") as srv:  # reconnect to the same image
         b = UsbipUsbBackend(srv.host, srv.port)
         _info, h = open_configured(b)
-        bot = Bot(b, h)
-        for lba, data in blocks.items():
-            assert bot.read10(lba, 4) == data
+        for tag, (lba, data) in enumerate(blocks.items(), 1):
+            got, st = bot_command(b, h, _read10(lba, 4), data_in=len(data), tag=tag,
+                                  timeout_ms=2000)
+            assert got == data and st == (tag, 0, 0)
         b.shutdown()
 
 
@@ -238,3 +251,50 @@ def test_hid_keyboard_reports_over_interrupt_in():
         assert _kind(b.interrupt_in, h, 0x81, 8, 100) == "timeout"
         hid = b.control_in(h, 0x81, 0x06, 0x2200, 0, 256, 500)  # report descriptor
         assert hid[:2] == b"\x05\x01"
+
+
+def test_import_selects_the_first_configuration_like_linux():
+    with usbip_backend(EchoDevice()) as (server, b):
+        assert server.model("1-1").configuration == 0  # nothing imported yet
+        info = b.devices()[0]
+        assert server.model("1-1").configuration == 1
+        assert b.get_configuration(b.open(info.id)) == 1
+
+
+def test_usb_host_semantics_over_usbip_with_hotplug():
+    """The wasi_usb host module on this backend: list, open, transfers, hotplug."""
+    from wasi_hw.host import UsbHost
+
+    with usbip_backend(EchoDevice(), HidKeyboard()) as (server, b):
+        host, g = UsbHost(b, max_transfer=4096), GuestMem()
+        devs = g.region(16)
+        assert host.list_devices(make_filter(), devs) == 2
+        first = struct.unpack("<I", devs.read()[:4])[0]
+        h = host.open(first)
+        host.claim_interface(h, 0)
+        assert host.control_transfer(h, 0x40, SET_BUFFER, 0, 0, g.region(3, b"abc"), 100) == 3
+        buf = g.region(8)
+        assert host.control_transfer(h, 0xC0, GET_BUFFER, 0, 0, buf, 100) == 3
+        assert buf.read()[:3] == b"abc"
+        assert host.bulk_transfer(h, 0x01, g.region(4, b"ping"), 100) == 4
+        assert host.bulk_transfer(h, 0x81, buf, 100) == 4 and buf.read()[:4] == b"ping"
+        assert _kind(host.bulk_transfer, h, 0x81, buf, 50) == "timeout"
+        assert _kind(host.control_transfer, h, 0xC0, STALL, 0, 0, g.region(1), 100) == "pipe"
+        events = g.region(64)
+        host.hotplug_poll(events)  # drain the initial arrivals, if any
+        server.disconnect("1-1")
+        assert _kind(host.bulk_transfer, h, 0x81, buf, 100) == "no_device"
+        n = host.hotplug_poll(events)
+        raw = events.read()
+        kinds = [raw[i * 8] for i in range(n)]  # $hotplug_event: kind u8 @0, device u32 @4
+        assert 1 in kinds and 0 in kinds  # left (old import) + arrived (re-imported)
+
+
+def test_isochronous_packets_keep_their_lengths_and_statuses():
+    with usbip_backend(IsoSource()) as (server, b):
+        _info, h = open_configured(b)
+        got = b.iso_transfer(h, 0x81, None, [8, 8, 8, 8], 500)
+        assert got == [(b"\x00" * 3, "success"), (b"\x01" * 8, "success"), (b"", "success"),
+                       (b"", "pipe")]
+        assert b.iso_transfer(h, 0x02, b"abcdef", [4, 2], 500) == [(4, "success"), (2, "success")]
+        assert server.model("1-1").received == [b"abcd", b"ef"]

@@ -1,6 +1,5 @@
 """Test helpers for USB/IP: a server on a free port with a connected client, a server in a
-separate process (so it can be killed or frozen), and a minimal Bulk-Only Transport
-initiator for mass-storage tests.
+separate process (so it can be killed or frozen).
 
 `usbip_backend(*models)` — context manager yielding ``(server, backend)``: an in-process
 `UsbipServer` on 127.0.0.1:<free port> and a `UsbipUsbBackend` connected to it. Any
@@ -13,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -21,7 +19,7 @@ import threading
 from wasi_hw.host._usbip_server import UsbipServer
 from wasi_hw.host._usbip_usb import UsbipUsbBackend
 
-__all__ = ["usbip_backend", "ServerProcess", "Bot", "open_configured"]
+__all__ = ["usbip_backend", "ServerProcess", "open_configured"]
 
 
 @contextlib.contextmanager
@@ -87,51 +85,3 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.kill()
-
-
-class Bot:
-    """A Bulk-Only Transport initiator over a `UsbBackend` handle (EP 0x01 OUT, 0x82 IN)."""
-
-    def __init__(self, backend, handle, ep_out: int = 0x01, ep_in: int = 0x82) -> None:
-        self.b, self.h, self.ep_out, self.ep_in = backend, handle, ep_out, ep_in
-        self.tag = 0
-
-    def cbw(self, cb: bytes, length: int, data_in: bool) -> int:
-        self.tag += 1
-        raw = struct.pack("<IIIBBB", 0x43425355, self.tag, length, 0x80 if data_in else 0, 0,
-                          len(cb)) + cb.ljust(16, b"\0")
-        assert self.b.bulk_out(self.h, self.ep_out, raw, 1000) == 31
-        return self.tag
-
-    def csw(self, tag: int) -> tuple[int, int]:
-        raw = self.b.bulk_in(self.h, self.ep_in, 13, 1000)
-        sig, got_tag, residue, status = struct.unpack("<IIIB", raw)
-        assert (sig, got_tag) == (0x53425355, tag)
-        return status, residue
-
-    def command_in(self, cb: bytes, length: int) -> tuple[bytes, int]:
-        tag = self.cbw(cb, length, True)
-        data = b""
-        while len(data) < length:
-            chunk = self.b.bulk_in(self.h, self.ep_in, length - len(data), 1000)
-            data += chunk
-            if len(chunk) % 512 or not chunk:
-                break
-        status, _ = self.csw(tag)
-        return data, status
-
-    def command_out(self, cb: bytes, data: bytes) -> int:
-        tag = self.cbw(cb, len(data), False)
-        if data:
-            assert self.b.bulk_out(self.h, self.ep_out, data, 2000) == len(data)
-        return self.csw(tag)[0]
-
-    def read10(self, lba: int, blocks: int) -> bytes:
-        data, status = self.command_in(struct.pack(">BBIBHB", 0x28, 0, lba, 0, blocks, 0),
-                                       blocks * 512)
-        assert status == 0
-        return data
-
-    def write10(self, lba: int, data: bytes) -> int:
-        return self.command_out(struct.pack(">BBIBHB", 0x2A, 0, lba, 0, len(data) // 512, 0),
-                                data)

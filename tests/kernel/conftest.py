@@ -32,7 +32,7 @@ def manifest(name: str, *, addresses=(0x76,), deadline_ms=100, max_faults=2, bac
         i2c=(I2cGrant("i2c-1", frozenset(addresses), registers=tuple(registers)),),
         limits=Limits(deadline_ms=deadline_ms, memory_pages=memory_pages, **limits),
         poll_interval_ms=interval_ms,
-        restart=RestartPolicy(max_faults=max_faults, backoff_ms=backoff_ms, backoff_max_ms=backoff_ms),
+        restart=RestartPolicy(max_faults=max_faults, backoff_ms=backoff_ms, backoff_max_ms=1000),
     )
 
 

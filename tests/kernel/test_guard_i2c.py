@@ -110,3 +110,16 @@ def test_delay_bounded_by_deadline():
     guard, _, _ = make(deadline_ms=10)
     guard.delay_ns(5_000_000)
     assert kind(guard.delay_ns, 11_000_000) == "invalid_argument"
+
+
+def test_write_pairs_check_every_register():
+    sim = SimI2cBackend(["i2c-1"])
+    sim.attach("i2c-1", 0x76, Bme280())
+    grant = I2cGrant("i2c-1", frozenset({0x76}), registers=(CTRL_RW,), write_pairs=True)
+    audit = AuditLog()
+    guard = I2cGuard(I2cHost(sim), Manifest(name="d", wasm=None, i2c=(grant,)), audit)
+    bus = guard.open("i2c-1")
+    guard.write(bus, 0x76, SEVEN, bytes([0xF2, 0x01, 0xF5, 0x00]))      # ctrl_hum + config
+    # auto-increment would read this as registers 0xf2..0xf4; as pairs it writes 0xe0 (reset)
+    assert kind(guard.write, bus, 0x76, SEVEN, bytes([0xF2, 0x01, 0xE0, 0xB6])) == "access"
+    assert audit.entries[0]["asked"]["register"] == 0xE0

@@ -8,7 +8,8 @@ import pytest
 from wasi_hw.host import Read, SimI2cBackend, Write
 from wasi_hw.host.devices import Bme280, NackAfter
 from wasi_hw import HwError
-from wasi_hw.reference import Bme280Calibration, Bme280Driver, DriverError, bme280_compensate
+from wasi_hw.reference import (Bme280Calibration, Bme280Driver, DriverError, bme280_compensate,
+                                f32, measurement_time_us)
 
 
 def datasheet_float(cal, adc_t, adc_p, adc_h):
@@ -32,11 +33,14 @@ def datasheet_float(cal, adc_t, adc_p, adc_h):
     return t_fine / 5120.0, p, h
 
 
-WIRE_INIT = [
-    ((Write(b"\xd0"), Read(1)), (b"\x60",)),
-    ((Write(b"\xe0\xb6"),), ()),
-]
+def wire_init(status_reads=1):
+    return ([(Write(b"\xd0"), Read(1)), (Write(b"\xe0\xb6"),)]
+            + [(Write(b"\xf3"), Read(1))] * status_reads
+            + [(Write(b"\x88"), Read(26)), (Write(b"\xe1"), Read(7))])
+
+
 WIRE_POLL = [
+    (Write(b"\xf2\x01"),),
     (Write(b"\xf4\x25"),),
     (Write(b"\xf3"), Read(1)),
     (Write(b"\xf7"), Read(8)),
@@ -62,6 +66,7 @@ def test_readings_match_datasheet_float_formulas(env):
     d = sim.history[-1][-1][0]
     adc_p, adc_t, adc_h = d[0] << 12 | d[1] << 4 | d[2] >> 4, d[3] << 12 | d[4] << 4 | d[5] >> 4, d[6] << 8 | d[7]
     t, p, h = datasheet_float(drv.calibration, adc_t, adc_p, adc_h)
+    assert reading["temperature_c"] == f32(reading["temperature_c"])  # single precision, as reported
     assert reading["temperature_c"] == pytest.approx(t, abs=0.01)
     assert reading["pressure_pa"] == pytest.approx(p, abs=1.0)
     assert reading["humidity_pct"] == pytest.approx(h, abs=0.05)
@@ -84,18 +89,37 @@ def test_integer_and_float_compensation_agree_across_range():
                 assert hi / 1024 == pytest.approx(hf, abs=0.05)
 
 
+def ops(sim):
+    return [ops for _, _, _, ops, _ in sim.history]
+
+
 def test_wire_sequence():
     sim, chip, drv = setup()
-    hist = [(ops, res) for _, _, _, ops, res in sim.history]
-    assert [h for h in hist[:2]] == WIRE_INIT
-    assert hist[2][0] == (Write(b"\x88"), Read(26)) and hist[3][0] == (Write(b"\xe1"), Read(7))
-    assert hist[4][0] == (Write(b"\xf2\x01\xf5\x00"),)
+    assert ops(sim) == wire_init()
     sim.history.clear()
     t0 = sim.clock.now_ns()
     drv.poll()
-    assert [ops for _, _, _, ops, _ in sim.history] == WIRE_POLL
+    assert ops(sim) == WIRE_POLL
     assert sim.clock.now_ns() - t0 >= 9_300_000
     assert chip.measurements == 1 and chip.mode == 0
+
+
+def test_oversampling_settings_and_skipped_quantities():
+    sim = SimI2cBackend()
+    sim.attach("i2c-1", 0x76, Bme280(temperature_c=25.0, pressure_pa=90_000.0))
+    drv = Bme280Driver(sim, osrs_t=2, osrs_p=16, osrs_h=0)
+    drv.init()
+    sim.history.clear()
+    t0 = sim.clock.now_ns()
+    reading = drv.poll()
+    assert ops(sim)[:2] == [(Write(b"\xf2\x00"),), (Write(b"\xf4\x55"),)]
+    assert sim.clock.now_ns() - t0 >= measurement_time_us(2, 16, 0) * 1000 == 43_225_000
+    assert set(reading) == {"temperature_c", "pressure_pa"}
+    assert reading["pressure_pa"] == pytest.approx(90_000.0, abs=2)
+    with pytest.raises(ValueError):
+        Bme280Driver(sim, osrs_t=3)
+    with pytest.raises(ValueError):
+        Bme280Driver(sim, osrs_t=0)
 
 
 def test_waits_while_measuring():
@@ -103,15 +127,31 @@ def test_waits_while_measuring():
     orig = chip.measurement_time_ns
     chip.measurement_time_ns = lambda: orig() + 2_500_000  # a slow part
     drv.poll()
-    status = [res[0][0] for _, _, _, ops, res in sim.history if ops == (Write(b"\xf3"), Read(1))]
+    status = [res[0][0] for _, _, _, o, res in sim.history if o == (Write(b"\xf3"), Read(1))]
     # 2.5 ms late, polled every 1 ms (+ the bus time of each poll): busy, busy, done
-    assert [s & 0x08 for s in status] == [0x08, 0x08, 0]
+    assert [s & 0x08 for s in status[-3:]] == [0x08, 0x08, 0]
+
+
+def test_stuck_busy_is_an_error_not_a_hang():
+    sim, chip, drv = setup()
+    chip.measurement_time_ns = lambda: 10_000_000_000
+    with pytest.raises(DriverError, match="still set"):
+        drv.poll()
+
+
+def test_reset_waits_for_nvm_copy():
+    sim = SimI2cBackend()
+    chip = Bme280()
+    sim.attach("i2c-1", 0x76, chip)
+    orig = chip._power_on
+    chip._power_on = lambda now: (orig(now), setattr(chip, "_nvm_busy_until", now + 4_200_000))
+    Bme280Driver(sim).init()
+    assert ops(sim) == wire_init(status_reads=3)  # busy at ~2.6 and ~3.9 ms (with bus time), clear at ~5.2 ms
 
 
 def test_wrong_chip_and_bus_errors():
     sim = SimI2cBackend()
-    chip = sim.attach("i2c-1", 0x76, Bme280())
-    chip._nvm[0xD0] = 0x58  # a BMP280 answers 0x58
+    sim.attach("i2c-1", 0x76, Bme280(chip_id=0x58))  # a BMP280
     with pytest.raises(DriverError, match="0x58"):
         Bme280Driver(sim).init()
     with pytest.raises(HwError) as e:

@@ -126,6 +126,48 @@ def _smbus2_backend():
     return out
 
 
+@step("trace_on_stub")
+def _trace_on_stub():
+    """The reference BME280 driver over the real kernel's i2c-stub, recorded."""
+    import base64
+    import io
+
+    from wasi_hw.host import RecordingI2cBackend, Smbus2I2cBackend, TraceWriter
+    from wasi_hw.reference import Bme280Driver
+
+    buf = io.BytesIO()
+    bus = results["stub_bus"]
+    meta = {"source": "tests/vm/guest_checks.py", "kernel": os.uname().release,
+            "device": f"i2c-stub chip_addr={STUB_ADDR:#x} seeded with a simulated BME280"}
+
+    def run(backend):
+        driver = Bme280Driver(backend, bus, STUB_ADDR)
+        driver.init()
+        readings = [driver.poll() for _ in range(2)]
+        backend.close()
+        return readings
+
+    meta["readings"] = run(Smbus2I2cBackend([bus]))  # the stub's registers are static
+    with TraceWriter(buf, meta=meta) as writer:
+        readings = run(RecordingI2cBackend(Smbus2I2cBackend([bus]), writer))
+    return {"readings": readings, "trace": base64.b64encode(buf.getvalue()).decode()}
+
+
+@step("wasm_driver_on_stub")
+def _wasm_driver_on_stub():
+    """The compiled BME280 driver under the kernel, on the real i2c-stub (smbus2)."""
+    repo = os.environ.get("WASI_HW_REPO", ".")
+    wasm = os.path.join(repo, "build/wasm/bme280.wasm")
+    if not os.path.exists(wasm):
+        return {"skipped": "build/wasm/bme280.wasm not built"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "wasi_hw._cli", "run", wasm, "--i2c", results["stub_bus"],
+         "--allow", f"{STUB_ADDR:#x}", "--json", "--polls", "2", "--interval-ms", "10",
+         "--cache-dir", "/tmp/wasi-hw-aot"],
+        capture_output=True, text=True, timeout=300)
+    return {"rc": proc.returncode, "stdout": proc.stdout[-2000:], "stderr": proc.stderr[-2000:]}
+
+
 @step("usbip")
 def _usbip():
     sh("modprobe", "vhci-hcd")

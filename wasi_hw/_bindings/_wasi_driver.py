@@ -7,7 +7,6 @@ See `wasi_hw._codegen_python` for the contract: lifted types, the `WasiDriver` h
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import struct
 import typing

@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-__all__ = ["Bme280Calibration", "bme280_compensate", "crc8"]
+__all__ = ["Bme280Calibration", "bme280_compensate", "crc8", "f32"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,14 @@ def crc8(data: bytes) -> int:
         for _ in range(8):
             crc = ((crc << 1) ^ 0x31) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
     return crc
+
+
+_F32 = struct.Struct("<f")
+
+
+def f32(x: float) -> float:
+    """``x`` rounded to IEEE single precision (round to nearest even), as a Python float.
+    One f32 operation on f32 inputs equals the f64 operation rounded with this (53 ≥ 2·24+2
+    bits, so double rounding is innocuous), which is how the Rust drivers' f32 arithmetic is
+    reproduced exactly."""
+    return _F32.unpack(_F32.pack(x))[0]

@@ -117,6 +117,18 @@ def _is_len(p: Param, ptr: Param) -> bool:
 def lower_function(module: str, fn: Function) -> FunctionAbi:
     plans: list[ParamPlan] = []
     params = fn.params
+    taken = {p.name for p in params}
+    used: set[str] = set()
+
+    def core(name: str, type_: str, own: str | None = None) -> CoreParam:
+        """A core parameter named uniquely in this signature: ``name_`` on a clash with an
+        earlier core name or with another WITX parameter (``own`` is the one it lowers)."""
+        own = name if own is None else own
+        while name in used or (name in taken and name != own):
+            name += "_"
+        used.add(name)
+        return CoreParam(name, type_)
+
     i = 0
     while i < len(params):
         p = params[i]
@@ -124,22 +136,22 @@ def lower_function(module: str, fn: Function) -> FunctionAbi:
         if isinstance(u, PointerType):
             if i + 1 < len(params) and _is_len(params[i + 1], p):
                 ln = params[i + 1]
-                plans.append(ParamPlan("region", p, (CoreParam(p.name, "i32"),
-                                                     CoreParam(ln.name, "i32")), ln))
+                plans.append(ParamPlan("region", p, (core(p.name, "i32"),
+                                                     core(ln.name, "i32")), ln))
                 i += 2
                 continue
-            plans.append(ParamPlan("pointer", p, (CoreParam(p.name, "i32"),)))
+            plans.append(ParamPlan("pointer", p, (core(p.name, "i32"),)))
         elif isinstance(u, (StringType, ListType)):
             kind = "string" if isinstance(u, StringType) else "list"
-            plans.append(ParamPlan(kind, p, (CoreParam(f"{p.name}_ptr", "i32"),
-                                             CoreParam(f"{p.name}_len", "i32"))))
+            plans.append(ParamPlan(kind, p, (core(f"{p.name}_ptr", "i32", p.name),
+                                             core(f"{p.name}_len", "i32", p.name))))
         else:
             ct = core_type(p.type)
             if ct is None:
                 what = "a record" if isinstance(u, RecordType) else "a variant"
                 raise WitxError(f"param `${p.name}` of `{fn.name}` is {what} passed by value; "
                                 "pass `(@witx const_pointer $type)` instead", p.loc)
-            plans.append(ParamPlan("value", p, (CoreParam(p.name, ct),)))
+            plans.append(ParamPlan("value", p, (core(p.name, ct),)))
         i += 1
 
     if fn.noreturn or not fn.results:
@@ -160,9 +172,9 @@ def lower_function(module: str, fn: Function) -> FunctionAbi:
     if v.ok is not None:
         okt = underlying(v.ok)
         if isinstance(okt, RecordType) and okt.is_tuple:
-            outs = [OutPlan(f.type, CoreParam(f"ret{j}", "i32")) for j, f in enumerate(okt.fields)]
+            outs = [OutPlan(f.type, core(f"ret{j}", "i32", "")) for j, f in enumerate(okt.fields)]
         else:
-            outs = [OutPlan(v.ok, CoreParam("ret", "i32"))]
+            outs = [OutPlan(v.ok, core("ret", "i32", ""))]
     return FunctionAbi(module, fn, tuple(plans), tuple(outs), v.err, v.ok, False)
 
 

@@ -184,11 +184,13 @@ class Module:
 @dataclass(eq=False, slots=True)
 class Document:
     """A loaded WITX document: its typenames (in definition order, including those of
-    ``use``d files) and modules. ``files`` lists every source read, root first."""
+    ``use``d files) and modules. ``files`` lists every source read, root first; ``uses``
+    maps each of them to the files it ``use``s directly."""
 
     typenames: dict[str, TypeName] = field(default_factory=dict)
     modules: list[Module] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    uses: dict[str, list[str]] = field(default_factory=dict)
 
     def module(self, name: str) -> Module:
         for m in self.modules:

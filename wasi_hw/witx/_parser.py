@@ -88,6 +88,7 @@ class _Builder:
             return
         self.files_seen.add(key)
         self.doc.files.append(path)
+        self.doc.uses[path] = []
         for form in read_sexprs(text, path):
             if not isinstance(form, SList):
                 raise _err(f"expected a top-level form `(use ...)`, `(typename ...)` or "
@@ -110,6 +111,7 @@ class _Builder:
         rel = str(target.value)
         base = os.path.dirname(path) if not path.startswith("<") else "."
         full = os.path.join(base, rel)
+        self.doc.uses[path].append(full)
         try:
             text = self.reader(full)
         except OSError as err:

@@ -72,6 +72,7 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _INT = re.compile(r"[+-]?(0x[0-9A-Fa-f](_?[0-9A-Fa-f])*|[0-9](_?[0-9])*)\Z")
+MAX_DEPTH = 64  # bounds the parser's recursion; real specs nest < 10 deep
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
 
 
@@ -171,6 +172,8 @@ def read_sexprs(text: str, path: str = "<input>") -> list[SExpr]:
         elif kind == "blockopen":
             pos = _skip_block_comment(src, pos)
         elif kind == "lparen":
+            if len(stack) >= MAX_DEPTH:
+                raise WitxError(f"expressions nested deeper than {MAX_DEPTH} levels", src.loc(pos))
             node = SList([], src.loc(pos))
             emit(node)
             stack.append(node)

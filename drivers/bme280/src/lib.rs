@@ -18,7 +18,7 @@ pub mod conversion;
 pub mod interface;
 mod reading;
 
-mod driver;
+pub mod driver;
 
 pub use configuration::{Config, Oversampling};
 pub use conversion::{Calibration, Measurement, RawSample};

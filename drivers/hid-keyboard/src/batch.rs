@@ -11,8 +11,7 @@ use wasi_hw_sdk::minicbor;
 
 use crate::boot::{Action, KeyEvent};
 
-/// Events one report carries; [`diff`](crate::boot::diff) of one boot report makes at most
-/// [`MAX_EVENTS_PER_REPORT`], so a batch with that much room left always takes a report.
+/// Events one CBOR report carries (at least the [`MAX_EVENTS_PER_REPORT`] of one boot report).
 pub const CAPACITY: usize = 32;
 /// 8 modifier bits released + 6 keys released + 8 pressed + 6 pressed.
 pub const MAX_EVENTS_PER_REPORT: usize = 28;
@@ -40,9 +39,9 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    /// Whether the events of one more boot report are sure to fit.
-    pub fn has_room_for_a_report(&self) -> bool {
-        CAPACITY - self.len >= MAX_EVENTS_PER_REPORT
+    /// How many more events fit.
+    pub fn room(&self) -> usize {
+        CAPACITY - self.len
     }
     /// Adds an event; `false` (and nothing added) when full.
     pub fn push(&mut self, e: KeyEvent) -> bool {
@@ -145,7 +144,7 @@ mod tests {
         let mut b = Batch { reports: u32::MAX, ..Default::default() };
         while b.push(ev(Action::Release, 0xFF, 0xFF, None)) {}
         assert_eq!(b.len(), CAPACITY);
-        assert!(!b.has_room_for_a_report());
+        assert_eq!(b.room(), 0);
         let mut buf = [0u8; MAX_ENCODED];
         assert!(b.encode(&mut buf).is_ok());
         let mut b = Batch::default();
@@ -156,7 +155,7 @@ mod tests {
     #[test]
     fn empty_batch_is_still_a_report() {
         let b = Batch::default();
-        assert!(b.has_room_for_a_report());
+        assert_eq!(b.room(), CAPACITY);
         let mut buf = [0u8; 64];
         let bytes = b.encode(&mut buf).unwrap();
         let mut d = Decoder::new(bytes);

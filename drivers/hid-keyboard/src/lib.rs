@@ -59,7 +59,6 @@ pub struct HidKeyboard {
     timeout_ms: u32,
     max_reports: u32,
     last: BootReport,
-    total_events: u32,
 }
 
 impl HidKeyboard {
@@ -124,7 +123,6 @@ impl wasi_hw_sdk::Driver for HidKeyboard {
             timeout_ms,
             max_reports,
             last: BootReport::default(),
-            total_events: 0,
         })
     }
 
@@ -145,17 +143,20 @@ impl wasi_hw_sdk::Driver for HidKeyboard {
                     continue;
                 }
             };
-            if !batch.has_room_for_a_report() {
+            let mut events = [None; MAX_EVENTS_PER_REPORT];
+            let mut n = 0;
+            boot::diff(&self.last, &cur, |e| {
+                events[n] = Some(e); // diff makes at most MAX_EVENTS_PER_REPORT events
+                n += 1;
+            });
+            if n > batch.room() {
                 Self::send(&batch)?;
                 batch.clear();
             }
             batch.reports += 1;
-            let mut pushed = 0usize;
-            boot::diff(&self.last, &cur, |e| {
-                pushed += batch.push(e) as usize;
-            });
-            debug_assert!(pushed <= MAX_EVENTS_PER_REPORT);
-            self.total_events += pushed as u32;
+            for e in events[..n].iter().flatten() {
+                batch.push(*e);
+            }
             self.last = cur;
         }
         Self::send(&batch)

@@ -9,8 +9,8 @@
 //! WRITE(10), reads it back with READ(10), compares, then READ(10)s one block past the end
 //! and expects CHECK CONDITION with ILLEGAL REQUEST / LBA OUT OF RANGE from REQUEST SENSE.
 //! It reports `{vendor, product, blocks, block_size, capacity_bytes, lba, writes,
-//! verified_bytes, range_check, recoveries, ok}`; a failed check is reported and fails
-//! `poll`. Config `timeout_ms` (default 2000) bounds each transfer.
+//! verified_bytes, range_checks, recoveries, ok, failure?}` (within the SDK's 256-byte
+//! report); a failed check is reported and fails `poll`. Config `timeout_ms` (default 2000) bounds each transfer.
 #![cfg_attr(not(test), no_std)]
 
 pub mod bot;
@@ -104,6 +104,8 @@ pub struct Msc {
     count: u16,
     writes: u32,
     verified_bytes: u64,
+    /// Reads past the end that failed as they must.
+    range_checks: u32,
 }
 
 fn scsi<T>(what: &'static str, r: Result<T, ScsiError>) -> Result<T, Error> {
@@ -132,7 +134,10 @@ impl Msc {
         // One block past the end must fail with ILLEGAL REQUEST / LBA OUT OF RANGE.
         let past_end = self.capacity.last_lba.wrapping_add(1);
         match self.scsi.read10(past_end, bl, &mut back[..bl as usize]) {
-            Err(ScsiError::Check(s)) if s.key == sense_key::ILLEGAL_REQUEST && s.asc == ASC_LBA_OUT_OF_RANGE => Ok(()),
+            Err(ScsiError::Check(s)) if s.key == sense_key::ILLEGAL_REQUEST && s.asc == ASC_LBA_OUT_OF_RANGE => {
+                self.range_checks += 1;
+                Ok(())
+            }
             Err(ScsiError::Check(s)) => Err(Error::RangeCheck(Some(s))),
             Err(e) => Err(Error::Scsi("READ(10) past end", e)),
             Ok(()) => Err(Error::RangeCheck(None)),
@@ -219,6 +224,7 @@ impl wasi_hw_sdk::Driver for Msc {
             count,
             writes: 0,
             verified_bytes: 0,
+            range_checks: 0,
         })
     }
 
@@ -233,11 +239,11 @@ impl wasi_hw_sdk::Driver for Msc {
             .u32("lba", self.lba)
             .u32("writes", self.writes)
             .u64("verified_bytes", self.verified_bytes)
-            .bool("range_check", outcome.is_ok())
+            .u32("range_checks", self.range_checks)
             .u32("recoveries", self.scsi.bot.recoveries)
             .bool("ok", outcome.is_ok());
         if let Err(e) = &outcome {
-            report = report.str("failure", FmtBuf::<96>::format(format_args!("{e:?}")).as_str());
+            report = report.str("failure", FmtBuf::<64>::format(format_args!("{e:?}")).as_str());
         }
         report.send().map_err(Error::Report)?;
         outcome

@@ -1,11 +1,17 @@
 //! `usb-echo`: exercises the wasi-hw echo device (default 1209:0001) end to end.
 //!
-//! `init` finds the device (config `vid`, `pid`, optional `serial`), checks its device and
-//! configuration descriptors and strings, selects configuration 1 if needed and claims the
-//! vendor interface. Each `poll` runs one [`echo::Cycle`] — control OUT/IN, a STALL check,
-//! bulk echo of 1, 64, 512 and 4096 bytes, an interrupt IN — and reports
-//! `{cycles, round_trips, bytes, errors, counter, ok, product, serial}` as CBOR. A failed
-//! check is reported (`ok: false`, `failure`) and makes `poll` return an error.
+//! `init` finds the device (config `vid`, `pid`, optional `serial`) and opens it: checks its
+//! device and configuration descriptors and strings, selects its configuration if needed and
+//! claims the vendor interface. Each `poll` first drains hotplug events: when the device
+//! leaves, the driver reports `connected: false` until a matching device arrives, which it
+//! opens the same way. While connected, one [`echo::Cycle`] runs — control OUT/IN, a STALL
+//! check, bulk echo of 1, 64, 512 and 4096 bytes, an interrupt IN. The report:
+//! `{connected, cycles, round_trips, bytes, errors, ok, arrivals, departures, resets,
+//! serial, port, counter, failure?}` as CBOR (product, bus, address and speed are logged
+//! when the device is opened). A failed check is reported
+//! (`ok: false`, `failure`) and makes `poll` return an error; the driver then recovers for
+//! the next cycle: it resets the device (USB port reset: the echo queue and counter start
+//! over), or, when the reset is not granted, drains bulk IN until it times out.
 //! Config `timeout_ms` (default 1000) bounds each transfer.
 #![cfg_attr(not(test), no_std)]
 
@@ -13,8 +19,8 @@ pub mod echo;
 
 use wasi_hw_sdk::config::{self, ConfigError};
 use wasi_hw_sdk::report::Report;
-use wasi_hw_sdk::usb::{self, descriptors::class, request, DeviceHandle, Filter};
-use wasi_hw_sdk::{info, DriverError, FmtBuf};
+use wasi_hw_sdk::usb::{self, descriptors::class, request, Device, DeviceHandle, Filter, HotplugKind, Speed};
+use wasi_hw_sdk::{info, warn, DriverError, FmtBuf};
 
 use echo::{Cycle, EchoPort, Endpoints, Failure, Totals};
 
@@ -68,32 +74,48 @@ impl EchoPort for Port {
     }
 }
 
-pub struct UsbEcho {
-    port: Port,
-    totals: Totals,
-    product: FmtBuf<32>,
-    serial: FmtBuf<32>,
+/// What identifies the wanted device.
+struct Wanted {
+    vid: u16,
+    pid: u16,
+    serial: Option<FmtBuf<64>>,
+    timeout_ms: u32,
 }
 
-impl wasi_hw_sdk::Driver for UsbEcho {
-    type Error = Error;
+/// An opened echo device and what was learnt about it.
+struct Connection {
+    device: Device,
+    port: Port,
+    serial: FmtBuf<32>,
+    port_path: usb::PortPath,
+}
 
-    fn init() -> Result<Self, Error> {
-        let vid = config::u16_or("vid", 0x1209)?;
-        let pid = config::u16_or("pid", 0x0001)?;
-        let timeout_ms = config::u32_or("timeout_ms", 1000)?;
-        let mut serial_buf = [0u8; 64];
-        let want_serial = config::get("serial", &mut serial_buf)?;
+fn speed_name(s: Speed) -> &'static str {
+    match s {
+        Speed::Low => "low",
+        Speed::Full => "full",
+        Speed::High => "high",
+        Speed::Super => "super",
+        Speed::SuperPlus => "super_plus",
+        Speed::Unknown => "unknown",
+    }
+}
 
-        let mut filter = Filter::new().vendor_id(vid).product_id(pid);
-        if let Some(s) = want_serial {
-            filter = filter.serial(s);
+impl Wanted {
+    fn filter(&self) -> Filter<'_> {
+        let f = Filter::new().vendor_id(self.vid).product_id(self.pid);
+        match &self.serial {
+            Some(s) => f.serial(s.as_str()),
+            None => f,
         }
-        let list = step("list_devices", usb::DeviceList::<4>::new(&filter))?;
-        let device = list.get(0).ok_or(Error::NotFound { vid, pid })?;
+    }
 
+    /// Check `device` is the echo device and open it ready for cycles.
+    fn open(&self, device: Device) -> Result<Connection, Error> {
+        let info = step("device_info", device.info())?;
+        let port_path = step("port_path", device.port_path())?;
         let dd = step("device_descriptor", device.device_descriptor())?;
-        if (dd.vendor_id, dd.product_id) != (vid, pid) {
+        if (dd.vendor_id, dd.product_id) != (self.vid, self.pid) || (info.vendor_id, info.product_id) != (self.vid, self.pid) {
             return Err(Error::UnexpectedDevice("device descriptor ids differ from the listing"));
         }
         if dd.num_configurations == 0 {
@@ -110,16 +132,10 @@ impl wasi_hw_sdk::Driver for UsbEcho {
 
         let handle = step("open", device.open())?;
         let mut text = [0u8; 64];
-        let product = FmtBuf::format(format_args!(
-            "{}",
-            step("product string", handle.read_string(dd.product_index, &mut text))?
-        ));
-        let serial = FmtBuf::format(format_args!(
-            "{}",
-            step("serial string", handle.read_string(dd.serial_number_index, &mut text))?
-        ));
-        if let Some(s) = want_serial {
-            if serial.as_str() != s {
+        let product = FmtBuf::<32>::format(format_args!("{}", step("product string", handle.read_string(dd.product_index, &mut text))?));
+        let serial = FmtBuf::format(format_args!("{}", step("serial string", handle.read_string(dd.serial_number_index, &mut text))?));
+        if let Some(s) = &self.serial {
+            if serial.as_str() != s.as_str() {
                 return Err(Error::UnexpectedDevice("serial string differs from the filter"));
             }
         }
@@ -127,29 +143,131 @@ impl wasi_hw_sdk::Driver for UsbEcho {
             step("set_configuration", handle.set_active_configuration(cfg_value))?;
         }
         step("claim_interface", handle.claim_interface(iface_number))?;
-        info!("echo device {:04x}:{:04x} {} serial {} ready", vid, pid, product.as_str(), serial.as_str());
-        Ok(Self { port: Port { handle, endpoints, timeout_ms }, totals: Totals::default(), product, serial })
+        info!(
+            "echo device {:04x}:{:04x} {} serial {} at bus {} address {} ({} speed)",
+            self.vid, self.pid, product.as_str(), serial.as_str(), info.bus_number, info.address, speed_name(info.speed)
+        );
+        Ok(Connection {
+            device,
+            port: Port { handle, endpoints, timeout_ms: self.timeout_ms },
+            serial,
+            port_path,
+        })
+    }
+}
+
+pub struct UsbEcho {
+    wanted: Wanted,
+    conn: Option<Connection>,
+    totals: Totals,
+    arrivals: u32,
+    departures: u32,
+    resets: u32,
+}
+
+impl UsbEcho {
+    /// After a failed cycle: get the device back to an empty echo queue.
+    fn recover(&mut self) {
+        let Some(c) = &mut self.conn else { return };
+        match c.port.handle.reset() {
+            Ok(()) => {
+                self.resets += 1;
+                self.totals.counter = None; // the device's counter restarts at 0
+            }
+            Err(e) => {
+                warn!("reset not possible ({}); draining bulk IN instead", e);
+                let mut sink = [0u8; 512];
+                let (ep, handle) = (c.port.endpoints.bulk_in, &c.port.handle);
+                for _ in 0..64 {
+                    if handle.read_bulk(ep, &mut sink, 10).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Apply pending hotplug events: forget a device that left, open one that arrived.
+    fn track_hotplug(&mut self) -> Result<(), Error> {
+        let events = step("hotplug_poll", usb::hotplug_poll::<8>())?;
+        for ev in events.iter() {
+            match ev.kind {
+                HotplugKind::Left if self.conn.as_ref().is_some_and(|c| c.device == ev.device) => {
+                    self.conn = None; // closing a departed device's handle fails quietly
+                    self.departures += 1;
+                    warn!("echo device left");
+                }
+                HotplugKind::Arrived if self.conn.is_none() => {
+                    // only granted devices are visible; check it is one we want
+                    let list = step("list_devices", usb::DeviceList::<8>::new(&self.wanted.filter()))?;
+                    if list.iter().any(|d| d == ev.device) {
+                        self.conn = Some(self.wanted.open(ev.device)?);
+                        self.arrivals += 1;
+                        self.totals.counter = None; // a new device counts from its own start
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl wasi_hw_sdk::Driver for UsbEcho {
+    type Error = Error;
+
+    fn init() -> Result<Self, Error> {
+        let vid = config::u16_or("vid", 0x1209)?;
+        let pid = config::u16_or("pid", 0x0001)?;
+        let timeout_ms = config::u32_or("timeout_ms", 1000)?;
+        let mut serial_buf = [0u8; 64];
+        let serial = config::get("serial", &mut serial_buf)?.map(|s| FmtBuf::format(format_args!("{s}")));
+        let wanted = Wanted { vid, pid, serial, timeout_ms };
+
+        let list = step("list_devices", usb::DeviceList::<4>::new(&wanted.filter()))?;
+        let device = list.get(0).ok_or(Error::NotFound { vid, pid })?;
+        let conn = wanted.open(device)?;
+        Ok(Self { wanted, conn: Some(conn), totals: Totals::default(), arrivals: 0, departures: 0, resets: 0 })
     }
 
     fn poll(&mut self) -> Result<(), Error> {
-        let outcome = Cycle { port: &mut self.port, totals: &mut self.totals }.run();
+        self.track_hotplug()?;
+        let outcome = match &mut self.conn {
+            Some(c) => Some(Cycle { port: &mut c.port, totals: &mut self.totals }.run()),
+            None => None,
+        };
+        match outcome {
+            Some(Err(Failure::Usb(_, usb::Error::NoDevice))) => self.conn = None, // just left
+            Some(Err(_)) => self.recover(),
+            _ => {}
+        }
         let t = &self.totals;
         let mut report = Report::new()
+            .bool("connected", self.conn.is_some())
             .u32("cycles", t.cycles)
             .u32("round_trips", t.round_trips)
             .u64("bytes", t.bytes)
             .u32("errors", t.errors)
-            .bool("ok", outcome.is_ok())
-            .str("product", self.product.as_str())
-            .str("serial", self.serial.as_str());
-        if let Some(c) = t.counter {
-            report = report.u32("counter", c);
+            .bool("ok", matches!(outcome, Some(Ok(()))))
+            .u32("arrivals", self.arrivals)
+            .u32("departures", self.departures)
+            .u32("resets", self.resets);
+        if let Some(c) = &self.conn {
+            // identity only: product, bus, address and speed are logged at connect (the
+            // report must stay within the SDK's 256-byte report buffer)
+            report = report.str("serial", c.serial.as_str()).bytes("port", c.port_path.as_slice());
         }
-        if let Err(f) = &outcome {
-            report = report.str("failure", FmtBuf::<96>::format(format_args!("{f:?}")).as_str());
+        if let Some(counter) = t.counter {
+            report = report.u32("counter", counter);
+        }
+        if let Some(Err(f)) = &outcome {
+            report = report.str("failure", FmtBuf::<64>::format(format_args!("{f:?}")).as_str());
         }
         report.send().map_err(Error::Report)?;
-        outcome.map_err(Error::Check)
+        match outcome {
+            Some(Err(f)) => Err(Error::Check(f)),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -94,6 +94,7 @@ def test_busy_flag_and_address_read(sim):
                                                 Write(bytes([base]))])
     hi, lo = out[0][0] >> 4, out[1][0] >> 4
     assert hi == 0x4 and lo == 0x5  # BF = 0, AC = 0x45
+    assert lcd.ac == 0x45  # reading the busy flag does not move the address counter
     send(sim, 0x01)
     out = sim.transaction("i2c-1", A, False, [Write(bytes([base, base | E])), Read(1),
                                                 Write(bytes([base]))])
@@ -108,3 +109,32 @@ def test_four_rows(sim):
         send(sim, 0x80 | addr)
         text(sim, s)
     assert [line.rstrip() for line in lcd.lines()] == ["one", "two", "three", "four"]
+
+
+def test_rust_driver_wire_sequence():
+    """drivers/hd44780's init + show, byte for byte (its embedded-hal-mock script)."""
+    sim = SimI2cBackend()
+    lcd = sim.attach("i2c-1", A, Pcf8574Hd44780(16, 2))
+
+    def w(*b):
+        sim.transaction("i2c-1", A, False, [Write(bytes(b))])
+
+    def cmd(byte):
+        w(*nibble(byte >> 4), *nibble(byte & 0xF))
+
+    w(0x08)
+    sim.delay_ns(50_000_000)
+    for n, wait in ((0x3, 4_500_000), (0x3, 150_000), (0x3, 150_000), (0x2, 150_000)):
+        w(*nibble(n))
+        sim.delay_ns(wait)
+    for c in (0x28, 0x08, 0x01):
+        cmd(c)
+    sim.delay_ns(2_000_000)
+    for c in (0x06, 0x0C):
+        cmd(c)
+    for addr, text in ((0x80, b"Hi              "), (0xC0, b"you             ")):
+        cmd(addr)
+        w(*(b for ch in text for b in nibble(ch >> 4, 1) + nibble(ch & 0xF, 1)))
+    assert lcd.lines() == ["Hi              ", "you             "]
+    assert lcd.lost == 0 and lcd.display_on and lcd.backlight and lcd.two_line
+    assert lcd.instructions == [0x30, 0x30, 0x30, 0x20, 0x28, 0x08, 0x01, 0x06, 0x0C, 0x80, 0xC0]

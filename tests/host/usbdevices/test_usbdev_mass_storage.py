@@ -129,3 +129,13 @@ def test_image_size_validated(tmp_path):
     p.write_bytes(b"x" * 100)
     with pytest.raises(ValueError):
         MassStorage(p)
+
+
+def test_scratch_image_without_a_file():
+    m = MassStorage(blocks=16)
+    m.handle_control(Setup(0, 9, 1, 0, 0))
+    data, (_, _, status) = run_in(m, bytes((0x25,) + (0,) * 9), 8)
+    assert struct.unpack(">II", data) == (15, 512) and status == 0
+    path = m.path
+    m.close()
+    assert not path.exists()

@@ -1,5 +1,5 @@
-;; Reports {"n": <polls so far>} (n < 24); traps on the poll numbered by config "trap_at"
-;; is not needed — the counter lives in a global, so a restart starts again at 1.
+;; Reports {"n": <polls since start>} (n < 24: a one-byte CBOR uint). The count lives in
+;; a global, so an update or restart starts again at 1.
 (module
   (import "wasi_driver" "report" (func $report (param i32 i32) (result i32)))
   (memory (export "memory") 1)
