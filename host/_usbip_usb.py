@@ -113,12 +113,13 @@ class _Link:
         self._reader.start()
 
     # -- connection state ----------------------------------------------------------------
-    def _fail(self, err: BaseException | str) -> HwError:
+    def _fail(self, err: BaseException | str, *, lost: bool = True) -> HwError:
         """The connection is unusable from now on: close it, wake every waiter, report
         ``no_device``. The one place socket and protocol failures are mapped."""
         with self._lock:
             if self.dead is None:
-                self.dead = f"USB/IP connection to {self.exported.busid} lost: {err}"
+                self.dead = (f"USB/IP connection to {self.exported.busid} lost: {err}"
+                             if lost else str(err))
             waiters = list(self._waiters.values())
             self._waiters.clear()
         self._close_socket()
@@ -138,7 +139,7 @@ class _Link:
 
     def close(self, why: str | None = None) -> None:
         """End the import (idempotent); later calls on it raise ``no_device``."""
-        self._fail(why or f"device {self.exported.busid} closed")
+        self._fail(why or f"USB/IP import of {self.exported.busid} closed", lost=False)
 
     def _direction_of(self, seqnum: int) -> int | None:
         with self._lock:

@@ -202,7 +202,7 @@ def test_real_build_matches_the_spec_and_the_driver_abi(hello_wasm, capsys):
     module = wasmtime.Module.from_file(engine, str(hello_wasm))
     imports = {(i.module, i.name): i.type for i in module.imports}
     assert {m for m, _ in imports} <= {"wasi_i2c", "wasi_driver"}
-    assert {("wasi_i2c", "open"), ("wasi_i2c", "read"), ("wasi_driver", "report"),
+    assert {("wasi_i2c", "open"), ("wasi_i2c", "transaction"), ("wasi_driver", "report"),
             ("wasi_driver", "config_get")} <= set(imports)
     for (mod, name), ftype in imports.items():
         params, results = _spec_imports(mod)[name]

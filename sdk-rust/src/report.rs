@@ -24,8 +24,8 @@ pub const MAX_ENTRIES: usize = 23;
 pub struct Report {
     buf: [u8; CAPACITY],
     /// End of the encoded entries; byte 0 is reserved for the map header.
-    len: usize,
-    entries: usize,
+    end: usize,
+    count: usize,
     overflow: bool,
 }
 
@@ -38,7 +38,7 @@ impl Default for Report {
 impl Report {
     /// An empty map.
     pub const fn new() -> Self {
-        Self { buf: [0; CAPACITY], len: 1, entries: 0, overflow: false }
+        Self { buf: [0; CAPACITY], end: 1, count: 0, overflow: false }
     }
 
     /// Adds `key: value` for any `minicbor`-encodable value.
@@ -49,16 +49,16 @@ impl Report {
 
     /// Adds `key: value` in place (for loops); see [`value`](Self::value).
     pub fn push<T: Encode<()> + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
-        if self.overflow || self.entries == MAX_ENTRIES {
+        if self.overflow || self.count == MAX_ENTRIES {
             self.overflow = true;
             return self;
         }
-        let mut enc = Encoder::new(Cursor::new(&mut self.buf[self.len..]));
+        let mut enc = Encoder::new(Cursor::new(&mut self.buf[self.end..]));
         let ok = enc.str(key).and_then(|e| e.encode(value)).is_ok();
         let written = enc.into_writer().position();
         if ok {
-            self.len += written;
-            self.entries += 1;
+            self.end += written;
+            self.count += 1;
         } else {
             self.overflow = true;
         }
@@ -105,12 +105,12 @@ impl Report {
 
     /// Number of entries so far.
     pub fn len(&self) -> usize {
-        self.entries
+        self.count
     }
 
     /// Whether no entry was added.
     pub fn is_empty(&self) -> bool {
-        self.entries == 0
+        self.count == 0
     }
 
     /// The encoded map, or `TooLarge` if an entry did not fit.
@@ -118,11 +118,11 @@ impl Report {
         if self.overflow {
             return Err(DriverError::TooLarge);
         }
-        // `entries` <= 23, so the header is exactly one byte.
+        // `count` <= 23, so the header is exactly one byte.
         Encoder::new(Cursor::new(&mut self.buf[..1]))
-            .map(self.entries as u64)
+            .map(self.count as u64)
             .map_err(|_| DriverError::TooLarge)?;
-        Ok(&self.buf[..self.len])
+        Ok(&self.buf[..self.end])
     }
 
     /// Encodes the map and reports it to the host.

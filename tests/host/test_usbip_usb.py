@@ -298,3 +298,44 @@ def test_isochronous_packets_keep_their_lengths_and_statuses():
                        (b"", "pipe")]
         assert b.iso_transfer(h, 0x02, b"abcdef", [4, 2], 500) == [(4, "success"), (2, "success")]
         assert server.model("1-1").received == [b"abcd", b"ef"]
+
+
+@pytest.mark.parametrize("errno_name, kind", [
+    ("EPIPE", "pipe"), ("ENODEV", "no_device"), ("ESHUTDOWN", "no_device"),
+    ("ETIMEDOUT", "timeout"), ("EOVERFLOW", "overflow"), ("EPROTO", "io"),
+    ("EILSEQ", "io"), ("EREMOTEIO", "io"), ("ECONNRESET", "interrupted"),
+    ("EINVAL", "invalid_param"), (None, "other"),
+])
+def test_ret_submit_status_maps_to_usb_errno_kind(echo, monkeypatch, errno_name, kind):
+    from wasi_hw.host import _usbip_proto as proto
+    from wasi_hw.host import _usbip_server
+
+    status = -proto.ERRNO[errno_name] if errno_name else -9999
+    real_step = _usbip_server._Session._step
+
+    def step(self, urb):  # the device answers bulk IN with the status under test
+        if urb.cmd.ep == 1 and urb.cmd.direction == proto.DIR_IN:
+            return proto.RetSubmit(urb.cmd.seqnum, status, 0)
+        return real_step(self, urb)
+
+    monkeypatch.setattr(_usbip_server._Session, "_step", step)
+    _server, b, h = echo
+    assert _kind(b.bulk_in, h, 0x81, 64, 500) == kind
+    assert b.control_in(h, 0xC0, GET_QUEUED, 0, 0, 2, 500) == b"\0\0"  # still in step
+
+
+def test_reply_longer_than_requested_is_overflow(echo, monkeypatch):
+    from wasi_hw.host import _usbip_proto as proto
+    from wasi_hw.host import _usbip_server
+
+    real_step = _usbip_server._Session._step
+
+    def step(self, urb):  # a device that sends 16 bytes for an 8-byte request
+        if urb.cmd.ep == 1 and urb.cmd.direction == proto.DIR_IN:
+            return proto.RetSubmit(urb.cmd.seqnum, 0, 16, bytes(16))
+        return real_step(self, urb)
+
+    monkeypatch.setattr(_usbip_server._Session, "_step", step)
+    _server, b, h = echo
+    assert _kind(b.bulk_in, h, 0x81, 8, 500) == "overflow"
+    assert b.control_in(h, 0xC0, GET_QUEUED, 0, 0, 2, 500) == b"\0\0"

@@ -172,7 +172,6 @@ def _wasm_driver_on_stub():
 def _usbip():
     sh("modprobe", "vhci-hcd")
     out: dict[str, object] = {"vhci": sorted(os.listdir("/sys/bus/platform/drivers/vhci_hcd"))}
-    from wasi_hw.host import UsbipServer  # noqa: F401 — is the server there yet?
     from wasi_hw.host.usbdevices import EchoDevice
 
     server = subprocess.Popen(

@@ -38,7 +38,6 @@ the guest booted but the run broke (timeout, no exit marker); it carries the con
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import fcntl
 import hashlib

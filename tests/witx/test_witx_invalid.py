@@ -30,7 +30,7 @@ CASES = [
     ("(typename $ u32)", "empty identifier", 1, 11),
     ("(typename $a 12abc)", "invalid number `12abc`", 1, 14),
     ("(typename $a u32)\n$b", "expected a top-level form", 2, 1),
-    ("(typename $a " + "(list " * 70 + "u8" + ")" * 71, "nested deeper than 64 levels", 1, 334),
+    ("(typename $a " + "(list " * 70 + "u8" + ")" * 71, "nested deeper than 64 levels", 1, 392),
     ("(interface $x)", "unknown top-level form `(interface ...)`", 1, 1),
     ("(typename a u32)", "`typename` needs a name", 1, 1),
     ("(typename $a)", "`typename $a` is missing its type", 1, 1),

@@ -84,6 +84,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::unusual_byte_groupings)] // grouped by register field
 mod tests {
     use super::*;
 

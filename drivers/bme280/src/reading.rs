@@ -108,6 +108,7 @@ impl<I2C: I2c, D: DelayNs> Bme280<I2C, D> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unusual_byte_groupings)] // grouped by register field
 mod tests {
     use super::*;
     use crate::configuration::Oversampling;
