@@ -64,22 +64,23 @@ class ReplayDivergence(HwError):
 
     ``index`` is the record number (1-based, as ``wasi-hw trace show`` numbers them),
     ``recorded`` the record expected there (None past the end), ``requested`` the request
-    made, in the same record shape.
+    made, in the same record shape (None: the run ended with records left over).
     """
 
-    def __init__(self, index: int, recorded: dict[str, Any] | None, requested: dict[str, Any],
-                 source: str = "") -> None:
+    def __init__(self, index: int, recorded: dict[str, Any] | None,
+                 requested: dict[str, Any] | None, source: str = "") -> None:
         self.index = index
         self.recorded = recorded
         self.requested = requested
         self.source = source
         want = f"`{format_record(_request_only(recorded))}`" if recorded else "end of trace"
         where = f" of {source}" if source else ""
-        super().__init__(
-            "other",
-            f"replay diverged at record {index}{where}: recorded {want}; "
-            f"requested `{format_record(requested)}`",
-        )
+        if requested is None:
+            text = f"replay ended early: record {index}{where} was never requested: {want}"
+        else:
+            text = (f"replay diverged at record {index}{where}: recorded {want}; "
+                    f"requested `{format_record(requested)}`")
+        super().__init__("other", text)
 
 
 def _request_only(rec: dict[str, Any]) -> dict[str, Any]:
@@ -138,8 +139,7 @@ class _Cursor:
                 and r["op"] != "usb.devices"]
         if rest:
             i, rec = rest[0]
-            self.divergence = ReplayDivergence(i + 1, rec, {"op": "(run ended)"},
-                                               self.trace.source)
+            self.divergence = ReplayDivergence(i + 1, rec, None, self.trace.source)
             raise self.divergence
 
 

@@ -117,6 +117,10 @@ class TraceWriter:
         clock: Callable[[], int] = time.monotonic_ns,
         created: str | None = None,
     ) -> None:
+        try:
+            cbor2.dumps(meta or {})
+        except (cbor2.CBOREncodeError, TypeError, ValueError) as err:
+            raise ValueError(f"trace meta is not CBOR-encodable: {err}") from None
         if isinstance(dest, (str, os.PathLike)):
             self._file: BinaryIO = open(dest, "wb")
             self._owned = True

@@ -3,9 +3,10 @@
 `Linker.define_func` costs 12–21 µs per wasm → Python call (values boxed through `Val`);
 `wasmtime_linker_define_func_unchecked`, reachable through wasmtime-py's ctypes layer, hands
 the callback the raw argument array instead (~0.7 µs). `define_fast(linker, module, name,
-params, results, fn)` defines `fn` (taking the core-wasm integers, returning one i32) that
-way and returns True; it returns False — and the caller falls back to `define_func` — when
-the installed wasmtime-py lacks the symbols (so an upgrade degrades speed, never behaviour).
+params, results, ty, fn)` defines `fn` (taking the core-wasm integers, returning one i32)
+that way and returns the ctypes callback to keep alive; it returns None — and the caller
+falls back to `define_func` — when the installed wasmtime-py lacks the symbols (so an
+upgrade degrades speed, never behaviour).
 
 Semantics are the same as `define_func`'s: i32/i64 arguments arrive as Python ints (signed),
 the i32 result is written back; a `BaseException` escaping `fn` (Ctrl-C) becomes a trap and is
@@ -31,12 +32,6 @@ try:
     FAST_AVAILABLE = True
 except (ImportError, AttributeError):  # pragma: no cover - depends on the wasmtime-py build
     FAST_AVAILABLE = False
-
-# ctypes callbacks must outlive the linker that holds them; they are few (one per import
-# per loaded module), so they are simply kept for the life of the process.
-_KEEP: list[Any] = []
-_NO_FINALIZER = None
-
 
 def _make_callback(fn: Callable[..., int], params: tuple[str, ...]) -> Any:
     kinds = tuple(p == "i64" for p in params)
@@ -67,16 +62,17 @@ def _trap(exc: BaseException) -> int:
 
 
 def define_fast(linker: wasmtime.Linker, module: str, name: str, params: tuple[str, ...],
-                results: tuple[str, ...], ty: wasmtime.FuncType, fn: Callable[..., int]) -> bool:
-    """Define `fn` as import `module.name` through the unchecked API; False if unavailable."""
+                results: tuple[str, ...], ty: wasmtime.FuncType, fn: Callable[..., int]) -> Any:
+    """Define `fn` as import `module.name` through the unchecked API and return the ctypes
+    callback (the caller keeps it alive as long as the linker and its instances); None if
+    the fast path is unavailable."""
     if not FAST_AVAILABLE or tuple(results) != ("i32",):
-        return False
+        return None
     cb = _make_callback(fn, tuple(params))
     mod_b, name_b = module.encode(), name.encode()
     err = _DEFINE(linker.ptr(), ctypes.create_string_buffer(mod_b), len(mod_b),
                   ctypes.create_string_buffer(name_b), len(name_b), ty.ptr(), cb, None,
-                  _FINALIZER(0) if _NO_FINALIZER is None else _NO_FINALIZER)
+                  _FINALIZER(0))
     if err:
         raise wasmtime.WasmtimeError._from_ptr(err)
-    _KEEP.append(cb)
-    return True
+    return cb

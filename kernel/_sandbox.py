@@ -4,7 +4,8 @@ Contract:
 - `Sandbox(engine, module, manifest)` checks the module's imports against the generated
   bindings' `IMPORTS` (`wasi_hw._bindings._<module>`) — an unknown module, unknown function or
   wrong signature, or an imported memory/table/global, raises `LoadError` naming every one of
-  them — then defines each import in a `Linker` of the kernel's engine and pre-links the module
+  them — then defines each import in a `Linker` of the kernel's engine (through the fast
+  unchecked path of `_fastcall` when available, else `Linker.define_func`) and pre-links the module
   (`Linker.instantiate_pre`). The Linker's functions dispatch through a per-sandbox table, so
   restarts reuse the pre-linked module and only rebind the shims.
 - `Sandbox.start(hosts, audit)` (a `LoadError` if the module can never start under its limits,
@@ -34,6 +35,7 @@ from wasi_hw import HwError
 
 from ._audit import AuditLog
 from ._engine import KernelEngine
+from ._fastcall import define_fast
 from ._guard import DriverGuard, I2cGuard, UsbGuard
 from ._manifest import Manifest
 from ._policy import Violations, make_fail
@@ -85,7 +87,8 @@ def _valtype(name: str) -> wasmtime.ValType:
 class Sandbox:
     """A driver module checked, linked and pre-instantiated in the kernel's engine."""
 
-    def __init__(self, engine: KernelEngine, module: wasmtime.Module, manifest: Manifest) -> None:
+    def __init__(self, engine: KernelEngine, module: wasmtime.Module, manifest: Manifest,
+                 *, fast: bool = True) -> None:
         self.engine = engine
         self.module = module
         self.manifest = manifest
@@ -128,12 +131,19 @@ class Sandbox:
 
         self._shims: dict[tuple[str, str], Callable[..., int]] = {}
         linker = wasmtime.Linker(engine.engine)
+        self._callbacks: list[Any] = []      # fast-path ctypes callbacks, alive with the linker
         for mod, names in self.used.items():
             table = bindings_for(mod).IMPORTS
             for name in names:
                 params, results = table[name]
                 ty = wasmtime.FuncType([_valtype(p) for p in params], [_valtype(r) for r in results])
-                linker.define_func(mod, name, ty, self._dispatcher(mod, name))
+                fn = self._dispatcher(mod, name)
+                cb = define_fast(linker, mod, name, params, results, ty, fn) if fast else None
+                if cb is None:
+                    linker.define_func(mod, name, ty, fn)
+                else:
+                    self._callbacks.append(cb)
+        self.fast = bool(self._callbacks) or not self.used
         try:
             self._pre = linker.instantiate_pre(module)
         except wasmtime.WasmtimeError as err:

@@ -119,8 +119,11 @@ def test_delay_mismatch_and_order_diverge(i2c_trace):
 
 def test_running_past_the_end_and_leftovers(i2c_trace):
     replay = ReplayI2cBackend(i2c_trace[0])
-    with pytest.raises(ReplayDivergence, match="record 1"):
+    with pytest.raises(ReplayDivergence) as err:
         replay.done()  # nothing replayed yet
+    assert err.value.requested is None
+    assert err.value.message.startswith("replay ended early: record 1 of ")
+    assert err.value.message.endswith("was never requested: `i2c  i2c-1 0x76: write [D0], read 1`")
     replay = ReplayI2cBackend(i2c_trace[0])
     _session(replay)
     replay.done()  # the trailing close is teardown, not required

@@ -99,6 +99,12 @@ def test_writer_flushes_each_record_and_truncated_file_reads(tmp_path):
     assert not read_trace(data).truncated
 
 
+def test_meta_must_be_cbor(tmp_path):
+    with pytest.raises(ValueError, match="not CBOR-encodable"):
+        TraceWriter(tmp_path / "t.cbor", meta={"x": object()})
+    assert not (tmp_path / "t.cbor").exists()
+
+
 def test_empty_writer_still_writes_a_header(tmp_path):
     path = tmp_path / "t.cbor"
     TraceWriter(path).close()
