@@ -9,13 +9,15 @@
 - ``wasi-hw compile DRIVER.wasm`` fills the AoT cache (prints the entry and the time).
 - ``wasi-hw inspect DRIVER.wasm``: imports/exports, reachable capabilities, timings.
 - ``wasi-hw kernel run kernel.toml [--rounds N | --duration S | --forever] [--audit FILE]``:
-  every driver of the kernel file at once, readings and state changes as they happen;
+  every driver of the kernel file at once, readings (a repeat of a driver's previous reading
+  is not printed again, except with ``--json``) and state changes as they happen;
   Ctrl-C stops cleanly (exit 130); ``--watch`` hot-updates a driver whose .wasm changes. Ends after the file's ``rounds`` (default 5) unless told otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -130,9 +132,17 @@ def _human(item: Any, limit: int = 48) -> str:
     return repr(item)
 
 
-def _printer(*, json_out: bool, readings_only: bool, width: int = 8):
+def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: bool = False):
+    """Event printer; with `dedupe`, a human-format reading equal to the driver's previous one
+    is not printed again (``--json`` always prints every reading)."""
+    last: dict[str, Any] = {}
+
     def on_event(ev: Any) -> None:
         if ev.kind == "report":
+            if dedupe and not json_out:
+                if ev.driver in last and last[ev.driver] == ev.data:
+                    return
+                last[ev.driver] = ev.data
             if json_out:
                 obj = _jsonable(ev.data) if readings_only else {
                     "time": ev.time, "driver": ev.driver, "event": "report", "data": _jsonable(ev.data)}
@@ -187,6 +197,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.allow or args.config:
             raise UserError("--allow/--config cannot widen a manifest; edit the manifest instead")
         bus = manifest.i2c[0].bus if manifest.i2c else args.i2c
+        if args.interval_ms:                 # scheduling only; grants stay the manifest's
+            manifest = dataclasses.replace(manifest, poll_interval_ms=args.interval_ms)
     else:
         if not args.driver.exists():
             raise UserError(f"{args.driver}: no such file")
@@ -284,7 +296,7 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
     plan = load_kernel_file(args.file)
     backends = plan_backends(plan)
     width = max(len(m.name) for m in plan.manifests)
-    printer = _printer(json_out=args.json, readings_only=False, width=width)
+    printer = _printer(json_out=args.json, readings_only=False, width=width, dedupe=True)
     audit = _audit_log(args.audit)
     kernel = Kernel(backends, on_event=printer, audit=audit, cache_dir=args.cache_dir,
                     tick_ms=plan.tick_ms)

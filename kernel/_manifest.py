@@ -87,6 +87,10 @@ class I2cGrant:
     registers: tuple[RegisterRange, ...] = ()
     write_pairs: bool = False   # a Write is (register, value) pairs (BME280 style), not auto-increment
 
+    def __post_init__(self) -> None:      # frozen all the way down, whoever builds it
+        object.__setattr__(self, "addresses", frozenset(self.addresses))
+        object.__setattr__(self, "registers", tuple(self.registers))
+
     def allows_register(self, reg: int, *, write: bool) -> bool:
         for r in self.registers:
             if r.covers(reg) and (r.write if write else r.read):
@@ -102,6 +106,10 @@ class UsbGrant:
     interfaces: frozenset[int] = frozenset()
     endpoints: frozenset[int] = frozenset()
     operations: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        for name in ("interfaces", "endpoints", "operations"):
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
 
     def matches(self, vid: int, pid: int, serial: str | None) -> bool:
         return (vid, pid) == (self.vid, self.pid) and (self.serial is None or self.serial == serial)
@@ -138,6 +146,11 @@ class Manifest:
     limits: Limits = Limits()
     poll_interval_ms: int = 1000
     restart: RestartPolicy = RestartPolicy()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
+        object.__setattr__(self, "i2c", tuple(self.i2c))
+        object.__setattr__(self, "usb", tuple(self.usb))
 
     def i2c_grant(self, bus: str) -> I2cGrant | None:
         for g in self.i2c:

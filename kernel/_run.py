@@ -18,7 +18,7 @@ Contract:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Mapping
 from wasi_hw import UserError
 
 from ._audit import AuditLog
+from ._engine import KernelEngine
 from ._hosts import Backends
 from ._manifest import I2cGrant, Limits, Manifest, RestartPolicy, TomlDoc, _V, parse_manifest
 from ._supervisor import Event, Kernel
@@ -162,8 +163,9 @@ class RunResult:
 def run_driver(manifest: Manifest, backends: Backends, *, polls: int = 1,
                on_event: Callable[[Event], None] | None = None, audit: AuditLog | None = None,
                cache_dir: Path | str | None = None, wasm: bytes | None = None,
-               duration: float | None = None) -> RunResult:
-    """Run one driver for `polls` polls against `backends` (see the module docstring)."""
+               duration: float | None = None, engine: KernelEngine | None = None) -> RunResult:
+    """Run one driver for `polls` polls against `backends` (see the module docstring).
+    Pass `engine` to share one `KernelEngine` (and its ticker) across many runs."""
     events: list[Event] = []
 
     def sink(event: Event) -> None:
@@ -172,7 +174,7 @@ def run_driver(manifest: Manifest, backends: Backends, *, polls: int = 1,
             on_event(event)
 
     audit = audit or AuditLog()
-    with Kernel(backends, on_event=sink, audit=audit, cache_dir=cache_dir) as kernel:
+    with Kernel(backends, on_event=sink, audit=audit, cache_dir=cache_dir, engine=engine) as kernel:
         slot = kernel.add(manifest, wasm)
         kernel.run(rounds=polls, duration=duration)
         return RunResult(
@@ -208,6 +210,8 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
         rounds = 5           # default run length (0: until stopped)
         [[driver]]
         manifest = "bme280/manifest.toml"   # relative to this file
+        poll_interval_ms = 500              # optional: override the manifest's schedule
+        [[driver]]                          # or a manifest inline (name, wasm, [[driver.i2c]] …)
         [[route]]
         from = "bme280"
         to = "lcd"
@@ -234,9 +238,12 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
         dv = _V(doc, d, ("driver", n), "driver")
         if "manifest" in dv.table:
             rel = dv.get("manifest", str, desc="a manifest path")
-            mpath = doc.path.parent / rel
+            interval = dv.int("poll_interval_ms", None, lo=1, hi=86_400_000, desc="milliseconds")
             dv.done()
-            manifests.append(parse_manifest(TomlDoc(mpath)))
+            m = parse_manifest(TomlDoc(doc.path.parent / rel))
+            if interval is not None:      # scheduling only: grants stay the manifest's
+                m = replace(m, poll_interval_ms=interval)
+            manifests.append(m)
         else:  # an inline manifest
             manifests.append(parse_manifest(doc, d, ("driver", n)))
     names = [m.name for m in manifests]

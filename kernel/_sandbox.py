@@ -4,8 +4,9 @@ Contract:
 - `Sandbox(engine, module, manifest)` checks the module's imports against the generated
   bindings' `IMPORTS` (`wasi_hw._bindings._<module>`) — an unknown module, unknown function or
   wrong signature, or an imported memory/table/global, raises `LoadError` naming every one of
-  them — then defines each import in a `Linker` of the kernel's engine (through the fast
-  unchecked path of `_fastcall` when available, else `Linker.define_func`) and pre-links the module
+  them — then defines each import in a `Linker` of the kernel's engine (through
+  `_fastcall.HostCalls`: wasmtime's unchecked C API where verified, else `Linker.define_func`;
+  ``fast=False`` forces the checked path, ``True`` asks for the fast one) and pre-links the module
   (`Linker.instantiate_pre`). The Linker's functions dispatch through a per-sandbox table, so
   restarts reuse the pre-linked module and only rebind the shims.
 - `Sandbox.start(hosts, audit)` (a `LoadError` if the module can never start under its limits,
@@ -35,7 +36,6 @@ from wasi_hw import HwError
 
 from ._audit import AuditLog
 from ._engine import KernelEngine
-from ._fastcall import define_fast
 from ._guard import DriverGuard, I2cGuard, UsbGuard
 from ._manifest import Manifest
 from ._policy import Violations, make_fail
@@ -88,7 +88,7 @@ class Sandbox:
     """A driver module checked, linked and pre-instantiated in the kernel's engine."""
 
     def __init__(self, engine: KernelEngine, module: wasmtime.Module, manifest: Manifest,
-                 *, fast: bool = True) -> None:
+                 *, fast: bool | None = None) -> None:
         self.engine = engine
         self.module = module
         self.manifest = manifest
@@ -131,19 +131,13 @@ class Sandbox:
 
         self._shims: dict[tuple[str, str], Callable[..., int]] = {}
         linker = wasmtime.Linker(engine.engine)
-        self._callbacks: list[Any] = []      # fast-path ctypes callbacks, alive with the linker
+        self._calls = _host_calls(linker, fast)
         for mod, names in self.used.items():
             table = bindings_for(mod).IMPORTS
             for name in names:
                 params, results = table[name]
-                ty = wasmtime.FuncType([_valtype(p) for p in params], [_valtype(r) for r in results])
-                fn = self._dispatcher(mod, name)
-                cb = define_fast(linker, mod, name, params, results, ty, fn) if fast else None
-                if cb is None:
-                    linker.define_func(mod, name, ty, fn)
-                else:
-                    self._callbacks.append(cb)
-        self.fast = bool(self._callbacks) or not self.used
+                self._calls.define(mod, name, params, results, self._dispatcher(mod, name))
+        self.fast = bool(self._calls.fast)
         try:
             self._pre = linker.instantiate_pre(module)
         except wasmtime.WasmtimeError as err:
@@ -200,6 +194,34 @@ class Sandbox:
         return inst
 
 
+class _CheckedCalls:
+    """`Linker.define_func` and `Func.__call__`: the fallback when `_fastcall` is unavailable."""
+
+    fast = False
+
+    def __init__(self, linker: wasmtime.Linker) -> None:
+        self.linker = linker
+
+    def define(self, module: str, name: str, params: Any, results: Any, func: Any) -> None:
+        ty = wasmtime.FuncType([_valtype(p) for p in params], [_valtype(r) for r in results])
+        self.linker.define_func(module, name, ty, func)
+
+    def caller(self, store: wasmtime.Store, func: wasmtime.Func) -> Callable[[], Any]:
+        return lambda: func(store)
+
+
+def _host_calls(linker: wasmtime.Linker, fast: bool | None) -> Any:
+    """The host-call layer: `_fastcall.HostCalls` (its unchecked C API where verified; `fast`
+    None = its own default), or the checked wasmtime-py API when `fast` is False."""
+    if fast is False:
+        return _CheckedCalls(linker)
+    try:
+        from ._fastcall import HostCalls
+    except ImportError:
+        return _CheckedCalls(linker)
+    return HostCalls(linker, fast=fast)
+
+
 def _sig(sig: Any) -> str:
     params, results = sig
     return f"({', '.join(params)}) -> ({', '.join(results)})"
@@ -222,7 +244,7 @@ class DriverInstance:
         self.mem = mem
         self.violations = violations
         self.guards = guards
-        self._funcs = {n: exports[n] for n in ("init", "poll")}
+        self._funcs = {n: sandbox._calls.caller(store, exports[n]) for n in ("init", "poll")}
         self._busy = False
         self.last_call_s = 0.0
 
@@ -236,7 +258,7 @@ class DriverInstance:
         self._busy = True
         t0 = time.perf_counter()
         try:
-            return int(func(self.store))
+            return int(func())
         except wasmtime.Trap as trap:
             if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
                 raise DriverFault("deadline", f"{export} ran past its {limits.deadline_ms} ms "

@@ -33,7 +33,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -173,9 +173,8 @@ class Kernel:
         close_hosts(slot.hosts)
         slot.hosts = {}
 
-    def _start(self, slot: DriverSlot) -> bool:
-        """Fresh instance + init; on failure records a fault. True when running."""
-        self._set_state(slot, "starting")
+    def _launch(self, slot: DriverSlot) -> tuple[str | None, bool]:
+        """Fresh hosts + instance + ``init()``: (why it failed or None, failure is permanent)."""
         self._stop_instance(slot)
         report, log = self._sinks(slot)
         try:
@@ -184,13 +183,19 @@ class Kernel:
             self._pace()
             code = slot.instance.call("init")
         except DriverFault as err:
-            self._fault(slot, f"init: {err}")
-            return False
-        except LoadError as err:   # permanent (e.g. memory above the limit): no restart helps
-            self._fault(slot, err.message, permanent=True)
-            return False
+            return f"init: {err}", False
+        except LoadError as err:   # e.g. memory above the limit: no restart can help
+            return err.message, True
         if code != 0:
-            self._fault(slot, f"init returned {code}")
+            return f"init returned {code}", False
+        return None, False
+
+    def _start(self, slot: DriverSlot) -> bool:
+        """Start (or restart) `slot`; a failure is a fault. True when running."""
+        self._set_state(slot, "starting")
+        why, permanent = self._launch(slot)
+        if why is not None:
+            self._fault(slot, why, permanent=permanent)
             return False
         self._set_state(slot, "running")
         slot.next_due = time.monotonic()
@@ -313,23 +318,20 @@ class Kernel:
             self._emit(slot, "state", slot.state, f"update rejected, old version keeps running: {err}")
             return False
         old, old_state = slot.sandbox, slot.state
-        slot.sandbox, slot.source = sandbox, source
-        saved = (slot.consecutive_faults, slot.faults)
-        slot.consecutive_faults = 0
-        # the new module gets one try: a fault here must not count as a restart of the old one
-        policy = slot.manifest.restart
-        slot.manifest = replace(slot.manifest, restart=replace(policy, max_faults=0))
-        ok = self._start(slot)
-        slot.manifest = replace(slot.manifest, restart=policy)
-        if ok:
+        slot.sandbox = sandbox
+        self._emit(slot, "state", "starting", f"hot update ({source})")
+        why, _ = self._launch(slot)
+        if why is None:
+            slot.source, slot.consecutive_faults = source, 0
+            slot.state = "running"
+            slot.next_due = time.monotonic()
             self._emit(slot, "state", "running", f"updated ({source})")
             return True
-        why = slot.last_error
+        self._stop_instance(slot)       # the new version never counts as a fault of the old
         slot.sandbox = old
-        slot.consecutive_faults, slot.faults = saved
-        if old_state in ("running", "loaded", "starting"):
+        self._emit(slot, "state", old_state, f"update failed ({why}); old version restored")
+        if old_state in ("running", "starting", "loaded"):
             self._start(slot)
-        self._emit(slot, "state", slot.state, f"update failed ({why}); old version restored")
         return False
 
     # -- teardown --------------------------------------------------------------------------

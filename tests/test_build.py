@@ -185,35 +185,47 @@ def _spec_imports(module: str) -> dict:
     return importlib.import_module(f"wasi_hw._bindings._{module}").IMPORTS
 
 
+I2C_DRIVERS = ("hello", "bme280", "sht3x", "tmp102", "hd44780")
+
+
 @pytest.fixture(scope="module")
-def hello_wasm() -> Path:
+def built() -> dict[str, Path]:
     try:
         _build.select_toolchain()
     except UserError as err:
         pytest.skip(f"no wasm toolchain here: {err}")
-    arts = _build.build(ROOT, ["hello"])
-    assert [a.name for a in arts] == ["hello"]
-    return arts[0].path
+    arts = _build.build(ROOT, I2C_DRIVERS)
+    assert sorted(a.name for a in arts) == sorted(I2C_DRIVERS)
+    return {a.name: a.path for a in arts}
 
 
-def test_real_build_matches_the_spec_and_the_driver_abi(hello_wasm, capsys):
-    assert hello_wasm == ROOT / "build" / "wasm" / "hello.wasm"
-    engine = wasmtime.Engine()
-    module = wasmtime.Module.from_file(engine, str(hello_wasm))
+@pytest.mark.parametrize("name", I2C_DRIVERS)
+def test_real_build_matches_the_spec_and_the_driver_abi(built, name):
+    path = built[name]
+    assert path == ROOT / "build" / "wasm" / f"{name}.wasm"
+    module = wasmtime.Module.from_file(wasmtime.Engine(), str(path))
     imports = {(i.module, i.name): i.type for i in module.imports}
     assert {m for m, _ in imports} <= {"wasi_i2c", "wasi_driver"}
-    assert {("wasi_i2c", "open"), ("wasi_i2c", "transaction"), ("wasi_driver", "report"),
-            ("wasi_driver", "config_get")} <= set(imports)
-    for (mod, name), ftype in imports.items():
-        params, results = _spec_imports(mod)[name]
-        assert tuple(str(t) for t in ftype.params) == params, (mod, name)
-        assert tuple(str(t) for t in ftype.results) == results, (mod, name)
+    assert {("wasi_i2c", "open"), ("wasi_driver", "report"), ("wasi_driver", "config_get")} <= set(imports)
+    for (mod, fn), ftype in imports.items():
+        params, results = _spec_imports(mod)[fn]
+        assert tuple(str(t) for t in ftype.params) == params, (mod, fn)
+        assert tuple(str(t) for t in ftype.results) == results, (mod, fn)
     exports = {e.name: e.type for e in module.exports}
     assert isinstance(exports["memory"], wasmtime.MemoryType)
     for fn in ("init", "poll"):
         assert [str(t) for t in exports[fn].params] == []
         assert [str(t) for t in exports[fn].results] == ["i32"]
 
-    # Built again: nothing changed, nothing copied, and the CLI says so.
+
+def test_hello_uses_the_transaction_primitive(built):
+    module = wasmtime.Module.from_file(wasmtime.Engine(), str(built["hello"]))
+    assert ("wasi_i2c", "transaction") in {(i.module, i.name) for i in module.imports}
+
+
+def test_rebuild_copies_nothing_and_says_so(built, capsys):
+    before = built["hello"].stat().st_mtime_ns
     assert main(["build", "--root", str(ROOT), "hello"]) == 0
-    assert capsys.readouterr().out == f"build/wasm/hello.wasm  {hello_wasm.stat().st_size} bytes  (unchanged)\n"
+    size = built["hello"].stat().st_size
+    assert capsys.readouterr().out == f"build/wasm/hello.wasm  {size} bytes  (unchanged)\n"
+    assert built["hello"].stat().st_mtime_ns == before

@@ -287,8 +287,7 @@ def build(
     cmd += list(tc.args)
     for c in selected:
         cmd += ["-p", c.package]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUSTUP_TOOLCHAIN")}
-    env.update(tc.env)
+    env = {**os.environ, **tc.env}
     try:
         proc = run(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=None, text=True, check=False)
     except OSError as err:

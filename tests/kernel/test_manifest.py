@@ -125,3 +125,71 @@ def test_bad_name(tmp_path):
     p = write(tmp_path, 'name = "Bad Name"\nwasm = "y.wasm"\n')
     with pytest.raises(ManifestError, match=r":1: driver name"):
         load_manifest(p)
+
+
+# -- kernel files ---------------------------------------------------------------------------
+
+from wasi_hw.kernel import load_kernel_file, plan_backends  # noqa: E402
+
+KFILE = """\
+[kernel]
+rounds = 3
+
+[[driver]]
+manifest = "m.toml"
+
+[[sim.i2c]]
+model = "bme280"
+address = 0x76
+params = { temperature_c = 19.0 }
+"""
+
+
+def test_kernel_file_with_manifest_and_sim(tmp_path):
+    write(tmp_path, GOOD)
+    k = write(tmp_path, KFILE, "k.toml")
+    plan = load_kernel_file(k)
+    assert [m.name for m in plan.manifests] == ["bme280"] and plan.rounds == 3
+    backends = plan_backends(plan)
+    assert backends.i2c.device("i2c-1", 0x76).temperature_c == 19.0
+    assert backends.usb is not None          # the manifest has a USB grant: a sim USB bus
+
+
+@pytest.mark.parametrize("old,new,line,fragment", [
+    ('model = "bme280"', 'model = "toaster"', None, "no simulated I2C device 'toaster'"),
+    ('address = 0x76', 'address = 0x99', 9, "out of range"),
+    ('rounds = 3', 'rounds = 3\nspeed = 1', 3, "kernel: unknown key 'speed'"),
+    ('manifest = "m.toml"', 'manifest = "missing.toml"', None, "missing.toml: no such file"),
+])
+def test_kernel_file_errors(tmp_path, old, new, line, fragment):
+    write(tmp_path, GOOD)
+    k = write(tmp_path, KFILE.replace(old, new), "k.toml")
+    with pytest.raises(UserError) as info:
+        plan_backends(load_kernel_file(k))
+    msg = str(info.value)
+    assert fragment in msg
+    if line is not None:
+        assert msg.startswith(f"{k}:{line}: "), msg
+
+
+def test_duplicate_driver_names(tmp_path):
+    write(tmp_path, GOOD)
+    k = write(tmp_path, KFILE.replace('[[driver]]\nmanifest = "m.toml"\n',
+                                      '[[driver]]\nmanifest = "m.toml"\n[[driver]]\nmanifest = "m.toml"\n'),
+              "k.toml")
+    with pytest.raises(ManifestError, match=r"k\.toml:6: driver name 'bme280' appears twice"):
+        load_kernel_file(k)
+
+
+def test_programmatic_manifests_are_frozen_too():
+    from wasi_hw.kernel import I2cGrant, Manifest, UsbGrant
+
+    cfg = {"bus": "i2c-1"}
+    m = Manifest(name="x", wasm=None, config=cfg, i2c=[I2cGrant("i2c-1", {0x76}, registers=[])],
+                 usb=[UsbGrant(1, 2, interfaces={0}, endpoints=[0x81], operations=["reset"])])
+    cfg["bus"] = "i2c-9"                       # the caller's dict is not shared
+    assert m.config["bus"] == "i2c-1"
+    assert isinstance(m.i2c, tuple) and isinstance(m.i2c[0].addresses, frozenset)
+    assert isinstance(m.usb[0].endpoints, frozenset) and m.usb[0].operations == {"reset"}
+    with pytest.raises(TypeError):
+        m.config["bus"] = "i2c-2"

@@ -168,6 +168,36 @@ def _wasm_driver_on_stub():
     return {"rc": proc.returncode, "stdout": proc.stdout[-2000:], "stderr": proc.stderr[-2000:]}
 
 
+def _usb_echo_driver():
+    """The compiled usb-echo driver under the kernel, through pyusb + libusb + usbfs +
+    vhci-hcd to our USB/IP server; its USB traffic recorded."""
+    import base64
+    import io
+
+    repo = os.environ.get("WASI_HW_REPO", ".")
+    if not os.path.exists(os.path.join(repo, "build/wasm/usb-echo.wasm")):
+        return {"skipped": "build/wasm/usb-echo.wasm not built"}
+    from wasi_hw.host import PyusbUsbBackend, RealClock, RecordingUsbBackend, TraceWriter
+    from wasi_hw.kernel._hosts import Backends
+    from wasi_hw.kernel._manifest import load_manifest
+    from wasi_hw.kernel._run import run_driver
+
+    manifest = load_manifest(os.path.join(repo, "drivers/usb-echo/manifest.toml"))
+    buf = io.BytesIO()
+    meta = {"source": "tests/vm/guest_checks.py", "kernel": os.uname().release,
+            "device": "EchoDevice over USB/IP (wasi-hw usbip serve), vhci-hcd, pyusb"}
+    with TraceWriter(buf, meta=meta) as writer:
+        usb_backend = RecordingUsbBackend(PyusbUsbBackend(), writer)
+        result = run_driver(manifest, Backends(usb=usb_backend, clock=RealClock()), polls=2)
+        usb_backend.shutdown()
+    import cbor2
+
+    return {"state": result.state, "errors": result.errors,
+            "readings_cbor": base64.b64encode(cbor2.dumps(result.readings)).decode(),
+            "events": [str(e) for e in result.events if e.kind != "report"][-5:],
+            "trace": base64.b64encode(buf.getvalue()).decode()}
+
+
 @step("usbip")
 def _usbip():
     sh("modprobe", "vhci-hcd")
@@ -203,10 +233,11 @@ def _usbip():
             dev.write(0x01, b"ping over usbip", timeout=2000)
             out["echo"] = bytes(dev.read(0x81, 64, timeout=2000)).decode()
             usb.util.dispose_resources(dev)
+            out["driver"] = _usb_echo_driver()
     finally:
         server.terminate()
         server.wait(timeout=10)
     return out
 
 
-print("WASI-HW-CHECKS " + json.dumps(results), flush=True)
+print("WASI-HW-CHECKS " + json.dumps(results, default=repr), flush=True)

@@ -23,6 +23,7 @@ import vm
 from wasi_hw.reference import Bme280Calibration, bme280_compensate
 
 HERE = Path(__file__).parent
+REPO = HERE.parents[1]
 
 
 # --------------------------------------------------------------------------- no VM needed
@@ -86,6 +87,23 @@ def test_module_closure_loads_dependencies_first(tmp_path):
                     "overlay.ko"]  # virtio_pci is built in
     with pytest.raises(vm.VmUnavailable, match="lacks i2c_stub"):
         vm._module_closure(kernel, ["i2c_stub"])
+
+
+def test_busybox_must_be_static(monkeypatch):
+    monkeypatch.setattr(vm, "_busybox", lambda: sys.executable)  # a dynamic executable
+    with pytest.raises(vm.VmUnavailable, match="dynamically linked .apt-get install busybox-static"):
+        vm._static_busybox()
+
+
+def test_prepare_without_apt_uses_the_cache(vm_kernel, monkeypatch):
+    def no_apt():
+        raise vm.VmUnavailable("VM tier unavailable: apt-cache failed")
+
+    monkeypatch.setattr(vm, "_kernel_package", no_apt)
+    assert vm.prepare() == vm_kernel
+    monkeypatch.setenv("WASI_HW_VM_CACHE", "/nonexistent/wasi-hw-vm-cache")
+    with pytest.raises(vm.VmUnavailable, match="apt-cache failed"):
+        vm.prepare()
 
 
 def test_cli_run_needs_a_command(capsys):
@@ -248,3 +266,32 @@ def test_usbip_attach_in_the_guest(checks):
     assert out["found"] is True
     assert (out["product"], out["serial"]) == ("Echo", "ECHO0001")
     assert out["echo"] == "ping over usbip"
+
+
+def test_compiled_usb_driver_over_vhci_and_its_trace_replays(checks):
+    """usb-echo.wasm under the kernel with the pyusb backend, through a real kernel's usbfs
+    and vhci-hcd to our USB/IP server — then its recorded traffic, replayed on the host,
+    gives the same driver the same readings."""
+    import base64
+
+    import cbor2
+
+    from wasi_hw.host import ReplayUsbBackend, VirtualClock, read_trace
+    from wasi_hw.kernel._hosts import Backends
+    from wasi_hw.kernel._manifest import load_manifest
+    from wasi_hw.kernel._run import run_driver
+
+    out = _ok(checks["usbip"])["driver"]
+    if "skipped" in out:
+        pytest.skip(out["skipped"])
+    readings = cbor2.loads(base64.b64decode(out["readings_cbor"]))
+    assert out["state"] == "running" and out["errors"] == 0, out["events"]
+    assert len(readings) == 2 and all(r["ok"] and r["connected"] for r in readings)
+    assert readings[0]["serial"] == "ECHO0001" and readings[1]["round_trips"] > 0
+    trace = read_trace(base64.b64decode(out["trace"]))
+    assert trace.header["backends"]["usb"]["name"] == "pyusb"
+    replay = ReplayUsbBackend(trace)
+    manifest = load_manifest(REPO / "drivers/usb-echo/manifest.toml")
+    result = run_driver(manifest, Backends(usb=replay, clock=VirtualClock()), polls=2)
+    assert replay.divergence is None, str(replay.divergence)
+    assert result.readings == readings

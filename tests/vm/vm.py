@@ -16,10 +16,11 @@ How a run works (contract):
   ``dpkg -x`` and indexed with ``depmod -b`` into ``<repo>/.cache/vm/<package>_<version>/``
   (``$WASI_HW_VM_CACHE`` overrides the parent). The uncompressed ELF ``vmlinux`` is cut out of
   the bzImage (the XZ or zstd stream after the setup code, as ``extract-vmlinux`` does) so
-  QEMU boots it directly through its PVH note. All of this happens once per kernel version.
-- **Initramfs** — built in Python per run (newc cpio): busybox-static, the modules that
-  mounting needs (virtio-pci, 9p over virtio, overlayfs, with their ``modules.dep``
-  closure), ``/dev/console``, and the run's script and environment.
+  QEMU boots it directly through its PVH note. All of this happens once per kernel version;
+  without apt (or offline) the newest kernel already in the cache is used.
+- **Initramfs** — built in Python per run (newc cpio): a statically linked busybox, the
+  modules that mounting needs (virtio-pci, 9p over virtio, overlayfs, with their
+  ``modules.dep`` closure), ``/dev/console``, and the run's script and environment.
 - **Guest** — ``/init`` mounts the host's ``/`` read-only over 9p, puts a tmpfs-backed
   overlay on top (the guest may write anywhere; nothing reaches the host), links the cached
   module tree at ``/lib/modules``, brings ``lo`` up, chroots, ``cd``\\s to the caller's
@@ -29,6 +30,10 @@ How a run works (contract):
 - **QEMU** — ``qemu-system-x86_64 -M q35 -accel tcg -nographic`` (``ACCEL=kvm`` selects KVM),
   ``-no-reboot``, one CPU, ``$WASI_HW_VM_MEM`` MiB (default 1024), a hard wall-clock timeout
   after which QEMU is killed and `VmError` raised.
+
+Inside the guest: ``WASI_HW_IN_VM=1``, ``WASI_HW_REPO`` (this checkout), ``HOME=/tmp``,
+``PYTHONDONTWRITEBYTECODE=1``, plus the ``env`` given; the network has only ``lo`` (a
+USB/IP server and ``usbip attach`` meet on 127.0.0.1); modules load with ``modprobe``.
 
 Errors: `VmUnavailable` (one line) when the tier cannot run on this machine — a missing
 tool, no kernel package, QEMU failing to start; tests skip with that line. `VmError` when
@@ -47,6 +52,7 @@ import re
 import shlex
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -132,6 +138,26 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
         ) from None
 
 
+def _busybox() -> str:
+    return shutil.which("busybox") or "/bin/busybox"
+
+
+def _static_busybox() -> None:
+    """The initramfs has no libc: busybox must be linked statically (no PT_INTERP)."""
+    with open(_busybox(), "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:
+            raise VmUnavailable(f"VM tier unavailable: {_busybox()} is not a 64-bit ELF")
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    for i in range(phnum):
+        if struct.unpack_from("<I", table, i * phentsize)[0] == 3:  # PT_INTERP
+            raise VmUnavailable(f"VM tier unavailable: {_busybox()} is dynamically linked "
+                                "(apt-get install busybox-static)")
+
+
 def _kernel_package() -> str:
     pkg = os.environ.get("WASI_HW_VM_KERNEL")
     if pkg:
@@ -175,8 +201,15 @@ def _decompress(stream: bytes, kind: str) -> bytes:
 def prepare(*, quiet: bool = True) -> Kernel:
     """Make sure the kernel is in the cache (download + unpack once); return it."""
     _check_tools(["qemu-system-x86_64", "busybox"])
+    _static_busybox()
     root = _cache_root()
-    package = _kernel_package()
+    try:
+        package = _kernel_package()
+    except VmUnavailable:  # no apt here (or offline): any kernel prepared before will do
+        cached = sorted(root.glob("*/complete"))
+        if cached:
+            return _load_kernel(cached[-1].parent)
+        raise
     for done in sorted(root.glob(f"{package}_*/complete")):
         return _load_kernel(done.parent)
     _check_tools(["apt-get", "dpkg", "depmod"])
@@ -332,8 +365,7 @@ def _initramfs(kernel: Kernel, script: str, env: dict[str, str]) -> bytes:
         cpio.dir(d)
     cpio.chardev("dev/console", 5, 1)
     cpio.chardev("dev/null", 1, 3)
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    cpio.file("bin/busybox", Path(busybox).read_bytes(), 0o755)
+    cpio.file("bin/busybox", Path(_busybox()).read_bytes(), 0o755)
     mods = _module_closure(kernel, _BOOT_MODULES)
     for mod in mods:
         cpio.file(f"boot-modules/{mod.name}", mod.read_bytes())

@@ -6,6 +6,7 @@ use core::fmt::{self, Write};
 
 use minicbor::data::Type;
 use minicbor::Decoder;
+use wasi_hw_sdk::FmtBuf;
 
 use crate::interface::{BACKLIGHT, COLS, EN, ROWS, RS};
 
@@ -115,9 +116,9 @@ impl Screen {
             }
             let key = d.str().map_err(|_| RenderError::Malformed)?;
             if row < ROWS {
-                let mut w = LineWriter { line: &mut screen.lines[row], col: 0 };
-                let _ = write!(w, "{key}: ");
-                write_value(&mut d, &mut w)?;
+                let mut value = FmtBuf::<COLS>::new();
+                write_value(&mut d, &mut value)?;
+                render_entry(&mut screen.lines[row], key, value.as_str());
             } else {
                 d.skip().map_err(|_| RenderError::Malformed)?;
             }
@@ -127,14 +128,31 @@ impl Screen {
     }
 }
 
+/// Lays out `key: value` in one line; when it does not fit, the space goes, then the key
+/// is shortened so the value stays whole (`temperature:21.5`).
+fn render_entry(line: &mut [u8; COLS], key: &str, value: &str) {
+    let (k, v) = (key.chars().count(), value.chars().count());
+    let mut w = LineWriter { line, col: 0 };
+    let _ = if k + 2 + v <= COLS {
+        write!(w, "{key}: {value}")
+    } else if k + 1 + v <= COLS {
+        write!(w, "{key}:{value}")
+    } else {
+        let keep = COLS.saturating_sub(v + 1).max(1);
+        let cut = key.char_indices().nth(keep).map_or(key.len(), |(i, _)| i);
+        write!(w, "{}:{value}", &key[..cut])
+    };
+}
+
+/// Writes one CBOR value as text; floats with one decimal (a 16-column display).
 fn write_value(d: &mut Decoder<'_>, w: &mut impl Write) -> Result<(), RenderError> {
     let bad = |_| RenderError::Malformed;
     let _ = match d.datatype().map_err(bad)? {
         Type::String => write!(w, "{}", d.str().map_err(bad)?),
         Type::U8 | Type::U16 | Type::U32 | Type::U64 => write!(w, "{}", d.u64().map_err(bad)?),
         Type::I8 | Type::I16 | Type::I32 | Type::I64 => write!(w, "{}", d.i64().map_err(bad)?),
-        Type::F16 | Type::F32 => write!(w, "{}", d.f32().map_err(bad)?),
-        Type::F64 => write!(w, "{}", d.f64().map_err(bad)?),
+        Type::F16 | Type::F32 => write!(w, "{:.1}", d.f32().map_err(bad)?),
+        Type::F64 => write!(w, "{:.1}", d.f64().map_err(bad)?),
         Type::Bool => write!(w, "{}", d.bool().map_err(bad)?),
         Type::Null => {
             d.null().map_err(bad)?;
@@ -180,6 +198,16 @@ pub enum RenderError {
 mod tests {
     use super::*;
 
+    /// A definite CBOR map of text keys to f32 values.
+    fn cbor_map(entries: &[(&str, f32)]) -> std::vec::Vec<u8> {
+        let mut e = minicbor::Encoder::new(std::vec::Vec::new());
+        e.map(entries.len() as u64).unwrap();
+        for (k, v) in entries {
+            e.str(k).unwrap().f32(*v).unwrap();
+        }
+        e.into_writer()
+    }
+
     fn line(s: &Screen, row: usize) -> &str {
         core::str::from_utf8(&s.lines[row]).unwrap()
     }
@@ -217,6 +245,13 @@ mod tests {
         let s = Screen::from_cbor_map(&msg).unwrap();
         assert_eq!(line(&s, 0), "t: 21.5         ");
         assert_eq!(line(&s, 1), "rh: 40          ");
+        // Long keys: the space goes, then the key is cut so the value stays whole.
+        let s = Screen::from_cbor_map(&cbor_map(&[("temperature_c", 21.53), ("humidity_pct", 4.0)])).unwrap();
+        assert_eq!(line(&s, 0), "temperature:21.5");
+        assert_eq!(line(&s, 1), "humidity_pct:4.0");
+        let s = Screen::from_cbor_map(&cbor_map(&[("pressure_pa", 100801.19), ("x", 1152921504606846976.0)])).unwrap(); // 2^60, exact in f32
+        assert_eq!(line(&s, 0), "pressur:100801.2");
+        assert_eq!(line(&s, 1), "x:11529215046068"); // a value wider than the display is cut
         // Indefinite-length map, negative int and bool.
         let msg = [0xbf, 0x61, b'n', 0x26, 0x61, b'b', 0xf5, 0xff];
         let s = Screen::from_cbor_map(&msg).unwrap();
