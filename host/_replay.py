@@ -18,14 +18,14 @@ which is what the driver sees as its errno), showing both sides::
     replay diverged at record 7: recorded `i2c i2c-1 0x76: write [F7], read 8`;
     requested `i2c i2c-1 0x76: write [FA], read 3`
 
-`replaying(trace)` makes `wasi_hw.host._trace.traced` substitute replay backends for the
-ones a run builds (``wasi-hw trace replay TRACE -- run ...``); the built ones are closed
-unused.
-
 It is logged at ERROR on the ``wasi_hw.replay`` logger (stderr by default) and kept in
 ``.divergence``; every later request raises it again (a replay cannot resynchronise).
 Running past the end of the trace is a divergence too. `done()` raises one if recorded
 requests were left unconsumed (embedded-hal-mock's rule: the script must be used up).
+
+`replaying(trace)` makes `wasi_hw.host._trace.traced` substitute replay backends for the
+ones a run builds (``wasi-hw trace replay TRACE -- run ...``); the built ones are closed
+unused.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ Contract:
   deserialize is never trusted: the wasm is recompiled and the entry rewritten.
 - Writes are atomic (temporary file in the same directory + `os.replace`); the `.cwasm` lands
   before its sidecar, so a crash leaves an unrecorded entry, which is recompiled.
+- The directory is created private (0700). A directory owned by another user or writable by
+  group/others is neither read nor written (someone else could plant a consistent
+  `.cwasm` + sidecar pair there): every load compiles.
 - The default root is `$WASI_HW_CACHE`, else `$XDG_CACHE_HOME/wasi-hw/aot`, else
   `~/.cache/wasi-hw/aot`.
 """
@@ -63,6 +66,21 @@ class AotCache:
         stem = f"{wasm_sha256[:32]}-{self.engine.fingerprint}"
         return self.root / f"{stem}.cwasm", self.root / f"{stem}.json"
 
+    def _private(self) -> str | None:
+        """None if the cache directory is ours alone, else why it cannot be trusted. Anyone
+        who can write there could plant a matching `.cwasm` + sidecar pair."""
+        try:
+            st = self.root.stat()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            return f"cache directory unusable: {err}"
+        if hasattr(os, "getuid") and st.st_uid != os.getuid():
+            return f"cache directory {self.root} is owned by another user"
+        if st.st_mode & 0o022:
+            return f"cache directory {self.root} is writable by others"
+        return None
+
     def load(self, wasm: bytes) -> LoadedModule:
         """The module for `wasm`: a verified cache entry, else a fresh compile (then stored).
 
@@ -70,7 +88,7 @@ class AotCache:
         """
         digest = hashlib.sha256(wasm).hexdigest()
         cwasm, sidecar = self.paths(digest)
-        why = self._check(digest, cwasm, sidecar)
+        why = self._private() or self._check(digest, cwasm, sidecar)
         if isinstance(why, bytes):
             t0 = time.perf_counter()
             try:
@@ -133,7 +151,9 @@ class AotCache:
             "created": time.time(),
         }
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self._private() is not None:
+                return False                 # never write where others could have written
             _atomic_write(cwasm, data)
             _atomic_write(sidecar, json.dumps(record, sort_keys=True).encode())
         except OSError:

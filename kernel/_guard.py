@@ -17,8 +17,9 @@ I2C rules:
   is unknown is denied. A Write of the pointer alone needs the pointer inside some range.
   With ``write_pairs`` (chips such as the BME280, whose multi-byte writes are register/value
   pairs) every even-indexed byte of a Write is a register that needs a "w" range.
-- `delay_ns` longer than the per-call deadline is ``invalid_argument`` (a driver cannot park
-  the kernel).
+- `delay_ns` is ``invalid_argument`` when the delays of one call into the guest would add up
+  to more than the per-call deadline (a driver cannot park the kernel; counted in requested
+  time, so simulated and real buses behave the same).
 
 USB rules (checked before the host module runs): `open` only of devices whose vid:pid[:serial]
 is granted (`list_devices` shows only those), `claim_interface`/`release_interface`/
@@ -57,6 +58,9 @@ class _Guard:
         self._m = manifest
         self._audit = audit
 
+    def begin_call(self) -> None:
+        """Called by the sandbox before every call into the guest."""
+
     def _deny(self, call: str, asked: dict, why: str, kind: str = "access") -> Denied:
         self._audit.record(self._m.name, f"{self._call_prefix}.{call}", asked, why, kind)
         return Denied(kind, why)
@@ -80,6 +84,7 @@ class I2cGuard(_Guard):
 
     def __init__(self, host: Any, manifest: Manifest, audit: AuditLog) -> None:
         super().__init__(host, manifest, audit)
+        self._delayed = 0                            # ns of delay requested in this call
         self._buses: dict[int, str] = {}            # handle → bus name
         self._pointer: dict[tuple[str, int], int] = {}  # (bus, address) → last register pointer
 
@@ -184,12 +189,18 @@ class I2cGuard(_Guard):
                     [(True, len(data), data), (False, len(buf), None)])
         return self._host.write_read(bus, address, mode, data, buf)
 
+    def begin_call(self) -> None:
+        """A new call into the guest starts: its delay budget is the full deadline again."""
+        self._delayed = 0
+
     def delay_ns(self, ns: int) -> None:
         limit = self._m.limits.deadline_ms * 1_000_000
-        if ns > limit:
+        delayed = self._delayed
+        if delayed + ns > limit:
             raise HwError("invalid_argument",
-                          f"delay of {ns} ns exceeds the per-call deadline of "
-                          f"{self._m.limits.deadline_ms} ms")
+                          f"a delay of {ns} ns would take this call's delays past its "
+                          f"{self._m.limits.deadline_ms} ms deadline ({delayed} ns used)")
+        self._delayed = delayed + ns
         return self._host.delay_ns(ns)
 
 

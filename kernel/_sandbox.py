@@ -10,13 +10,13 @@ Contract:
   (`Linker.instantiate_pre`). The Linker's functions dispatch through a per-sandbox table, so
   restarts reuse the pre-linked module and only rebind the shims.
 - `Sandbox.start(hosts, audit)` (a `LoadError` if the module can never start under its limits,
-  `DriverFault` if its start function traps) makes a fresh `Store` (memory limit `limits.memory_pages`,
-  one instance, one memory, one table), instantiates, requires the exports `memory`, `init`,
+  `DriverFault` if its start function traps) makes a fresh `Store` (memory limit
+  `limits.memory_pages`, one instance, one memory, one table), instantiates, requires the exports `memory`, `init`,
   `poll`, wraps each host module in its kernel guard, binds the generated shims to a
   `GuestMemory` over the instance's memory (`max_copy = limits.max_transfer`) and the kernel's
   `fail` trampoline (`_policy`), and returns a `DriverInstance`.
-- `DriverInstance.call(export)` sets the epoch deadline (`limits.deadline_ms`) before every
-  entry into the guest and returns the export's i32 result. A blown deadline raises
+- `DriverInstance.call(export)` sets the epoch deadline (`limits.deadline_ms`) and resets the
+  guards' per-call budgets before every entry into the guest and returns the export's i32 result. A blown deadline raises
   `DriverFault("deadline")`, any other trap `DriverFault("trap")`, a Python exception that
   escaped the shims `DriverFault("host")`; `BaseException`s (Ctrl-C) propagate. Calls are not
   reentrant: a call while one is running raises `DriverFault("reentrant")`.
@@ -255,6 +255,8 @@ class DriverInstance:
         func = self._funcs[export]
         limits = self.sandbox.manifest.limits
         self.store.set_epoch_deadline(self.sandbox.engine.deadline_ticks(limits.deadline_ms))
+        for guard in self.guards.values():
+            guard.begin_call()
         self._busy = True
         t0 = time.perf_counter()
         try:
@@ -273,4 +275,5 @@ class DriverInstance:
             self.last_call_s = time.perf_counter() - t0
 
     def memory_pages(self) -> int:
-        return int(self.mem.size() // _PAGE) if hasattr(self.mem, "size") else -1
+        """The instance's current linear-memory size in 64 KiB pages."""
+        return self.mem.size() // _PAGE

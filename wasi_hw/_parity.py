@@ -234,7 +234,7 @@ def _run_kernel(setup: ParitySetup, backend: str, i2c: Any, usb: Any, clock: Any
 
 
 def run_leg(setup: ParitySetup, backend: str, *, trace_dir: Path | None = None,
-            baseline: Leg | None = None) -> Leg:
+            baseline: Leg | None = None, recorded: Path | None = None) -> Leg:
     """Run the driver on ``backend`` in this process (see the module docstring)."""
     if backend == "sim":
         i2c, usb = _sim_backends(setup)
@@ -254,12 +254,9 @@ def run_leg(setup: ParitySetup, backend: str, *, trace_dir: Path | None = None,
         from .host import UsbipServer, UsbipUsbBackend
         if not setup.uses_usb:
             raise UserError(f"driver {setup.manifest.name} uses no USB: no usbip leg")
-        _, sim = _sim_backends(setup)
-        models = [a.model for a in getattr(sim, "_attached", {}).values()] or None
-        if models is None:
-            from .kernel._run import _lookup, usb_models
-            models = [_lookup("USB", d.model, usb_models())(**dict(d.params))
-                      for d in setup.usb_devices]
+        from .kernel._run import _lookup, usb_models
+        models = [_lookup("USB", d.model, usb_models())(**dict(d.params))
+                  for d in setup.usb_devices]
         server = UsbipServer(models, port=0).start()
         try:
             host, port = server.address
@@ -267,18 +264,23 @@ def run_leg(setup: ParitySetup, backend: str, *, trace_dir: Path | None = None,
         finally:
             server.stop()
     if backend == "replay":
-        return _replay_leg(setup, baseline, trace_dir)
+        return _replay_leg(setup, baseline, trace_dir, recorded)
     raise UserError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
 
 
-def _replay_leg(setup: ParitySetup, baseline: Leg | None, trace_dir: Path | None) -> Leg:
+def _replay_leg(setup: ParitySetup, baseline: Leg | None, trace_dir: Path | None,
+                recorded: Path | None = None) -> Leg:
     from .host import ReplayI2cBackend, ReplayUsbBackend, read_trace
     from .host._trace import Trace
 
-    if baseline is None or baseline.failure:
+    if recorded is not None:
+        trace = read_trace(recorded)
+    elif baseline is None or baseline.failure:
         raise UserError("replay needs a leg before it to replay (e.g. --backends sim,replay)")
-    header = {"format": "wasi-hw-trace", "version": 1, "backends": {}}
-    trace = read_trace(baseline.trace_path) if baseline.trace_path else Trace(header, list(baseline.records))
+    else:
+        header = {"format": "wasi-hw-trace", "version": 1, "backends": {}}
+        trace = read_trace(baseline.trace_path) if baseline.trace_path else \
+            Trace(header, list(baseline.records))
     i2c = ReplayI2cBackend(trace) if setup.uses_i2c else None
     usb = ReplayUsbBackend(trace) if setup.uses_usb else None
     leg = _run_kernel(setup, "replay", i2c, usb, getattr(i2c, "clock", None), trace_dir)
@@ -417,6 +419,13 @@ def compare(baseline: Leg, leg: Leg) -> Difference | None:
     b, n = baseline.backend, leg.backend
     if leg.failure:
         return Difference(n, b, "failure", "the leg", leg.failure, baseline.failure or "ran")
+    ours, theirs = leg.normalised, baseline.normalised
+    for i in range(max(len(ours), len(theirs))):
+        x = ours[i] if i < len(ours) else None
+        y = theirs[i] if i < len(theirs) else None
+        if x != y:
+            return Difference(n, b, "trace", f"operation {i + 1} of {len(theirs)}",
+                              _fmt_op(x), _fmt_op(y))
     if leg.outcome != baseline.outcome:
         return Difference(n, b, "outcome", "the run", json.dumps(leg.outcome),
                           json.dumps(baseline.outcome))
@@ -429,13 +438,6 @@ def compare(baseline: Leg, leg: Leg) -> Difference | None:
         return Difference(n, b, "readings", f"reading {i + 1}",
                           json.dumps(leg.readings[i]) if i < len(leg.readings) else "(none)",
                           json.dumps(baseline.readings[i]) if i < len(baseline.readings) else "(none)")
-    ours, theirs = leg.normalised, baseline.normalised
-    for i in range(max(len(ours), len(theirs))):
-        x = ours[i] if i < len(ours) else None
-        y = theirs[i] if i < len(theirs) else None
-        if x != y:
-            return Difference(n, b, "trace", f"operation {i + 1} of {len(theirs)}",
-                              _fmt_op(x), _fmt_op(y))
     return None
 
 
@@ -471,7 +473,8 @@ def _parse_wrap(items: Iterable[str]) -> dict[str, list[str]]:
 
 def run_parity(setup: ParitySetup, backends: Sequence[str], *, reference: str | None = None,
                trace_dir: Path | None = None,
-               wrap: Mapping[str, Sequence[str]] | None = None) -> ParityReport:
+               wrap: Mapping[str, Sequence[str]] | None = None,
+               recorded: Path | None = None) -> ParityReport:
     """Run every leg and compare each with the first (module docstring)."""
     wrap = dict(wrap or {})
     unknown = [b for b in backends if b not in BACKENDS]
@@ -497,7 +500,7 @@ def run_parity(setup: ParitySetup, backends: Sequence[str], *, reference: str | 
                     leg = _child_leg(setup, name, wrap[name], trace_dir)
                 else:
                     leg = run_leg(setup, name, trace_dir=trace_dir,
-                                  baseline=legs[0] if legs else None)
+                                  baseline=legs[0] if legs else None, recorded=recorded)
             except HwError as err:
                 leg = Leg(name, failure=f"{err.kind}: {err.message}")
             legs.append(leg)

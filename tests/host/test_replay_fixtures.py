@@ -1,7 +1,8 @@
 """Regression traces (tests/fixtures/traces/*.cbor) replayed against the drivers.
 
-Each trace holds a driver's whole conversation with a simulated chip and, in its header's
-``meta.readings``, the readings that conversation produced. Replaying it must give the same
+Each trace holds a driver's whole conversation with a device — simulated, or a real Linux
+kernel's i2c-stub / vhci-hcd in the QEMU tier — and, in its header's ``meta.readings``, the
+readings that conversation produced. Replaying it must give the same
 readings with every recorded request consumed — against the reference driver always, and
 against the compiled Rust driver when ``build/wasm/<chip>.wasm`` exists.
 """
@@ -100,9 +101,11 @@ def test_fixtures_are_what_the_generator_makes(tmp_path):
         assert (tmp_path / f"{name}.cbor").read_bytes() == (TRACES / f"{name}.cbor").read_bytes()
 
 
-def test_compiled_usb_driver_replays_the_trace():
+@pytest.mark.parametrize("name", ["usb_echo_sim", "usb_echo_vhci"])
+def test_compiled_usb_driver_replays_the_trace(name):
     """usb-echo.wasm (control, bulk, interrupt round trips, a stall) against its recorded
-    USB traffic: `UsbHost` + `ReplayUsbBackend` give it the same readings."""
+    USB traffic — from the simulated device, and from a real kernel's vhci-hcd in the QEMU
+    tier: `UsbHost` + `ReplayUsbBackend` give it the same readings."""
     wasm = REPO / "build/wasm/usb-echo.wasm"
     if not wasm.exists():
         pytest.skip("build/wasm/usb-echo.wasm not built (wasi-hw build)")
@@ -111,7 +114,7 @@ def test_compiled_usb_driver_replays_the_trace():
     from wasi_hw.kernel._manifest import load_manifest
     from wasi_hw.kernel._run import run_driver
 
-    trace = read_trace(TRACES / "usb_echo_sim.cbor")
+    trace = read_trace(TRACES / f"{name}.cbor")
     readings = trace.header["meta"]["readings"]
     ops = {r["op"] for r in trace.records}
     assert {"usb.control_in", "usb.control_out", "usb.bulk_in", "usb.interrupt_in"} <= ops

@@ -95,3 +95,19 @@ def test_invalid_wasm_raises(engine, tmp_path):
 def test_no_temp_files_left(engine, wasm, tmp_path):
     AotCache(engine, tmp_path).load(wasm)
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".cwasm", ".json"]
+
+
+def test_cache_dir_is_private(engine, wasm, tmp_path):
+    root = tmp_path / "aot"
+    AotCache(engine, root).load(wasm)
+    assert root.stat().st_mode & 0o777 == 0o700
+
+
+def test_shared_cache_dir_is_never_trusted(engine, wasm, tmp_path):
+    root = tmp_path / "aot"
+    cache = AotCache(engine, root)
+    cache.load(wasm)
+    root.chmod(0o777)                     # anyone could have planted entries
+    loaded = cache.load(wasm)
+    assert loaded.source == "compiled" and "writable by others" in loaded.why
+    assert run(engine, loaded.module) == 42

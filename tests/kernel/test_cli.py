@@ -160,3 +160,24 @@ def test_kernel_run_watch_hot_updates(chipid, tmp_path, capsys):
             if '"report"' in line and '"chipid"' in line]
     assert chip[0] == {"id": 0x60} and chip[-1] == {"id": 0x60, "v": 2}
     assert "chipid.wasm changed, hot-updating" in err
+
+
+def test_kernel_run_ctrl_c_stops_cleanly(chipid, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time as _time
+
+    (tmp_path / "echo.wasm").write_bytes(wat("inbox_echo"))
+    k = tmp_path / "k.toml"
+    k.write_text(KERNEL)
+    proc = subprocess.Popen([sys.executable, "-m", "wasi_hw", "kernel", "run", str(k), "--forever"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = _time.monotonic() + 30
+    first = proc.stdout.readline()          # wait for the first reading
+    assert first.startswith("chipid") and _time.monotonic() < deadline
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "interrupted, stopping drivers" in err and "kernel: chipid:" in err
+    assert "Traceback" not in err

@@ -107,9 +107,17 @@ def test_read_without_pointer_is_denied_under_register_grant():
 
 
 def test_delay_bounded_by_deadline():
-    guard, _, _ = make(deadline_ms=10)
+    guard, _, sim = make(deadline_ms=10)
+    guard.begin_call()
+    t0 = sim.clock.now_ns()
     guard.delay_ns(5_000_000)
     assert kind(guard.delay_ns, 11_000_000) == "invalid_argument"
+    guard.delay_ns(4_000_000)
+    # the delays of one call add up: 5 + 4 ms used, 2 more would pass the 10 ms deadline
+    assert kind(guard.delay_ns, 2_000_000) == "invalid_argument"
+    assert sim.clock.now_ns() - t0 >= 9_000_000
+    guard.begin_call()                      # the next call into the guest starts afresh
+    guard.delay_ns(9_000_000)
 
 
 def test_write_pairs_check_every_register():

@@ -1,5 +1,11 @@
 """Checks run *inside* the VM (by test_vm.py, one boot for all): real i2c-stub and vhci-hcd.
 
+Steps: load i2c-dev + i2c-stub and find the stub bus by name; seed it with a simulated
+BME280's register file (smbus2); read it back through `Smbus2I2cBackend`; run the reference
+BME280 driver over it, recorded; run the compiled bme280.wasm over it (``wasi-hw run``);
+load vhci-hcd, start ``wasi-hw usbip serve``, ``usbip attach``, talk to the echo device
+with pyusb, then run the compiled usb-echo.wasm through `PyusbUsbBackend`, recorded.
+
 Prints one line ``WASI-HW-CHECKS <json>`` with what each step observed; the pytest side
 asserts on it. A step that raises records ``{"error": "<Type>: <message>"}`` and the
 others still run. Not a test module: it needs root and a kernel with loadable modules.
