@@ -1,42 +1,41 @@
 """wasi_hw.host — what implements the specs.
 
 One host module per spec (`I2cHost`, `UsbHost`, `DriverEnv`) holds the semantics once;
-backends do the I/O behind one documented contract per bus (`I2cBackend`, `UsbBackend`).
-Backends are the only code that imports smbus2, pyusb or talks USB/IP.
+backends do the I/O behind one documented contract per bus (`I2cBackend` in
+`_i2c_backend.py`, `UsbBackend` in `_usb_backend.py`). Backends are the only code that
+imports smbus2 or pyusb or speaks USB/IP. Recording and replaying wrap any backend at that
+same boundary (`_trace.py` documents the trace format).
 """
 
 from __future__ import annotations
 
-import importlib
+from ._clock import Clock, RealClock, VirtualClock
+from ._driver_env import DriverEnv
+from ._i2c import I2cHost
+from ._i2c_backend import I2cBackend, Read, Write
+from ._pyusb_usb import PyusbUsbBackend
+from ._replay import ReplayDivergence, ReplayI2cBackend, ReplayUsbBackend, replaying
+from ._sim_i2c import SimI2cBackend
+from ._sim_usb import SimUsbBackend
+from ._smbus2_i2c import Smbus2I2cBackend
+from ._trace import (RecordingI2cBackend, RecordingUsbBackend, Trace, TraceWriter, read_trace,
+                     recording, traced)
+from ._usb import UsbHost
+from ._usb_backend import UsbBackend, UsbDeviceInfo
+from ._usbip_server import UsbipServer
+from ._usbip_usb import UsbipUsbBackend
 
-# private module → the public names it provides
-_EXPORTS = {
-    "._clock": ("Clock", "VirtualClock", "RealClock"),
-    "._i2c_backend": ("I2cBackend", "Read", "Write"),
-    "._i2c": ("I2cHost",),
-    "._driver_env": ("DriverEnv",),
-    "._sim_i2c": ("SimI2cBackend",),
-    "._smbus2_i2c": ("Smbus2I2cBackend",),
-    "._usb_backend": ("UsbBackend",),
-    "._usb": ("UsbHost",),
-    "._sim_usb": ("SimUsbBackend",),
-    "._pyusb_usb": ("PyusbUsbBackend",),
-    "._usbip_usb": ("UsbipUsbBackend",),
-    "._usbip_server": ("UsbipServer",),
-    "._trace": ("TraceWriter", "read_trace", "RecordingI2cBackend", "RecordingUsbBackend"),
-    "._replay": ("ReplayI2cBackend", "ReplayUsbBackend", "ReplayDivergence"),
-}
-
-__all__: list[str] = []
-# TEMPORARY while the modules are being written in parallel: a module that does not exist
-# yet is skipped. The integration commit replaces this with plain imports.
-for _mod, _names in _EXPORTS.items():
-    try:
-        _m = importlib.import_module(_mod, __name__)
-    except ModuleNotFoundError as _err:
-        if _err.name != __name__ + _mod:
-            raise
-        continue
-    for _n in _names:
-        globals()[_n] = getattr(_m, _n)
-        __all__.append(_n)
+__all__ = [
+    # clocks
+    "Clock", "VirtualClock", "RealClock",
+    # I2C: contract, host module, backends
+    "I2cBackend", "Read", "Write", "I2cHost", "SimI2cBackend", "Smbus2I2cBackend",
+    # wasi_driver host module
+    "DriverEnv",
+    # USB: contract, host module, backends, USB/IP server
+    "UsbBackend", "UsbDeviceInfo", "UsbHost", "SimUsbBackend", "PyusbUsbBackend",
+    "UsbipUsbBackend", "UsbipServer",
+    # traces and replay
+    "Trace", "TraceWriter", "read_trace", "RecordingI2cBackend", "RecordingUsbBackend",
+    "recording", "traced", "ReplayI2cBackend", "ReplayUsbBackend", "ReplayDivergence", "replaying",
+]

@@ -41,6 +41,7 @@ Contract:
 from __future__ import annotations
 
 import ctypes
+import functools
 import itertools
 import os
 import struct
@@ -64,8 +65,9 @@ _VALTYPE = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64,
             "f32": wasmtime.ValType.f32, "f64": wasmtime.ValType.f64}
 
 
+@functools.lru_cache(maxsize=None)
 def installed_wasmtime() -> str | None:
-    """The installed wasmtime-py version (package metadata), or None."""
+    """The installed wasmtime-py version (package metadata, read once), or None."""
     try:
         return version("wasmtime")
     except PackageNotFoundError:
@@ -79,6 +81,7 @@ def fast_path_available() -> bool:
     return _layout_ok(installed_wasmtime())
 
 
+@functools.lru_cache(maxsize=None)
 def _layout_ok(found: str | None) -> bool:
     if found != VERIFIED_WASMTIME:
         return False

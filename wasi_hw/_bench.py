@@ -311,91 +311,50 @@ def _bench_usb(mode: str, quick: bool) -> tuple[float, float, dict, dict, int, s
     from .kernel import Backends, UsbGrant
 
     length, n = (65536, 20) if mode == "in" else (32, 100)
-    model = _source_device() if mode == "in" else EchoDevice()
-    vid, pid = model.device.vendor_id, model.device.product_id
+
+    def model() -> Any:
+        return _source_device() if mode == "in" else EchoDevice()
+
+    # two buses of the same kind, one device each: a claimed interface has one owner (usbfs)
+    guest_bus, native_bus = SimUsbBackend([model()]), SimUsbBackend([model()])
+    (info,) = native_bus.devices()
     manifest = _manifest(f"bench-usb-{mode}",
-                         usb=(UsbGrant(vid, pid, interfaces=frozenset({0}),
+                         usb=(UsbGrant(info.vendor_id, info.product_id,
+                                       interfaces=frozenset({0}),
                                        endpoints=frozenset({0x01, 0x81})),),
                          memory_pages=3, max_transfer=65536, deadline_ms=1000)
     wasm = wasmtime.wat2wasm(_usb_wat(mode, n, length))
-    backend = SimUsbBackend([model])
 
     # native, shaped like pyusb code: find, open, claim, then dev.read / dev.write
-    (info,) = [d for d in backend.devices() if (d.vendor_id, d.product_id) == (vid, pid)]
-    handle = backend.open(info.id)
-    backend.claim_interface(handle, 0)
+    handle = native_bus.open(info.id)
+    native_bus.claim_interface(handle, 0)
     payload = bytes(range(32))
+    bulk_in, bulk_out = native_bus.bulk_in, native_bus.bulk_out
 
     if mode == "in":
         def native() -> None:
             for _ in range(n):
-                data = array.array("B", backend.bulk_in(handle, 0x81, length, 1000))
+                data = array.array("B", bulk_in(handle, 0x81, length, 1000))
                 if len(data) != length:
                     raise UserError("bench: short bulk IN")
     else:
         def native() -> None:
             for _ in range(n):
-                backend.bulk_out(handle, 0x01, payload, 1000)
-                array.array("B", backend.bulk_in(handle, 0x81, length, 1000))
+                bulk_out(handle, 0x01, payload, 1000)
+                if len(array.array("B", bulk_in(handle, 0x81, length, 1000))) != length:
+                    raise UserError("bench: short echo")
 
     with tempfile.TemporaryDirectory() as cache:
-        native()
-        backend.release_interface(handle, 0)   # the driver claims it itself
-        run = _Running(manifest, wasm, Backends(usb=backend), cache)
-        backend.claim_interface(handle, 0) if False else None
+        run = _Running(manifest, wasm, Backends(usb=guest_bus), cache)
         try:
             rounds = 7 if quick else 80
-            s, b = _alternate_usb(run, backend, handle, native, rounds)
+            s, b = measure_pair(run.poll, native, rounds=rounds, warmup=2)
         finally:
             run.close()
     what = "64 KiB bulk IN" if mode == "in" else "32 B bulk OUT + 32 B bulk IN"
     return s / n, b / n, _side(f"{what} from wasm (kernel)", s / n, "transfer"), \
         _side(f"{what}, pyusb-shaped Python", b / n, "transfer"), rounds, \
-        f"{n} transfers per round on SimUsbBackend"
-
-
-def _alternate_usb(run: _Running, backend: Any, handle: Any, native: Callable[[], None],
-                   rounds: int) -> tuple[float, float]:
-    """Interface 0 belongs to one side at a time (usbfs rule): hand it over each round."""
-    def wasm_side() -> None:
-        run.poll()
-
-    def native_side() -> None:
-        backend.claim_interface(handle, 0)
-        try:
-            native()
-        finally:
-            backend.release_interface(handle, 0)
-
-    # the driver's own handle holds the interface while it runs: release around native
-    guest_handles = list(getattr(run.slot.hosts.get("wasi_usb"), "_handles", {}) or [])
-    del guest_handles
-    return measure_pair(wasm_side, _with_driver_released(run, backend, native_side),
-                        rounds=rounds, warmup=2)
-
-
-def _with_driver_released(run: _Running, backend: Any, fn: Callable[[], None]) -> Callable[[], None]:
-    """Run ``fn`` while the driver's claim on interface 0 is lifted (restored after)."""
-    handles = _driver_usb_handles(backend, run)
-
-    def call() -> None:
-        for h in handles:
-            backend.release_interface(h, 0)
-        try:
-            fn()
-        finally:
-            for h in handles:
-                backend.claim_interface(h, 0)
-
-    return call
-
-
-def _driver_usb_handles(backend: Any, run: _Running) -> list[Any]:
-    """The backend handles the driver opened (the SimUsbBackend's handle table)."""
-    table = getattr(backend, "_open", None)
-    if not isinstance(table, dict):
-        raise UserError("bench: cannot find the driver's USB handle on the simulated backend")
-    return [h for h in table if h is not None]
+        f"{n} transfers per round, SimUsbBackend each side"
 
 
 def _bench_usb_in(quick: bool) -> tuple[float, dict, dict, int, str]:
@@ -593,8 +552,9 @@ def _bench_export_call(quick: bool) -> tuple[float, dict, dict, int, str]:
         run = _Running(manifest, wasm, Backends(i2c=sim, clock=sim.clock), cache)
         try:
             inst = run.instance
-            func = inst._funcs["poll"]
             store = inst.store
+            func = inst.instance.exports(store)["poll"]
+            store.set_epoch_deadline(1 << 40)   # both sides: no per-call deadline upkeep
             fast = HostCalls(None, fast=True).caller(store, func)  # type: ignore[arg-type]
 
             def checked() -> None:

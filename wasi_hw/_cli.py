@@ -4,13 +4,14 @@ Each subsystem owns its subcommands in its own module, which exposes
 ``register(subparsers)``; this module only assembles them and is the one place
 where errors become output: a `UserError`, `HwError`, `WitxError` or `OSError` is
 printed as one line on stderr with exit status 2 (1 for failed checks), never a
-traceback. Ctrl-C exits 130.
+traceback. Ctrl-C exits 130; a closed output pipe (`| head`) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ._errors import HwError, UserError
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wasi-hw: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `wasi-hw trace show F | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UserError, HwError, OSError) as err:
         print(f"wasi-hw: {err}", file=sys.stderr)
         return 2
