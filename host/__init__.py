@@ -10,7 +10,7 @@ same boundary (`_trace.py` documents the trace format).
 from __future__ import annotations
 
 from ._clock import Clock, RealClock, VirtualClock
-from ._driver_env import DriverEnv
+from ._driver_env import DriverEnv, Sharing
 from ._i2c import I2cHost
 from ._i2c_backend import I2cBackend, Read, Write
 from ._pyusb_usb import PyusbUsbBackend
@@ -31,7 +31,7 @@ __all__ = [
     # I2C: contract, host module, backends
     "I2cBackend", "Read", "Write", "I2cHost", "SimI2cBackend", "Smbus2I2cBackend",
     # wasi_driver host module
-    "DriverEnv",
+    "DriverEnv", "Sharing",
     # USB: contract, host module, backends, USB/IP server
     "UsbBackend", "UsbDeviceInfo", "UsbHost", "SimUsbBackend", "PyusbUsbBackend",
     "UsbipUsbBackend", "UsbipServer",

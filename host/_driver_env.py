@@ -15,6 +15,14 @@
 - ``inbox(buf)``: takes the newest message given to `deliver` (CBOR bytes) into ``buf``;
   returns its length, 0 when empty; ``too_large`` leaves it in the inbox.
 - ``now_ns()``: ``clock.now_ns()`` (virtual time under simulation).
+- Grants between drivers (``grant``, ``revoke``, ``granted_len``, ``granted_read``,
+  ``granted_write``): the spec's argument rules are checked here (``rights`` not empty →
+  else ``invalid_argument``), then the call goes to ``sharing``, a `Sharing` the kernel
+  hands in — the kernel's grant table, which checks its policy and every access, audits
+  denials and copies between the two drivers' memories. The host never sees another
+  driver's memory. Without a ``sharing`` (a driver run alone) every grant call is
+  ``access``. `close_all()` (the instance stops) calls ``sharing.close()``: every grant the
+  instance gave or received ends.
 """
 
 from __future__ import annotations
@@ -22,14 +30,14 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import cbor2
 
 from .._errors import HwError
 from ._clock import Clock, RealClock
 
-__all__ = ["DriverEnv"]
+__all__ = ["DriverEnv", "Sharing"]
 
 _LEVELS = ("error", "warn", "info", "debug", "trace")
 # C0 controls (but tab), DEL and C1 controls → visible escapes
@@ -48,6 +56,37 @@ def decode_cbor_item(data: bytes, *, max_depth: int = 32) -> Any:
     return item
 
 
+class Sharing(Protocol):
+    """Cross-driver memory grants for one driver instance (implemented by the kernel).
+
+    Regions are `GuestRegion`s of the calling driver's memory. Failures raise `HwError`
+    (``access``, ``bad_handle``, ``invalid_argument``, ``no_mem``) or `GuestFault`."""
+
+    def grant(self, region: Any, grantee: str, *, read: bool, write: bool) -> int:
+        """Share ``region`` with driver ``grantee``; the new grant's handle."""
+        ...
+
+    def revoke(self, handle: int) -> None:
+        """End the grant ``handle`` (one this instance made) at once."""
+        ...
+
+    def granted_len(self, grantor: str) -> int:
+        """Length of the region ``grantor`` granted to this driver."""
+        ...
+
+    def read(self, grantor: str, offset: int, buf: Any) -> None:
+        """Copy ``len(buf)`` bytes at ``offset`` of ``grantor``'s grant into ``buf``."""
+        ...
+
+    def write(self, grantor: str, offset: int, data: Any) -> None:
+        """Copy ``data`` into ``grantor``'s grant at ``offset``."""
+        ...
+
+    def close(self) -> None:
+        """The instance stopped: end every grant it gave or received."""
+        ...
+
+
 class DriverEnv:
     """Report, log, configuration, inbox and time for one driver (see the module docstring)."""
 
@@ -62,6 +101,7 @@ class DriverEnv:
         max_log: int = 1024,
         log_burst: int = 50,
         log_rate: float = 20.0,
+        sharing: Sharing | None = None,
     ) -> None:
         self._config: dict[str, bytes] = {}
         for key, value in (config or {}).items():
@@ -77,6 +117,7 @@ class DriverEnv:
         self._rate = log_rate
         self._tokens = float(log_burst)
         self._refilled = self.clock.now_ns()
+        self._sharing = sharing
         self._inbox: bytes | None = None
         self._lock = threading.Lock()
         self.dropped_logs = 0
@@ -132,3 +173,36 @@ class DriverEnv:
 
     def now_ns(self) -> int:
         return self.clock.now_ns()
+
+    # -- grants between drivers (delegated to the kernel's `Sharing`) ---------------------
+
+    def _share(self, call: str) -> Sharing:
+        if self._sharing is None:
+            raise HwError("access", f"{call}: no other drivers to share memory with "
+                                    "(this driver runs without a kernel grant table)")
+        return self._sharing
+
+    def grant(self, region: Any, grantee: str, rights: int) -> int:
+        rights = int(rights)
+        if not rights & 3:
+            raise HwError("invalid_argument", "grant rights must include read or write")
+        return self._share("grant").grant(region, grantee, read=bool(rights & 1),
+                                          write=bool(rights & 2))
+
+    def revoke(self, grant: int) -> None:
+        self._share("revoke").revoke(int(grant))
+
+    def granted_len(self, grantor: str) -> int:
+        return self._share("granted_len").granted_len(grantor)
+
+    def granted_read(self, grantor: str, offset: int, buf: Any) -> None:
+        self._share("granted_read").read(grantor, int(offset), buf)
+
+    def granted_write(self, grantor: str, offset: int, data: Any) -> None:
+        self._share("granted_write").write(grantor, int(offset), data)
+
+    def close_all(self) -> None:
+        """The instance stops: every grant it gave or received ends (idempotent)."""
+        sharing, self._sharing = self._sharing, None
+        if sharing is not None:
+            sharing.close()

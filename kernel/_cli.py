@@ -5,7 +5,10 @@
   one JSON object per line on stdout); logs, state changes and denials go to stderr. Without
   ``--sim`` the real ``/dev/i2c-N`` is used (smbus2). ``DRIVER`` may also be a manifest
   ``.toml`` (its grants, config and limits are used). Exit 0 when every poll succeeded,
-  1 when the driver faulted or reported errors.
+  1 when the driver faulted or reported errors. ``--usb-sim MODEL`` plugs in a simulated USB
+  device; ``--usbip HOST[:PORT]`` takes the USB devices a USB/IP server exports instead (a
+  Linux ``usbipd`` on another machine, or ``wasi-hw usbip serve``) — the manifest's USB
+  grants still decide what the driver may touch.
 - ``wasi-hw compile DRIVER.wasm`` fills the AoT cache (prints the entry and the time).
 - ``wasi-hw inspect DRIVER.wasm``: imports/exports, reachable capabilities, timings.
 - ``wasi-hw kernel run kernel.toml [--rounds N | --duration S | --forever] [--audit FILE]``:
@@ -64,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="simulate a device, e.g. bme280@0x76 (repeatable); without it the real bus is used")
     p.add_argument("--usb-sim", action="append", default=[], metavar="MODEL",
                    help="plug in a simulated USB device model (repeatable)")
+    p.add_argument("--usbip", metavar="HOST[:PORT]",
+                   help="USB devices from this USB/IP server (usbipd on another machine, "
+                        "or wasi-hw usbip serve; default port 3240)")
     p.add_argument("--config", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="configuration for the driver (repeatable)")
     p.add_argument("--polls", type=_positive, default=1, metavar="N", help="readings to take (default 1)")
@@ -190,7 +196,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ._hosts import Backends
     from ._manifest import load_manifest
     from ._run import adhoc_manifest, parse_sim_spec, real_backends, run_driver, sim_i2c, sim_usb
-    from ._run import SimDevice
+    from ._run import SimDevice, parse_usbip, usbip_usb
 
     if args.driver.suffix == ".toml":
         manifest = load_manifest(args.driver)
@@ -208,16 +214,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                   poll_interval_ms=interval)
         bus = args.i2c
     specs = [parse_sim_spec(s, bus) for s in args.sim]
+    if args.usbip and args.usb_sim:
+        raise UserError("--usbip and --usb-sim both choose the USB devices: give one")
+    usbip = usbip_usb(parse_usbip(args.usbip)) if args.usbip else None
     if specs or args.usb_sim:
         i2c = sim_i2c([SimDevice(m, b, a) for m, b, a in specs], [bus])
-        usb = sim_usb([SimDevice(m) for m in args.usb_sim]) if (args.usb_sim or manifest.usb) else None
+        usb = usbip or (sim_usb([SimDevice(m) for m in args.usb_sim])
+                        if (args.usb_sim or manifest.usb) else None)
         backends = Backends(i2c=i2c, usb=usb, clock=i2c.clock)
+    elif usbip is not None:     # USB from the server; a real I2C bus only if one is granted
+        real = real_backends([g.bus for g in manifest.i2c]) if manifest.i2c else None
+        backends = Backends(i2c=real and real.i2c, usb=usbip)
     else:
         backends = real_backends([g.bus for g in manifest.i2c] or [bus], usb=bool(manifest.usb))
-    result = run_driver(manifest, backends, polls=args.polls,
-                        on_event=_printer(json_out=args.json, readings_only=True,
-                                          width=len(manifest.name)),
-                        audit=_audit_log(args.audit), cache_dir=args.cache_dir)
+    try:
+        result = run_driver(manifest, backends, polls=args.polls,
+                            on_event=_printer(json_out=args.json, readings_only=True,
+                                              width=len(manifest.name)),
+                            audit=_audit_log(args.audit), cache_dir=args.cache_dir)
+    finally:
+        if usbip is not None:
+            usbip.shutdown()     # close the imports' connections (the server's devices are freed)
     if result.state == "quarantined" or result.faults or result.errors or not result.readings:
         return 1
     return 0

@@ -46,6 +46,7 @@ import itertools
 import os
 import struct
 import threading
+import weakref
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Callable, Sequence
 
@@ -95,11 +96,36 @@ def _layout_ok(found: str | None) -> bool:
 
 
 def func_type(params: Sequence[str], results: Sequence[str]) -> wasmtime.FuncType:
-    """A FuncType from core type names (make one per engine: never share it across engines)."""
+    """A new FuncType from core type names (never share one across engines)."""
     try:
         return wasmtime.FuncType([_VALTYPE[p]() for p in params], [_VALTYPE[r]() for r in results])
     except KeyError as err:
         raise ValueError(f"not a core value type: {err.args[0]!r}") from None
+
+
+# engine → {(params, results): FuncType}: a FuncType is made once per engine and signature
+# (≈ 40 µs each) and never crosses engines; entries go with their engine
+_TYPES: "weakref.WeakKeyDictionary[wasmtime.Engine, dict]" = weakref.WeakKeyDictionary()
+_TYPES_LOCK = threading.Lock()
+
+
+def _engine_type(engine: wasmtime.Engine, params: Sequence[str],
+                 results: Sequence[str]) -> wasmtime.FuncType:
+    key = (tuple(params), tuple(results))
+    with _TYPES_LOCK:
+        table = _TYPES.setdefault(engine, {})
+        ty = table.get(key)
+        if ty is None:
+            ty = table[key] = func_type(*key)
+    return ty
+
+
+@functools.lru_cache(maxsize=None)
+def _structs(params: tuple[str, ...], results: tuple[str, ...]) -> tuple[Any, Any]:
+    """(unpack_from of the argument slots, pack_into of the result slots) for a signature."""
+    unpack = struct.Struct("<" + "".join(_ARG_FMT[p] for p in params)).unpack_from
+    pack = struct.Struct("<" + "".join(_RES_FMT[r] for r in results)).pack_into
+    return unpack, pack
 
 
 # -- host functions --------------------------------------------------------------------------
@@ -133,14 +159,13 @@ def _make_callback(func: Callable[..., Any], params: Sequence[str], results: Seq
                    on_exception: Callable[[BaseException], None]) -> Callable[..., int]:
     from wasmtime import _ffi as ffi
 
-    unpack = struct.Struct("<" + "".join(_ARG_FMT[p] for p in params)).unpack_from
+    unpack, pack = _structs(tuple(params), tuple(results))
     size = max(len(params), len(results), 1) * _SLOT
     buf_t = ctypes.c_char * size
     trap_new = ffi.wasmtime_trap_new
     void_p = ctypes.c_void_p
     nres = len(results)
     if nres:
-        pack = struct.Struct("<" + "".join(_RES_FMT[r] for r in results)).pack_into
         masks = [_MASK.get(r) for r in results]
         floats = [r in ("f32", "f64") for r in results]
 
@@ -203,7 +228,7 @@ def define_unchecked(linker: wasmtime.Linker, module: str, name: str, params: Se
     if _FINALIZER is None:
         _FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_finalize)
     if ty is None:
-        ty = func_type(params, results)
+        ty = _engine_type(linker.engine, params, results)
     raw = _RAW_CB(_make_callback(func, tuple(params), tuple(results), on_exception))
     cb = ctypes.cast(raw, ffi.wasmtime_func_unchecked_callback_t)
     key = next(_KEYS)
@@ -264,7 +289,8 @@ class HostCalls:
             define_unchecked(self.linker, module, name, params, results, func,
                              reraise_at_call_site)
         else:
-            self.linker.define_func(module, name, func_type(params, results), func)
+            self.linker.define_func(module, name, _engine_type(self.linker.engine, params, results),
+                                    func)
 
     def caller(self, store: wasmtime.Store, func: wasmtime.Func) -> Callable[..., Any]:
         """A callable entering ``func`` (an export of an instance in ``store``)."""

@@ -4,18 +4,24 @@ Contract: `Backends` names what a kernel runs against (an I2C backend, a USB bac
 clock). `make_hosts(manifest, backends, report_sink, log_sink)` returns fresh host modules —
 ``{"wasi_i2c": I2cHost, "wasi_usb": UsbHost, "wasi_driver": DriverEnv}`` — with their own
 handle tables, sized by the manifest's limits, for one instance; a restart gets new ones.
+``sharing`` (the instance's view of the kernel's grant table, `_sharing`) goes to `DriverEnv`;
+closing the hosts closes it, ending the instance's grants.
 The kernel never names a backend class: whoever builds `Backends` chooses sim, smbus2,
 pyusb, USB/IP or replay. `close_hosts` drops every handle the instance left open.
+`traced_backends(backends)` passes the I2C and USB backends through the trace hook
+(`wasi_hw.host.traced`): unchanged normally, recorded under ``wasi-hw trace record``,
+replaced by a replay under ``wasi-hw trace replay`` (then a clock that was the replaced I2C
+backend's becomes the replay's, so guest delays and the recorded timeline stay one clock).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from ._manifest import Manifest
 
-__all__ = ["Backends", "make_hosts", "close_hosts"]
+__all__ = ["Backends", "make_hosts", "close_hosts", "traced_backends"]
 
 
 @dataclass
@@ -25,15 +31,32 @@ class Backends:
     clock: Any = None    # a Clock; default: the I2C backend's clock, else real time
 
 
+def traced_backends(backends: Backends) -> Backends:
+    """`backends` with its I2C and USB backends passed through `wasi_hw.host.traced`
+    (the same object when no ``wasi-hw trace`` session is active)."""
+    from wasi_hw.host._trace import traced
+
+    i2c, usb = traced(backends.i2c), traced(backends.usb)
+    if i2c is backends.i2c and usb is backends.usb:
+        return backends
+    clock = backends.clock
+    old = getattr(backends.i2c, "clock", None)
+    if clock is not None and clock is old:
+        clock = getattr(i2c, "clock", None) or clock
+    return replace(backends, i2c=i2c, usb=usb, clock=clock)
+
+
 def make_hosts(manifest: Manifest, backends: Backends, *,
-               report_sink: Callable[[Any], None], log_sink: Callable[[str, str], None]) -> dict[str, Any]:
+               report_sink: Callable[[Any], None], log_sink: Callable[[str, str], None],
+               sharing: Any = None) -> dict[str, Any]:
     from wasi_hw.host import DriverEnv, I2cHost, RealClock
 
     limits = manifest.limits
     clock = backends.clock or getattr(backends.i2c, "clock", None) or RealClock()
     hosts: dict[str, Any] = {
         "wasi_driver": DriverEnv(config=dict(manifest.config), report_sink=report_sink,
-                                 log_sink=log_sink, clock=clock, max_report=limits.report_bytes),
+                                 log_sink=log_sink, clock=clock, max_report=limits.report_bytes,
+                                 sharing=sharing),
     }
     if backends.i2c is not None:
         hosts["wasi_i2c"] = I2cHost(backends.i2c, clock, max_handles=limits.open_handles,

@@ -44,7 +44,12 @@ CAPABILITIES: dict[str, dict[str, str]] = {
         "iso_transfer": "usb endpoint", "clear_halt": "usb endpoint",
         "reset_device": "usb operation reset",
     },
-    "wasi_driver": {n: "always granted" for n in ("report", "log", "config_get", "inbox", "now_ns")},
+    "wasi_driver": {
+        **{n: "always granted" for n in ("report", "log", "config_get", "inbox", "now_ns")},
+        **{n: "memory sharing ([sharing] grant_to)" for n in ("grant", "revoke")},
+        **{n: "memory sharing ([sharing] receive_from)"
+           for n in ("granted_len", "granted_read", "granted_write")},
+    },
 }
 
 

@@ -31,6 +31,10 @@ Driver manifest (all tables but the first two keys optional)::
     interfaces = [0]
     endpoints = [0x81, 0x01]
     operations = ["set_configuration"]   # reset, detach_kernel_driver, set_configuration
+    [sharing]                             # grants of memory between drivers (wasi_driver.grant)
+    grant_to = ["lcd"]                    # drivers this one may grant regions to
+    receive_from = ["bme280"]             # drivers whose grants this one may use
+                                          # (no entry → denied; both sides must agree)
     [limits]
     memory_pages = 32                     # 64 KiB wasm pages (Rust's default stack is 16)
     open_handles = 4
@@ -56,7 +60,7 @@ from typing import Any, Mapping
 from wasi_hw import UserError
 
 __all__ = [
-    "Manifest", "I2cGrant", "RegisterRange", "UsbGrant", "Limits", "RestartPolicy",
+    "Manifest", "I2cGrant", "RegisterRange", "UsbGrant", "Limits", "RestartPolicy", "SharingPolicy",
     "ManifestError", "load_manifest", "parse_manifest", "USB_OPERATIONS", "TomlDoc",
 ]
 
@@ -116,6 +120,18 @@ class UsbGrant:
 
 
 @dataclass(frozen=True)
+class SharingPolicy:
+    """Which drivers this one may grant memory to / use grants from (by driver name)."""
+
+    grant_to: frozenset[str] = frozenset()
+    receive_from: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grant_to", frozenset(self.grant_to))
+        object.__setattr__(self, "receive_from", frozenset(self.receive_from))
+
+
+@dataclass(frozen=True)
 class Limits:
     memory_pages: int = 32
     open_handles: int = 4
@@ -146,6 +162,7 @@ class Manifest:
     limits: Limits = Limits()
     poll_interval_ms: int = 1000
     restart: RestartPolicy = RestartPolicy()
+    sharing: SharingPolicy = SharingPolicy()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
@@ -362,6 +379,22 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
         )
         lv.done()
 
+    sharing = SharingPolicy()
+    if "sharing" in v.table:
+        sv = _V(doc, v.get("sharing", dict, desc="a table"), path + ("sharing",), "sharing")
+        lists = {}
+        for key in ("grant_to", "receive_from"):
+            names = sv.get(key, list, [], desc="a list of driver names")
+            for other in names:
+                if not isinstance(other, str) or not _NAME.match(other):
+                    raise sv.err(key, f"sharing.{key}: {other!r} is not a driver name "
+                                      "([a-z0-9][a-z0-9_-]*)")
+                if other == name:
+                    raise sv.err(key, f"sharing.{key}: a driver cannot share memory with itself")
+            lists[key] = frozenset(names)
+        sv.done()
+        sharing = SharingPolicy(**lists)
+
     restart = RestartPolicy()
     if "restart" in v.table:
         rv = _V(doc, v.get("restart", dict, desc="a table"), path + ("restart",), "restart")
@@ -376,6 +409,7 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
     return Manifest(
         name=name, wasm=wasm_path, source=doc.path, config=MappingProxyType(cfg),
         i2c=tuple(i2c), usb=tuple(usb), limits=limits, poll_interval_ms=poll, restart=restart,
+        sharing=sharing,
     )
 
 

@@ -11,8 +11,12 @@ Contract:
 - `sim_i2c(specs)` / `sim_usb(names)` build simulated backends from ``"bme280@0x76"`` /
   ``"bme280@i2c-1:0x76"`` and ``"echo"`` specs; unknown models or malformed specs raise
   `UserError` naming what is available.
-- `load_kernel_file(path)` validates a kernel file (drivers, routes, simulated devices)
-  into a `KernelPlan`, errors located ``file:line`` like manifests.
+- `load_kernel_file(path)` validates a kernel file (drivers, routes, simulated devices, a
+  USB/IP server) into a `KernelPlan`, errors located ``file:line`` like manifests.
+- `parse_usbip("HOST[:PORT]")` → ``(host, port)`` (port 3240, usbipd's, when left out; an
+  IPv6 host in brackets: ``[::1]:3240``); `usbip_usb(address)` the `UsbipUsbBackend` that
+  imports the devices that server exports — how a USB driver runs against a device plugged
+  into another machine (``usbipd`` + ``usbip bind`` there, or ``wasi-hw usbip serve``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ._supervisor import Event, Kernel
 __all__ = [
     "adhoc_manifest", "run_driver", "RunResult", "sim_i2c", "sim_usb", "parse_sim_spec",
     "i2c_models", "usb_models", "KernelPlan", "SimDevice", "load_kernel_file", "plan_backends",
+    "parse_usbip", "usbip_usb", "USBIP_PORT",
 ]
 
 _SPEC = re.compile(r"^([A-Za-z0-9_]+)@(?:([A-Za-z0-9_.-]+):)?(0x[0-9a-fA-F]+|\d+)$")
@@ -127,6 +132,30 @@ def sim_usb(devices: Iterable[SimDevice]) -> Any:
     return SimUsbBackend(built)
 
 
+USBIP_PORT = 3240   # usbipd's TCP port
+_USBIP = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+))(?::(\d{1,5}))?$")
+
+
+def parse_usbip(text: str) -> tuple[str, int]:
+    """``"HOST[:PORT]"`` → ``(host, port)``; `UserError` (one line) when malformed."""
+    m = _USBIP.match(text.strip())
+    port = int(m.group(3)) if m and m.group(3) else USBIP_PORT
+    if not m or not 1 <= port <= 65535:
+        raise UserError(f"usbip {text!r}: expected HOST[:PORT] (e.g. 192.168.1.20:3240, "
+                        "[::1]:3240), port 1..65535")
+    return (m.group(1) or m.group(2)), port
+
+
+def usbip_usb(address: tuple[str, int] | str) -> Any:
+    """A `UsbipUsbBackend` for the USB/IP server at ``address`` (``(host, port)`` or
+    ``"HOST[:PORT]"``). Nothing is connected until the driver looks for a device; an
+    unreachable server then shows as no device present."""
+    from wasi_hw.host import UsbipUsbBackend
+
+    host, port = parse_usbip(address) if isinstance(address, str) else address
+    return UsbipUsbBackend(host, port)
+
+
 def adhoc_manifest(wasm: Path | str, *, bus: str, allow: Iterable[int],
                    config: Mapping[str, str] | None = None, name: str | None = None,
                    poll_interval_ms: int = 1000, limits: Limits | None = None,
@@ -200,6 +229,7 @@ class KernelPlan:
     tick_ms: float = 5.0
     rounds: int | None = 5
     watch: bool = False
+    usbip: tuple[str, int] | None = None   # USB devices from this USB/IP server
 
 
 def load_kernel_file(path: Path | str) -> KernelPlan:
@@ -208,6 +238,7 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
         [kernel]
         tick_ms = 5          # epoch tick
         rounds = 5           # default run length (0: until stopped)
+        usbip = "pi.local:3240"   # optional: USB devices from this USB/IP server (not with sim.usb)
         [[driver]]
         manifest = "bme280/manifest.toml"   # relative to this file
         poll_interval_ms = 500              # optional: override the manifest's schedule
@@ -226,12 +257,19 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
     doc = TomlDoc(Path(path))
     v = _V(doc, doc.data, (), "kernel file")
     tick_ms, rounds = 5.0, 5
+    usbip: tuple[str, int] | None = None
     if "kernel" in v.table:
         kv = _V(doc, v.get("kernel", dict, desc="a table"), ("kernel",), "kernel")
         tick_ms = kv.get("tick_ms", (int, float), 5.0, desc="milliseconds")
         if not 0.1 <= tick_ms <= 1000:
             raise kv.err("tick_ms", f"kernel.tick_ms = {tick_ms} is out of range (0.1..1000)")
         rounds = kv.int("rounds", 5, lo=0, hi=1 << 31, desc="a count")
+        usbip_text = kv.get("usbip", str, None, desc='"HOST:PORT"')
+        if usbip_text is not None:
+            try:
+                usbip = parse_usbip(usbip_text)
+            except UserError as err:
+                raise kv.err("usbip", f"kernel.{err}") from None
         kv.done()
     manifests: list[Manifest] = []
     for n, d in enumerate(v.get("driver", list, desc="an array of tables [[driver]]")):
@@ -281,19 +319,25 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
             usb_sim.append(SimDevice(model, params=MappingProxyType(params)))
         sv.done()
     v.done()
+    if usbip is not None and usb_sim:
+        raise doc.error(("sim", "usb"), "kernel.usbip and [[sim.usb]] both choose the USB "
+                                        "devices: keep one")
     return KernelPlan(doc.path, tuple(manifests), tuple(routes), tuple(i2c_sim), tuple(usb_sim),
-                      float(tick_ms), rounds or None)
+                      float(tick_ms), rounds or None, usbip=usbip)
 
 
 def plan_backends(plan: KernelPlan) -> Backends:
-    """Backends for a kernel file: simulated devices if it lists any, else the real buses."""
+    """Backends for a kernel file: simulated devices if it lists any, else the real buses;
+    USB from the file's USB/IP server (``kernel.usbip``) when it names one."""
     i2c_buses = sorted({g.bus for m in plan.manifests for g in m.i2c})
     wants_usb = any(m.usb for m in plan.manifests)
+    usbip = usbip_usb(plan.usbip) if plan.usbip else None
     if plan.i2c_sim or plan.usb_sim:
         i2c = sim_i2c(plan.i2c_sim, i2c_buses) if (plan.i2c_sim or i2c_buses) else None
-        usb = sim_usb(plan.usb_sim) if (plan.usb_sim or wants_usb) else None
+        usb = usbip or (sim_usb(plan.usb_sim) if (plan.usb_sim or wants_usb) else None)
         return Backends(i2c=i2c, usb=usb, clock=getattr(i2c, "clock", None))
-    return real_backends(i2c_buses, usb=wants_usb)
+    real = real_backends(i2c_buses, usb=wants_usb and usbip is None)
+    return Backends(i2c=real.i2c, usb=usbip or real.usb)
 
 
 def real_backends(i2c_buses: Iterable[str], *, usb: bool = False) -> Backends:

@@ -2,7 +2,8 @@
 
 Contract:
 - `Kernel(backends)` owns one `KernelEngine` (epoch ticker), one `AotCache` and one
-  `AuditLog`. `add(manifest)` reads the driver's wasm, gets its module from the cache
+  `AuditLog`. The backends pass once through the trace hook (`traced_backends`: recorded or
+  replaced while ``wasi-hw trace record/replay`` runs, untouched otherwise). `add(manifest)` reads the driver's wasm, gets its module from the cache
   (compiling on a miss) and links it (`Sandbox`) — nothing runs yet; load errors raise.
 - Lifecycle per driver: ``starting`` → (fresh Store + host modules, ``init()``) →
   ``running`` (``poll()`` every ``poll_interval_ms``) → on a fault ``backoff`` → restarted →
@@ -25,6 +26,9 @@ Contract:
   polls): the new module is compiled and linked *before* the old instance stops; if that, its
   instantiation or its ``init()`` fails, the old module is started again and keeps running,
   and `update` returns False with the reason in a ``state`` event. Other drivers never stop.
+- Grants between drivers (`_sharing`): one `GrantTable` (``grants``) for all drivers; each
+  instance's `DriverEnv` gets its view, closed with the instance's hosts, so a driver that
+  faults, restarts, is updated or stops loses every grant it gave or received.
 - `close()` drops every instance and its handles and stops the ticker.
 """
 
@@ -42,9 +46,10 @@ from wasi_hw import UserError
 from ._audit import AuditLog
 from ._cache import AotCache
 from ._engine import KernelEngine
-from ._hosts import Backends, close_hosts, make_hosts
+from ._hosts import Backends, close_hosts, make_hosts, traced_backends
 from ._manifest import Manifest
 from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox
+from ._sharing import GrantTable
 
 __all__ = ["Kernel", "DriverSlot", "Event", "STATES"]
 
@@ -89,11 +94,14 @@ class Kernel:
     def __init__(self, backends: Backends, *, on_event: Callable[[Event], None] | None = None,
                  audit: AuditLog | None = None, cache_dir: Path | str | None = None,
                  tick_ms: float = 5.0, engine: KernelEngine | None = None) -> None:
+        # the one trace hook: `wasi-hw trace record/replay` wrap or replace what was given
+        backends = traced_backends(backends)
         self.backends = backends
         self._own_engine = engine is None
         self.engine = engine or KernelEngine(tick_ms=tick_ms)
         self.cache = AotCache(self.engine, cache_dir)
         self.audit = audit or AuditLog()
+        self.grants = GrantTable(self.audit, lambda n: s.manifest if (s := self.slots.get(n)) else None)
         self.on_event = on_event or (lambda e: None)
         self.slots: dict[str, DriverSlot] = {}
         self.routes: dict[str, list[str]] = {}
@@ -178,7 +186,8 @@ class Kernel:
         self._stop_instance(slot)
         report, log = self._sinks(slot)
         try:
-            slot.hosts = make_hosts(slot.manifest, self.backends, report_sink=report, log_sink=log)
+            slot.hosts = make_hosts(slot.manifest, self.backends, report_sink=report, log_sink=log,
+                                    sharing=self.grants.view(slot.manifest))
             slot.instance = slot.sandbox.start(slot.hosts, self.audit)
             self._pace()
             code = slot.instance.call("init")

@@ -164,3 +164,36 @@ def test_wrong_backend_for_the_bus_is_a_user_error():
     with pytest.raises(UserError, match="unknown backend"):
         run_parity(setup, ["sim", "spi"])
     assert main(["parity", str(wasm("bme280")), "--backends", "sim", "--wrap", "x"]) == 2
+
+
+def pyusb_leg(driver: str, trace_dir: str) -> dict:
+    """Run in a child under umockdev-wrapper: the driver's pyusb leg against emulated usbfs
+    serving the same device models the sim leg uses."""
+    from umockdev_usb import EmulatedUsb
+    from wasi_hw._parity import run_leg
+    from wasi_hw.kernel._run import _lookup, usb_models
+
+    setup = setup_for(WASM / f"{driver}.wasm")
+    models = [_lookup("USB", d.model, usb_models())(**dict(d.params)) for d in setup.usb_devices]
+    with EmulatedUsb(models):
+        leg = run_leg(setup, "pyusb", trace_dir=Path(trace_dir))
+    return {"readings": leg.readings, "outcome": leg.outcome, "trace": str(leg.trace_path)}
+
+
+@pytest.mark.parametrize("driver", ["usb-echo", "msc"])
+def test_usb_driver_parity_pyusb_under_umockdev(driver, tmp_path, monkeypatch):
+    from umockdev_usb import available, run_under_umockdev
+    from wasi_hw._parity import run_leg
+    from wasi_hw.host import read_trace
+
+    reason = available()
+    if reason:
+        pytest.skip(reason)
+    setup = setup_for(wasm(driver))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    got = run_under_umockdev("test_parity:pyusb_leg", driver, str(tmp_path), timeout=180)
+    pyusb = Leg("pyusb", readings=got["readings"], outcome=got["outcome"],
+                records=read_trace(got["trace"]).records)
+    sim = run_leg(setup, "sim")
+    assert sim.operations > 0
+    assert compare(sim, pyusb) is None, str(compare(sim, pyusb))

@@ -11,7 +11,13 @@ re-read from wasmtime on every access, never cached across calls, since the gues
 ``ctypes.string_at`` over the memory's base address. Multi-byte values are little-endian.
 
 `GuestRegion` is a checked ``(ptr, len)`` window handed to host code: ``read()``,
-``write(data, offset=0)``; it re-checks its bounds on each access.
+``write(data, offset=0)``; it re-checks its bounds on each access. ``region.memory`` is the
+`GuestMemory` it lies in.
+
+`copy_between(src, src_ptr, dst, dst_ptr, n)` copies ``n`` bytes from one guest memory to
+another (or within one) with a single ``memmove`` — no intermediate buffer — after checking
+both regions against their memories' current sizes and ``n`` against both copy quotas
+(the kernel's cross-driver grants use it).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 
 from ._errors import GuestFault, HwError
 
-__all__ = ["GuestMemory", "GuestRegion"]
+__all__ = ["GuestMemory", "GuestRegion", "copy_between"]
 
 _MASK32 = 0xFFFFFFFF
 _U8, _U16, _U32, _U64 = (struct.Struct(f) for f in ("<B", "<H", "<I", "<Q"))
@@ -165,6 +171,21 @@ class GuestMemory:
         _memmove(self._addr(ptr, s.size), s.pack(*values), s.size)
 
 
+def copy_between(src: GuestMemory, src_ptr: int, dst: GuestMemory, dst_ptr: int, n: int) -> None:
+    """Copy ``n`` bytes from ``src[src_ptr:]`` to ``dst[dst_ptr:]`` in one ``memmove``.
+
+    Both regions are checked first (`GuestFault`), ``n`` against both quotas (``no_mem``);
+    nothing is copied unless every check passes. Overlap (same memory) is allowed."""
+    if n < 0:
+        raise GuestFault(f"negative length {n}")
+    src._quota(n)
+    dst._quota(n)
+    s = src._addr(src_ptr, n)
+    d = dst._addr(dst_ptr, n)
+    if n:
+        _memmove(d, s, n)
+
+
 class GuestRegion:
     """A bounds-checked ``(ptr, len)`` window of guest memory given to host code."""
 
@@ -175,6 +196,11 @@ class GuestRegion:
 
     def __len__(self) -> int:
         return self._len
+
+    @property
+    def memory(self) -> GuestMemory:
+        """The guest memory this region lies in."""
+        return self._mem
 
     def __repr__(self) -> str:
         return f"GuestRegion(ptr=0x{self.ptr:x}, len={self._len}, writable={self.writable})"

@@ -10,13 +10,13 @@ it, ending the read), ``stop()`` at the end of every transaction (also after a f
 `RegisterDevice` adds the common 8-bit register pointer with auto-increment.
 
 Models: `Bme280`, `Sht3x`, `Tmp102`, `Pcf8574Hd44780` (a character LCD behind an I/O
-expander), `NackAfter` (a fault model NACKing after N written bytes).
+expander; `A00_ROM` is how its `lines()` decodes character codes), `NackAfter` (a fault model NACKing after N written bytes).
 """
 
 from ._base import I2cDevice, RegisterDevice
 from ._bme280 import Bme280
 from ._fault import NackAfter
-from ._hd44780 import Pcf8574Hd44780
+from ._hd44780 import A00_ROM, Pcf8574Hd44780
 from ._sht3x import Sht3x
 from ._tmp102 import Tmp102
 
@@ -25,6 +25,6 @@ __all__ = [
     "Bme280",
     "Sht3x",
     "Tmp102",
-    "Pcf8574Hd44780",
+    "Pcf8574Hd44780", "A00_ROM",
     "NackAfter",
 ]

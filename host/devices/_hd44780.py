@@ -24,7 +24,32 @@ from __future__ import annotations
 
 from ._base import I2cDevice
 
-__all__ = ["Pcf8574Hd44780"]
+__all__ = ["Pcf8574Hd44780", "A00_ROM"]
+
+
+def _a00() -> dict[int, str]:
+    rom = {c: chr(c) for c in range(0x20, 0x7E)}       # ASCII, except:
+    rom[0x5C] = "¥"                                      # yen sign, not backslash
+    rom[0x7E], rom[0x7F] = "→", "←"                      # arrows, not '~' and DEL
+    rom[0xA0] = " "
+    for c in range(0xA1, 0xDF):                          # JIS X 0201 katakana and marks
+        rom[c] = chr(0xFF61 + c - 0xA1)                  # U+FF61 ｡ … U+FF9E ﾞ
+    rom[0xDF] = "°"
+    rom.update({0xE0: "α", 0xE1: "ä", 0xE2: "β", 0xE3: "ε", 0xE4: "μ", 0xE5: "σ", 0xE6: "ρ",
+                0xE8: "√", 0xEC: "¢", 0xEE: "ñ", 0xEF: "ö", 0xF2: "θ", 0xF3: "∞", 0xF4: "Ω",
+                0xF5: "ü", 0xF6: "Σ", 0xF7: "π", 0xFD: "÷", 0xFE: " ", 0xFF: "█"})
+    return rom
+
+
+#: Character code → the text the HD44780's A00 (Japanese standard) character ROM draws for
+#: it, per the datasheet's character table: 0x20–0x7D ASCII except 0x5C, which is "¥";
+#: 0x7E "→", 0x7F "←"; 0xA1–0xDE the JIS X 0201 half-width katakana (U+FF61–U+FF9E);
+#: 0xDF the small raised ring of the semi-voiced mark, which is the glyph every driver uses
+#: as the degree sign, so it decodes to "°" (U+00B0); of 0xE0–0xFF the Greek/math glyphs
+#: with an exact Unicode equivalent. Codes 0x00–0x0F (the eight CGRAM characters, twice),
+#: the unused 0x10–0x1F and 0x80–0x9F, and the 5×10 glyphs without one (0xE7 g, 0xE9 ⁻¹, …)
+#: are not in the map: `lines()` shows them as "?".
+A00_ROM: dict[int, str] = _a00()
 
 _LONG_NS = 1_520_000
 _SHORT_NS = 37_000
@@ -186,18 +211,15 @@ class Pcf8574Hd44780(I2cDevice):
 
     # --- what the glass shows ------------------------------------------------------------
     def lines(self) -> list[str]:
-        """The text of each visible row (DDRAM through the display shift; ROM code A00)."""
-        def char(b: int) -> str:
-            if b == 0x5C:
-                return "¥"
-            return chr(b) if 0x20 <= b <= 0x7D else "?"
-
+        """The text of each visible row (DDRAM through the display shift), each character
+        code decoded as the A00 character ROM draws it (`A00_ROM`)."""
+        char = A00_ROM.get
         width = 0x28 if self.two_line else 0x50
         bases = [0x00, 0x40, self.cols, 0x40 + self.cols] if self.two_line else [0x00, self.cols]
         out = []
         for row in range(self.rows):
             base = bases[row] if row < len(bases) else 0
             start = base & 0x40
-            out.append("".join(char(self.ddram[start + ((base - start + col + self.shift) % width)])
+            out.append("".join(char(self.ddram[start + ((base - start + col + self.shift) % width)], "?")
                                for col in range(self.cols)))
         return out

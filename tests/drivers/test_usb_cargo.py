@@ -3,23 +3,14 @@ parsing, errno mapping, direction checks) and the pure logic of the usb-echo, hi
 and msc drivers (echo cycle against a device model, boot-report diffing and CBOR batches,
 CBW/CSW and SCSI against a scripted Bulk-Only device).
 
-Each case runs one `cargo test --lib` on the host target with the toolchain `wasi-hw build`
-selects, and checks that named tests ran and passed — a crate whose tests vanish fails too.
+Each case runs one `cargo test --lib` through the `cargo_test` fixture (tests/drivers/conftest.py:
+the host target, the toolchain `wasi-hw build` selects) and checks that named tests ran and
+passed — a crate whose tests vanish fails too.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-from pathlib import Path
-
 import pytest
-
-from wasi_hw import UserError
-from wasi_hw._build import select_toolchain
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # package, test-name filter, tests that must be among those that passed
 CASES = {
@@ -48,27 +39,9 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def cargo() -> tuple[str, dict[str, str]]:
-    try:
-        tc = select_toolchain()
-    except UserError as err:
-        pytest.skip(f"no Rust toolchain: {err}")
-    env = {k: v for k, v in tc.env.items() if not k.startswith("CARGO_TARGET_WASM32")}
-    return tc.cargo, {**os.environ, **env}
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_cargo_tests_pass(case, cargo):
-    exe, env = cargo
+def test_cargo_tests_pass(case, cargo_test):
     package, name_filter, required = CASES[case]
-    cmd = [exe, "test", "--lib", "-p", package]
-    if name_filter:
-        cmd.append(name_filter)
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{log[-6000:]}"
-    passed = set(re.findall(r"^test (\S+) \.\.\. ok$", out.stdout, re.M))
+    passed = cargo_test(package, name_filter)   # fails with cargo's output if cargo fails
     missing = [t for t in required if t not in passed]
-    assert not missing, f"tests did not run or pass: {missing}\n{out.stdout[-3000:]}"
-    assert not re.search(r"^test \S+ \.\.\. FAILED$", out.stdout, re.M)
+    assert not missing, f"tests did not run or pass: {missing} (passed: {sorted(passed)})"

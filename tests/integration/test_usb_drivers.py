@@ -209,6 +209,46 @@ def test_echo_cli_run_with_manifest(built, cache, capsys):
     assert data[0]["port"] == "01"  # CBOR byte strings print as hex
 
 
+def test_echo_cli_run_over_usbip_from_another_process(built, cache, capsys):
+    """The remote-device path: `wasi-hw usbip serve --device echo` in a child process (as
+    usbipd would export a device on another machine), `wasi-hw run --usbip HOST:PORT`."""
+    import sys
+
+    from wasi_hw._cli import main
+
+    sys.path.insert(0, str(ROOT / "tests" / "host"))
+    from usbip_testing import ServerProcess
+
+    with ServerProcess("echo") as server:
+        rc = main(["run", str(ROOT / "drivers/usb-echo/manifest.toml"),
+                   "--usbip", f"{server.host}:{server.port}", "--polls", "2", "--json",
+                   "--cache-dir", str(cache)])
+        captured = capsys.readouterr()
+        assert rc == 0, captured.err
+        data = [json.loads(line) for line in captured.out.splitlines() if line.strip()]
+        assert [d["cycles"] for d in data] == [1, 2] and all(d["ok"] for d in data), data
+        assert data[-1]["serial"] == "ECHO0001" and data[-1]["errors"] == 0
+        assert server.proc.poll() is None        # the server outlives the client's imports
+    # nobody listening there any more: the driver finds no device, exit 1, one clear line
+    rc = main(["run", str(ROOT / "drivers/usb-echo/manifest.toml"),
+               "--usbip", f"{server.host}:{server.port}", "--polls", "1",
+               "--cache-dir", str(cache)])
+    assert rc == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--usbip", "host:99999"], "expected HOST[:PORT]"),
+    (["--usbip", "a b"], "expected HOST[:PORT]"),
+    (["--usbip", "127.0.0.1", "--usb-sim", "echo"], "--usbip and --usb-sim"),
+])
+def test_cli_usbip_bad_arguments_are_one_line(capsys, argv, message):
+    from wasi_hw._cli import main
+
+    assert main(["run", str(ROOT / "drivers/usb-echo/manifest.toml"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
 # -- hid-keyboard --------------------------------------------------------------------------
 
 @TRANSPORTS

@@ -14,7 +14,7 @@ import typing
 from .._errors import HwError
 from .._memory import GuestMemory, GuestRegion
 
-__all__ = ['DriverErrno', 'ERRNO', 'IMPORTS', 'LogLevel', 'MODULE', 'Size', 'TimeoutMs', 'Timestamp', 'WasiDriver', 'bind']
+__all__ = ['DriverErrno', 'ERRNO', 'Grant', 'GrantRights', 'IMPORTS', 'LogLevel', 'MODULE', 'Size', 'TimeoutMs', 'Timestamp', 'WasiDriver', 'bind']
 
 _S0 = struct.Struct('<I')
 _S1 = struct.Struct('<Q')
@@ -67,15 +67,39 @@ class DriverErrno(enum.IntEnum):
     """The request exceeds the driver's quota (report size, log rate)."""
     OTHER = 6
     """Any other failure."""
+    ACCESS = 7
+    """Denied: the manifests do not allow sharing between these drivers, there
+    is no live grant, the grant lacks the right, or the access leaves the
+    granted region.
+    """
+    BAD_HANDLE = 8
+    """The handle is not a live grant this driver instance made."""
 
 
 _DRIVERERRNO_MEMBERS = tuple(DriverErrno)
 
 
 def _lift_driver_errno(v: int) -> DriverErrno:
-    if 0 <= v < 7:
+    if 0 <= v < 9:
         return _DRIVERERRNO_MEMBERS[v]
-    raise HwError('invalid_argument', f"driver_errno value {v} is not one of its 7 cases")
+    raise HwError('invalid_argument', f"driver_errno value {v} is not one of its 9 cases")
+
+
+Grant = int
+
+
+class GrantRights(enum.IntFlag):
+    """What a grant lets the grantee do with the region."""
+    READ = 1
+    """Copy bytes out of the region (`granted_read`)."""
+    WRITE = 2
+    """Copy bytes into the region (`granted_write`)."""
+
+
+def _lift_grant_rights(v: int) -> GrantRights:
+    if v & ~0x3:
+        raise HwError('invalid_argument', f"grant_rights value {v:#x} has unknown bits")
+    return GrantRights(v)
 
 
 class LogLevel(enum.IntEnum):
@@ -96,7 +120,7 @@ def _lift_log_level(v: int) -> LogLevel:
     raise HwError('invalid_argument', f"log_level value {v} is not one of its 5 cases")
 
 
-ERRNO: dict[str, int] = {'success': 0, 'invalid_argument': 1, 'fault': 2, 'too_large': 3, 'not_found': 4, 'no_mem': 5, 'other': 6}
+ERRNO: dict[str, int] = {'success': 0, 'invalid_argument': 1, 'fault': 2, 'too_large': 3, 'not_found': 4, 'no_mem': 5, 'other': 6, 'access': 7, 'bad_handle': 8}
 """Case name → value of `$driver_errno`, the errno of every function."""
 
 
@@ -130,6 +154,50 @@ class WasiDriver(typing.Protocol):
         """Monotonic time in nanoseconds (virtual time on simulated backends)."""
         ...
 
+    def grant(self, region: GuestRegion, grantee: str, rights: GrantRights) -> int:
+        """Grant driver `grantee` (a driver name of this kernel) `rights` to the
+        region `[region, region + region_len)` of this driver's memory. Both
+        manifests must allow it (`[sharing] grant_to` here, `receive_from` there),
+        else `access`. The region must lie in this driver's memory (`fault`) and be
+        at most the copy quota `limits.max_transfer` (`no_mem`); `rights` must not
+        be empty and `grantee` must be another driver (`invalid_argument`). At most
+        one live grant per grantee (`invalid_argument`: revoke the old one first)
+        and `limits.open_handles` live grants in all (`no_mem`). The grantee sees
+        the region's current bytes on every access — nothing is copied here. A
+        grant ends when it is revoked or either driver stops or restarts.
+        """
+        ...
+
+    def revoke(self, grant: int) -> None:
+        """End a grant at once: the grantee's next access fails with `access`.
+        `bad_handle` if `grant` is not a grant this driver instance made (a grant
+        that lapsed because its grantee restarted can still be revoked).
+        """
+        ...
+
+    def granted_len(self, grantor: str) -> int:
+        """The length of the region driver `grantor` granted to this driver
+        (`access` when there is no live grant from it).
+        """
+        ...
+
+    def granted_read(self, grantor: str, offset: int, buf: GuestRegion) -> None:
+        """Copy `buf_len` bytes at `offset` in the region driver `grantor` granted
+        to this driver into `buf` — straight from the grantor's memory, its bytes
+        as they are now. `access` (nothing copied) without a live grant with the
+        read right, or when `[offset, offset + buf_len)` leaves the region.
+        """
+        ...
+
+    def granted_write(self, grantor: str, offset: int, data: GuestRegion) -> None:
+        """Copy the `data_len` bytes at `data` into the region driver `grantor`
+        granted to this driver, at `offset` — straight into the grantor's memory.
+        `access` (nothing copied) without a live grant with the write right, or
+        when `[offset, offset + data_len)` leaves the region. (`data` is only
+        read; it is a plain pointer so the host copies from it in place.)
+        """
+        ...
+
 
 IMPORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     'report': (('i32', 'i32',), ('i32',)),
@@ -137,6 +205,11 @@ IMPORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     'config_get': (('i32', 'i32', 'i32', 'i32', 'i32',), ('i32',)),
     'inbox': (('i32', 'i32', 'i32',), ('i32',)),
     'now_ns': (('i32',), ('i32',)),
+    'grant': (('i32', 'i32', 'i32', 'i32', 'i32', 'i32',), ('i32',)),
+    'revoke': (('i32',), ('i32',)),
+    'granted_len': (('i32', 'i32', 'i32',), ('i32',)),
+    'granted_read': (('i32', 'i32', 'i32', 'i32', 'i32',), ('i32',)),
+    'granted_write': (('i32', 'i32', 'i32', 'i32', 'i32',), ('i32',)),
 }
 """Export name → (core param types, core result types)."""
 
@@ -150,6 +223,11 @@ def bind(host: typing.Any, mem: GuestMemory,
     h_config_get = _method(host, 'config_get')
     h_inbox = _method(host, 'inbox')
     h_now_ns = _method(host, 'now_ns')
+    h_grant = _method(host, 'grant')
+    h_revoke = _method(host, 'revoke')
+    h_granted_len = _method(host, 'granted_len')
+    h_granted_read = _method(host, 'granted_read')
+    h_granted_write = _method(host, 'granted_write')
 
     def report(data, data_len):
         try:
@@ -198,10 +276,65 @@ def bind(host: typing.Any, mem: GuestMemory,
         except Exception as _exc:
             return fail(_exc, 'now_ns')
 
+    def grant(region, region_len, grantee_ptr, grantee_len, rights, ret):
+        try:
+            _check(ret, 4)
+            a_region = mem.region(region, region_len)
+            a_grantee = _utf8(mem.read(grantee_ptr, grantee_len))
+            a_rights = _lift_grant_rights(rights & 0xFFFFFFFF)
+            _r = h_grant(a_region, a_grantee, a_rights)
+            mem.write_struct(ret, _S0, _r)
+            return 0
+        except Exception as _exc:
+            return fail(_exc, 'grant')
+
+    def revoke(grant):
+        try:
+            grant &= 0xFFFFFFFF
+            h_revoke(grant)
+            return 0
+        except Exception as _exc:
+            return fail(_exc, 'revoke')
+
+    def granted_len(grantor_ptr, grantor_len, ret):
+        try:
+            _check(ret, 4)
+            a_grantor = _utf8(mem.read(grantor_ptr, grantor_len))
+            _r = h_granted_len(a_grantor)
+            mem.write_struct(ret, _S0, _r)
+            return 0
+        except Exception as _exc:
+            return fail(_exc, 'granted_len')
+
+    def granted_read(grantor_ptr, grantor_len, offset, buf, buf_len):
+        try:
+            a_grantor = _utf8(mem.read(grantor_ptr, grantor_len))
+            offset &= 0xFFFFFFFF
+            a_buf = mem.region(buf, buf_len)
+            h_granted_read(a_grantor, offset, a_buf)
+            return 0
+        except Exception as _exc:
+            return fail(_exc, 'granted_read')
+
+    def granted_write(grantor_ptr, grantor_len, offset, data, data_len):
+        try:
+            a_grantor = _utf8(mem.read(grantor_ptr, grantor_len))
+            offset &= 0xFFFFFFFF
+            a_data = mem.region(data, data_len)
+            h_granted_write(a_grantor, offset, a_data)
+            return 0
+        except Exception as _exc:
+            return fail(_exc, 'granted_write')
+
     return {
         'report': report,
         'log': log,
         'config_get': config_get,
         'inbox': inbox,
         'now_ns': now_ns,
+        'grant': grant,
+        'revoke': revoke,
+        'granted_len': granted_len,
+        'granted_read': granted_read,
+        'granted_write': granted_write,
     }

@@ -1,6 +1,7 @@
 //! Pure encoding for the HD44780 backpack: HD44780 bytes → PCF8574 writes, and text or a
-//! CBOR map → a [`Screen`] of character codes (ROM A00: printable ASCII; `°` → 0xDF;
-//! anything else → `?`). Lines longer than the display are cut.
+//! CBOR map → a [`Screen`] of character codes as the A00 character ROM draws them: printable
+//! ASCII except the backslash, which the ROM does not have (its 0x5C is `¥`); `¥` → 0x5C,
+//! `→` 0x7E, `←` 0x7F, `°` 0xDF; anything else → `?`. Lines longer than the display are cut.
 
 use core::fmt::{self, Write};
 
@@ -34,8 +35,12 @@ pub fn encode_nibble(nibble: u8, backlight: bool) -> [u8; 2] {
 /// The display's character code for `c`.
 pub fn char_code(c: char) -> u8 {
     match c {
+        '\\' => b'?',          // A00 ROM: 0x5C draws '¥'
         ' '..='}' => c as u8, // A00 ROM: ASCII 0x20..0x7D ('~' and DEL differ)
-        '°' => 0xdf,
+        '¥' => 0x5c,
+        '→' => 0x7e,
+        '←' => 0x7f,
+        '°' => 0xdf,          // the A00 glyph is the small raised ring
         _ => b'?',
     }
 }
@@ -163,7 +168,8 @@ fn write_value(d: &mut Decoder<'_>, w: &mut impl Write) -> Result<(), RenderErro
     Ok(())
 }
 
-/// One row of a [`Screen`] as text (`Display`): character codes mapped back (0xDF → `°`),
+/// One row of a [`Screen`] as text (`Display`): character codes mapped back as the A00 ROM
+/// draws them (0x5C → `¥`, 0x7E → `→`, 0x7F → `←`, 0xDF → `°`),
 /// trailing blanks dropped.
 pub struct LineText<'a>(pub &'a [u8; COLS]);
 
@@ -172,6 +178,9 @@ impl fmt::Display for LineText<'_> {
         let end = self.0.iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
         for &code in &self.0[..end] {
             f.write_char(match code {
+                0x5c => '¥',
+                0x7e => '→',
+                0x7f => '←',
                 0xdf => '°',
                 0x20..=0x7d => code as char,
                 _ => '?',
@@ -236,6 +245,10 @@ mod tests {
     fn lines_read_back_as_text() {
         let s = Screen::from_text("21.5°C  \nok");
         assert_eq!(std::format!("{}|{}", LineText(&s.lines[0]), LineText(&s.lines[1])), "21.5°C|ok");
+        // what the A00 ROM draws: no backslash (0x5C is the yen sign), arrows at 0x7E/0x7F
+        let s = Screen::from_text("a\\b ¥1 →←");
+        assert_eq!(s.lines[0][..8], [b'a', b'?', b'b', b' ', 0x5c, b'1', b' ', 0x7e]);
+        assert_eq!(std::format!("{}", LineText(&s.lines[0])), "a?b ¥1 →←");
     }
 
     #[test]

@@ -18,6 +18,22 @@ pub const DRIVER_ERRNO_NOT_FOUND: DriverErrno = 4;
 pub const DRIVER_ERRNO_NO_MEM: DriverErrno = 5;
 /// Any other failure.
 pub const DRIVER_ERRNO_OTHER: DriverErrno = 6;
+/// Denied: the manifests do not allow sharing between these drivers, there
+/// is no live grant, the grant lacks the right, or the access leaves the
+/// granted region.
+pub const DRIVER_ERRNO_ACCESS: DriverErrno = 7;
+/// The handle is not a live grant this driver instance made.
+pub const DRIVER_ERRNO_BAD_HANDLE: DriverErrno = 8;
+
+/// A region of this driver's memory shared with another driver (grantor side).
+pub type Grant = u32;
+
+/// What a grant lets the grantee do with the region.
+pub type GrantRights = u8;
+/// Copy bytes out of the region (`granted_read`).
+pub const GRANT_RIGHTS_READ: GrantRights = 1 << 0;
+/// Copy bytes into the region (`granted_write`).
+pub const GRANT_RIGHTS_WRITE: GrantRights = 1 << 1;
 
 /// Severity of a log message.
 pub type LogLevel = u8;
@@ -43,4 +59,33 @@ unsafe extern "C" {
     pub fn inbox(buf: i32, buf_len: i32, ret: i32) -> i32;
     /// Monotonic time in nanoseconds (virtual time on simulated backends).
     pub fn now_ns(ret: i32) -> i32;
+    /// Grant driver `grantee` (a driver name of this kernel) `rights` to the
+    /// region `[region, region + region_len)` of this driver's memory. Both
+    /// manifests must allow it (`[sharing] grant_to` here, `receive_from` there),
+    /// else `access`. The region must lie in this driver's memory (`fault`) and be
+    /// at most the copy quota `limits.max_transfer` (`no_mem`); `rights` must not
+    /// be empty and `grantee` must be another driver (`invalid_argument`). At most
+    /// one live grant per grantee (`invalid_argument`: revoke the old one first)
+    /// and `limits.open_handles` live grants in all (`no_mem`). The grantee sees
+    /// the region's current bytes on every access — nothing is copied here. A
+    /// grant ends when it is revoked or either driver stops or restarts.
+    pub fn grant(region: i32, region_len: i32, grantee_ptr: i32, grantee_len: i32, rights: i32, ret: i32) -> i32;
+    /// End a grant at once: the grantee's next access fails with `access`.
+    /// `bad_handle` if `grant` is not a grant this driver instance made (a grant
+    /// that lapsed because its grantee restarted can still be revoked).
+    pub fn revoke(grant: i32) -> i32;
+    /// The length of the region driver `grantor` granted to this driver
+    /// (`access` when there is no live grant from it).
+    pub fn granted_len(grantor_ptr: i32, grantor_len: i32, ret: i32) -> i32;
+    /// Copy `buf_len` bytes at `offset` in the region driver `grantor` granted
+    /// to this driver into `buf` — straight from the grantor's memory, its bytes
+    /// as they are now. `access` (nothing copied) without a live grant with the
+    /// read right, or when `[offset, offset + buf_len)` leaves the region.
+    pub fn granted_read(grantor_ptr: i32, grantor_len: i32, offset: i32, buf: i32, buf_len: i32) -> i32;
+    /// Copy the `data_len` bytes at `data` into the region driver `grantor`
+    /// granted to this driver, at `offset` — straight into the grantor's memory.
+    /// `access` (nothing copied) without a live grant with the write right, or
+    /// when `[offset, offset + data_len)` leaves the region. (`data` is only
+    /// read; it is a plain pointer so the host copies from it in place.)
+    pub fn granted_write(grantor_ptr: i32, grantor_len: i32, offset: i32, data: i32, data_len: i32) -> i32;
 }

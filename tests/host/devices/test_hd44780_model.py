@@ -138,3 +138,22 @@ def test_rust_driver_wire_sequence():
     assert lcd.lines() == ["Hi              ", "you             "]
     assert lcd.lost == 0 and lcd.display_on and lcd.backlight and lcd.two_line
     assert lcd.instructions == [0x30, 0x30, 0x30, 0x20, 0x28, 0x08, 0x01, 0x06, 0x0C, 0x80, 0xC0]
+
+
+def test_lines_decode_the_a00_character_rom(sim):
+    """Codes are shown as the A00 ROM draws them: 0xDF is the degree ring, 0x5C the yen
+    sign, 0x7E/0x7F arrows, 0xB1 katakana A; a CGRAM code (no fixed glyph) shows "?"."""
+    lcd = sim.device("i2c-1", A)
+    init(sim)
+    for code in b"21.5\xdfC \x5c\x7e\x7f\xb1\xe4\x00":
+        send(sim, code, rs=1)
+    assert lcd.lines()[0] == "21.5°C ¥→←ｱμ?   "
+    assert lcd.lost == 0
+
+
+def test_a00_rom_covers_what_drivers_print():
+    from wasi_hw.host.devices import A00_ROM
+
+    assert all(A00_ROM[c] == chr(c) for c in range(0x20, 0x7E) if c != 0x5C)
+    assert A00_ROM[0xDF] == "°" and A00_ROM[0x5C] == "¥"
+    assert all(len(t) == 1 for t in A00_ROM.values())   # one cell, one character
