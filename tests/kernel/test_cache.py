@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import wasmtime
@@ -98,16 +99,36 @@ def test_no_temp_files_left(engine, wasm, tmp_path):
 
 
 def test_cache_dir_is_private(engine, wasm, tmp_path):
-    root = tmp_path / "aot"
+    root = tmp_path / "aot" / "deeper"              # the parents are created too
     AotCache(engine, root).load(wasm)
     assert root.stat().st_mode & 0o777 == 0o700
 
 
-def test_shared_cache_dir_is_never_trusted(engine, wasm, tmp_path):
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o702, 0o1777])
+def test_shared_cache_dir_is_never_trusted(engine, wasm, tmp_path, mode):
     root = tmp_path / "aot"
     cache = AotCache(engine, root)
     cache.load(wasm)
-    root.chmod(0o777)                     # anyone could have planted entries
+    assert cache.load(wasm).source == "cache"       # private: the entry is used
+    root.chmod(mode)                                 # group or others could have planted entries
     loaded = cache.load(wasm)
     assert loaded.source == "compiled" and "writable by others" in loaded.why
     assert run(engine, loaded.module) == 42
+    before = {p.name: p.stat().st_mtime_ns for p in root.iterdir()}
+    cache.compile(wasm)                              # nor is anything written there
+    assert {p.name: p.stat().st_mtime_ns for p in root.iterdir()} == before
+
+
+def test_cache_dir_of_another_user_is_never_trusted(engine, wasm, tmp_path, monkeypatch):
+    """Real ownership when we may chown (root, as the CI runs); otherwise our uid is made to
+    differ from the directory's."""
+    root = tmp_path / "aot"
+    cache = AotCache(engine, root)
+    cache.load(wasm)
+    if os.geteuid() == 0:
+        os.chown(root, 65534, 65534)                 # nobody
+    else:
+        uid = root.stat().st_uid
+        monkeypatch.setattr(os, "getuid", lambda: uid + 1)
+    loaded = cache.load(wasm)
+    assert loaded.source == "compiled" and "owned by another user" in loaded.why
