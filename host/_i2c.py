@@ -134,13 +134,24 @@ class I2cHost:
         self._run(bus, address, mode, ops)
 
     def read(self, bus: int, address: int, mode: int, buf: Any) -> None:
-        self._run(bus, address, mode, [(_OP_READ, buf)])
+        n = len(buf)
+        target = self._target(bus, address, mode, n)
+        self._deliver(target, self._exchange(target, address, [_read_op(n)]), ((buf,),))
 
     def write(self, bus: int, address: int, mode: int, data: bytes) -> None:
-        self._run(bus, address, mode, [(_OP_WRITE, data)])
+        target = self._target(bus, address, mode, len(data))
+        self._deliver(target, self._exchange(target, address, [_write_op(data)]), ())
 
     def write_read(self, bus: int, address: int, mode: int, data: bytes, buf: Any) -> None:
-        self._run(bus, address, mode, [(_OP_WRITE, data), (_OP_READ, buf)])
+        # a write and a read never merge: the wire is exactly [Write(data), Read(len(buf))]
+        n = len(buf)
+        target = self._target(bus, address, mode, len(data) + n)
+        results = self._exchange(target, address, [_write_op(data), _read_op(n)])
+        if len(results) == 1 and len(results[0]) == n:   # the common case, checked inline
+            if n:
+                buf.write(results[0])
+            return
+        self._deliver(target, results, ((buf,),))
 
     def delay_ns(self, ns: int) -> None:
         if ns < 0 or ns > self._max_delay_ns:
@@ -151,23 +162,54 @@ class I2cHost:
             self.clock.sleep_ns(ns)
 
     # --- the one path to the backend -----------------------------------------------------
-    def _run(self, handle: int, address: int, mode: int, ops: list[tuple[OpKind, Any]]) -> None:
+    def _target(self, handle: int, address: int, mode: int, total: int) -> tuple[Any, str, Any, bool]:
+        """(backend, bus, lock, ten_bit) of an open handle, with address, mode and the total
+        byte count checked (before any guest buffer is copied)."""
         entry = self._handles.get(handle)
         if entry is None:
             raise HwError("bad_handle", f"{handle} is not an open I2C bus")
-        backend, bus, lock = entry
         try:
-            ten_bit = AddressMode(mode) is AddressMode.TEN_BIT
-        except ValueError:
+            ten_bit = _TEN_BIT[mode]
+        except (KeyError, TypeError):
             raise HwError("invalid_argument", f"address mode {mode!r} is neither 7- nor 10-bit") from None
-        limit = 0x3FF if ten_bit else 0x7F
-        if not 0 <= address <= limit:
+        if not 0 <= address <= (0x3FF if ten_bit else 0x7F):
             raise HwError("invalid_argument",
                           f"address {address:#x} does not fit {'10' if ten_bit else '7'}-bit mode")
-        # merge adjacent same-kind operations; total bytes bounded before anything is copied
-        total = sum(len(buf) for _, buf in ops)
         if total > self._max_transfer:
             raise HwError("no_mem", f"{total} bytes exceed the transfer quota of {self._max_transfer}")
+        backend, bus, lock = entry
+        return backend, bus, lock, ten_bit
+
+    def _exchange(self, target: tuple[Any, str, Any, bool], address: int,
+                  wire: list[Read | Write]) -> Sequence[bytes]:
+        """Run ``wire`` as one backend transaction under the bus lock (held for this call only)."""
+        backend, bus, lock, ten_bit = target
+        if not (lock.acquire(False) or lock.acquire(timeout=self._lock_timeout_s)):
+            raise HwError("timeout", f"{bus} stayed busy for {self._lock_timeout_s} s")
+        try:
+            return backend.transaction(bus, address, ten_bit, wire)
+        finally:
+            lock.release()
+
+    @staticmethod
+    def _deliver(target: tuple[Any, str, Any, bool], results: Sequence[bytes],
+                 reads: Sequence[Sequence[Any]]) -> None:
+        """Write each Read's data into its guest regions, after checking the backend's answer."""
+        if len(results) != len(reads) or any(
+                len(r) != sum(len(b) for b in bufs) for r, bufs in zip(results, reads)):
+            backend = target[0]
+            raise HwError("other", f"backend {getattr(backend, 'name', backend)!r} returned malformed read data")
+        for data, bufs in zip(results, reads):
+            offset = 0
+            for buf in bufs:
+                n = len(buf)
+                if n:
+                    buf.write(data[offset:offset + n])
+                offset += n
+
+    def _run(self, handle: int, address: int, mode: int, ops: list[tuple[OpKind, Any]]) -> None:
+        # merge adjacent same-kind operations; total bytes bounded before anything is copied
+        target = self._target(handle, address, mode, sum(len(buf) for _, buf in ops))
         wire: list[Read | Write] = []
         reads: list[list[Any]] = []  # guest regions behind each merged Read
         prev = None
@@ -177,28 +219,40 @@ class I2cHost:
                 if prev == _OP_WRITE:
                     wire[-1] = Write(wire[-1].data + bytes(data))
                 else:
-                    wire.append(Write(bytes(data)))
+                    wire.append(_write_op(data))
             else:
                 if prev == _OP_READ:
-                    wire[-1] = Read(wire[-1].length + len(buf))
+                    wire[-1] = _read_op(wire[-1].length + len(buf))
                     reads[-1].append(buf)
                 else:
-                    wire.append(Read(len(buf)))
+                    wire.append(_read_op(len(buf)))
                     reads.append([buf])
             prev = kind
-        if not lock.acquire(timeout=self._lock_timeout_s):
-            raise HwError("timeout", f"{bus} stayed busy for {self._lock_timeout_s} s")
-        try:
-            results = backend.transaction(bus, address, ten_bit, wire)
-        finally:
-            lock.release()
-        if len(results) != len(reads) or any(
-                len(r) != sum(len(b) for b in bufs) for r, bufs in zip(results, reads)):
-            raise HwError("other", f"backend {getattr(backend, 'name', backend)!r} returned malformed read data")
-        for data, bufs in zip(results, reads):
-            offset = 0
-            for buf in bufs:
-                n = len(buf)
-                if n:
-                    buf.write(data[offset:offset + n])
-                offset += n
+        self._deliver(target, self._exchange(target, address, wire), reads)
+
+
+# Operations are immutable, so the common ones are made once and shared between calls
+# (bounded: reads up to 256 bytes, writes of at most 2 bytes — register pointers and pairs).
+_READS: dict[int, Read] = {}
+_WRITES: dict[bytes, Write] = {}
+_TEN_BIT = {AddressMode.SEVEN_BIT: False, AddressMode.TEN_BIT: True}  # ints 0 / 1 hash alike
+
+
+def _read_op(n: int) -> Read:
+    op = _READS.get(n)
+    if op is None:
+        op = Read(n)
+        if n <= 256:
+            _READS[n] = op
+    return op
+
+
+def _write_op(data: Any) -> Write:
+    if type(data) is not bytes:
+        data = bytes(data if isinstance(data, (bytes, bytearray)) else data.read())
+    op = _WRITES.get(data)
+    if op is None:
+        op = Write(data)
+        if len(data) <= 2 and len(_WRITES) < 4096:
+            _WRITES[data] = op
+    return op

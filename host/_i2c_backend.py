@@ -12,7 +12,9 @@ repeated START + ``11110 a9 a8 R``). During a `Write` the target ACKs each byte;
 `Read` the controller ACKs every byte but the last of the run, which it NACKs before the
 STOP or repeated START. A zero-length `Write` alone is an SMBus "quick" write (address
 phase only). Callers (`I2cHost`) have already merged adjacent operations of the same kind
-and validated addresses; backends still must not crash on any input.
+and validated addresses; backends still must not crash on any input. `Read` and `Write` are
+immutable, so callers may pass the same objects to many calls (`I2cHost` reuses the common
+ones); a backend must not rely on their identity.
 
 The result is one ``bytes`` per `Read`, in order, each exactly ``length`` long. Failures
 raise `wasi_hw.HwError` whose ``kind`` is an ``i2c_errno`` case name: ``nack_address``,

@@ -352,6 +352,22 @@ def _error_map(err: BaseException) -> dict[str, str]:
     return {"kind": "other", "message": f"{type(err).__name__}: {err}"}
 
 
+def _timed(writer: TraceWriter, rec: dict[str, Any], call: Callable[..., Any],
+           *args: Any, **kw: Any) -> Any:
+    """``call(*args, **kw)`` with its duration put in ``rec["dur_ns"]`` (``rec["t_ns"]`` is
+    its start). When it raises, ``rec`` gets the mapped ``"error"`` and is written before
+    the exception goes on; otherwise the caller adds ``"result"`` and writes ``rec``."""
+    try:
+        result = call(*args, **kw)
+    except BaseException as err:
+        rec["dur_ns"] = writer.now_ns() - rec["t_ns"]
+        rec["error"] = _error_map(err)
+        writer.write(rec)
+        raise
+    rec["dur_ns"] = writer.now_ns() - rec["t_ns"]
+    return result
+
+
 def _device_to_cbor(info: UsbDeviceInfo) -> dict[str, Any]:
     out = {f.name: getattr(info, f.name) for f in fields(UsbDeviceInfo)}
     out["port_path"] = list(info.port_path)
@@ -495,14 +511,7 @@ class RecordingI2cBackend:
         rec: dict[str, Any] = {"op": "i2c.transaction", "t_ns": self.writer.now_ns(),
                                "bus": bus, "address": address, "ten_bit": bool(ten_bit),
                                "ops": _ops_to_cbor(ops)}
-        try:
-            result = self.inner.transaction(bus, address, ten_bit, ops)
-        except BaseException as err:
-            rec["dur_ns"] = self.writer.now_ns() - rec["t_ns"]
-            rec["error"] = _error_map(err)
-            self.writer.write(rec)
-            raise
-        rec["dur_ns"] = self.writer.now_ns() - rec["t_ns"]
+        result = _timed(self.writer, rec, self.inner.transaction, bus, address, ten_bit, ops)
         rec["result"] = [bytes(r) for r in result]
         self.writer.write(rec)
         return result
@@ -541,14 +550,7 @@ class RecordingUsbBackend(_UsbForwarder):
             return getattr(self.inner, method)(**inner_args)
         rec: dict[str, Any] = {"op": f"usb.{method}", "t_ns": self.writer.now_ns(),
                                "args": args}
-        try:
-            result = getattr(self.inner, method)(**inner_args)
-        except BaseException as err:
-            rec["dur_ns"] = self.writer.now_ns() - rec["t_ns"]
-            rec["error"] = _error_map(err)
-            self.writer.write(rec)
-            raise
-        rec["dur_ns"] = self.writer.now_ns() - rec["t_ns"]
+        result = _timed(self.writer, rec, getattr(self.inner, method), **inner_args)
         if method == "open":
             number = len(self._handles) + 1
             self._handles[number] = result

@@ -62,6 +62,9 @@ class _Opened:
     alt: dict[int, int] = field(default_factory=dict)
     claimed: set[int] = field(default_factory=set)
     layout: ConfigLayout | None = None
+    # (transfer kind, endpoint) pairs that passed `_endpoint` under the current configuration,
+    # alternate settings and claims; cleared whenever one of those changes
+    ready: set[tuple[str, int]] = field(default_factory=set)
 
 
 class UsbHost:
@@ -237,6 +240,7 @@ class UsbHost:
 
     @staticmethod
     def _set_active(o: _Opened, value: int) -> None:
+        o.ready.clear()
         o.configuration = value
         o.alt.clear()
         o.layout = _layout(o.info, value) if value else None
@@ -284,6 +288,7 @@ class UsbHost:
         if interface not in o.claimed:
             raise HwError("not_found", f"interface {interface} is not claimed by this handle")
         self.backend.release_interface(o.backend_handle, interface)
+        o.ready.clear()
         o.claimed.discard(interface)
         o.alt.pop(interface, None)
 
@@ -294,6 +299,7 @@ class UsbHost:
         if o.layout is None or (interface, alt_setting) not in o.layout.interfaces:
             raise HwError("not_found", f"interface {interface} has no alternate setting {alt_setting}")
         self.backend.set_alt_setting(o.backend_handle, interface, alt_setting)
+        o.ready.clear()
         o.alt[interface] = alt_setting
 
     def detach_kernel_driver(self, handle: int, interface: int) -> None:
@@ -339,7 +345,9 @@ class UsbHost:
     def _transfer(self, kind: str, handle: int, endpoint: int, data: GuestRegion,
                   timeout: int) -> int:
         o = self._handle(handle)
-        self._endpoint(o, endpoint, kind)
+        if (kind, endpoint) not in o.ready:
+            self._endpoint(o, endpoint, kind)
+            o.ready.add((kind, endpoint))
         n = len(data)
         self._quota(n)
         if endpoint & 0x80:
@@ -359,7 +367,29 @@ class UsbHost:
         return len(got)
 
     def bulk_transfer(self, handle: int, endpoint: int, data: GuestRegion, timeout: int) -> int:
-        return self._transfer("bulk", handle, endpoint, data, timeout)
+        # the hot path: `_transfer("bulk", ...)` with the per-call lookups inlined
+        o = self._open.get(handle)
+        if o is None:
+            o = self._handle(handle)                 # raises bad_handle
+        if ("bulk", endpoint) not in o.ready:
+            self._endpoint(o, endpoint, "bulk")
+            o.ready.add(("bulk", endpoint))
+        n = len(data)
+        if n > self.max_transfer:
+            self._quota(n)
+        if endpoint & 0x80:
+            if n == 0:
+                raise HwError("invalid_param", "an IN transfer needs a non-empty buffer")
+            got = self.backend.bulk_in(o.backend_handle, endpoint, n,
+                                       timeout or self.default_timeout_ms)
+            m = len(got)
+            if m > n:
+                raise HwError("overflow", f"the device sent {m} bytes for a {n}-byte buffer")
+            if m:
+                data.write(got)
+            return m
+        return self.backend.bulk_out(o.backend_handle, endpoint, data.read(),
+                                     timeout or self.default_timeout_ms)
 
     def interrupt_transfer(self, handle: int, endpoint: int, data: GuestRegion, timeout: int) -> int:
         return self._transfer("interrupt", handle, endpoint, data, timeout)

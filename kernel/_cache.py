@@ -9,6 +9,21 @@ Contract:
   hands *those same bytes* to `Module.deserialize` (no window between check and load). An entry
   without a sidecar, with a mismatched digest, version or settings, or that fails to
   deserialize is never trusted: the wasm is recompiled and the entry rewritten.
+- Sealing (the cheap re-check): hashing a 130 KB `.cwasm` and deserializing it from a copy costs
+  ~0.3 ms per load, most of a cached start. When a load has verified the digest and the file's
+  last change (mtime, ctime) lies at least `SETTLE_S` (2 s) in the past, the sidecar is
+  rewritten with the file's identity — device, inode, size, mtime_ns, ctime_ns — as
+  ``cwasm_stat``. A later load opens the `.cwasm`, `fstat`s the open file and, if the identity
+  equals the seal, deserializes that very file (through its descriptor, memory-mapped by
+  wasmtime) without hashing it. Any change to the file after the seal moves its ctime (which a
+  process cannot set back) past the recorded one — the settle window is longer than the
+  timestamp granularity of Linux filesystems (coarse clock ticks; 1–2 s on ext3/FAT) — and a
+  replaced file has another inode, so a modified, replaced or foreign `.cwasm` falls back to the
+  full digest check (and is recompiled if it fails). Trade-off: a sealed entry is trusted on
+  its metadata, not its bytes — corruption below the filesystem that leaves metadata
+  untouched (bit rot on the medium) is not detected, and a same-user process that rewrites the
+  file *and* resets the system clock could pass; both are outside what the digest defends
+  against anyway (whoever can write the private directory can rewrite the sidecar too).
 - Writes are atomic (temporary file in the same directory + `os.replace`); the `.cwasm` lands
   before its sidecar, so a crash leaves an unrecorded entry, which is recompiled.
 - The directory is created private (0700). A directory owned by another user or writable by
@@ -32,7 +47,10 @@ import wasmtime
 
 from ._engine import WASMTIME_VERSION, KernelEngine
 
-__all__ = ["AotCache", "LoadedModule", "default_cache_dir"]
+__all__ = ["AotCache", "LoadedModule", "default_cache_dir", "SETTLE_S"]
+
+#: A `.cwasm` unchanged for this long after a verified load is sealed (module docstring).
+SETTLE_S = 2.0
 
 
 def default_cache_dir() -> Path:
@@ -89,10 +107,13 @@ class AotCache:
         digest = hashlib.sha256(wasm).hexdigest()
         cwasm, sidecar = self.paths(digest)
         why = self._private() or self._check(digest, cwasm, sidecar)
-        if isinstance(why, bytes):
+        if isinstance(why, (bytes, int)):
             t0 = time.perf_counter()
             try:
-                module = wasmtime.Module.deserialize(self.engine.engine, why)
+                if isinstance(why, int):       # a sealed entry's open descriptor
+                    module = _deserialize_fd(self.engine.engine, why)
+                else:
+                    module = wasmtime.Module.deserialize(self.engine.engine, why)
             except wasmtime.WasmtimeError as err:
                 why = f"deserialize failed: {err}"
             else:
@@ -115,8 +136,9 @@ class AotCache:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _check(self, digest: str, cwasm: Path, sidecar: Path) -> bytes | str:
-        """The entry's verified bytes, or why it cannot be used."""
+    def _check(self, digest: str, cwasm: Path, sidecar: Path) -> bytes | int | str:
+        """The entry's verified bytes, an open descriptor of its sealed file (the caller closes
+        it), or why it cannot be used."""
         try:
             record = json.loads(sidecar.read_text())
         except FileNotFoundError:
@@ -134,12 +156,36 @@ class AotCache:
             if record.get(key) != value:
                 return f"sidecar {key} mismatch"
         try:
-            data = cwasm.read_bytes()
+            fd = os.open(cwasm, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as err:
             return f"unreadable entry: {err}"
-        if hashlib.sha256(data).hexdigest() != record.get("cwasm_sha256"):
+        try:
+            st = os.fstat(fd)
+            ident = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            if record.get("cwasm_stat") == ident:
+                result: bytes | int | str = fd        # sealed and untouched since: no re-hash
+                fd = -1
+                return result
+            with os.fdopen(os.dup(fd), "rb") as f:
+                data = f.read()
+        except OSError as err:
+            return f"unreadable entry: {err}"
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        if len(data) != st.st_size or hashlib.sha256(data).hexdigest() != record.get("cwasm_sha256"):
             return "digest mismatch"
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= SETTLE_S * 1e9:
+            self._seal(sidecar, record, ident)
         return data
+
+    def _seal(self, sidecar: Path, record: dict, ident: list[int]) -> None:
+        """Record the verified, settled `.cwasm`'s identity (module docstring); best effort."""
+        try:
+            _atomic_write(sidecar, json.dumps({**record, "cwasm_stat": ident},
+                                              sort_keys=True).encode())
+        except OSError:
+            pass
 
     def _store(self, digest: str, module: wasmtime.Module, cwasm: Path, sidecar: Path) -> bool:
         data = bytes(module.serialize())
@@ -159,6 +205,19 @@ class AotCache:
         except OSError:
             return False  # a read-only cache only costs speed
         return True
+
+
+def _deserialize_fd(engine: wasmtime.Engine, fd: int) -> wasmtime.Module:
+    """Deserialize the file open as ``fd`` (closing it): memory-mapped by wasmtime through
+    ``/proc/self/fd`` — the very inode that was checked — else read from the descriptor."""
+    try:
+        proc = f"/proc/self/fd/{fd}"
+        if os.path.exists(proc):
+            return wasmtime.Module.deserialize_file(engine, proc)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return wasmtime.Module.deserialize(engine, f.read())
+    finally:
+        os.close(fd)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

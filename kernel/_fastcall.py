@@ -292,11 +292,14 @@ class HostCalls:
             self.linker.define_func(module, name, _engine_type(self.linker.engine, params, results),
                                     func)
 
-    def caller(self, store: wasmtime.Store, func: wasmtime.Func) -> Callable[..., Any]:
-        """A callable entering ``func`` (an export of an instance in ``store``)."""
+    def caller(self, store: wasmtime.Store, func: wasmtime.Func,
+               sig: tuple[Sequence[str], Sequence[str]] | None = None) -> Callable[..., Any]:
+        """A callable entering ``func`` (an export of an instance in ``store``). ``sig``
+        (core param and result type names) may pass the signature the caller has already
+        checked, which saves asking wasmtime for the function's type."""
         if not self.fast:
             return lambda *args: func(store, *args)
-        return _UncheckedCall(store, func)
+        return _UncheckedCall(store, func, sig)
 
 
 class _UncheckedCall:
@@ -305,12 +308,16 @@ class _UncheckedCall:
     __slots__ = ("_store", "_func", "_call", "_ctx", "_ref", "_buf", "_n",
                  "_nparams", "_pack", "_unpack", "_nres", "_fmt")
 
-    def __init__(self, store: wasmtime.Store, func: wasmtime.Func) -> None:
+    def __init__(self, store: wasmtime.Store, func: wasmtime.Func,
+                 sig: tuple[Sequence[str], Sequence[str]] | None = None) -> None:
         from wasmtime import _ffi as ffi
 
-        ty = func.type(store)
-        params = [str(p) for p in ty.params]
-        results = [str(r) for r in ty.results]
+        if sig is None:
+            ty = func.type(store)
+            params = [str(p) for p in ty.params]
+            results = [str(r) for r in ty.results]
+        else:
+            params, results = list(sig[0]), list(sig[1])
         for t in (*params, *results):
             if t not in _ARG_FMT:
                 raise ValueError(f"the unchecked call path handles numbers only, not {t}")

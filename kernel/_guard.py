@@ -31,7 +31,10 @@ the per-call deadline. Control transfers: SET_ADDRESS is always denied, a standa
 SET_CONFIGURATION needs the set_configuration grant, interface- and endpoint-recipient
 requests need that interface / endpoint granted.
 
-Driver rules: `report` data at most `limits.report_bytes`.
+Driver rules: `report` data at most `limits.report_bytes`. Memory grants between drivers
+(`grant`, `revoke`, `granted_*`) pass through to `DriverEnv`, whose `Sharing` is the kernel's
+grant table (`_sharing`): it checks the `[sharing]` policy and every access and audits its
+denials the same way (raising `Denied`).
 """
 
 from __future__ import annotations
@@ -79,6 +82,34 @@ def _op_len(op: Any) -> int:
     return len(op.buf)
 
 
+class _I2cRule:
+    """One granted bus, precomputed once from its frozen `I2cGrant` (sets, not range scans)."""
+
+    __slots__ = ("grant", "addresses", "ten_bit", "registers", "write_pairs", "covered",
+                 "readable", "writable", "read_run", "write_run")
+
+    def __init__(self, grant: Any) -> None:
+        self.grant = grant
+        self.addresses = frozenset(grant.addresses)
+        self.ten_bit = bool(grant.ten_bit)
+        self.registers = bool(grant.registers)
+        self.write_pairs = bool(grant.write_pairs)
+        regs = range(0x100)   # register numbers are u8 (the manifest checks each range)
+        self.covered = frozenset(r for r in regs if any(g.covers(r) for g in grant.registers))
+        self.readable = frozenset(r for r in regs if grant.allows_register(r, write=False))
+        self.writable = frozenset(r for r in regs if grant.allows_register(r, write=True))
+        # run[p]: how many registers from p on are allowed in a row (0 past the u8 range)
+        self.read_run = _runs(self.readable)
+        self.write_run = _runs(self.writable)
+
+
+def _runs(allowed: frozenset[int]) -> tuple[int, ...]:
+    runs = [0] * 0x101
+    for reg in range(0xFF, -1, -1):
+        runs[reg] = runs[reg + 1] + 1 if reg in allowed else 0
+    return tuple(runs)
+
+
 class I2cGuard(_Guard):
     _call_prefix = "wasi_i2c"
 
@@ -86,10 +117,14 @@ class I2cGuard(_Guard):
         super().__init__(host, manifest, audit)
         self._delayed = 0                            # ns of delay requested in this call
         self._buses: dict[int, str] = {}            # handle → bus name
+        self._rules: dict[int, _I2cRule] = {}       # handle → its bus's grant, resolved at open
         self._pointer: dict[tuple[str, int], int] = {}  # (bus, address) → last register pointer
+        self._max_transfer = manifest.limits.max_transfer
+        self._deadline_ns = manifest.limits.deadline_ms * 1_000_000
 
     def open(self, name: str) -> int:
-        if self._m.i2c_grant(name) is None:
+        grant = self._m.i2c_grant(name)
+        if grant is None:
             granted = ", ".join(g.bus for g in self._m.i2c) or "none"
             raise self._deny("open", {"bus": name}, f"bus {name!r} is not granted (granted: {granted})")
         if len(self._buses) >= self._m.limits.open_handles:
@@ -97,79 +132,92 @@ class I2cGuard(_Guard):
                              f"open-handle quota of {self._m.limits.open_handles} reached", "no_mem")
         handle = self._host.open(name)
         self._buses[int(handle)] = name
+        self._rules[int(handle)] = _I2cRule(grant)
         return handle
 
     def close(self, bus: int) -> None:
         self._host.close(bus)
         self._buses.pop(bus, None)
+        self._rules.pop(bus, None)
+
+    def _target(self, call: str, bus: int, address: int, mode: Any) -> tuple[str, _I2cRule, bool]:
+        """The open bus ``bus`` (else ``bad_handle``) and its rule, address and mode checked."""
+        rule = self._rules.get(bus)
+        if rule is None:
+            raise HwError("bad_handle", f"{bus} is not an open bus of this driver")
+        name = self._buses[bus]
+        ten = int(mode) == 1
+        if ten and not rule.ten_bit:
+            raise self._deny(call, _asked(name, address, ten),
+                             f"10-bit addressing is not granted on {name}")
+        if address not in rule.addresses:
+            allowed = ", ".join(f"{a:#04x}" for a in sorted(rule.addresses))
+            raise self._deny(call, _asked(name, address, ten),
+                             f"address {address:#04x} is not granted on {name} (granted: {allowed})")
+        return name, rule, ten
+
+    def _over_quota(self, call: str, name: str, address: int, ten: bool, total: int) -> Denied:
+        asked = _asked(name, address, ten)
+        asked["bytes"] = total
+        return self._deny(call, asked, f"transaction of {total} bytes exceeds the "
+                                       f"{self._max_transfer}-byte transfer quota", "no_mem")
 
     def _check(self, call: str, bus: int, address: int, mode: Any,
                ops: list[tuple[bool, int, bytes | None]]) -> tuple[str, int]:
         """ops: (is_write, length, written bytes or None)."""
-        name = self._buses.get(bus)
-        if name is None:
-            raise HwError("bad_handle", f"{bus} is not an open bus of this driver")
-        grant = self._m.i2c_grant(name)
-        assert grant is not None  # opened only if granted; grants are frozen
-        ten = int(mode) == 1
-        asked: dict[str, Any] = {"bus": name, "address": address, "ten_bit": ten}
-        if ten and not grant.ten_bit:
-            raise self._deny(call, asked, f"10-bit addressing is not granted on {name}")
-        if address not in grant.addresses:
-            allowed = ", ".join(f"{a:#04x}" for a in sorted(grant.addresses))
-            raise self._deny(call, asked, f"address {address:#04x} is not granted on {name} "
-                                          f"(granted: {allowed})")
+        name, rule, ten = self._target(call, bus, address, mode)
         total = sum(n for _, n, _ in ops)
-        if total > self._m.limits.max_transfer:
-            asked["bytes"] = total
-            raise self._deny(call, asked, f"transaction of {total} bytes exceeds the "
-                                          f"{self._m.limits.max_transfer}-byte transfer quota", "no_mem")
-        if grant.registers:
-            key = (name, address)
-            ptr = self._pointer.get(key)
-            for is_write, n, data in ops:
-                if is_write and grant.write_pairs and n > 1:
-                    for i in range(0, n - 1, 2):
-                        if not grant.allows_register(data[i], write=True):
-                            asked["register"] = data[i]
-                            raise self._deny(call, asked, f"writing register {data[i]:#04x} is "
-                                                          f"not granted")
-                    ptr = data[n - 1] if n % 2 else data[n - 2] + 1
-                    continue
-                if is_write:
-                    if not data:
-                        continue
-                    ptr = data[0]
-                    if n == 1:
-                        if not any(r.covers(ptr) for r in grant.registers):
-                            asked["register"] = ptr
-                            raise self._deny(call, asked, f"register {ptr:#04x} is outside the "
-                                                          f"granted ranges")
-                        continue
-                    for i in range(n - 1):
-                        if not grant.allows_register(ptr + i, write=True):
-                            asked["register"] = ptr + i
-                            raise self._deny(call, asked, f"writing register {ptr + i:#04x} is "
-                                                          f"not granted")
-                    ptr = ptr + n - 1
-                else:
-                    if ptr is None:
-                        raise self._deny(call, asked, "read without a known register pointer "
-                                                      "under a register-restricted grant")
-                    for i in range(n):
-                        if not grant.allows_register(ptr + i, write=False):
-                            asked["register"] = ptr + i
-                            raise self._deny(call, asked, f"reading register {ptr + i:#04x} is "
-                                                          f"not granted")
-                    ptr = ptr + n
-            if ptr is not None:
-                self._pointer[key] = ptr
+        if total > self._max_transfer:
+            raise self._over_quota(call, name, address, ten, total)
+        if rule.registers:
+            self._registers(call, name, rule, address, ten, ops)
         return name, address
+
+    def _registers(self, call: str, name: str, rule: _I2cRule, address: int, ten: bool,
+                   ops: list[tuple[bool, int, bytes | None]]) -> None:
+        key = (name, address)
+        ptr = self._pointer.get(key)
+        writable = rule.writable
+        for is_write, n, data in ops:
+            if is_write and rule.write_pairs and n > 1:
+                if not writable.issuperset(data[0:n - 1:2]):
+                    bad = next(r for r in data[0:n - 1:2] if r not in writable)
+                    raise self._deny(call, _asked(name, address, ten, bad),
+                                     f"writing register {bad:#04x} is not granted")
+                ptr = data[n - 1] if n % 2 else data[n - 2] + 1
+                continue
+            if is_write:
+                if not data:
+                    continue
+                ptr = data[0]
+                if n == 1:
+                    if ptr not in rule.covered:
+                        raise self._deny(call, _asked(name, address, ten, ptr),
+                                         f"register {ptr:#04x} is outside the granted ranges")
+                    continue
+                if n - 1 > rule.write_run[ptr]:
+                    bad = next(r for r in range(ptr, ptr + n - 1) if r not in writable)
+                    raise self._deny(call, _asked(name, address, ten, bad),
+                                     f"writing register {bad:#04x} is not granted")
+                ptr = ptr + n - 1
+            else:
+                if ptr is None:
+                    raise self._deny(call, _asked(name, address, ten),
+                                     "read without a known register pointer under a "
+                                     "register-restricted grant")
+                if n > (rule.read_run[ptr] if ptr <= 0xFF else 0):
+                    readable = rule.readable
+                    bad = next(r for r in range(ptr, ptr + n) if r not in readable)
+                    raise self._deny(call, _asked(name, address, ten, bad),
+                                     f"reading register {bad:#04x} is not granted")
+                ptr = ptr + n
+        if ptr is not None:
+            self._pointer[key] = ptr
 
     def transaction(self, bus: int, address: int, mode: Any, operations: list) -> None:
         # lengths first: the quota is checked before any write buffer is copied
         total = sum(_op_len(op) for op in operations)
-        if total > self._m.limits.max_transfer:
+        if total > self._max_transfer:
             self._check("transaction", bus, address, mode, [(False, total, None)])
         ops = [(w, _op_len(op), op.buf.read() if w else None)
                for op in operations for w in (_is_write(op),)]
@@ -185,8 +233,19 @@ class I2cGuard(_Guard):
         return self._host.write(bus, address, mode, data)
 
     def write_read(self, bus: int, address: int, mode: Any, data: bytes, buf: Any) -> None:
-        self._check("write_read", bus, address, mode,
-                    [(True, len(data), data), (False, len(buf), None)])
+        # the register-read pattern, checked without building the generic op list
+        name, rule, ten = self._target("write_read", bus, address, mode)
+        n = len(buf)
+        total = len(data) + n
+        if total > self._max_transfer:
+            raise self._over_quota("write_read", name, address, ten, total)
+        if rule.registers:
+            ptr = data[0] if len(data) == 1 else None
+            if ptr is not None and ptr in rule.covered and n <= rule.read_run[ptr]:
+                self._pointer[(name, address)] = ptr + n   # pointer write + allowed read
+            else:                                          # the general rules (and denials)
+                self._registers("write_read", name, rule, address, ten,
+                                [(True, len(data), data), (False, n, None)])
         return self._host.write_read(bus, address, mode, data, buf)
 
     def begin_call(self) -> None:
@@ -194,7 +253,7 @@ class I2cGuard(_Guard):
         self._delayed = 0
 
     def delay_ns(self, ns: int) -> None:
-        limit = self._m.limits.deadline_ms * 1_000_000
+        limit = self._deadline_ns
         delayed = self._delayed
         if delayed + ns > limit:
             raise HwError("invalid_argument",
@@ -202,6 +261,14 @@ class I2cGuard(_Guard):
                           f"{self._m.limits.deadline_ms} ms deadline ({delayed} ns used)")
         self._delayed = delayed + ns
         return self._host.delay_ns(ns)
+
+
+def _asked(bus: str, address: int, ten: bool, register: int | None = None) -> dict[str, Any]:
+    """What a denied I2C call asked for (the audit entry's ``asked``)."""
+    asked: dict[str, Any] = {"bus": bus, "address": address, "ten_bit": ten}
+    if register is not None:
+        asked["register"] = register
+    return asked
 
 
 class DriverGuard(_Guard):
@@ -225,6 +292,11 @@ class UsbGuard(_Guard):
     def __init__(self, host: Any, manifest: Manifest, audit: AuditLog) -> None:
         super().__init__(host, manifest, audit)
         self._open: set[int] = set()
+        # (handle, endpoint) pairs whose grant check passed: grants are frozen and a handle
+        # names one device for its life, so each pair is checked once (dropped at close)
+        self._ep_ok: set[tuple[int, int]] = set()
+        self._max_transfer = manifest.limits.max_transfer
+        self._deadline_ms = manifest.limits.deadline_ms
 
     def _grant(self, call: str, info: Any) -> Any:
         for g in self._m.usb:
@@ -250,6 +322,8 @@ class UsbGuard(_Guard):
     def close(self, handle: int) -> None:
         self._host.close(handle)
         self._open.discard(handle)
+        if self._ep_ok:
+            self._ep_ok = {k for k in self._ep_ok if k[0] != handle}
 
     def _operation(self, call: str, handle: int, op: str, asked: dict | None = None) -> Any:
         grant, ident = self._handle_grant(call, handle)
@@ -264,10 +338,13 @@ class UsbGuard(_Guard):
                              f"interface {interface} is not granted")
 
     def _endpoint(self, call: str, handle: int, endpoint: int) -> None:
+        if (handle, endpoint) in self._ep_ok:
+            return
         g, ident = self._handle_grant(call, handle)
         if endpoint & 0x0F and endpoint not in g.endpoints:
             raise self._deny(call, {**ident, "endpoint": endpoint},
                              f"endpoint {endpoint:#04x} is not granted")
+        self._ep_ok.add((handle, endpoint))
 
     def _quota(self, call: str, n: int) -> None:
         if n > self._m.limits.max_transfer:
@@ -325,9 +402,14 @@ class UsbGuard(_Guard):
                                            self._timeout(timeout))
 
     def bulk_transfer(self, handle: int, endpoint: int, data: Any, timeout: int) -> int:
-        self._endpoint("bulk_transfer", handle, endpoint)
-        self._quota("bulk_transfer", len(data))
-        return self._host.bulk_transfer(handle, endpoint, data, self._timeout(timeout))
+        # the hot path: `_endpoint`, `_quota` and `_timeout` inlined
+        if (handle, endpoint) not in self._ep_ok:
+            self._endpoint("bulk_transfer", handle, endpoint)
+        if len(data) > self._max_transfer:
+            self._quota("bulk_transfer", len(data))
+        if timeout:
+            timeout = min(timeout, self._deadline_ms)
+        return self._host.bulk_transfer(handle, endpoint, data, timeout)
 
     def interrupt_transfer(self, handle: int, endpoint: int, data: Any, timeout: int) -> int:
         self._endpoint("interrupt_transfer", handle, endpoint)

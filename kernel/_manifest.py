@@ -276,6 +276,12 @@ class _V:
             raise self.err(key, f"{self.what}.{key} must be {desc}, not {_tname(value)}")
         return value
 
+    def sub(self, key: str) -> _V | None:
+        """The optional sub-table ``key``, validated the same way (errors name ``key``);
+        None when it is absent."""
+        table = self.get(key, dict, None, desc="a table")
+        return None if table is None else _V(self.doc, table, self.path + (key,), key)
+
     def int(self, key: str, default: Any = ..., *, lo: int, hi: int, desc: str) -> int:
         value = self.get(key, int, default, desc=desc)
         if key in self.table and not lo <= value <= hi:
@@ -368,8 +374,7 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
         usb.append(UsbGrant(vid, pid, serial, ifs, eps, frozenset(ops)))
 
     limits = Limits()
-    if "limits" in v.table:
-        lv = _V(doc, v.get("limits", dict, desc="a table"), path + ("limits",), "limits")
+    if (lv := v.sub("limits")) is not None:
         limits = Limits(
             memory_pages=lv.int("memory_pages", Limits.memory_pages, lo=1, hi=65536, desc="pages"),
             open_handles=lv.int("open_handles", Limits.open_handles, lo=1, hi=1024, desc="a count"),
@@ -380,8 +385,7 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
         lv.done()
 
     sharing = SharingPolicy()
-    if "sharing" in v.table:
-        sv = _V(doc, v.get("sharing", dict, desc="a table"), path + ("sharing",), "sharing")
+    if (sv := v.sub("sharing")) is not None:
         lists = {}
         for key in ("grant_to", "receive_from"):
             names = sv.get(key, list, [], desc="a list of driver names")
@@ -396,8 +400,7 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
         sharing = SharingPolicy(**lists)
 
     restart = RestartPolicy()
-    if "restart" in v.table:
-        rv = _V(doc, v.get("restart", dict, desc="a table"), path + ("restart",), "restart")
+    if (rv := v.sub("restart")) is not None:
         restart = RestartPolicy(
             max_faults=rv.int("max_faults", RestartPolicy.max_faults, lo=0, hi=1_000_000, desc="a count"),
             backoff_ms=rv.int("backoff_ms", RestartPolicy.backoff_ms, lo=0, hi=3_600_000, desc="milliseconds"),

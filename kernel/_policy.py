@@ -9,7 +9,8 @@ exception raised below the shim        outcome for the guest / the kernel
 =====================================  =====================================================
 `HwError(kind)`, kind in the module's  errno ``kind``; no audit (hardware and host outcomes
 errno enum                             are the driver's business). ``access`` / ``no_mem``
-                                       denials were audited by the guard that raised them.
+                                       denials were audited by the guard (or the grant
+                                       table, `_sharing`) that raised them.
 `HwError(kind)`, kind unknown to the   errno ``other``
 module
 `GuestFault` (pointer/length outside   errno ``fault`` + audit entry (outcome ``fault``).

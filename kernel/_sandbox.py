@@ -7,8 +7,12 @@ Contract:
   them — then defines each import in a `Linker` of the kernel's engine (through
   `_fastcall.HostCalls`: wasmtime's unchecked C API where verified, else `Linker.define_func`;
   ``fast=False`` forces the checked path, ``True`` asks for the fast one) and pre-links the module
-  (`Linker.instantiate_pre`). The Linker's functions dispatch through a per-sandbox table, so
-  restarts reuse the pre-linked module and only rebind the shims.
+  (`Linker.instantiate_pre`). There is one `Linker` per engine and host-call path, shared by
+  all its sandboxes (each import is defined the first time a sandbox needs it): its functions
+  dispatch through the shim table of the driver instance the kernel is running on the calling
+  thread (set by `DriverInstance.call` for the duration of the call), so linking a sandbox
+  costs only the pre-link, and restarts reuse the pre-linked module and only rebind the shims.
+  A host call made outside `DriverInstance.call` (e.g. by a start function) fails.
 - `Sandbox.start(hosts, audit)` (a `LoadError` if the module can never start under its limits,
   `DriverFault` if its start function traps) makes a fresh `Store` (memory limit
   `limits.memory_pages`, one instance, one memory, one table), instantiates, requires the exports `memory`, `init`,
@@ -25,6 +29,7 @@ Contract:
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from dataclasses import dataclass
 from types import ModuleType
@@ -50,6 +55,7 @@ SPEC_MODULES: dict[str, tuple[str, type]] = {
     "wasi_driver": ("wasi_hw._bindings._wasi_driver", DriverGuard),
 }
 REQUIRED_EXPORTS = ("memory", "init", "poll")
+_ENTRY_SIG = ((), ("i32",))   # the signature of init and poll
 _PAGE = 65536
 
 
@@ -94,26 +100,30 @@ class Sandbox:
         self.manifest = manifest
         self.used: dict[str, list[str]] = {}   # import module → functions the driver imports
         problems: list[str] = []
+        # wasmtime-py rebuilds every import/export (name, module, type) on each access:
+        # read each once
         for imp in module.imports:
-            where = f"{imp.module}.{imp.name}"
-            if imp.module not in SPEC_MODULES:
+            imp_module, imp_name = imp.module, imp.name
+            where = f"{imp_module}.{imp_name}"
+            if imp_module not in SPEC_MODULES:
                 problems.append(f"{where} (unknown module; drivers may import only "
                                 f"{', '.join(SPEC_MODULES)})")
                 continue
-            if not isinstance(imp.type, wasmtime.FuncType):
-                problems.append(f"{where} (imports a {type(imp.type).__name__}; only functions "
+            imp_type = imp.type
+            if not isinstance(imp_type, wasmtime.FuncType):
+                problems.append(f"{where} (imports a {type(imp_type).__name__}; only functions "
                                 "may be imported — the driver must export its memory)")
                 continue
-            table = bindings_for(imp.module).IMPORTS
-            if imp.name not in table:
-                problems.append(f"{where} (no such function in witx/{imp.module}.witx)")
+            table = bindings_for(imp_module).IMPORTS
+            if imp_name not in table:
+                problems.append(f"{where} (no such function in witx/{imp_module}.witx)")
                 continue
-            want = table[imp.name]
-            got = (tuple(str(p) for p in imp.type.params), tuple(str(r) for r in imp.type.results))
+            want = table[imp_name]
+            got = (tuple(str(p) for p in imp_type.params), tuple(str(r) for r in imp_type.results))
             if got != tuple(tuple(x) for x in want):
                 problems.append(f"{where} (signature {_sig(got)}, spec says {_sig(want)})")
                 continue
-            self.used.setdefault(imp.module, []).append(imp.name)
+            self.used.setdefault(imp_module, []).append(imp_name)
         if problems:
             raise LoadError("unresolvable imports: " + "; ".join(problems))
         exports = {e.name: e.type for e in module.exports}
@@ -130,28 +140,9 @@ class Sandbox:
                 raise LoadError(f"export {n!r} must be a function () -> i32")
 
         self._shims: dict[tuple[str, str], Callable[..., int]] = {}
-        linker = wasmtime.Linker(engine.engine)
-        self._calls = _host_calls(linker, fast)
-        for mod, names in self.used.items():
-            table = bindings_for(mod).IMPORTS
-            for name in names:
-                params, results = table[name]
-                self._calls.define(mod, name, params, results, self._dispatcher(mod, name))
+        self._calls, self._pre = _shared_link(engine, module, self.used, fast)
         self.fast = bool(self._calls.fast)
-        try:
-            self._pre = linker.instantiate_pre(module)
-        except wasmtime.WasmtimeError as err:
-            raise LoadError(f"cannot link: {err}") from None
         self._live: DriverInstance | None = None
-
-    def _dispatcher(self, mod: str, name: str) -> Callable[..., int]:
-        shims = self._shims
-        key = (mod, name)
-
-        def call(*args: int) -> int:
-            return shims[key](*args)
-
-        return call
 
     def start(self, hosts: Mapping[str, Any], audit: AuditLog) -> "DriverInstance":
         """A fresh instance with `hosts` (import module → host module) behind the guards."""
@@ -166,6 +157,8 @@ class Sandbox:
         store.set_limits(memory_size=limits.memory_pages * _PAGE, instances=1, memories=1,
                          tables=1, table_elements=10_000)
         store.set_epoch_deadline(self.engine.deadline_ticks(limits.deadline_ms))
+        tls = _CURRENT
+        prev, tls.shims = tls.shims, _NO_SHIMS    # a start function gets no host calls
         try:
             instance = self._pre.instantiate(store)
         except wasmtime.Trap as trap:
@@ -174,6 +167,8 @@ class Sandbox:
         except wasmtime.WasmtimeError as err:
             raise LoadError(f"cannot instantiate with limits.memory_pages = {limits.memory_pages}: "
                             f"{str(err).splitlines()[0]}") from None
+        finally:
+            tls.shims = prev
         exports = instance.exports(store)
         memory = exports["memory"]
         mem = GuestMemory(memory, store, max_copy=limits.max_transfer)
@@ -187,11 +182,66 @@ class Sandbox:
             fail = make_fail(self.manifest.name, mod, bindings.ERRNO, audit, counters)
             for name, fn in bindings.bind(guard, mem, fail).items():
                 shims[(mod, name)] = fn
-        self._shims.clear()
-        self._shims.update(shims)
-        inst = DriverInstance(self, store, instance, exports, mem, counters, guards)
+        self._shims = shims
+        inst = DriverInstance(self, store, instance, exports, mem, counters, guards, shims)
         self._live = inst
         return inst
+
+
+class _NoShims(dict):
+    """The shim table outside any kernel call into a guest: every host call fails."""
+
+    def __missing__(self, key: tuple[str, str]) -> Callable[..., int]:
+        raise LoadError(f"{key[0]}.{key[1]} called outside a kernel call into the guest "
+                        "(e.g. from a start function)")
+
+
+_NO_SHIMS = _NoShims()
+
+
+class _Current(threading.local):
+    """Per thread: the shim table of the driver instance the kernel is running on it."""
+
+    shims: Mapping[tuple[str, str], Callable[..., int]] = _NO_SHIMS
+
+
+_CURRENT = _Current()
+_LINKERS_LOCK = threading.Lock()
+
+
+def _dispatcher(key: tuple[str, str]) -> Callable[..., int]:
+    tls = _CURRENT
+
+    def call(*args: int) -> int:
+        return tls.shims[key](*args)
+
+    return call
+
+
+def _shared_link(engine: KernelEngine, module: wasmtime.Module, used: Mapping[str, list[str]],
+                 fast: bool | None) -> tuple[Any, Any]:
+    """(host-call layer, `InstancePre`) for ``module``: one `Linker` per engine and host-call
+    path, shared by every sandbox of that engine. Its functions dispatch through `_CURRENT`
+    (the table of the instance running on this thread), so they are defined once per engine
+    — only the imports no earlier sandbox needed are added."""
+    with _LINKERS_LOCK:
+        linkers = engine.__dict__.setdefault("_wasi_hw_linkers", {})
+        entry = linkers.get(fast)
+        if entry is None:
+            linker = wasmtime.Linker(engine.engine)
+            entry = linkers[fast] = (_host_calls(linker, fast), linker, set())
+        calls, linker, defined = entry
+        for mod, names in used.items():
+            table = bindings_for(mod).IMPORTS
+            for name in names:
+                if (mod, name) not in defined:
+                    params, results = table[name]
+                    calls.define(mod, name, params, results, _dispatcher((mod, name)))
+                    defined.add((mod, name))
+        try:
+            return calls, linker.instantiate_pre(module)
+        except wasmtime.WasmtimeError as err:
+            raise LoadError(f"cannot link: {err}") from None
 
 
 class _CheckedCalls:
@@ -206,7 +256,8 @@ class _CheckedCalls:
         ty = wasmtime.FuncType([_valtype(p) for p in params], [_valtype(r) for r in results])
         self.linker.define_func(module, name, ty, func)
 
-    def caller(self, store: wasmtime.Store, func: wasmtime.Func) -> Callable[[], Any]:
+    def caller(self, store: wasmtime.Store, func: wasmtime.Func,
+               sig: Any = None) -> Callable[[], Any]:
         return lambda: func(store)
 
 
@@ -237,14 +288,18 @@ class DriverInstance:
     """One running instance of a driver (its own Store, memory and handle tables)."""
 
     def __init__(self, sandbox: Sandbox, store: wasmtime.Store, instance: wasmtime.Instance,
-                 exports: Any, mem: Any, violations: Violations, guards: dict[str, Any]) -> None:
+                 exports: Any, mem: Any, violations: Violations, guards: dict[str, Any],
+                 shims: Mapping[tuple[str, str], Callable[..., int]] | None = None) -> None:
         self.sandbox = sandbox
         self.store = store
         self.instance = instance
         self.mem = mem
         self.violations = violations
         self.guards = guards
-        self._funcs = {n: sandbox._calls.caller(store, exports[n]) for n in ("init", "poll")}
+        # init and poll are () -> i32: checked when the sandbox was made
+        self._funcs = {n: sandbox._calls.caller(store, exports[n], _ENTRY_SIG)
+                       for n in ("init", "poll")}
+        self._shims = sandbox._shims if shims is None else shims
         self._busy = False
         self.last_call_s = 0.0
 
@@ -258,6 +313,8 @@ class DriverInstance:
         for guard in self.guards.values():
             guard.begin_call()
         self._busy = True
+        tls = _CURRENT
+        prev, tls.shims = tls.shims, self._shims
         t0 = time.perf_counter()
         try:
             return int(func())
@@ -271,6 +328,7 @@ class DriverInstance:
         except Exception as err:  # escaped a shim: still never a host crash
             raise DriverFault("host", f"{export}: {type(err).__name__}: {err}") from None
         finally:
+            tls.shims = prev
             self._busy = False
             self.last_call_s = time.perf_counter() - t0
 

@@ -40,6 +40,8 @@ class FakeProbe(_build.Probe):
         return list(self.globs)
 
 
+# both routes link drivers with a 64 KiB wasm stack instead of rustc's 1 MiB
+STACK = "-C link-arg=-zstack-size=65536"
 DEBIAN = {"/usr/bin/cargo", "/usr/bin/rustc", "/usr/lib/rustlib/src/rust/library/core"}
 
 
@@ -49,7 +51,7 @@ def test_rustup_with_the_wasm_target_builds_plainly():
         which={"cargo": "/home/u/.cargo/bin/cargo"}, files=DEBIAN))
     assert tc.route == "rustup"
     assert tc.cargo == "/home/u/.cargo/bin/cargo"
-    assert tc.env == {} and tc.args == ()
+    assert tc.env == {"CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS": STACK} and tc.args == ()
 
 
 def test_rustup_without_the_target_falls_back_to_debian_and_newest_wasm_ld():
@@ -60,7 +62,8 @@ def test_rustup_without_the_target_falls_back_to_debian_and_newest_wasm_ld():
     assert tc.route == "debian"
     assert tc.cargo == "/usr/bin/cargo"
     assert tc.env == {"RUSTC": "/usr/bin/rustc", "RUSTC_BOOTSTRAP": "1",
-                      "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER": "/usr/lib/llvm-22/bin/wasm-ld"}
+                      "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER": "/usr/lib/llvm-22/bin/wasm-ld",
+                      "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS": STACK}
     assert tc.args == ("-Zbuild-std=core,alloc",)
 
 
@@ -213,6 +216,9 @@ def test_real_build_matches_the_spec_and_the_driver_abi(built, name):
         assert tuple(str(t) for t in ftype.results) == results, (mod, fn)
     exports = {e.name: e.type for e in module.exports}
     assert isinstance(exports["memory"], wasmtime.MemoryType)
+    # linked with a 64 KiB stack (STACK_SIZE), not rustc's 1 MiB: stack + data fit in the
+    # 4 pages the manifests grant (a 1 MiB stack alone needs 16 pages)
+    assert exports["memory"].limits.min <= 4, exports["memory"].limits.min
     for fn in ("init", "poll"):
         assert [str(t) for t in exports[fn].params] == []
         assert [str(t) for t in exports[fn].results] == ["i32"]
@@ -229,3 +235,16 @@ def test_rebuild_copies_nothing_and_says_so(built, capsys):
     size = built["hello"].stat().st_size
     assert capsys.readouterr().out == f"build/wasm/hello.wasm  {size} bytes  (unchanged)\n"
     assert built["hello"].stat().st_mtime_ns == before
+
+
+def test_stack_flags_are_added_to_the_users_target_rustflags(tmp_path, monkeypatch):
+    ws = _workspace(tmp_path)
+    cargo = FakeCargo(ws)
+    var = "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS"
+    tc = _build.Toolchain("rustup", "cargo", env={var: STACK})
+    monkeypatch.setenv(var, "-C target-feature=+simd128")
+    _build.build(ws, toolchain=tc, run=cargo)
+    assert cargo.calls[0][1][var] == f"-C target-feature=+simd128 {STACK}"
+    monkeypatch.delenv(var)
+    _build.build(ws, toolchain=tc, run=cargo)
+    assert cargo.calls[1][1][var] == STACK

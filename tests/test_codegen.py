@@ -363,6 +363,22 @@ def test_driver_module_shims():
         def now_ns(self):
             return 2**40 + 5
 
+        def grant(self, region, grantee, rights):
+            self.seen.append(("grant", region.ptr, len(region), grantee, rights))
+            return 7
+
+        def revoke(self, grant):
+            self.seen.append(("revoke", grant))
+
+        def granted_len(self, grantor):
+            return 64
+
+        def granted_read(self, grantor, offset, buf):
+            self.seen.append(("granted_read", grantor, offset, buf.ptr, len(buf)))
+
+        def granted_write(self, grantor, offset, data):
+            self.seen.append(("granted_write", grantor, offset, data.ptr, len(data)))
+
     env = Env()
     g = Guest(_wasi_driver, env)
     g.poke(0, b"\xa1\x61t\x01")
@@ -376,6 +392,18 @@ def test_driver_module_shims():
     assert g.call("now_ns", 300) == 0 and g.peek(300, 8) == (2**40 + 5).to_bytes(8, "little")
     g.poke(10, b"nokey")
     assert g.call("config_get", 10, 5, 100, 16, 200) == _wasi_driver.ERRNO["other"]  # KeyError
+    # memory grants: regions stay regions (never copied by the shim), rights are flags
+    g.poke(10, b"lcd")
+    assert g.call("grant", 400, 32, 10, 3, 3, 200) == 0 and g.peek(200, 4) == (7).to_bytes(4, "little")
+    assert env.seen[-1] == ("grant", 400, 32, "lcd", _wasi_driver.GrantRights.READ | _wasi_driver.GrantRights.WRITE)
+    assert g.call("grant", 400, 32, 10, 3, 4, 200) == _wasi_driver.ERRNO["invalid_argument"]
+    assert g.call("revoke", -1) == 0 and env.seen[-1] == ("revoke", 0xFFFFFFFF)
+    assert g.call("granted_len", 10, 3, 200) == 0 and g.peek(200, 4) == (64).to_bytes(4, "little")
+    assert g.call("granted_read", 10, 3, 5, 500, 16) == 0
+    assert env.seen[-1] == ("granted_read", "lcd", 5, 500, 16)
+    assert g.call("granted_write", 10, 3, -2, 500, 16) == 0
+    assert env.seen[-1] == ("granted_write", "lcd", 0xFFFFFFFE, 500, 16)
+    assert _wasi_driver.ERRNO["access"] == 7 and _wasi_driver.ERRNO["bad_handle"] == 8
 
 
 # ---- generated Rust compiles to the lowered imports ----------------------------------------

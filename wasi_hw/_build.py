@@ -8,6 +8,14 @@ Contract:
   with ``RUSTC=/usr/bin/rustc``, ``RUSTC_BOOTSTRAP=1``, ``-Zbuild-std=core,alloc`` (std
   sources from ``rust-web-src``) and the newest ``/usr/lib/llvm-*/bin/wasm-ld`` as linker.
   Neither → `UserError` naming exactly what to install.
+- Both routes link with a 64 KiB wasm stack (`STACK_SIZE`, through
+  ``CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C link-arg=-zstack-size=65536"``, added
+  to any value of that variable already set) instead of rustc's 1 MiB default, so a
+  driver's linear memory is its stack + data (a few pages, not ≥ 17). The stack comes first
+  in memory (rustc's ``--stack-first``): an overflow runs below address 0 and traps, it
+  never corrupts data. A driver that needs more stack gets a trap in its tests, not silent
+  damage. (``RUSTFLAGS``, when set, overrides target rustflags in cargo: then the user
+  decides the stack size.)
 - `crates(root)` lists the workspace's crates: ``sdk-rust`` and every ``drivers/<dir>``
   with a ``Cargo.toml``. A crate's *name* is its directory name (``bme280``).
 - `build(root, names, release=...)` runs **one** cargo invocation for the requested crates
@@ -37,6 +45,7 @@ from ._errors import UserError
 
 __all__ = [
     "WASM_TARGET",
+    "STACK_SIZE",
     "Artifact",
     "BuildError",
     "Crate",
@@ -73,6 +82,9 @@ class Toolchain:
 
 
 _LINKER_VAR = "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"
+_RUSTFLAGS_VAR = "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS"
+STACK_SIZE = 64 * 1024   # bytes of wasm shadow stack every driver is linked with
+_STACK_FLAGS = f"-C link-arg=-zstack-size={STACK_SIZE}"
 
 
 class Probe:
@@ -116,7 +128,7 @@ def select_toolchain(probe: Probe | None = None) -> Toolchain:
     if targets is not None and WASM_TARGET in targets:
         cargo = probe.which("cargo")
         if cargo:
-            return Toolchain("rustup", cargo)
+            return Toolchain("rustup", cargo, env={_RUSTFLAGS_VAR: _STACK_FLAGS})
     missing = [p for p in ("/usr/bin/cargo", "/usr/bin/rustc") if not probe.exists(p)]
     if missing:
         have = "rustup without the wasm32 target" if targets is not None else "no rustup"
@@ -133,7 +145,8 @@ def select_toolchain(probe: Probe | None = None) -> Toolchain:
     return Toolchain(
         "debian",
         "/usr/bin/cargo",
-        env={"RUSTC": "/usr/bin/rustc", "RUSTC_BOOTSTRAP": "1", _LINKER_VAR: linker},
+        env={"RUSTC": "/usr/bin/rustc", "RUSTC_BOOTSTRAP": "1", _LINKER_VAR: linker,
+             _RUSTFLAGS_VAR: _STACK_FLAGS},
         args=("-Zbuild-std=core,alloc",),
     )
 
@@ -288,6 +301,8 @@ def build(
     for c in selected:
         cmd += ["-p", c.package]
     env = {**os.environ, **tc.env}
+    if os.environ.get(_RUSTFLAGS_VAR) and _RUSTFLAGS_VAR in tc.env:   # theirs, then ours
+        env[_RUSTFLAGS_VAR] = f"{os.environ[_RUSTFLAGS_VAR]} {tc.env[_RUSTFLAGS_VAR]}"
     try:
         proc = run(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=None, text=True, check=False)
     except OSError as err:

@@ -9,7 +9,10 @@ and ``bind(host, mem, fail)`` returning one straight-line shim per import. A shi
 the core integers through the `GuestMemory` (every region checked, out-pointers checked
 before the host runs), calls the host method bound once at ``bind`` time, lowers the
 result through the out-pointers and returns 0; any exception goes to ``fail(exc, name)``
-whose value it returns. Struct formats are precompiled ``struct.Struct`` objects.
+whose value it returns. A shim that touches guest memory pins the memory's base and size
+for the call (``mem.pin()`` … ``mem.unpin()`` in ``finally``: one read of them per host
+call, see `wasi_hw._memory`); the memory accessors are resolved once at ``bind`` time.
+Struct formats are precompiled ``struct.Struct`` objects.
 """
 
 from __future__ import annotations
@@ -400,9 +403,18 @@ class _Gen:
                 body.append(self.out_store(o.type, py_ident(o.core.name), f"_r[{j}]"))
         if abi.error is not None:
             body.append("return 0")
+        # memory accessors bound once in bind(); base/size pinned for the call's duration
+        pinned = any("mem" in b or "_check(" in b for b in body)
+        body = [b.replace("mem.read(", "_mread(").replace("mem.region(", "_mregion(")
+                 .replace("mem.write_struct(", "_mwrite_struct(").replace("mem.write(", "_mwrite(")
+                for b in body]
+        if pinned:
+            body.insert(0, "_pin()")
         lines += [f"            {b}" for b in body]
         lines += ["        except Exception as _exc:",
                   f"            return fail(_exc, {abi.name!r})"]
+        if pinned:
+            lines += ["        finally:", "            _unpin()"]
         return lines
 
     # ---- module -----------------------------------------------------------------
@@ -447,7 +459,10 @@ class _Gen:
                   "         fail: typing.Callable[[BaseException, str], int]"
                   ") -> dict[str, typing.Callable[..., int]]:",
                   f'    """One raw callable per `{m.name}` import, over ``host`` (a `{proto}`)."""',
-                  "    _check = mem.check")
+                  "    _check = mem.check",
+                  "    _pin, _unpin = mem.pin, mem.unpin",
+                  "    _mread, _mregion, _mwrite, _mwrite_struct = "
+                  "mem.read, mem.region, mem.write, mem.write_struct")
         for abi in self.abis:
             self.emit(f"    h_{py_ident(abi.name)} = _method(host, {abi.name!r})")
         for abi in self.abis:

@@ -5,10 +5,17 @@
 value) and checked — in exact integer arithmetic, so ``ptr + len`` cannot wrap — against
 the memory's *current* size; a region outside it raises `GuestFault`. Any single host-side
 copy or region larger than ``max_copy`` raises ``HwError("no_mem")`` (the guest's length
-never makes the host allocate beyond the driver's quota). The base address and size are
-re-read from wasmtime on every access, never cached across calls, since the guest may grow
-(and so move) its memory between host calls. Copies are one ``ctypes.memmove`` /
-``ctypes.string_at`` over the memory's base address. Multi-byte values are little-endian.
+never makes the host allocate beyond the driver's quota).
+
+The memory's size is never cached across host calls, since the guest may grow (and so move)
+its memory between them: a generated shim calls ``pin()`` when a host call starts and
+``unpin()`` when it ends, and every access in between uses the size read once by ``pin()``
+(the guest is suspended in its host call and cannot grow its memory meanwhile; host calls
+are not reentrant). Outside a pinned call every access re-reads the size from wasmtime. The
+base address is re-read whenever the size changed — a linear memory moves only when it
+grows, and it never shrinks — and copies go through a ``ctypes`` view over
+``[base, base + size)`` that is rebuilt at the same moment (slicing it is a single
+``memcpy``). Multi-byte values are little-endian.
 
 `GuestRegion` is a checked ``(ptr, len)`` window handed to host code: ``read()``,
 ``write(data, offset=0)``; it re-checks its bounds on each access. ``region.memory`` is the
@@ -32,8 +39,8 @@ __all__ = ["GuestMemory", "GuestRegion", "copy_between"]
 
 _MASK32 = 0xFFFFFFFF
 _U8, _U16, _U32, _U64 = (struct.Struct(f) for f in ("<B", "<H", "<I", "<Q"))
-_string_at = ctypes.string_at
 _memmove = ctypes.memmove
+_c_char = ctypes.c_char
 
 
 def _fast_accessors() -> tuple[Any, Any] | None:
@@ -57,41 +64,70 @@ _FAST = _fast_accessors()
 class GuestMemory:
     """Checked access to one instance's linear memory (see the module docstring)."""
 
-    __slots__ = ("_bounds", "_keep", "max_copy")
+    __slots__ = ("_size_of", "_base_of", "_keep", "max_copy", "_pinned", "_base", "_size",
+                 "_view", "_mv")
 
     def __init__(self, memory: Any, store: Any, *, max_copy: int) -> None:
         if max_copy < 0:
             raise ValueError("max_copy must be >= 0")
         self.max_copy = max_copy
         self._keep = (memory, store)  # the raw handles below point into these: keep them alive
-        self._bounds = self._make_bounds(memory, store)
+        self._size_of, self._base_of = self._make_accessors(memory, store)
+        self._pinned = False
+        self._base, self._size = 0, -1      # what the view below was built for
+        self._view: Any = None              # c_char array over [base, base + size)
+        self._mv: Any = None                # the same bytes as a writable memoryview
 
     @staticmethod
-    def _make_bounds(memory: Any, store: Any):
+    def _make_accessors(memory: Any, store: Any):
+        """(size(), base()) of the memory: wasmtime's C API directly where possible."""
         if _FAST is not None:
             try:
                 ctx = store._context()
                 ref = ctypes.byref(memory._memory)
                 data, size = _FAST
-                return lambda: (data(ctx, ref), size(ctx, ref))
+                return (lambda: size(ctx, ref)), (lambda: data(ctx, ref))
             except AttributeError:  # not a wasmtime Memory/Store: use the public API
                 pass
 
-        def bounds() -> tuple[int, int]:
-            return (ctypes.cast(memory.data_ptr(store), ctypes.c_void_p).value or 0,
-                    memory.data_len(store))
-        return bounds
+        def base() -> int:
+            return ctypes.cast(memory.data_ptr(store), ctypes.c_void_p).value or 0
+        return (lambda: memory.data_len(store)), base
+
+    def _sync(self) -> int:
+        """Re-read the size; base and view too when it changed. The current size."""
+        size = self._size_of()
+        if size != self._size:
+            base = self._base_of()
+            view = (_c_char * size).from_address(base)
+            self._view, self._mv = view, memoryview(view).cast("B")
+            self._base, self._size = base, size
+        return size
+
+    def pin(self) -> None:
+        """A host call starts: read the size (and, if it changed, the base) once for it."""
+        self._sync()
+        self._pinned = True
+
+    def unpin(self) -> None:
+        """The host call ended: the guest may grow its memory again; re-read per access."""
+        self._pinned = False
 
     # ---- checks -------------------------------------------------------------------
-    def _addr(self, ptr: int, n: int) -> int:
-        """The host address of guest ``[ptr, ptr + n)`` after the bounds check."""
+    def _span(self, ptr: int, n: int) -> int:
+        """``ptr`` as unsigned after checking guest ``[ptr, ptr + n)``; the view is current."""
         ptr &= _MASK32
         if n < 0:
             raise GuestFault(f"negative length {n} at 0x{ptr:x}")
-        base, size = self._bounds()
+        size = self._size if self._pinned else self._sync()
         if ptr + n > size:
             raise GuestFault(f"region 0x{ptr:x}+{n} is outside linear memory ({size} bytes)")
-        return base + ptr
+        return ptr
+
+    def _addr(self, ptr: int, n: int) -> int:
+        """The host address of guest ``[ptr, ptr + n)`` after the bounds check."""
+        ptr = self._span(ptr, n)
+        return self._base + ptr
 
     def _quota(self, n: int) -> None:
         if n > self.max_copy:
@@ -99,25 +135,27 @@ class GuestMemory:
 
     def size(self) -> int:
         """The current size of the memory in bytes."""
-        return self._bounds()[1]
+        return self._size if self._pinned else self._sync()
 
     def check(self, ptr: int, n: int) -> None:
         """Raise `GuestFault` unless ``[ptr, ptr + n)`` lies inside the memory."""
-        self._addr(ptr, n)
+        self._span(ptr, n)
 
     # ---- bytes ------------------------------------------------------------------
     def read(self, ptr: int, n: int) -> bytes:
         n &= _MASK32
-        addr = self._addr(ptr, n)
-        self._quota(n)
-        return _string_at(addr, n)
+        p = self._span(ptr, n)
+        if n > self.max_copy:
+            self._quota(n)
+        return self._view[p:p + n]
 
     def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
         n = len(data)
-        addr = self._addr(ptr, n)
-        self._quota(n)
+        p = self._span(ptr, n)
+        if n > self.max_copy:
+            self._quota(n)
         if n:
-            _memmove(addr, data if type(data) is bytes else bytes(data), n)
+            self._mv[p:p + n] = data if type(data) is bytes else bytes(data)
 
     def read_str(self, ptr: int, n: int) -> str:
         """Read ``n`` bytes of UTF-8; invalid UTF-8 → ``HwError("invalid_argument")``."""
@@ -130,45 +168,48 @@ class GuestMemory:
 
     def region(self, ptr: int, n: int, writable: bool = True) -> "GuestRegion":
         """A checked window of ``n`` bytes at ``ptr`` (``n`` within the copy quota)."""
-        ptr &= _MASK32
         n &= _MASK32
-        self._addr(ptr, n)
-        self._quota(n)
+        ptr = self._span(ptr, n)
+        if n > self.max_copy:
+            self._quota(n)
         return GuestRegion(self, ptr, n, writable)
 
     # ---- fixed-size values ------------------------------------------------------
     def read_u8(self, ptr: int) -> int:
-        return _string_at(self._addr(ptr, 1), 1)[0]
+        return self._mv[self._span(ptr, 1)]
 
     def read_u16(self, ptr: int) -> int:
-        return _U16.unpack(_string_at(self._addr(ptr, 2), 2))[0]
+        return _U16.unpack_from(self._mv, self._span(ptr, 2))[0]
 
     def read_u32(self, ptr: int) -> int:
-        return _U32.unpack(_string_at(self._addr(ptr, 4), 4))[0]
+        return _U32.unpack_from(self._mv, self._span(ptr, 4))[0]
 
     def read_u64(self, ptr: int) -> int:
-        return _U64.unpack(_string_at(self._addr(ptr, 8), 8))[0]
+        return _U64.unpack_from(self._mv, self._span(ptr, 8))[0]
 
     def write_u8(self, ptr: int, v: int) -> None:
-        _memmove(self._addr(ptr, 1), _U8.pack(v), 1)
+        self.write_struct(ptr, _U8, v)
 
     def write_u16(self, ptr: int, v: int) -> None:
-        _memmove(self._addr(ptr, 2), _U16.pack(v), 2)
+        self.write_struct(ptr, _U16, v)
 
     def write_u32(self, ptr: int, v: int) -> None:
-        _memmove(self._addr(ptr, 4), _U32.pack(v), 4)
+        self.write_struct(ptr, _U32, v)
 
     def write_u64(self, ptr: int, v: int) -> None:
-        _memmove(self._addr(ptr, 8), _U64.pack(v), 8)
+        self.write_struct(ptr, _U64, v)
 
     def read_struct(self, ptr: int, fmt: str | struct.Struct) -> tuple:
         """Unpack a little-endian ``struct`` format (give ``"<..."`` or a `struct.Struct`)."""
         s = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
-        return s.unpack(_string_at(self._addr(ptr, s.size), s.size))
+        return s.unpack_from(self._mv, self._span(ptr, s.size))
 
     def write_struct(self, ptr: int, fmt: str | struct.Struct, *values: Any) -> None:
         s = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
-        _memmove(self._addr(ptr, s.size), s.pack(*values), s.size)
+        p = self._span(ptr, s.size)
+        data = s.pack(*values)          # packed first: a bad value writes nothing
+        if data:
+            self._mv[p:p + s.size] = data
 
 
 def copy_between(src: GuestMemory, src_ptr: int, dst: GuestMemory, dst_ptr: int, n: int) -> None:
@@ -207,7 +248,9 @@ class GuestRegion:
 
     def read(self) -> bytes:
         """The region's current bytes (a copy)."""
-        return _string_at(self._mem._addr(self.ptr, self._len), self._len)
+        mem, n = self._mem, self._len
+        p = mem._span(self.ptr, n)
+        return mem._view[p:p + n]
 
     def write(self, data: bytes | bytearray | memoryview, offset: int = 0) -> None:
         """Copy ``data`` into the region at ``offset``; it must fit."""
@@ -217,5 +260,6 @@ class GuestRegion:
         if offset < 0 or offset + n > self._len:
             raise ValueError(f"{n} bytes at offset {offset} do not fit {self!r}")
         if n:
-            _memmove(self._mem._addr(self.ptr + offset, n),
-                     data if type(data) is bytes else bytes(data), n)
+            mem = self._mem
+            p = mem._span(self.ptr + offset, n)
+            mem._mv[p:p + n] = data if type(data) is bytes else bytes(data)

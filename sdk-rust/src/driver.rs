@@ -127,6 +127,11 @@ pub enum DriverError {
     NoMem,
     /// Any other failure (also: no host, on non-wasm targets).
     Other,
+    /// Denied: memory sharing not allowed between these drivers, no live grant, the grant
+    /// lacks the right, or the access leaves the granted region.
+    Access,
+    /// Not a live grant this driver instance made.
+    BadHandle,
     /// An errno value this SDK does not know.
     Unknown(u16),
 }
@@ -143,6 +148,8 @@ impl DriverError {
             raw::DRIVER_ERRNO_NOT_FOUND => Self::NotFound,
             raw::DRIVER_ERRNO_NO_MEM => Self::NoMem,
             raw::DRIVER_ERRNO_OTHER => Self::Other,
+            raw::DRIVER_ERRNO_ACCESS => Self::Access,
+            raw::DRIVER_ERRNO_BAD_HANDLE => Self::BadHandle,
             other => Self::Unknown(other),
         })
     }
@@ -156,6 +163,8 @@ impl DriverError {
             Self::NotFound => "not_found",
             Self::NoMem => "no_mem",
             Self::Other => "other",
+            Self::Access => "access",
+            Self::BadHandle => "bad_handle",
             Self::Unknown(_) => "unknown",
         }
     }
@@ -184,6 +193,8 @@ mod tests {
             (raw::DRIVER_ERRNO_NOT_FOUND, DriverError::NotFound),
             (raw::DRIVER_ERRNO_NO_MEM, DriverError::NoMem),
             (raw::DRIVER_ERRNO_OTHER, DriverError::Other),
+            (raw::DRIVER_ERRNO_ACCESS, DriverError::Access),
+            (raw::DRIVER_ERRNO_BAD_HANDLE, DriverError::BadHandle),
         ];
         for (errno, err) in cases {
             assert_eq!(DriverError::check(errno as i32), Err(err));

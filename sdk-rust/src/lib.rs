@@ -9,6 +9,8 @@
 //! - [`delay`]: [`delay::Delay`], implementing `embedded_hal::delay::DelayNs`.
 //! - [`usb`]: USB devices, interfaces and transfers.
 //! - [`report`]: [`report::Report`], the one way to hand a reading to the host (a CBOR map).
+//! - [`share`]: [`share::Grant`], sharing a region of this driver's memory with another
+//!   driver, and [`share::granted_read`]/[`share::granted_write`] for the receiving side.
 //! - [`log`], [`config`], [`inbox`], [`time`]: the rest of `wasi_driver`.
 //! - [`Driver`] and [`export_driver!`]: turn a type into the driver ABI's `init`/`poll` exports;
 //!   [`Error`] gathers the SDK's failures for `?`.
@@ -46,6 +48,7 @@ pub mod i2c;
 pub mod inbox;
 pub mod log;
 pub mod report;
+pub mod share;
 pub mod time;
 pub mod usb;
 

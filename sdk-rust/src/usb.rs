@@ -15,17 +15,22 @@
 //! - Direction mistakes (an OUT endpoint passed to `read_bulk`, an IN request type to
 //!   `write_control`) are caught here as [`Error::InvalidParam`] before any call is made.
 //! - [`hotplug_poll`] drains arrival/departure events without blocking.
+//! - [`open_configured`] (and its parts [`Wanted`], [`select_interface`],
+//!   [`DeviceHandle::configure_and_claim`]) finds the device a driver is configured for
+//!   (config `vid`, `pid`, `serial`), opens it and claims its interface.
 //!
 //! Every `usb_errno` maps to one [`Error`] variant; [`Error::BadDescriptor`] is the SDK's own
 //! (descriptor bytes that do not parse). Off wasm32 (native `cargo test`), the calls return
 //! [`Error::NotSupported`]; the parsing in [`descriptors`] works everywhere.
 
 pub mod descriptors;
+mod open;
 
 pub use descriptors::{
     ConfigDescriptor, DeviceDescriptor, Direction, EndpointDescriptor, InterfaceDescriptor,
     TransferType, Version,
 };
+pub use open::{open_configured, select_interface, step, OpenError, Opened, Selected, Wanted};
 
 /// A failed USB call: one variant per `usb_errno` case, plus `BadDescriptor`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from wasi_hw import UserError
-from wasi_hw._build import build, select_toolchain
 from wasi_hw.host import Read, SimI2cBackend
 from wasi_hw.host.devices import I2cDevice
 from wasi_hw.kernel import Backends, load_manifest, run_driver
@@ -35,12 +33,8 @@ class Counter(I2cDevice):
 
 
 @pytest.fixture(scope="module")
-def hello() -> Path:
-    try:
-        select_toolchain()
-    except UserError as err:
-        pytest.skip(f"no Rust toolchain: {err}")
-    return build(ROOT, ["hello"])[0].path
+def hello(build_drivers) -> Path:
+    return build_drivers("hello")["hello"]
 
 
 def manifest(tmp_path: Path, wasm: Path, address: int, ten_bit: bool, config: dict[str, str]):

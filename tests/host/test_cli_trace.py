@@ -7,8 +7,6 @@ from pathlib import Path
 import cbor2
 import pytest
 
-from wasi_hw import UserError
-from wasi_hw._build import build, select_toolchain
 from wasi_hw._cli import main
 from wasi_hw.host import read_trace
 
@@ -68,13 +66,8 @@ def test_record_and_replay_take_a_run(tmp_path, capsys, sub):
 
 
 @pytest.fixture(scope="module")
-def bme280_wasm() -> Path:
-    try:
-        select_toolchain()
-    except UserError as err:
-        pytest.skip(f"no Rust toolchain: {err}")
-    build(REPO, ["bme280"])
-    return REPO / "build/wasm/bme280.wasm"
+def bme280_wasm(build_drivers) -> Path:
+    return build_drivers("bme280")["bme280"]
 
 
 def test_record_then_replay_a_run(tmp_path, capsys, bme280_wasm):

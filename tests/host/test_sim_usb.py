@@ -2,16 +2,9 @@
 
 import pytest
 
-from wasi_hw import HwError
 from wasi_hw.host import RealClock, SimUsbBackend, VirtualClock
 from wasi_hw.host.usbdevices import EchoDevice, HidKeyboard, MassStorage
-from usb_testing import bot_command
-
-
-def kind(fn, *a):
-    with pytest.raises(HwError) as e:
-        fn(*a)
-    return e.value.kind
+from usb_testing import bot_command, kind
 
 
 @pytest.fixture

@@ -8,15 +8,9 @@ from wasi_hw import HwError
 from wasi_hw._bindings import _wasi_usb as abi
 from wasi_hw.host import SimUsbBackend, UsbHost
 from wasi_hw.host.usbdevices import EchoDevice, HidKeyboard, MassStorage
-from usb_testing import GuestMem, make_filter
+from usb_testing import GuestMem, kind, make_filter
 
 F = abi.FilterFlags
-
-
-def kind(fn, *a):
-    with pytest.raises(HwError) as e:
-        fn(*a)
-    return e.value.kind
 
 
 @pytest.fixture

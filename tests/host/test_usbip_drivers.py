@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from wasi_hw import UserError
 from wasi_hw.host import UsbipServer, UsbipUsbBackend
 from wasi_hw.host.usbdevices import EchoDevice
 
@@ -17,14 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def built() -> None:
-    from wasi_hw._build import build, select_toolchain
-
-    try:
-        select_toolchain()
-    except UserError as err:
-        pytest.skip(f"no Rust toolchain: {err}")
-    build(ROOT, ("usb-echo",))
+def built(build_drivers) -> None:
+    build_drivers("usb-echo")
 
 
 def test_echo_driver_follows_server_loss_and_restart(built, tmp_path):

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from usb_testing import GuestMem, IsoSource, bot_command, make_filter
+from usb_testing import GuestMem, IsoSource, bot_command, kind, make_filter
 from usbip_testing import ServerProcess, open_configured, usbip_backend
 
 from wasi_hw import HwError
@@ -26,12 +26,6 @@ def echo():
     with usbip_backend(EchoDevice(), EchoDevice("ECHO0002")) as (server, backend):
         info, handle = open_configured(backend)
         yield server, backend, handle
-
-
-def _kind(fn, *args) -> str:
-    with pytest.raises(HwError) as err:
-        fn(*args)
-    return err.value.kind
 
 
 def test_is_a_usb_backend():
@@ -57,11 +51,11 @@ def test_strings_and_configuration(echo):
     _server, b, h = echo
     assert b.string_descriptor(h, 2, 0) == "Echo"
     assert b.string_descriptor(h, 3, 0x0409) == "ECHO0001"
-    assert _kind(b.string_descriptor, h, 9, 0) == "pipe"
-    assert _kind(b.string_descriptor, h, 1, 0x0407) == "pipe"  # language not offered
+    assert kind(b.string_descriptor, h, 9, 0) == "pipe"
+    assert kind(b.string_descriptor, h, 1, 0x0407) == "pipe"  # language not offered
     assert b.get_configuration(h) == 1
-    assert _kind(b.set_configuration, h, 7) == "not_found"
-    assert _kind(b.set_configuration, h, 1) == "busy"  # interface 0 is claimed
+    assert kind(b.set_configuration, h, 7) == "not_found"
+    assert kind(b.set_configuration, h, 1) == "busy"  # interface 0 is claimed
 
 
 def test_control_in_out_and_stall_then_recovery(echo):
@@ -69,8 +63,8 @@ def test_control_in_out_and_stall_then_recovery(echo):
     assert b.control_out(h, 0x40, SET_BUFFER, 0, 0, b"hello", 500) == 5
     assert b.control_in(h, 0xC0, GET_BUFFER, 0, 0, 64, 500) == b"hello"
     assert b.control_in(h, 0xC0, GET_BUFFER, 0, 0, 2, 500) == b"he"
-    assert _kind(b.control_in, h, 0xC0, STALL, 0, 0, 1, 500) == "pipe"
-    assert _kind(b.control_out, h, 0x40, SET_BUFFER, 0, 0, bytes(300), 500) == "pipe"
+    assert kind(b.control_in, h, 0xC0, STALL, 0, 0, 1, 500) == "pipe"
+    assert kind(b.control_out, h, 0x40, SET_BUFFER, 0, 0, bytes(300), 500) == "pipe"
     assert b.control_in(h, 0xC0, GET_BUFFER, 0, 0, 64, 500) == b"hello"
 
 
@@ -98,7 +92,7 @@ def test_bulk_echo(echo, size):
 def test_in_without_data_times_out_then_next_transfer_works(echo):
     _server, b, h = echo
     t0 = time.monotonic()
-    assert _kind(b.bulk_in, h, 0x81, 64, 150) == "timeout"
+    assert kind(b.bulk_in, h, 0x81, 64, 150) == "timeout"
     assert 0.14 < time.monotonic() - t0 < 1.5
     assert b.bulk_out(h, 0x01, b"after", 500) == 5
     assert b.bulk_in(h, 0x81, 64, 500) == b"after"  # the unlinked URB took nothing
@@ -110,7 +104,7 @@ def test_interrupt_halt_and_clear_halt(echo):
     first = struct.unpack("<I", b.interrupt_in(h, 0x82, 8, 500))[0]
     assert struct.unpack("<I", b.interrupt_in(h, 0x82, 8, 500))[0] == first + 1
     b.control_out(h, 0x02, 0x03, 0, 0x82, b"", 500)  # SET_FEATURE(ENDPOINT_HALT)
-    assert _kind(b.interrupt_in, h, 0x82, 8, 500) == "pipe"
+    assert kind(b.interrupt_in, h, 0x82, 8, 500) == "pipe"
     b.clear_halt(h, 0x82)
     assert len(b.interrupt_in(h, 0x82, 8, 500)) == 4
 
@@ -119,18 +113,18 @@ def test_claims_alt_settings_and_handles(echo):
     _server, b, h = echo
     info = b.devices()[0]
     other = b.open(info.id)
-    assert _kind(b.claim_interface, other, 0) == "busy"
-    assert _kind(b.claim_interface, h, 5) == "not_found"
+    assert kind(b.claim_interface, other, 0) == "busy"
+    assert kind(b.claim_interface, h, 5) == "not_found"
     b.set_alt_setting(h, 0, 0)
-    assert _kind(b.set_alt_setting, h, 0, 3) == "not_found"
-    assert _kind(b.set_alt_setting, other, 0, 0) == "not_found"  # not claimed by it
+    assert kind(b.set_alt_setting, h, 0, 3) == "not_found"
+    assert kind(b.set_alt_setting, other, 0, 0) == "not_found"  # not claimed by it
     b.release_interface(h, 0)
-    assert _kind(b.release_interface, h, 0) == "not_found"
+    assert kind(b.release_interface, h, 0) == "not_found"
     b.claim_interface(other, 0)
     b.close(other)
     b.claim_interface(h, 0)  # released by close
-    assert _kind(b.detach_kernel_driver, h, 0) == "not_found"
-    assert _kind(b.get_configuration, object()) == "invalid_param"
+    assert kind(b.detach_kernel_driver, h, 0) == "not_found"
+    assert kind(b.get_configuration, object()) == "invalid_param"
 
 
 def test_reset_device_keeps_configuration_and_clears_device_state(echo):
@@ -145,8 +139,8 @@ def test_disconnect_gives_no_device_and_reimport_gets_new_id(echo):
     server, b, h = echo
     old = b.devices()[0].id
     server.disconnect("1-1")
-    assert _kind(b.bulk_in, h, 0x81, 64, 2000) == "no_device"
-    assert _kind(b.open, old) == "no_device"
+    assert kind(b.bulk_in, h, 0x81, 64, 2000) == "no_device"
+    assert kind(b.open, old) == "no_device"
     ids = [d.id for d in b.devices()]
     assert old not in ids and len(ids) == 2
     b.close(h)  # never raises for a gone device
@@ -157,7 +151,7 @@ def test_server_killed_mid_transfer_is_no_device_promptly():
         b = UsbipUsbBackend(srv.host, srv.port)
         _info, h = open_configured(b)
         result = []
-        t = threading.Thread(target=lambda: result.append(_kind(b.bulk_in, h, 0x81, 64, 20000)))
+        t = threading.Thread(target=lambda: result.append(kind(b.bulk_in, h, 0x81, 64, 20000)))
         t.start()
         time.sleep(0.2)
         t0 = time.monotonic()
@@ -174,7 +168,7 @@ def test_frozen_server_is_no_device_after_timeout_and_grace():
         _info, h = open_configured(b)
         srv.signal(signal.SIGSTOP)
         t0 = time.monotonic()
-        assert _kind(b.bulk_in, h, 0x81, 64, 200) == "no_device"  # no RET_UNLINK came
+        assert kind(b.bulk_in, h, 0x81, 64, 200) == "no_device"  # no RET_UNLINK came
         assert time.monotonic() - t0 < 1.5
         b.shutdown()
 
@@ -229,7 +223,7 @@ def test_mass_storage_disconnect_loses_no_acknowledged_write(tmp_path):
         assert b.bulk_out(h, 0x01, cbw, 1000) == 31
         b.bulk_out(h, 0x01, b"\xee" * 1024, 1000)
         srv.signal(signal.SIGKILL)
-        assert _kind(b.bulk_out, h, 0x01, b"\xee" * 1024, 1000) == "no_device"
+        assert kind(b.bulk_out, h, 0x01, b"\xee" * 1024, 1000) == "no_device"
         b.shutdown()
     with ServerProcess(f"msc:{img}") as srv:  # reconnect to the same image
         b = UsbipUsbBackend(srv.host, srv.port)
@@ -248,7 +242,7 @@ def test_hid_keyboard_reports_over_interrupt_in():
         b.control_out(h, 0x21, 0x0A, 0, 0, b"", 500)  # SET_IDLE(0): NAK when done
         reports = [b.interrupt_in(h, 0x81, 8, 500) for _ in range(4)]
         assert [r[2] for r in reports] == [0x0B, 0, 0x0C, 0]  # h, release, i, release
-        assert _kind(b.interrupt_in, h, 0x81, 8, 100) == "timeout"
+        assert kind(b.interrupt_in, h, 0x81, 8, 100) == "timeout"
         hid = b.control_in(h, 0x81, 0x06, 0x2200, 0, 256, 500)  # report descriptor
         assert hid[:2] == b"\x05\x01"
 
@@ -278,12 +272,12 @@ def test_usb_host_semantics_over_usbip_with_hotplug():
         assert buf.read()[:3] == b"abc"
         assert host.bulk_transfer(h, 0x01, g.region(4, b"ping"), 100) == 4
         assert host.bulk_transfer(h, 0x81, buf, 100) == 4 and buf.read()[:4] == b"ping"
-        assert _kind(host.bulk_transfer, h, 0x81, buf, 50) == "timeout"
-        assert _kind(host.control_transfer, h, 0xC0, STALL, 0, 0, g.region(1), 100) == "pipe"
+        assert kind(host.bulk_transfer, h, 0x81, buf, 50) == "timeout"
+        assert kind(host.control_transfer, h, 0xC0, STALL, 0, 0, g.region(1), 100) == "pipe"
         events = g.region(64)
         host.hotplug_poll(events)  # drain the initial arrivals, if any
         server.disconnect("1-1")
-        assert _kind(host.bulk_transfer, h, 0x81, buf, 100) == "no_device"
+        assert kind(host.bulk_transfer, h, 0x81, buf, 100) == "no_device"
         n = host.hotplug_poll(events)
         raw = events.read()
         kinds = [raw[i * 8] for i in range(n)]  # $hotplug_event: kind u8 @0, device u32 @4
@@ -300,13 +294,13 @@ def test_isochronous_packets_keep_their_lengths_and_statuses():
         assert server.model("1-1").received == [b"abcd", b"ef"]
 
 
-@pytest.mark.parametrize("errno_name, kind", [
+@pytest.mark.parametrize("errno_name, expected", [
     ("EPIPE", "pipe"), ("ENODEV", "no_device"), ("ESHUTDOWN", "no_device"),
     ("ETIMEDOUT", "timeout"), ("EOVERFLOW", "overflow"), ("EPROTO", "io"),
     ("EILSEQ", "io"), ("EREMOTEIO", "io"), ("ECONNRESET", "interrupted"),
     ("EINVAL", "invalid_param"), (None, "other"),
 ])
-def test_ret_submit_status_maps_to_usb_errno_kind(echo, monkeypatch, errno_name, kind):
+def test_ret_submit_status_maps_to_usb_errno_kind(echo, monkeypatch, errno_name, expected):
     from wasi_hw.host import _usbip_proto as proto
     from wasi_hw.host import _usbip_server
 
@@ -320,7 +314,7 @@ def test_ret_submit_status_maps_to_usb_errno_kind(echo, monkeypatch, errno_name,
 
     monkeypatch.setattr(_usbip_server._Session, "_step", step)
     _server, b, h = echo
-    assert _kind(b.bulk_in, h, 0x81, 64, 500) == kind
+    assert kind(b.bulk_in, h, 0x81, 64, 500) == expected
     assert b.control_in(h, 0xC0, GET_QUEUED, 0, 0, 2, 500) == b"\0\0"  # still in step
 
 
@@ -337,5 +331,5 @@ def test_reply_longer_than_requested_is_overflow(echo, monkeypatch):
 
     monkeypatch.setattr(_usbip_server._Session, "_step", step)
     _server, b, h = echo
-    assert _kind(b.bulk_in, h, 0x81, 8, 500) == "overflow"
+    assert kind(b.bulk_in, h, 0x81, 8, 500) == "overflow"
     assert b.control_in(h, 0xC0, GET_QUEUED, 0, 0, 2, 500) == b"\0\0"

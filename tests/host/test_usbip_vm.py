@@ -100,9 +100,7 @@ def test_linux_vhci_attaches_and_drives_our_devices():
     script = f"""
 set -e
 modprobe vhci-hcd
-modprobe usbhid  # no udev in the guest: load the class drivers by hand
-modprobe usb-storage
-modprobe sd_mod
+modprobe -a usbhid usb-storage sd_mod  # no udev in the guest: class drivers by hand
 export IMG=/tmp/disk.img
 {py} -m wasi_hw._cli usbip serve --port 3240 --device echo --device hid:hi \\
     --device msc:$IMG --msc-size 4M > /tmp/serve.log 2>&1 &

@@ -5,19 +5,28 @@ a model with isochronous endpoints.
 `GuestMem` — a wasmtime `Memory` wrapped in the project's real `GuestMemory`; ``region(n)``
 allocates a fresh `GuestRegion` (bump allocator), ``out(region)`` reads it back.
 `bot_command(backend, handle, cb, ...)` — one CBW / data / CSW exchange.
+`kind(fn, *args)` — the error kind of the `HwError` that ``fn(*args)`` must raise.
 """
 
 from __future__ import annotations
 
 import struct
 
+import pytest
 import wasmtime
 
+from wasi_hw import HwError
 from wasi_hw._memory import GuestMemory
 from wasi_hw.host.usbdevices import (ISOCHRONOUS, Configuration, DeviceDescriptor, Endpoint,
                                      Interface, Stall, UsbDeviceModel)
 
-__all__ = ["GuestMem", "bot_command", "make_filter", "IsoSource"]
+__all__ = ["GuestMem", "bot_command", "make_filter", "IsoSource", "kind"]
+
+
+def kind(fn, *args) -> str:
+    with pytest.raises(HwError) as err:
+        fn(*args)
+    return err.value.kind
 
 
 class GuestMem:

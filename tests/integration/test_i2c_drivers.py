@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
-from wasi_hw import UserError
-from wasi_hw._build import build, select_toolchain
 from wasi_hw._cli import main
 from wasi_hw.host import SimI2cBackend
 from wasi_hw.host.devices import Bme280, Pcf8574Hd44780, Sht3x, Tmp102
@@ -29,17 +28,8 @@ SENSORS = DRIVERS[:3]
 
 
 @pytest.fixture(scope="module")
-def built() -> None:
-    try:
-        select_toolchain()
-    except UserError as err:
-        pytest.skip(f"no Rust toolchain: {err}")
-    build(ROOT, DRIVERS)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("aot")
+def built(build_drivers) -> None:
+    build_drivers(*DRIVERS)
 
 
 def sim(address: int, model) -> SimI2cBackend:
@@ -90,11 +80,26 @@ def test_sht3x_matches_reference(built, cache, t, h):
     assert result.readings[-1]["humidity_pct"] == pytest.approx(h, abs=0.01)
 
 
-def test_tmp102_reads_model_temperature(built, cache):
-    result = run("tmp102", sim(0x48, Tmp102(31.25)), cache, polls=3)
-    assert result.state == "running" and result.errors == 0 and not result.audit
-    # 12-bit format, 0.0625 °C steps; after the first conversion the reading is exact
-    assert result.readings[-1]["temperature_c"] == 31.25
+@pytest.mark.parametrize("extended", [False, True])
+def test_tmp102_first_poll_reads_model_temperature(built, cache, extended):
+    """The chip's temperature register reads 0 until its first conversion (26 ms) ends: the
+    driver must wait for it, so even the first poll reports the model's temperature. The
+    model is powered up (attached) only once the module is compiled and linked, so the
+    kernel's real-time catch-up cannot finish the conversion for the driver."""
+    backend = SimI2cBackend(["i2c-1"])
+    m = load_manifest(ROOT / "drivers" / "tmp102" / "manifest.toml")
+    m = dataclasses.replace(m, poll_interval_ms=20,
+                            config=MappingProxyType({**m.config, "extended": str(extended).lower()}))
+    events = []
+    with Kernel(Backends(i2c=backend), on_event=events.append, cache_dir=cache) as kernel:
+        kernel.add(m)
+        chip = backend.attach("i2c-1", 0x48, Tmp102(31.25))   # power-up: conversion starts
+        kernel.run(rounds=3)
+    readings = [e.data for e in events if e.kind == "report"]
+    assert not [e for e in events if e.kind == "error"], events
+    assert chip.extended is extended
+    # 12/13-bit format, 0.0625 °C steps: 31.25 is exact from the first conversion on
+    assert [r["temperature_c"] for r in readings] == [31.25] * 3
 
 
 @pytest.mark.parametrize("name", SENSORS)
@@ -119,6 +124,33 @@ def test_denied_address_is_access_and_audited(built, cache):
     assert "access" in logs, logs
 
 
+class RealTimeSim(SimI2cBackend):
+    """A simulated bus whose delays take real time, as on hardware (the kernel's deadline
+    is wall-clock time)."""
+
+    def delay_ns(self, ns: int) -> None:
+        time.sleep(ns / 1e9)
+        super().delay_ns(ns)
+
+
+def test_bme280_slowest_measurement_fits_the_manifest_deadline(built, cache):
+    """16x oversampling of temperature, pressure and humidity: a forced measurement takes up
+    to 112.8 ms (datasheet 9.1), waited inside one poll — in real time it must fit the
+    manifest's deadline, or the driver is stopped and quarantined on real hardware."""
+    backend = RealTimeSim(["i2c-1"])
+    backend.attach("i2c-1", 0x76, Bme280(24.0))
+    m = load_manifest(ROOT / "drivers" / "bme280" / "manifest.toml")
+    slowest = {"osrs_t": "16", "osrs_p": "16", "osrs_h": "16"}
+    result = run_driver(dataclasses.replace(m, config=MappingProxyType({**m.config, **slowest}),
+                                            poll_interval_ms=20),
+                        Backends(i2c=backend), polls=2, cache_dir=cache)
+    # (with 100 ms the host refuses the wait as longer than the deadline: "Chip(Busy)")
+    logs = [e.data for e in result.events if e.kind in ("log", "error")]
+    assert result.faults == result.errors == 0 and result.state == "running", logs
+    assert len(result.readings) == 2
+    assert result.readings[-1]["temperature_c"] == pytest.approx(24.0, abs=0.02)
+
+
 def test_config_selects_address(built, cache):
     m = load_manifest(ROOT / "drivers" / "bme280" / "manifest.toml")
     grant = I2cGrant("i2c-1", frozenset({0x77}), registers=m.i2c[0].registers, write_pairs=True)
@@ -139,13 +171,18 @@ def test_cli_run_prints_readings(built, capsys, tmp_path, monkeypatch):
 
 
 def test_lcd_shows_exactly_the_configured_text(built, cache):
+    """What the display shows (the model decoding its A00 character ROM) is what the driver
+    reports it shows — the degree sign included (A00 code 0xDF)."""
     lcd = Pcf8574Hd44780()
     m = load_manifest(ROOT / "drivers" / "hd44780" / "manifest.toml")
     result = run("hd44780", sim(0x27, lcd), cache, polls=1,
-                 config=MappingProxyType({**m.config, "text": "Hello, wasi-hw!\nT=21.5C ok"}))
+                 config=MappingProxyType({**m.config, "text": "Hello, wasi-hw!\nT=21.5°C ok"}))
     assert result.state == "running" and not result.audit
-    assert lcd.lines() == ["Hello, wasi-hw! ", "T=21.5C ok      "]
-    assert result.readings[0] == {"line1": "Hello, wasi-hw!", "line2": "T=21.5C ok"}
+    assert lcd.lines() == ["Hello, wasi-hw! ", "T=21.5°C ok     "]
+    assert lcd.ddram[0x40 + 6] == 0xDF                  # the byte on the wire: A00's degree
+    assert result.readings[0] == {"line1": "Hello, wasi-hw!", "line2": "T=21.5°C ok"}
+    assert [line.rstrip() for line in lcd.lines()] == [result.readings[0]["line1"],
+                                                       result.readings[0]["line2"]]
     assert lcd.lost == 0
 
 

@@ -16,8 +16,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "host"))
 
 from umockdev_i2c import EmulatedI2cDev, available  # noqa: E402
-from wasi_hw import UserError  # noqa: E402
-from wasi_hw._build import build, select_toolchain  # noqa: E402
 from wasi_hw.host import RealClock, SimI2cBackend  # noqa: E402
 from wasi_hw.host.devices import Bme280  # noqa: E402
 
@@ -25,16 +23,11 @@ CLI = "from wasi_hw._cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
 @pytest.fixture(scope="module")
-def wasm() -> Path:
+def wasm(build_drivers) -> Path:
     reason = available()
     if reason:
         pytest.skip(reason)
-    try:
-        select_toolchain()
-    except UserError as err:
-        pytest.skip(f"no Rust toolchain: {err}")
-    build(ROOT, ["bme280"])
-    return ROOT / "build" / "wasm" / "bme280.wasm"
+    return build_drivers("bme280")["bme280"]
 
 
 def test_run_on_real_i2c_dev_abi(wasm, tmp_path):

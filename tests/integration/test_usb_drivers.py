@@ -21,8 +21,6 @@ from types import MappingProxyType
 
 import pytest
 
-from wasi_hw import UserError
-from wasi_hw._build import build, select_toolchain
 from wasi_hw.host import SimUsbBackend, UsbipServer, UsbipUsbBackend
 from wasi_hw.host.usbdevices import EchoDevice
 from wasi_hw.kernel import Backends, Kernel, load_manifest, run_driver
@@ -32,17 +30,8 @@ DRIVERS = ("usb-echo", "hid-keyboard", "msc")
 
 
 @pytest.fixture(scope="module")
-def built() -> None:
-    try:
-        select_toolchain()
-    except UserError as err:
-        pytest.skip(f"no Rust toolchain: {err}")
-    build(ROOT, DRIVERS)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("aot")
+def built(build_drivers) -> None:
+    build_drivers(*DRIVERS)
 
 
 def manifest(name: str, **config: str):

@@ -237,7 +237,7 @@ def test_grant_of_a_region_outside_memory_is_a_fault(pair):
     assert grant(pair, ptr=0, n=4097) == NO_MEM                     # above limits.max_transfer
     assert audit(pair, "sensor") == [("wasi_driver.grant", "fault")] * 2
     assert pair.grants.grants() == []
-    assert pair.slots["sensor"].violations.faults == 2
+    assert pair.slots["sensor"].instance.violations.faults == 2
 
 
 # -- lifecycle ---------------------------------------------------------------------------

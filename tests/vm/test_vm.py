@@ -125,6 +125,10 @@ pwd
 echo "$GREETING"
 touch {probe} && echo "guest wrote the probe"
 mkdir -p /lib/modules/extra && echo "root is writable"
+while read -r _ mnt type _; do
+  case $mnt in /proc|/sys|/dev|/dev/pts|/dev/shm|/tmp|/run) echo "mount $mnt $type";; esac
+done < /proc/mounts
+test -c /dev/null && test -r /proc/self/status && test -d /sys/class && echo "kernel interfaces"
 exit 7
 """
     result = run_in_vm(script, 90, env={"GREETING": "hello 'quoted' world"})
@@ -134,6 +138,11 @@ exit 7
     assert lines[2].endswith("-amd64") and lines[3] == str(Path.cwd())
     assert lines[4] == "hello 'quoted' world"
     assert "guest wrote the probe" in lines and "root is writable" in lines
+    # the chroot has the kernel's interfaces (no udev, see vm.py), /tmp and /run its own
+    assert sorted(line for line in lines if line.startswith("mount ")) == [
+        "mount /dev devtmpfs", "mount /dev/pts devpts", "mount /dev/shm tmpfs",
+        "mount /proc proc", "mount /run tmpfs", "mount /sys sysfs", "mount /tmp tmpfs"]
+    assert "kernel interfaces" in lines
     assert not probe.exists()  # the guest's writes land in its tmpfs overlay only
     assert "@@WASI-HW-VM" not in result.output and "@@WASI-HW-VM-EXIT 7@@" in result.console
 

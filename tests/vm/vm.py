@@ -24,16 +24,27 @@ How a run works (contract):
 - **Guest** — ``/init`` mounts the host's ``/`` read-only over 9p, puts a tmpfs-backed
   overlay on top (the guest may write anywhere; nothing reaches the host), links the cached
   module tree at ``/lib/modules``, brings ``lo`` up, chroots, ``cd``\\s to the caller's
-  working directory and runs the script with ``/bin/sh``. Its stdout and stderr go to the
-  serial console between two marker lines; the exit code follows in the second marker,
-  then the guest powers off.
+  working directory and runs the script with ``/bin/sh``. Inside the chroot ``/proc``
+  (proc), ``/sys`` (sysfs) and ``/dev`` (devtmpfs, with ``/dev/pts`` and ``/dev/shm``) are
+  mounted afresh and ``/tmp`` and ``/run`` are fresh tmpfs.
+  Its stdout and stderr go to the serial console between two marker lines; the exit code
+  follows in the second marker, then the guest powers off.
 - **QEMU** — ``qemu-system-x86_64 -M q35 -accel tcg -nographic`` (``ACCEL=kvm`` selects KVM),
-  ``-no-reboot``, one CPU, ``$WASI_HW_VM_MEM`` MiB (default 1024), a hard wall-clock timeout
+  the host root exported with ``-virtfs …,multidevs=remap`` (without it the roots of the
+  host's separate filesystems — ``/proc``, ``/sys``, … — share one 9p inode number, so the
+  guest sees those directories as one: a ``proc`` mounted on ``/proc`` also appeared at
+  ``/sys`` and the other way round), ``-no-reboot``, one CPU, ``$WASI_HW_VM_MEM`` MiB (default 1024), a hard wall-clock timeout
   after which QEMU is killed and `VmError` raised.
 
 Inside the guest: ``WASI_HW_IN_VM=1``, ``WASI_HW_REPO`` (this checkout), ``HOME=/tmp``,
 ``PYTHONDONTWRITEBYTECODE=1``, plus the ``env`` given; the network has only ``lo`` (a
 USB/IP server and ``usbip attach`` meet on 127.0.0.1); modules load with ``modprobe``.
+
+No udev runs in the guest. devtmpfs still creates the device nodes (``/dev/i2c-N``,
+``/dev/bus/usb/BBB/DDD``, ``/dev/sdX``), but nothing loads a class driver when a device
+appears: a script that needs one loads it by hand before attaching the device, e.g.
+``modprobe -a usbhid usb-storage sd_mod`` (without ``-a`` modprobe takes one module and
+reads the other words as its parameters).
 
 Errors: `VmUnavailable` (one line) when the tier cannot run on this machine — a missing
 tool, no kernel package, QEMU failing to start; tests skip with that line. `VmError` when
@@ -339,7 +350,9 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 root /h
 mount -t tmpfs -o size=75% tmpfs /rw && mkdir /rw/upper /rw/work
 mount -t overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work overlay /newroot \
     || die "cannot mount the overlay"
-for d in proc sys dev; do mount --move /$d /newroot/$d; done
+mount -t proc proc /newroot/proc || die "cannot mount /proc in the guest root"
+mount -t sysfs sysfs /newroot/sys || die "cannot mount /sys in the guest root"
+mount -t devtmpfs devtmpfs /newroot/dev || die "cannot mount /dev in the guest root"
 mount -t tmpfs tmpfs /newroot/tmp
 mount -t tmpfs tmpfs /newroot/run
 mkdir -p /newroot/dev/pts /newroot/dev/shm
@@ -408,7 +421,7 @@ def _qemu_argv(kernel: Kernel, initrd: Path) -> list[str]:
         "-nographic", "-nodefaults", "-no-reboot", "-monitor", "none", "-serial", "stdio",
         "-net", "none",
         "-kernel", str(kernel.vmlinux), "-initrd", str(initrd), "-append", cmdline,
-        "-virtfs", "local,path=/,mount_tag=root,security_model=none,readonly=on",
+        "-virtfs", "local,path=/,mount_tag=root,security_model=none,readonly=on,multidevs=remap",
     ]  # fmt: skip
 
 

@@ -218,6 +218,8 @@ def bind(host: typing.Any, mem: GuestMemory,
          fail: typing.Callable[[BaseException, str], int]) -> dict[str, typing.Callable[..., int]]:
     """One raw callable per `wasi_driver` import, over ``host`` (a `WasiDriver`)."""
     _check = mem.check
+    _pin, _unpin = mem.pin, mem.unpin
+    _mread, _mregion, _mwrite, _mwrite_struct = mem.read, mem.region, mem.write, mem.write_struct
     h_report = _method(host, 'report')
     h_log = _method(host, 'log')
     h_config_get = _method(host, 'config_get')
@@ -231,62 +233,80 @@ def bind(host: typing.Any, mem: GuestMemory,
 
     def report(data, data_len):
         try:
-            a_data = mem.read(data, data_len)
+            _pin()
+            a_data = _mread(data, data_len)
             h_report(a_data)
             return 0
         except Exception as _exc:
             return fail(_exc, 'report')
+        finally:
+            _unpin()
 
     def log(level, message_ptr, message_len):
         try:
+            _pin()
             a_level = _lift_log_level(level & 0xFFFFFFFF)
-            a_message = _utf8(mem.read(message_ptr, message_len))
+            a_message = _utf8(_mread(message_ptr, message_len))
             h_log(a_level, a_message)
             return 0
         except Exception as _exc:
             return fail(_exc, 'log')
+        finally:
+            _unpin()
 
     def config_get(key_ptr, key_len, buf, buf_len, ret):
         try:
+            _pin()
             _check(ret, 4)
-            a_key = _utf8(mem.read(key_ptr, key_len))
-            a_buf = mem.region(buf, buf_len)
+            a_key = _utf8(_mread(key_ptr, key_len))
+            a_buf = _mregion(buf, buf_len)
             _r = h_config_get(a_key, a_buf)
-            mem.write_struct(ret, _S0, _r)
+            _mwrite_struct(ret, _S0, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'config_get')
+        finally:
+            _unpin()
 
     def inbox(buf, buf_len, ret):
         try:
+            _pin()
             _check(ret, 4)
-            a_buf = mem.region(buf, buf_len)
+            a_buf = _mregion(buf, buf_len)
             _r = h_inbox(a_buf)
-            mem.write_struct(ret, _S0, _r)
+            _mwrite_struct(ret, _S0, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'inbox')
+        finally:
+            _unpin()
 
     def now_ns(ret):
         try:
+            _pin()
             _check(ret, 8)
             _r = h_now_ns()
-            mem.write_struct(ret, _S1, _r)
+            _mwrite_struct(ret, _S1, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'now_ns')
+        finally:
+            _unpin()
 
     def grant(region, region_len, grantee_ptr, grantee_len, rights, ret):
         try:
+            _pin()
             _check(ret, 4)
-            a_region = mem.region(region, region_len)
-            a_grantee = _utf8(mem.read(grantee_ptr, grantee_len))
+            a_region = _mregion(region, region_len)
+            a_grantee = _utf8(_mread(grantee_ptr, grantee_len))
             a_rights = _lift_grant_rights(rights & 0xFFFFFFFF)
             _r = h_grant(a_region, a_grantee, a_rights)
-            mem.write_struct(ret, _S0, _r)
+            _mwrite_struct(ret, _S0, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'grant')
+        finally:
+            _unpin()
 
     def revoke(grant):
         try:
@@ -298,33 +318,42 @@ def bind(host: typing.Any, mem: GuestMemory,
 
     def granted_len(grantor_ptr, grantor_len, ret):
         try:
+            _pin()
             _check(ret, 4)
-            a_grantor = _utf8(mem.read(grantor_ptr, grantor_len))
+            a_grantor = _utf8(_mread(grantor_ptr, grantor_len))
             _r = h_granted_len(a_grantor)
-            mem.write_struct(ret, _S0, _r)
+            _mwrite_struct(ret, _S0, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'granted_len')
+        finally:
+            _unpin()
 
     def granted_read(grantor_ptr, grantor_len, offset, buf, buf_len):
         try:
-            a_grantor = _utf8(mem.read(grantor_ptr, grantor_len))
+            _pin()
+            a_grantor = _utf8(_mread(grantor_ptr, grantor_len))
             offset &= 0xFFFFFFFF
-            a_buf = mem.region(buf, buf_len)
+            a_buf = _mregion(buf, buf_len)
             h_granted_read(a_grantor, offset, a_buf)
             return 0
         except Exception as _exc:
             return fail(_exc, 'granted_read')
+        finally:
+            _unpin()
 
     def granted_write(grantor_ptr, grantor_len, offset, data, data_len):
         try:
-            a_grantor = _utf8(mem.read(grantor_ptr, grantor_len))
+            _pin()
+            a_grantor = _utf8(_mread(grantor_ptr, grantor_len))
             offset &= 0xFFFFFFFF
-            a_data = mem.region(data, data_len)
+            a_data = _mregion(data, data_len)
             h_granted_write(a_grantor, offset, a_data)
             return 0
         except Exception as _exc:
             return fail(_exc, 'granted_write')
+        finally:
+            _unpin()
 
     return {
         'report': report,

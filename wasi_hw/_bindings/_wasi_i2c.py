@@ -214,6 +214,8 @@ def bind(host: typing.Any, mem: GuestMemory,
          fail: typing.Callable[[BaseException, str], int]) -> dict[str, typing.Callable[..., int]]:
     """One raw callable per `wasi_i2c` import, over ``host`` (a `WasiI2c`)."""
     _check = mem.check
+    _pin, _unpin = mem.pin, mem.unpin
+    _mread, _mregion, _mwrite, _mwrite_struct = mem.read, mem.region, mem.write, mem.write_struct
     h_open = _method(host, 'open')
     h_close = _method(host, 'close')
     h_transaction = _method(host, 'transaction')
@@ -224,13 +226,16 @@ def bind(host: typing.Any, mem: GuestMemory,
 
     def open(name_ptr, name_len, ret):
         try:
+            _pin()
             _check(ret, 4)
-            a_name = _utf8(mem.read(name_ptr, name_len))
+            a_name = _utf8(_mread(name_ptr, name_len))
             _r = h_open(a_name)
-            mem.write_struct(ret, _S1, _r)
+            _mwrite_struct(ret, _S1, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'open')
+        finally:
+            _unpin()
 
     def close(bus):
         try:
@@ -242,6 +247,7 @@ def bind(host: typing.Any, mem: GuestMemory,
 
     def transaction(bus, address, mode, operations_ptr, operations_len):
         try:
+            _pin()
             bus &= 0xFFFFFFFF
             address &= 0xFFFFFFFF
             if not 0 <= address <= 65535:
@@ -252,46 +258,57 @@ def bind(host: typing.Any, mem: GuestMemory,
             return 0
         except Exception as _exc:
             return fail(_exc, 'transaction')
+        finally:
+            _unpin()
 
     def read(bus, address, mode, buf, buf_len):
         try:
+            _pin()
             bus &= 0xFFFFFFFF
             address &= 0xFFFFFFFF
             if not 0 <= address <= 65535:
                 raise HwError('invalid_argument', f"address: {address} is out of range for u16")
             a_mode = _lift_address_mode(mode & 0xFFFFFFFF)
-            a_buf = mem.region(buf, buf_len)
+            a_buf = _mregion(buf, buf_len)
             h_read(bus, address, a_mode, a_buf)
             return 0
         except Exception as _exc:
             return fail(_exc, 'read')
+        finally:
+            _unpin()
 
     def write(bus, address, mode, data, data_len):
         try:
+            _pin()
             bus &= 0xFFFFFFFF
             address &= 0xFFFFFFFF
             if not 0 <= address <= 65535:
                 raise HwError('invalid_argument', f"address: {address} is out of range for u16")
             a_mode = _lift_address_mode(mode & 0xFFFFFFFF)
-            a_data = mem.read(data, data_len)
+            a_data = _mread(data, data_len)
             h_write(bus, address, a_mode, a_data)
             return 0
         except Exception as _exc:
             return fail(_exc, 'write')
+        finally:
+            _unpin()
 
     def write_read(bus, address, mode, data, data_len, buf, buf_len):
         try:
+            _pin()
             bus &= 0xFFFFFFFF
             address &= 0xFFFFFFFF
             if not 0 <= address <= 65535:
                 raise HwError('invalid_argument', f"address: {address} is out of range for u16")
             a_mode = _lift_address_mode(mode & 0xFFFFFFFF)
-            a_data = mem.read(data, data_len)
-            a_buf = mem.region(buf, buf_len)
+            a_data = _mread(data, data_len)
+            a_buf = _mregion(buf, buf_len)
             h_write_read(bus, address, a_mode, a_data, a_buf)
             return 0
         except Exception as _exc:
             return fail(_exc, 'write_read')
+        finally:
+            _unpin()
 
     def delay_ns(ns):
         try:

@@ -403,6 +403,8 @@ def bind(host: typing.Any, mem: GuestMemory,
          fail: typing.Callable[[BaseException, str], int]) -> dict[str, typing.Callable[..., int]]:
     """One raw callable per `wasi_usb` import, over ``host`` (a `WasiUsb`)."""
     _check = mem.check
+    _pin, _unpin = mem.pin, mem.unpin
+    _mread, _mregion, _mwrite, _mwrite_struct = mem.read, mem.region, mem.write, mem.write_struct
     h_list_devices = _method(host, 'list_devices')
     h_device_info = _method(host, 'device_info')
     h_port_path = _method(host, 'port_path')
@@ -427,70 +429,88 @@ def bind(host: typing.Any, mem: GuestMemory,
 
     def list_devices(filter, devices, devices_len, ret):
         try:
+            _pin()
             _check(ret, 4)
-            a_filter = _lift_filter(mem, mem.read(filter, 16), 0)
-            a_devices = mem.region(devices, (devices_len & 0xFFFFFFFF) * 4)
+            a_filter = _lift_filter(mem, _mread(filter, 16), 0)
+            a_devices = _mregion(devices, (devices_len & 0xFFFFFFFF) * 4)
             _r = h_list_devices(a_filter, a_devices)
-            mem.write_struct(ret, _S4, _r)
+            _mwrite_struct(ret, _S4, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'list_devices')
+        finally:
+            _unpin()
 
     def device_info(device, ret):
         try:
+            _pin()
             _check(ret, 12)
             device &= 0xFFFFFFFF
             _r = h_device_info(device)
-            mem.write(ret, _r.pack())
+            _mwrite(ret, _r.pack())
             return 0
         except Exception as _exc:
             return fail(_exc, 'device_info')
+        finally:
+            _unpin()
 
     def port_path(device, buf, buf_len, ret):
         try:
+            _pin()
             _check(ret, 4)
             device &= 0xFFFFFFFF
-            a_buf = mem.region(buf, buf_len)
+            a_buf = _mregion(buf, buf_len)
             _r = h_port_path(device, a_buf)
-            mem.write_struct(ret, _S4, _r)
+            _mwrite_struct(ret, _S4, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'port_path')
+        finally:
+            _unpin()
 
     def device_descriptor(device, buf, buf_len, ret):
         try:
+            _pin()
             _check(ret, 4)
             device &= 0xFFFFFFFF
-            a_buf = mem.region(buf, buf_len)
+            a_buf = _mregion(buf, buf_len)
             _r = h_device_descriptor(device, a_buf)
-            mem.write_struct(ret, _S4, _r)
+            _mwrite_struct(ret, _S4, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'device_descriptor')
+        finally:
+            _unpin()
 
     def config_descriptor(device, index, buf, buf_len, ret):
         try:
+            _pin()
             _check(ret, 4)
             device &= 0xFFFFFFFF
             index &= 0xFFFFFFFF
             if not 0 <= index <= 255:
                 raise HwError('invalid_param', f"index: {index} is out of range for u8")
-            a_buf = mem.region(buf, buf_len)
+            a_buf = _mregion(buf, buf_len)
             _r = h_config_descriptor(device, index, a_buf)
-            mem.write_struct(ret, _S4, _r)
+            _mwrite_struct(ret, _S4, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'config_descriptor')
+        finally:
+            _unpin()
 
     def open(device, ret):
         try:
+            _pin()
             _check(ret, 4)
             device &= 0xFFFFFFFF
             _r = h_open(device)
-            mem.write_struct(ret, _S4, _r)
+            _mwrite_struct(ret, _S4, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'open')
+        finally:
+            _unpin()
 
     def close(handle):
         try:
@@ -502,6 +522,7 @@ def bind(host: typing.Any, mem: GuestMemory,
 
     def string_descriptor(handle, index, langid, buf, buf_len, ret):
         try:
+            _pin()
             _check(ret, 4)
             handle &= 0xFFFFFFFF
             index &= 0xFFFFFFFF
@@ -510,22 +531,27 @@ def bind(host: typing.Any, mem: GuestMemory,
             langid &= 0xFFFFFFFF
             if not 0 <= langid <= 65535:
                 raise HwError('invalid_param', f"langid: {langid} is out of range for u16")
-            a_buf = mem.region(buf, buf_len)
+            a_buf = _mregion(buf, buf_len)
             _r = h_string_descriptor(handle, index, langid, a_buf)
-            mem.write_struct(ret, _S4, _r)
+            _mwrite_struct(ret, _S4, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'string_descriptor')
+        finally:
+            _unpin()
 
     def get_configuration(handle, ret):
         try:
+            _pin()
             _check(ret, 1)
             handle &= 0xFFFFFFFF
             _r = h_get_configuration(handle)
-            mem.write_struct(ret, _S5, _r)
+            _mwrite_struct(ret, _S5, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'get_configuration')
+        finally:
+            _unpin()
 
     def set_configuration(handle, value):
         try:
@@ -587,6 +613,7 @@ def bind(host: typing.Any, mem: GuestMemory,
 
     def control_transfer(handle, request_type, request, value, index, data, data_len, timeout, ret):
         try:
+            _pin()
             _check(ret, 4)
             handle &= 0xFFFFFFFF
             request_type &= 0xFFFFFFFF
@@ -601,59 +628,70 @@ def bind(host: typing.Any, mem: GuestMemory,
             index &= 0xFFFFFFFF
             if not 0 <= index <= 65535:
                 raise HwError('invalid_param', f"index: {index} is out of range for u16")
-            a_data = mem.region(data, data_len)
+            a_data = _mregion(data, data_len)
             timeout &= 0xFFFFFFFF
             _r = h_control_transfer(handle, request_type, request, value, index, a_data, timeout)
-            mem.write_struct(ret, _S4, _r)
+            _mwrite_struct(ret, _S4, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'control_transfer')
+        finally:
+            _unpin()
 
     def bulk_transfer(handle, endpoint, data, data_len, timeout, ret):
         try:
+            _pin()
             _check(ret, 4)
             handle &= 0xFFFFFFFF
             endpoint &= 0xFFFFFFFF
             if not 0 <= endpoint <= 255:
                 raise HwError('invalid_param', f"endpoint: {endpoint} is out of range for u8")
-            a_data = mem.region(data, data_len)
+            a_data = _mregion(data, data_len)
             timeout &= 0xFFFFFFFF
             _r = h_bulk_transfer(handle, endpoint, a_data, timeout)
-            mem.write_struct(ret, _S4, _r)
+            _mwrite_struct(ret, _S4, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'bulk_transfer')
+        finally:
+            _unpin()
 
     def interrupt_transfer(handle, endpoint, data, data_len, timeout, ret):
         try:
+            _pin()
             _check(ret, 4)
             handle &= 0xFFFFFFFF
             endpoint &= 0xFFFFFFFF
             if not 0 <= endpoint <= 255:
                 raise HwError('invalid_param', f"endpoint: {endpoint} is out of range for u8")
-            a_data = mem.region(data, data_len)
+            a_data = _mregion(data, data_len)
             timeout &= 0xFFFFFFFF
             _r = h_interrupt_transfer(handle, endpoint, a_data, timeout)
-            mem.write_struct(ret, _S4, _r)
+            _mwrite_struct(ret, _S4, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'interrupt_transfer')
+        finally:
+            _unpin()
 
     def iso_transfer(handle, endpoint, data, data_len, packets, packets_len, timeout, ret):
         try:
+            _pin()
             _check(ret, 4)
             handle &= 0xFFFFFFFF
             endpoint &= 0xFFFFFFFF
             if not 0 <= endpoint <= 255:
                 raise HwError('invalid_param', f"endpoint: {endpoint} is out of range for u8")
-            a_data = mem.region(data, data_len)
-            a_packets = mem.region(packets, (packets_len & 0xFFFFFFFF) * 12)
+            a_data = _mregion(data, data_len)
+            a_packets = _mregion(packets, (packets_len & 0xFFFFFFFF) * 12)
             timeout &= 0xFFFFFFFF
             _r = h_iso_transfer(handle, endpoint, a_data, a_packets, timeout)
-            mem.write_struct(ret, _S4, _r)
+            _mwrite_struct(ret, _S4, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'iso_transfer')
+        finally:
+            _unpin()
 
     def clear_halt(handle, endpoint):
         try:
@@ -676,13 +714,16 @@ def bind(host: typing.Any, mem: GuestMemory,
 
     def hotplug_poll(events, events_len, ret):
         try:
+            _pin()
             _check(ret, 4)
-            a_events = mem.region(events, (events_len & 0xFFFFFFFF) * 8)
+            a_events = _mregion(events, (events_len & 0xFFFFFFFF) * 8)
             _r = h_hotplug_poll(a_events)
-            mem.write_struct(ret, _S4, _r)
+            _mwrite_struct(ret, _S4, _r)
             return 0
         except Exception as _exc:
             return fail(_exc, 'hotplug_poll')
+        finally:
+            _unpin()
 
     return {
         'list_devices': list_devices,

@@ -1,9 +1,9 @@
 //! `hid-keyboard`: a HID boot-protocol keyboard (default 1209:0002) read over interrupt IN.
 //!
-//! `init` finds the device (config `vid`, `pid`), finds the boot keyboard interface
-//! (class 3, subclass 1, protocol 1) with its HID descriptor and interrupt IN endpoint,
-//! selects the configuration, detaches a kernel driver where the host has one, claims the
-//! interface and sends, on the wire: SET_PROTOCOL(boot) `21 0B 0000 iface 0000`,
+//! `init` finds the device (config `vid`, `pid`, optional `serial`) and its boot keyboard
+//! interface (class 3, subclass 1, protocol 1) with its HID descriptor and interrupt IN
+//! endpoint, selects the configuration, detaches a kernel driver where the host has one and
+//! claims the interface ([`usb::open_configured`]), then sends, on the wire: SET_PROTOCOL(boot) `21 0B 0000 iface 0000`,
 //! SET_IDLE(0: report only on change) `21 0A 0000 iface 0000`, then GET_PROTOCOL
 //! `A1 03 0000 iface 0001` and checks the answer is 0 (boot).
 //! Each `poll` reads up to `max_reports` (default 64) 8-byte interrupt IN reports, each with
@@ -16,7 +16,7 @@ pub mod batch;
 pub mod boot;
 
 use wasi_hw_sdk::config::{self, ConfigError};
-use wasi_hw_sdk::usb::{self, descriptors::{class, descriptor_type}, request, DeviceHandle, Direction, Filter, TransferType};
+use wasi_hw_sdk::usb::{self, descriptors::{class, descriptor_type}, request, step, DeviceHandle, Direction, TransferType};
 use wasi_hw_sdk::{debug, info, report, DriverError};
 
 use batch::{Batch, MAX_ENCODED, MAX_EVENTS_PER_REPORT};
@@ -42,15 +42,7 @@ pub enum Error {
     Encode,
 }
 
-impl From<ConfigError> for Error {
-    fn from(e: ConfigError) -> Self {
-        Error::Config(e)
-    }
-}
-
-fn step<T>(what: &'static str, r: usb::Result<T>) -> Result<T, Error> {
-    r.map_err(|e| Error::Usb(what, e))
-}
+wasi_hw_sdk::impl_usb_open_errors!(Error);
 
 pub struct HidKeyboard {
     handle: DeviceHandle,
@@ -73,38 +65,23 @@ impl wasi_hw_sdk::Driver for HidKeyboard {
     type Error = Error;
 
     fn init() -> Result<Self, Error> {
-        let vid = config::u16_or("vid", 0x1209)?;
-        let pid = config::u16_or("pid", 0x0002)?;
         let timeout_ms = config::u32_or("timeout_ms", 50)?;
         let max_reports = config::u32_or("max_reports", 64)?;
 
-        let list = step("list_devices", usb::DeviceList::<4>::new(&Filter::new().vendor_id(vid).product_id(pid)))?;
-        let device = list.get(0).ok_or(Error::NotFound { vid, pid })?;
-        let mut cfg_buf = [0u8; 256];
-        let cfg = step("config_descriptor", device.config_descriptor(0, &mut cfg_buf))?;
-        let iface = cfg
-            .interfaces()
-            .find(|i| (i.class(), i.subclass(), i.protocol()) == (class::HID, 1, 1))
-            .ok_or(Error::NotAKeyboard("no HID boot keyboard interface (3/1/1)"))?;
-        if !iface.descriptors().any(|d| d.descriptor_type == descriptor_type::HID) {
-            return Err(Error::NotAKeyboard("interface has no HID descriptor"));
-        }
-        let ep = iface
-            .find_endpoint(Direction::In, TransferType::Interrupt)
-            .ok_or(Error::NotAKeyboard("no interrupt IN endpoint"))?;
-        let (number, cfg_value) = (iface.number(), cfg.value());
-
-        let handle = step("open", device.open())?;
-        if step("get_configuration", handle.active_configuration())? != cfg_value {
-            step("set_configuration", handle.set_active_configuration(cfg_value))?;
-        }
-        // Where a kernel driver (usbhid) owns the interface it must let go first; hosts
-        // without kernel drivers answer not_supported / not_found.
-        match handle.detach_kernel_driver(number) {
-            Ok(()) | Err(usb::Error::NotSupported | usb::Error::NotFound) => {}
-            Err(e) => debug!("detach_kernel_driver({}): {}", number, e),
-        }
-        step("claim_interface", handle.claim_interface(number))?;
+        let opened = usb::open_configured(0x1209, 0x0002, |cfg| -> Result<_, Error> {
+            let iface = cfg
+                .interfaces()
+                .find(|i| (i.class(), i.subclass(), i.protocol()) == (class::HID, 1, 1))
+                .ok_or(Error::NotAKeyboard("no HID boot keyboard interface (3/1/1)"))?;
+            if !iface.descriptors().any(|d| d.descriptor_type == descriptor_type::HID) {
+                return Err(Error::NotAKeyboard("interface has no HID descriptor"));
+            }
+            let ep = iface
+                .find_endpoint(Direction::In, TransferType::Interrupt)
+                .ok_or(Error::NotAKeyboard("no interrupt IN endpoint"))?;
+            Ok((iface.number(), ep))
+        })?;
+        let usb::Opened { wanted: usb::Wanted { vid, pid, .. }, handle, interface: number, kept: ep } = opened;
 
         let out = request::request_type(false, request::TYPE_CLASS, request::RECIPIENT_INTERFACE);
         let inn = request::request_type(true, request::TYPE_CLASS, request::RECIPIENT_INTERFACE);

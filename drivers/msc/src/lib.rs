@@ -1,8 +1,9 @@
 //! `msc`: a USB mass-storage device (default 1209:0003), SCSI over Bulk-Only Transport.
 //!
-//! `init` finds the device (config `vid`, `pid`), its mass-storage interface (class 8,
-//! subclass 6 SCSI transparent, protocol 0x50 BOT) and bulk endpoints; selects the
-//! configuration, claims the interface, asks GET MAX LUN (`A1 FE 0000 iface 0001`; a STALL
+//! `init` finds the device (config `vid`, `pid`, optional `serial`), its mass-storage
+//! interface (class 8, subclass 6 SCSI transparent, protocol 0x50 BOT) and bulk endpoints;
+//! selects the configuration, detaches a kernel driver where the host has one and claims the
+//! interface ([`usb::open_configured`]); asks GET MAX LUN (`A1 FE 0000 iface 0001`; a STALL
 //! means LUN 0 only), then INQUIRY, TEST UNIT READY (retried while the sense is UNIT
 //! ATTENTION / NOT READY) and READ CAPACITY(10).
 //! Each `poll` writes one pattern of `count` blocks (default 1) at `lba` (default 1) with
@@ -18,8 +19,8 @@ pub mod scsi;
 
 use wasi_hw_sdk::config::{self, ConfigError};
 use wasi_hw_sdk::report::Report;
-use wasi_hw_sdk::usb::{self, descriptors::class, request, DeviceHandle, Direction, Filter, TransferType};
-use wasi_hw_sdk::{debug, info, DriverError, FmtBuf};
+use wasi_hw_sdk::usb::{self, descriptors::class, request, DeviceHandle, Direction, TransferType};
+use wasi_hw_sdk::{info, DriverError, FmtBuf};
 
 use bot::{Bot, Transport};
 use scsi::{sense_key, Capacity, Scsi, ScsiError, Sense, ASC_LBA_OUT_OF_RANGE};
@@ -46,15 +47,7 @@ pub enum Error {
     Report(DriverError),
 }
 
-impl From<ConfigError> for Error {
-    fn from(e: ConfigError) -> Self {
-        Error::Config(e)
-    }
-}
-
-fn step<T>(what: &'static str, r: usb::Result<T>) -> Result<T, Error> {
-    r.map_err(|e| Error::Usb(what, e))
-}
+wasi_hw_sdk::impl_usb_open_errors!(Error);
 
 /// The claimed BOT interface of an open device.
 pub struct Pipes {
@@ -149,33 +142,20 @@ impl wasi_hw_sdk::Driver for Msc {
     type Error = Error;
 
     fn init() -> Result<Self, Error> {
-        let vid = config::u16_or("vid", 0x1209)?;
-        let pid = config::u16_or("pid", 0x0003)?;
         let timeout_ms = config::u32_or("timeout_ms", 2000)?;
         let lba = config::u32_or("lba", 1)?;
         let count = config::u16_or("count", 1)?;
 
-        let list = step("list_devices", usb::DeviceList::<4>::new(&Filter::new().vendor_id(vid).product_id(pid)))?;
-        let device = list.get(0).ok_or(Error::NotFound { vid, pid })?;
-        let mut cfg_buf = [0u8; 256];
-        let cfg = step("config_descriptor", device.config_descriptor(0, &mut cfg_buf))?;
-        let iface = cfg
-            .interfaces()
-            .find(|i| (i.class(), i.subclass(), i.protocol()) == (class::MASS_STORAGE, 0x06, 0x50))
-            .ok_or(Error::NotMassStorage("no SCSI/Bulk-Only interface (8/6/0x50)"))?;
-        let ep_in = iface.find_endpoint(Direction::In, TransferType::Bulk).ok_or(Error::NotMassStorage("no bulk IN"))?;
-        let ep_out = iface.find_endpoint(Direction::Out, TransferType::Bulk).ok_or(Error::NotMassStorage("no bulk OUT"))?;
-        let (number, cfg_value) = (iface.number(), cfg.value());
-
-        let handle = step("open", device.open())?;
-        if step("get_configuration", handle.active_configuration())? != cfg_value {
-            step("set_configuration", handle.set_active_configuration(cfg_value))?;
-        }
-        match handle.detach_kernel_driver(number) {
-            Ok(()) | Err(usb::Error::NotSupported | usb::Error::NotFound) => {}
-            Err(e) => debug!("detach_kernel_driver({}): {}", number, e),
-        }
-        step("claim_interface", handle.claim_interface(number))?;
+        let opened = usb::open_configured(0x1209, 0x0003, |cfg| -> Result<_, Error> {
+            let iface = cfg
+                .interfaces()
+                .find(|i| (i.class(), i.subclass(), i.protocol()) == (class::MASS_STORAGE, 0x06, 0x50))
+                .ok_or(Error::NotMassStorage("no SCSI/Bulk-Only interface (8/6/0x50)"))?;
+            let ep_in = iface.find_endpoint(Direction::In, TransferType::Bulk).ok_or(Error::NotMassStorage("no bulk IN"))?;
+            let ep_out = iface.find_endpoint(Direction::Out, TransferType::Bulk).ok_or(Error::NotMassStorage("no bulk OUT"))?;
+            Ok((iface.number(), (ep_in, ep_out)))
+        })?;
+        let usb::Opened { wanted: usb::Wanted { vid, pid, .. }, handle, interface: number, kept: (ep_in, ep_out) } = opened;
 
         let rt = request::request_type(true, request::TYPE_CLASS, request::RECIPIENT_INTERFACE);
         let mut max_lun = [0u8; 1];

@@ -19,7 +19,7 @@ pub mod echo;
 
 use wasi_hw_sdk::config::{self, ConfigError};
 use wasi_hw_sdk::report::Report;
-use wasi_hw_sdk::usb::{self, descriptors::class, request, Device, DeviceHandle, Filter, HotplugKind, Speed};
+use wasi_hw_sdk::usb::{self, descriptors::class, request, step, Device, DeviceHandle, HotplugKind, Speed, Wanted};
 use wasi_hw_sdk::{info, warn, DriverError, FmtBuf};
 
 use echo::{Cycle, EchoPort, Endpoints, Failure, Totals};
@@ -37,15 +37,7 @@ pub enum Error {
     Report(DriverError),
 }
 
-impl From<ConfigError> for Error {
-    fn from(e: ConfigError) -> Self {
-        Error::Config(e)
-    }
-}
-
-fn step<T>(what: &'static str, r: usb::Result<T>) -> Result<T, Error> {
-    r.map_err(|e| Error::Usb(what, e))
-}
+wasi_hw_sdk::impl_usb_open_errors!(Error);
 
 /// The opened echo device.
 pub struct Port {
@@ -74,14 +66,6 @@ impl EchoPort for Port {
     }
 }
 
-/// What identifies the wanted device.
-struct Wanted {
-    vid: u16,
-    pid: u16,
-    serial: Option<FmtBuf<64>>,
-    timeout_ms: u32,
-}
-
 /// An opened echo device and what was learnt about it.
 struct Connection {
     device: Device,
@@ -101,63 +85,48 @@ fn speed_name(s: Speed) -> &'static str {
     }
 }
 
-impl Wanted {
-    fn filter(&self) -> Filter<'_> {
-        let f = Filter::new().vendor_id(self.vid).product_id(self.pid);
-        match &self.serial {
-            Some(s) => f.serial(s.as_str()),
-            None => f,
-        }
+/// Check `device` is the echo device `wanted` names and open it ready for cycles (transfers
+/// bounded by `timeout_ms`).
+fn connect(wanted: &Wanted, timeout_ms: u32, device: Device) -> Result<Connection, Error> {
+    let (vid, pid) = (wanted.vid, wanted.pid);
+    let info = step("device_info", device.info())?;
+    let port_path = step("port_path", device.port_path())?;
+    let dd = step("device_descriptor", device.device_descriptor())?;
+    if (dd.vendor_id, dd.product_id) != (vid, pid) || (info.vendor_id, info.product_id) != (vid, pid) {
+        return Err(Error::UnexpectedDevice("device descriptor ids differ from the listing"));
     }
-
-    /// Check `device` is the echo device and open it ready for cycles.
-    fn open(&self, device: Device) -> Result<Connection, Error> {
-        let info = step("device_info", device.info())?;
-        let port_path = step("port_path", device.port_path())?;
-        let dd = step("device_descriptor", device.device_descriptor())?;
-        if (dd.vendor_id, dd.product_id) != (self.vid, self.pid) || (info.vendor_id, info.product_id) != (self.vid, self.pid) {
-            return Err(Error::UnexpectedDevice("device descriptor ids differ from the listing"));
-        }
-        if dd.num_configurations == 0 {
-            return Err(Error::UnexpectedDevice("no configurations"));
-        }
-        let mut cfg_buf = [0u8; 256];
-        let cfg = step("config_descriptor", device.config_descriptor(0, &mut cfg_buf))?;
+    if dd.num_configurations == 0 {
+        return Err(Error::UnexpectedDevice("no configurations"));
+    }
+    let (selected, endpoints) = usb::select_interface(device, |cfg| -> Result<_, Error> {
         let iface = cfg
             .interfaces()
             .find(|i| i.class() == class::VENDOR_SPECIFIC)
             .ok_or(Error::UnexpectedDevice("no vendor-specific interface"))?;
         let endpoints = Endpoints::find(&iface).ok_or(Error::UnexpectedDevice("missing bulk/interrupt endpoint"))?;
-        let (iface_number, cfg_value) = (iface.number(), cfg.value());
+        Ok((iface.number(), endpoints))
+    })?;
 
-        let handle = step("open", device.open())?;
-        let mut text = [0u8; 64];
-        let product = FmtBuf::<32>::format(format_args!("{}", step("product string", handle.read_string(dd.product_index, &mut text))?));
-        let serial = FmtBuf::format(format_args!("{}", step("serial string", handle.read_string(dd.serial_number_index, &mut text))?));
-        if let Some(s) = &self.serial {
-            if serial.as_str() != s.as_str() {
-                return Err(Error::UnexpectedDevice("serial string differs from the filter"));
-            }
+    let handle = step("open", device.open())?;
+    let mut text = [0u8; 64];
+    let product = FmtBuf::<32>::format(format_args!("{}", step("product string", handle.read_string(dd.product_index, &mut text))?));
+    let serial = FmtBuf::format(format_args!("{}", step("serial string", handle.read_string(dd.serial_number_index, &mut text))?));
+    if let Some(s) = wanted.serial() {
+        if serial.as_str() != s {
+            return Err(Error::UnexpectedDevice("serial string differs from the filter"));
         }
-        if step("get_configuration", handle.active_configuration())? != cfg_value {
-            step("set_configuration", handle.set_active_configuration(cfg_value))?;
-        }
-        step("claim_interface", handle.claim_interface(iface_number))?;
-        info!(
-            "echo device {:04x}:{:04x} {} serial {} at bus {} address {} ({} speed)",
-            self.vid, self.pid, product.as_str(), serial.as_str(), info.bus_number, info.address, speed_name(info.speed)
-        );
-        Ok(Connection {
-            device,
-            port: Port { handle, endpoints, timeout_ms: self.timeout_ms },
-            serial,
-            port_path,
-        })
     }
+    handle.configure_and_claim(selected, false)?;
+    info!(
+        "echo device {:04x}:{:04x} {} serial {} at bus {} address {} ({} speed)",
+        vid, pid, product.as_str(), serial.as_str(), info.bus_number, info.address, speed_name(info.speed)
+    );
+    Ok(Connection { device, port: Port { handle, endpoints, timeout_ms }, serial, port_path })
 }
 
 pub struct UsbEcho {
     wanted: Wanted,
+    timeout_ms: u32,
     conn: Option<Connection>,
     totals: Totals,
     arrivals: u32,
@@ -201,7 +170,7 @@ impl UsbEcho {
                     // only granted devices are visible; check it is one we want
                     let list = step("list_devices", usb::DeviceList::<8>::new(&self.wanted.filter()))?;
                     if list.iter().any(|d| d == ev.device) {
-                        self.conn = Some(self.wanted.open(ev.device)?);
+                        self.conn = Some(connect(&self.wanted, self.timeout_ms, ev.device)?);
                         self.arrivals += 1;
                         self.totals.counter = None; // a new device counts from its own start
                     }
@@ -217,17 +186,10 @@ impl wasi_hw_sdk::Driver for UsbEcho {
     type Error = Error;
 
     fn init() -> Result<Self, Error> {
-        let vid = config::u16_or("vid", 0x1209)?;
-        let pid = config::u16_or("pid", 0x0001)?;
+        let wanted = Wanted::from_config(0x1209, 0x0001)?;
         let timeout_ms = config::u32_or("timeout_ms", 1000)?;
-        let mut serial_buf = [0u8; 64];
-        let serial = config::get("serial", &mut serial_buf)?.map(|s| FmtBuf::format(format_args!("{s}")));
-        let wanted = Wanted { vid, pid, serial, timeout_ms };
-
-        let list = step("list_devices", usb::DeviceList::<4>::new(&wanted.filter()))?;
-        let device = list.get(0).ok_or(Error::NotFound { vid, pid })?;
-        let conn = wanted.open(device)?;
-        Ok(Self { wanted, conn: Some(conn), totals: Totals::default(), arrivals: 0, departures: 0, resets: 0 })
+        let conn = connect(&wanted, timeout_ms, wanted.find()?)?;
+        Ok(Self { wanted, timeout_ms, conn: Some(conn), totals: Totals::default(), arrivals: 0, departures: 0, resets: 0 })
     }
 
     fn poll(&mut self) -> Result<(), Error> {

@@ -1,0 +1,12 @@
+"""Fixtures shared by the end-to-end driver tests: one AoT cache directory per module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("aot")
