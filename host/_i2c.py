@@ -232,7 +232,7 @@ class I2cHost:
 
 
 # Operations are immutable, so the common ones are made once and shared between calls
-# (bounded: reads up to 256 bytes, writes of at most 2 bytes — register pointers and pairs).
+# (bounded: reads up to 256 bytes, writes of at most 4 bytes — register pointers and pairs).
 _READS: dict[int, Read] = {}
 _WRITES: dict[bytes, Write] = {}
 _TEN_BIT = {AddressMode.SEVEN_BIT: False, AddressMode.TEN_BIT: True}  # ints 0 / 1 hash alike
@@ -253,6 +253,6 @@ def _write_op(data: Any) -> Write:
     op = _WRITES.get(data)
     if op is None:
         op = Write(data)
-        if len(data) <= 2 and len(_WRITES) < 4096:
+        if len(data) <= 4 and len(_WRITES) < 4096:
             _WRITES[data] = op
     return op

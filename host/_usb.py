@@ -24,6 +24,10 @@ called transfer type (``invalid_param``) and in an interface this handle claimed
 (``not_found``). Every length is checked against ``max_transfer`` (``no_mem``) before the
 host reads or allocates anything; control transfers are also limited by wLength
 (``invalid_param`` above 65535). ``timeout`` 0 means ``default_timeout_ms``.
+The endpoint checks pass once per (handle, transfer type, endpoint) and are remembered until
+the handle's configuration, alternate settings or claims change, so a repeated transfer costs
+a quota check, the backend call and, for IN, one copy of the bytes the backend returned
+straight into guest memory (no intermediate buffer).
 Isochronous: packet *i* occupies its own slot of ``packets[i].length`` bytes in ``data``
 (a short packet is not compacted), and each packet's actual length and status are
 written back to the packet table.

@@ -17,6 +17,8 @@ I2C rules:
   is unknown is denied. A Write of the pointer alone needs the pointer inside some range.
   With ``write_pairs`` (chips such as the BME280, whose multi-byte writes are register/value
   pairs) every even-indexed byte of a Write is a register that needs a "w" range.
+  The grant is resolved once per handle at `open` (grants are frozen) and its register ranges
+  precomputed as sets and run lengths; every call is still checked in full.
 - `delay_ns` is ``invalid_argument`` when the delays of one call into the guest would add up
   to more than the per-call deadline (a driver cannot park the kernel; counted in requested
   time, so simulated and real buses behave the same).
@@ -27,7 +29,9 @@ is granted (`list_devices` shows only those), `claim_interface`/`release_interfa
 endpoints (endpoint 0 is always allowed), `reset_device` / `detach_kernel_driver` /
 `set_configuration` only with the matching operation grant, transfer lengths at most
 `limits.max_transfer`, at most `limits.open_handles` devices open, transfer timeouts at most
-the per-call deadline. Control transfers: SET_ADDRESS is always denied, a standard
+the per-call deadline (an endpoint's grant is checked once per open handle — grants are
+frozen and a handle names one device for its life — and remembered until the handle is
+closed). Control transfers: SET_ADDRESS is always denied, a standard
 SET_CONFIGURATION needs the set_configuration grant, interface- and endpoint-recipient
 requests need that interface / endpoint granted.
 

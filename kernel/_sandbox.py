@@ -99,48 +99,41 @@ class Sandbox:
         self.module = module
         self.manifest = manifest
         self.used: dict[str, list[str]] = {}   # import module → functions the driver imports
-        problems: list[str] = []
-        # wasmtime-py rebuilds every import/export (name, module, type) on each access:
-        # read each once
-        for imp in module.imports:
-            imp_module, imp_name = imp.module, imp.name
-            where = f"{imp_module}.{imp_name}"
-            if imp_module not in SPEC_MODULES:
-                problems.append(f"{where} (unknown module; drivers may import only "
-                                f"{', '.join(SPEC_MODULES)})")
-                continue
-            imp_type = imp.type
-            if not isinstance(imp_type, wasmtime.FuncType):
-                problems.append(f"{where} (imports a {type(imp_type).__name__}; only functions "
-                                "may be imported — the driver must export its memory)")
-                continue
-            table = bindings_for(imp_module).IMPORTS
-            if imp_name not in table:
-                problems.append(f"{where} (no such function in witx/{imp_module}.witx)")
-                continue
-            want = table[imp_name]
-            got = (tuple(str(p) for p in imp_type.params), tuple(str(r) for r in imp_type.results))
-            if got != tuple(tuple(x) for x in want):
-                problems.append(f"{where} (signature {_sig(got)}, spec says {_sig(want)})")
-                continue
-            self.used.setdefault(imp_module, []).append(imp_name)
-        if problems:
-            raise LoadError("unresolvable imports: " + "; ".join(problems))
-        exports = {e.name: e.type for e in module.exports}
+        # Fast path: names only. The shared Linker defines exactly the spec's functions with
+        # the spec's signatures, and wasmtime checks every import's type when pre-linking,
+        # so a module whose names are all spec functions and which pre-links is right;
+        # anything else takes the slow path, which reads every import's type and names
+        # every problem.
+        names = [(imp.module, imp.name) for imp in module.imports]
+        pre = None
+        if all(m in SPEC_MODULES and n in bindings_for(m).IMPORTS for m, n in names):
+            for m, n in names:
+                self.used.setdefault(m, []).append(n)
+            try:
+                calls, pre = _shared_link(engine, module, self.used, fast)
+            except LoadError:
+                pre = None
+        if pre is None:
+            self.used, problems = _check_imports(module)
+            if problems:
+                raise LoadError("unresolvable imports: " + "; ".join(problems))
+        exports = {e.name: e for e in module.exports}     # types read only where needed
         missing = [n for n in REQUIRED_EXPORTS if n not in exports]
         if missing:
             raise LoadError(f"missing exports: {', '.join(missing)} (a driver exports memory, "
                             "init and poll)")
-        if not isinstance(exports["memory"], wasmtime.MemoryType):
+        if not isinstance(exports["memory"].type, wasmtime.MemoryType):
             raise LoadError("export 'memory' is not a memory")
         for n in ("init", "poll"):
-            t = exports[n]
+            t = exports[n].type
             if not isinstance(t, wasmtime.FuncType) or [str(p) for p in t.params] or \
                     [str(r) for r in t.results] != ["i32"]:
                 raise LoadError(f"export {n!r} must be a function () -> i32")
 
         self._shims: dict[tuple[str, str], Callable[..., int]] = {}
-        self._calls, self._pre = _shared_link(engine, module, self.used, fast)
+        if pre is None:
+            calls, pre = _shared_link(engine, module, self.used, fast)   # "cannot link"
+        self._calls, self._pre = calls, pre
         self.fast = bool(self._calls.fast)
         self._live: DriverInstance | None = None
 
@@ -186,6 +179,37 @@ class Sandbox:
         inst = DriverInstance(self, store, instance, exports, mem, counters, guards, shims)
         self._live = inst
         return inst
+
+
+def _check_imports(module: wasmtime.Module) -> tuple[dict[str, list[str]], list[str]]:
+    """(import module → imported functions, every problem) by reading each import's type."""
+    used: dict[str, list[str]] = {}
+    problems: list[str] = []
+    # wasmtime-py rebuilds every import/export (name, module, type) on each access:
+    # read each once
+    for imp in module.imports:
+        imp_module, imp_name = imp.module, imp.name
+        where = f"{imp_module}.{imp_name}"
+        if imp_module not in SPEC_MODULES:
+            problems.append(f"{where} (unknown module; drivers may import only "
+                            f"{', '.join(SPEC_MODULES)})")
+            continue
+        imp_type = imp.type
+        if not isinstance(imp_type, wasmtime.FuncType):
+            problems.append(f"{where} (imports a {type(imp_type).__name__}; only functions "
+                            "may be imported — the driver must export its memory)")
+            continue
+        table = bindings_for(imp_module).IMPORTS
+        if imp_name not in table:
+            problems.append(f"{where} (no such function in witx/{imp_module}.witx)")
+            continue
+        want = table[imp_name]
+        got = (tuple(str(p) for p in imp_type.params), tuple(str(r) for r in imp_type.results))
+        if got != tuple(tuple(x) for x in want):
+            problems.append(f"{where} (signature {_sig(got)}, spec says {_sig(want)})")
+            continue
+        used.setdefault(imp_module, []).append(imp_name)
+    return used, problems
 
 
 class _NoShims(dict):

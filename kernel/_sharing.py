@@ -21,8 +21,9 @@ Contract:
 - ``grant(region, grantee, read, write)``: `region` was checked against the grantor's memory
   and copy quota by the shim (``fault`` / ``no_mem``). ``invalid_argument``: the grantee is the
   grantor itself, or already holds a live grant from it (one per pair: revoke first).
-  ``no_mem`` + audit: the grantor already holds ``limits.open_handles`` grant handles.
-  ``access`` + audit: the policy above. Returns a fresh handle (never reused in a kernel).
+  ``no_mem`` + audit: the grantor instance already holds ``limits.open_handles`` grant
+  handles (live or lapsed — revoking frees one).
+  ``access`` + audit: the policy above. Returns a fresh handle (a kernel-wide counter: not reused).
 - ``revoke(handle)``: removes the grant at once — the grantee's next access is ``access``.
   A handle this instance did not make (forged, already revoked, another driver's, a previous
   instance's) is ``bad_handle`` (audited by the kernel's `fail` policy). A grant that lapsed

@@ -1,6 +1,7 @@
 """Our USB/IP server under a real Linux kernel: vhci-hcd attaches the devices, the kernel
 enumerates them, binds usbhid / usb-storage, and pyusb + libusb talk to the echo device
-through usbfs — the loopback recipe of host/README-usbip.md, run in the QEMU tier.
+through usbfs — the loopback recipe of host/README-usbip.md, run in the QEMU tier. Then the
+compiled msc driver takes the disk over from usb-storage through `PyusbUsbBackend`.
 
 Skips (with the tier's one-line reason) where QEMU or the kernel package is unavailable.
 """
@@ -81,6 +82,37 @@ buf[:] = bytes(65536)
 out["disk_read"] = os.preadv(fd, [buf], 8192)
 out["disk_reads_back"] = buf[:] == block
 os.close(fd)
+# msc.wasm through PyusbUsbBackend on the same disk, usb-storage still bound (as udev leaves
+# it on any desktop): the driver's detach_kernel_driver grant takes the interface over.
+def msc_iface():
+    for dev in glob.glob("/sys/bus/usb/devices/*/idProduct"):
+        d = os.path.dirname(dev)
+        if open(dev).read().strip() == "0003" and open(d + "/idVendor").read().strip() == "1209":
+            return glob.glob(d + "/*:1.0")[0]
+def bound(iface):
+    link = iface + "/driver"
+    return os.path.basename(os.path.realpath(link)) if os.path.exists(link) else None
+iface = msc_iface()
+out["msc_bound_before"] = bound(iface)
+repo = os.environ["WASI_HW_REPO"]
+if not os.path.exists(os.path.join(repo, "build/wasm/msc.wasm")):
+    raise SystemExit("build/wasm/msc.wasm is not built (run `wasi-hw build msc` first)")
+import io
+from wasi_hw.host import PyusbUsbBackend, RealClock, RecordingUsbBackend, TraceWriter, read_trace
+from wasi_hw.kernel import Backends, load_manifest, run_driver
+buf = io.BytesIO()
+with TraceWriter(buf) as writer:
+    usb_backend = RecordingUsbBackend(PyusbUsbBackend(), writer)
+    res = run_driver(load_manifest(os.path.join(repo, "drivers/msc/manifest.toml")),
+                     Backends(usb=usb_backend, clock=RealClock()), polls=2)
+    usb_backend.shutdown()
+ops = [(r["op"], r.get("error", {}).get("kind")) for r in read_trace(buf.getvalue()).records]
+out["msc"] = {"state": res.state, "faults": res.faults, "errors": res.errors,
+              "readings": res.readings,
+              "detach": [kind or "ok" for op, kind in ops if op == "usb.detach_kernel_driver"],
+              "events": [str(e) for e in res.events if e.kind != "report"][-6:]}
+out["msc_bound_after"] = bound(iface)
+out["msc_disk_after"] = disk()
 print("RESULT " + json.dumps(out))
 '''
 
@@ -130,3 +162,29 @@ WASI_HW_CHECKS
     assert out["disk_blocks"] == 8192  # 4 MiB in 512-byte sectors
     assert out["disk_written"] == out["disk_read"] == 65536
     assert out["image_has_write"] is True and out["disk_reads_back"] is True
+    _assert_msc_driver_matches_sim(out)
+
+
+def _assert_msc_driver_matches_sim(out: dict) -> None:
+    """build/wasm/msc.wasm (manifest drivers/msc/manifest.toml, whose grants include
+    ``detach_kernel_driver``) ran in the guest through `PyusbUsbBackend` — libusb, usbfs,
+    vhci-hcd, our USB/IP server — on the 4 MiB disk the kernel's usb-storage had bound, as
+    udev leaves it on a desktop: the driver detaches usb-storage (the disk goes away) and its
+    readings (inquiry strings, capacity, verified bytes, range checks, recoveries) equal the
+    simulated run's on a `MassStorage` of the same 8192 blocks."""
+    from wasi_hw.host import VirtualClock
+    from wasi_hw.kernel import Backends, SimDevice, load_manifest, run_driver, sim_usb
+
+    root = Path(__file__).resolve().parents[2]
+    msc = out["msc"]
+    assert out["msc_bound_before"] == "usb-storage"
+    assert msc["state"] == "running" and msc["faults"] == 0 and msc["errors"] == 0, msc
+    assert msc["detach"] == ["ok"]  # a kernel driver was there and was detached
+    assert out["msc_bound_after"] is None and out["msc_disk_after"] is None
+    sim = run_driver(load_manifest(root / "drivers/msc/manifest.toml"),
+                     Backends(usb=sim_usb([SimDevice("msc", params={"blocks": 8192})]),
+                              clock=VirtualClock()), polls=2)
+    assert sim.state == "running" and len(sim.readings) == 2
+    assert msc["readings"] == sim.readings
+    last = msc["readings"][-1]
+    assert (last["capacity_bytes"], last["verified_bytes"], last["ok"]) == (4 << 20, 1024, True)

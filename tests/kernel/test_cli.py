@@ -7,7 +7,7 @@ import json
 import pytest
 
 from wasi_hw._cli import main
-from conftest import wat
+from kernel_testing import wat
 
 
 @pytest.fixture(autouse=True)

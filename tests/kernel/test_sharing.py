@@ -17,7 +17,7 @@ from wasi_hw._bindings._wasi_driver import ERRNO
 from wasi_hw.host import DriverEnv
 from wasi_hw.kernel import GrantTable, SharingPolicy
 from wasi_hw.kernel._manifest import ManifestError, TomlDoc, parse_manifest
-from conftest import manifest, wat
+from kernel_testing import manifest, wat
 
 OK, INVALID, FAULT, NO_MEM = ERRNO["success"], ERRNO["invalid_argument"], ERRNO["fault"], ERRNO["no_mem"]
 ACCESS, BAD_HANDLE = ERRNO["access"], ERRNO["bad_handle"]
@@ -366,3 +366,13 @@ def test_manifest_sharing_errors_are_located(tmp_path, text, line, fragment):
     with pytest.raises(ManifestError) as err:
         parse(tmp_path, text)
     assert f"m.toml:{line}:" in str(err.value) and fragment in str(err.value)
+
+
+def test_inspect_names_the_sharing_capability():
+    from wasi_hw._bindings._wasi_driver import IMPORTS
+    from wasi_hw.kernel import CAPABILITIES
+
+    caps = CAPABILITIES["wasi_driver"]
+    assert set(caps) == set(IMPORTS)
+    assert caps["grant"] == "memory sharing ([sharing] grant_to)"
+    assert caps["granted_read"] == "memory sharing ([sharing] receive_from)"

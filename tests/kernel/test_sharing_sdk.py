@@ -14,7 +14,7 @@ import pytest
 
 from wasi_hw import UserError, _build
 from wasi_hw.kernel import SharingPolicy
-from conftest import manifest, reports
+from kernel_testing import manifest, reports
 
 REPO = Path(__file__).resolve().parents[2]
 CRATE = Path(__file__).parent / "share_e2e"

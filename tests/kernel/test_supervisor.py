@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import manifest, reports, states, wat
+from kernel_testing import manifest, reports, states, wat
 
 
 def test_driver_runs_and_reports(kernel):

@@ -3,12 +3,17 @@
 Steps: load i2c-dev + i2c-stub and find the stub bus by name; seed it with a simulated
 BME280's register file (smbus2); read it back through `Smbus2I2cBackend`; run the reference
 BME280 driver over it, recorded; run the compiled bme280.wasm over it (``wasi-hw run``);
-load vhci-hcd, start ``wasi-hw usbip serve``, ``usbip attach``, talk to the echo device
-with pyusb, then run the compiled usb-echo.wasm through `PyusbUsbBackend`, recorded.
+run ``wasi-hw parity`` for bme280.wasm (sim, smbus2 on the stub, replay, the reference
+driver; the stub re-seeded with the parity sim leg's own model); load vhci-hcd, start
+``wasi-hw usbip serve``, ``usbip attach``, talk to the echo device with pyusb, run the
+compiled usb-echo.wasm through `PyusbUsbBackend`, recorded; ``wasi-hw parity`` for
+usb-echo.wasm (sim, usbip, pyusb on vhci, replay); then ``wasi-hw run`` of usb-echo with
+``usbip detach`` in the middle of it.
 
 Prints one line ``WASI-HW-CHECKS <json>`` with what each step observed; the pytest side
 asserts on it. A step that raises records ``{"error": "<Type>: <message>"}`` and the
-others still run. Not a test module: it needs root and a kernel with loadable modules.
+others still run. ``timings`` holds each step's wall-clock seconds. A driver .wasm that is
+not built fails its step with that message. Not a test module: it needs root and a kernel with loadable modules.
 """
 
 from __future__ import annotations
@@ -23,18 +28,45 @@ import traceback
 
 sys.path.insert(0, os.environ.get("WASI_HW_REPO", "."))
 STUB_ADDR = 0x76
+REPO = os.environ.get("WASI_HW_REPO", ".")
 results: dict[str, object] = {}
+timings: dict[str, float] = {}
+results["timings"] = timings
 
 
 def step(name):
     def wrap(fn):
+        start = time.monotonic()
         try:
             results[name] = fn()
         except BaseException as err:  # noqa: BLE001 — every failure is reported, not raised
             results[name] = {"error": f"{type(err).__name__}: {err}",
                              "trace": traceback.format_exc(limit=4)}
+        timings[name] = round(time.monotonic() - start, 2)
         return fn
     return wrap
+
+
+def wasm_path(name: str) -> str:
+    """build/wasm/NAME.wasm, or a clear failure: the test command builds drivers first."""
+    path = os.path.join(REPO, "build", "wasm", f"{name}.wasm")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is not built (run `wasi-hw build {name}` first)")
+    return path
+
+
+def parity_cli(*argv: str) -> dict:
+    """``wasi-hw parity ARGV --json`` — the CLI entry point, run in this process (one
+    interpreter start less under TCG); its exit status and JSON report."""
+    import contextlib
+    import io
+
+    from wasi_hw._cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["parity", *argv, "--json"])
+    return {"rc": rc, "report": json.loads(out.getvalue())}
 
 
 def sh(*cmd: str) -> str:
@@ -58,16 +90,18 @@ def _modprobe_i2c():
     return {"adapters": adapters, "dev_node": os.path.exists(f"/dev/{stub[0]}") if stub else False}
 
 
-def _bme280_register_file() -> dict[int, int]:
-    """The register file of a simulated BME280 after one forced measurement, read over
-    its simulated bus (the model as a driver sees it)."""
+SEED_ENV = {"temperature_c": 23.25, "pressure_pa": 98_765.0, "humidity_pct": 41.0}
+
+
+def _bme280_register_file(**env: float) -> dict[int, int]:
+    """The register file of a simulated BME280 (`Bme280(**env)`) after one forced
+    measurement, read over its simulated bus (the model as a driver sees it)."""
     from wasi_hw.host import SimI2cBackend
     from wasi_hw.host._i2c_backend import Read, Write
     from wasi_hw.host.devices import Bme280
 
     sim = SimI2cBackend(["sim"])
-    sim.attach("sim", STUB_ADDR, Bme280(temperature_c=23.25, pressure_pa=98_765.0,
-                                         humidity_pct=41.0))
+    sim.attach("sim", STUB_ADDR, Bme280(**env))
     sim.transaction("sim", STUB_ADDR, False, [Write(bytes([0xF2, 0x01, 0xF4, 0x25]))])
     sim.delay_ns(20_000_000)
     regs = {}
@@ -78,15 +112,19 @@ def _bme280_register_file() -> dict[int, int]:
     return regs
 
 
+def _write_regs(bus, regs: dict[int, int]) -> None:
+    for reg, value in sorted(regs.items()):
+        bus.write_byte_data(STUB_ADDR, reg, value)
+
+
 @step("seed")
 def _seed():
     import smbus2
 
-    regs = _bme280_register_file()
+    regs = _bme280_register_file(**SEED_ENV)
     bus_no = int(results["stub_bus"].split("-")[1])
     with smbus2.SMBus(bus_no) as bus:
-        for reg, value in sorted(regs.items()):
-            bus.write_byte_data(STUB_ADDR, reg, value)
+        _write_regs(bus, regs)
         # read back with plain smbus2, independent of our backend
         readback = {reg: bus.read_byte_data(STUB_ADDR, reg) for reg in regs}
         try:
@@ -162,10 +200,7 @@ def _trace_on_stub():
 @step("wasm_driver_on_stub")
 def _wasm_driver_on_stub():
     """The compiled BME280 driver under the kernel, on the real i2c-stub (smbus2)."""
-    repo = os.environ.get("WASI_HW_REPO", ".")
-    wasm = os.path.join(repo, "build/wasm/bme280.wasm")
-    if not os.path.exists(wasm):
-        return {"skipped": "build/wasm/bme280.wasm not built"}
+    wasm = wasm_path("bme280")
     proc = subprocess.run(
         [sys.executable, "-m", "wasi_hw._cli", "run", wasm, "--i2c", results["stub_bus"],
          "--allow", f"{STUB_ADDR:#x}", "--json", "--polls", "2", "--interval-ms", "10",
@@ -174,21 +209,41 @@ def _wasm_driver_on_stub():
     return {"rc": proc.returncode, "stdout": proc.stdout[-2000:], "stderr": proc.stderr[-2000:]}
 
 
+@step("parity_i2c")
+def _parity_i2c():
+    """``wasi-hw parity bme280.wasm --backends sim,smbus2,replay --reference bme280`` with the
+    smbus2 leg on the real i2c-stub. i2c-stub is plain memory (no measuring bit, no
+    forced-mode conversion), so it is first re-seeded with the register file the parity sim
+    leg's own model (a default `Bme280()`) has after one forced measurement: every register
+    the driver reads then holds what the sim answers at that point, and the whole normalised
+    trace (every request, every byte read) can be compared, not only the readings."""
+    import smbus2
+
+    wasm = wasm_path("bme280")
+    bus = results["stub_bus"]
+    with smbus2.SMBus(int(bus.split("-")[1])) as dev:
+        _write_regs(dev, _bme280_register_file())  # the parity sim leg's model, defaults
+    out = parity_cli(wasm, "--i2c", bus, "--allow", f"{STUB_ADDR:#x}",
+                     "--backends", "sim,smbus2,replay", "--reference", "bme280",
+                     "--interval-ms", "10")
+    with smbus2.SMBus(int(bus.split("-")[1])) as dev:  # what the smbus2 leg left in the stub
+        out["stub_ctrl_meas_after"] = dev.read_byte_data(STUB_ADDR, 0xF4)
+    return out
+
+
 def _usb_echo_driver():
     """The compiled usb-echo driver under the kernel, through pyusb + libusb + usbfs +
     vhci-hcd to our USB/IP server; its USB traffic recorded."""
     import base64
     import io
 
-    repo = os.environ.get("WASI_HW_REPO", ".")
-    if not os.path.exists(os.path.join(repo, "build/wasm/usb-echo.wasm")):
-        return {"skipped": "build/wasm/usb-echo.wasm not built"}
+    wasm_path("usb-echo")
     from wasi_hw.host import PyusbUsbBackend, RealClock, RecordingUsbBackend, TraceWriter
     from wasi_hw.kernel._hosts import Backends
     from wasi_hw.kernel._manifest import load_manifest
     from wasi_hw.kernel._run import run_driver
 
-    manifest = load_manifest(os.path.join(repo, "drivers/usb-echo/manifest.toml"))
+    manifest = load_manifest(os.path.join(REPO, "drivers/usb-echo/manifest.toml"))
     buf = io.BytesIO()
     meta = {"source": "tests/vm/guest_checks.py", "kernel": os.uname().release,
             "device": "EchoDevice over USB/IP (wasi-hw usbip serve), vhci-hcd, pyusb"}
@@ -204,6 +259,9 @@ def _usb_echo_driver():
             "trace": base64.b64encode(buf.getvalue()).decode()}
 
 
+SERVER: list = []  # the `wasi-hw usbip serve` process, stopped by the last step
+
+
 @step("usbip")
 def _usbip():
     sh("modprobe", "vhci-hcd")
@@ -213,37 +271,110 @@ def _usbip():
     server = subprocess.Popen(
         [sys.executable, "-m", "wasi_hw._cli", "usbip", "serve", "--device", "echo"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        line = server.stdout.readline()
-        out["server"] = line.strip()
-        attach = subprocess.run(["usbip", "attach", "-r", "127.0.0.1", "-b", "1-1"],
-                                capture_output=True, text=True)
-        out["attach_rc"] = attach.returncode
-        out["attach_err"] = attach.stderr.strip()[-300:]
-        import libusb_package
-        import usb.core
-        import usb.util
+    SERVER.append(server)
+    line = server.stdout.readline()
+    out["server"] = line.strip()
+    attach = subprocess.run(["usbip", "attach", "-r", "127.0.0.1", "-b", "1-1"],
+                            capture_output=True, text=True)
+    out["attach_rc"] = attach.returncode
+    out["attach_err"] = attach.stderr.strip()[-300:]
+    import libusb_package
+    import usb.core
+    import usb.util
 
-        be = libusb_package.get_libusb1_backend()
-        dev = None
-        deadline = time.monotonic() + 20
-        while dev is None and time.monotonic() < deadline:
-            dev = usb.core.find(idVendor=EchoDevice.VENDOR_ID, idProduct=EchoDevice.PRODUCT_ID,
-                                backend=be)
-            time.sleep(0.1) if dev is None else None
-        out["found"] = dev is not None
-        if dev is not None:
-            out["product"] = usb.util.get_string(dev, dev.iProduct)
-            out["serial"] = usb.util.get_string(dev, dev.iSerialNumber)
-            dev.set_configuration()
-            dev.write(0x01, b"ping over usbip", timeout=2000)
-            out["echo"] = bytes(dev.read(0x81, 64, timeout=2000)).decode()
-            usb.util.dispose_resources(dev)
-            out["driver"] = _usb_echo_driver()
+    be = libusb_package.get_libusb1_backend()
+    dev = None
+    deadline = time.monotonic() + 20
+    while dev is None and time.monotonic() < deadline:
+        dev = usb.core.find(idVendor=EchoDevice.VENDOR_ID, idProduct=EchoDevice.PRODUCT_ID,
+                            backend=be)
+        time.sleep(0.1) if dev is None else None
+    out["found"] = dev is not None
+    if dev is not None:
+        out["product"] = usb.util.get_string(dev, dev.iProduct)
+        out["serial"] = usb.util.get_string(dev, dev.iSerialNumber)
+        dev.set_configuration()
+        dev.write(0x01, b"ping over usbip", timeout=2000)
+        out["echo"] = bytes(dev.read(0x81, 64, timeout=2000)).decode()
+        usb.util.dispose_resources(dev)
+    return out
+
+
+@step("parity_usb")
+def _parity_usb():
+    """``wasi-hw parity usb-echo.wasm --backends sim,usbip,pyusb,replay``: the pyusb leg
+    through libusb, usbfs and vhci-hcd to the served echo device (the usbip leg is the
+    runner's own in-process server, reached by `UsbipUsbBackend`). The served device's
+    interrupt counter keeps counting across sessions (the sim and usbip legs get fresh
+    models), so this runs before anything else reads its interrupt endpoint."""
+    return parity_cli(wasm_path("usb-echo"), "--backends", "sim,usbip,pyusb,replay")
+
+
+@step("usb_driver")
+def _usb_driver():
+    return _usb_echo_driver()
+
+
+def _vhci_port(vid_pid: str) -> str:
+    """The vhci port (``usbip port``) the device VID:PID is attached to."""
+    port = None
+    for line in sh("usbip", "port").splitlines():
+        if line.startswith("Port "):
+            port = line.split()[1].rstrip(":")
+        elif vid_pid in line and port is not None:
+            return str(int(port))
+    raise AssertionError(f"{vid_pid} on no vhci port:\n" + sh("usbip", "port"))
+
+
+DETACH_POLLS = 12
+
+
+@step("usbip_detach")
+def _usbip_detach():
+    """``wasi-hw run`` (its own process) of usb-echo through `PyusbUsbBackend`; after its
+    first reading ``usbip detach -p PORT`` pulls the device out from under it."""
+    wasm_path("usb-echo")
+    port = _vhci_port("1209:0001")
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wasi_hw._cli", "run",
+         os.path.join(REPO, "drivers/usb-echo/manifest.toml"), "--json",
+         "--polls", str(DETACH_POLLS), "--interval-ms", "100"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out: dict[str, object] = {"port": port, "polls": DETACH_POLLS}
+    try:
+        first = proc.stdout.readline()  # blocks until the first reading (or the run ends)
+        out["first_reading_s"] = round(time.monotonic() - start, 2)
+        detach = subprocess.run(["usbip", "detach", "-p", port], capture_output=True,
+                                text=True, timeout=30)
+        detached = time.monotonic()
+        out["detach_rc"] = detach.returncode
+        out["detach_out"] = (detach.stdout + detach.stderr).strip()[-300:]
+        try:
+            rest, err = proc.communicate(timeout=90)
+            out["hung"] = False
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest, err = proc.communicate()
+            out["hung"] = True
+        out["after_detach_s"] = round(time.monotonic() - detached, 2)
     finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out["rc"] = proc.returncode
+    out["readings"] = [json.loads(x) for x in (first + rest).splitlines() if x.startswith("{")]
+    out["stderr"] = err[-3000:]
+    out["vhci_ports_after"] = sh("usbip", "port")[-500:]
+    return out
+
+
+@step("usbip_stop")
+def _usbip_stop():
+    for server in SERVER:
         server.terminate()
         server.wait(timeout=10)
-    return out
+    return {"server_rc": [s.returncode for s in SERVER]}
 
 
 print("WASI-HW-CHECKS " + json.dumps(results, default=repr), flush=True)

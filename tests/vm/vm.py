@@ -31,9 +31,9 @@ How a run works (contract):
   follows in the second marker, then the guest powers off.
 - **QEMU** — ``qemu-system-x86_64 -M q35 -accel tcg -nographic`` (``ACCEL=kvm`` selects KVM),
   the host root exported with ``-virtfs …,multidevs=remap`` (without it the roots of the
-  host's separate filesystems — ``/proc``, ``/sys``, … — share one 9p inode number, so the
-  guest sees those directories as one: a ``proc`` mounted on ``/proc`` also appeared at
-  ``/sys`` and the other way round), ``-no-reboot``, one CPU, ``$WASI_HW_VM_MEM`` MiB (default 1024), a hard wall-clock timeout
+  host's separate filesystems — ``/proc``, ``/sys``, … — share one 9p inode number, the
+  guest takes those directories for one, and the chroot's ``/proc`` showed the sysfs
+  mounted on ``/sys``), ``-no-reboot``, one CPU, ``$WASI_HW_VM_MEM`` MiB (default 1024), a hard wall-clock timeout
   after which QEMU is killed and `VmError` raised.
 
 Inside the guest: ``WASI_HW_IN_VM=1``, ``WASI_HW_REPO`` (this checkout), ``HOME=/tmp``,

@@ -66,7 +66,7 @@ unsafe extern "C" {
     /// at most the copy quota `limits.max_transfer` (`no_mem`); `rights` must not
     /// be empty and `grantee` must be another driver (`invalid_argument`). At most
     /// one live grant per grantee (`invalid_argument`: revoke the old one first)
-    /// and `limits.open_handles` live grants in all (`no_mem`). The grantee sees
+    /// and `limits.open_handles` grant handles held (`no_mem`). The grantee sees
     /// the region's current bytes on every access — nothing is copied here. A
     /// grant ends when it is revoked or either driver stops or restarts.
     pub fn grant(region: i32, region_len: i32, grantee_ptr: i32, grantee_len: i32, rights: i32, ret: i32) -> i32;
