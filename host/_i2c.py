@@ -146,7 +146,14 @@ class I2cHost:
         # a write and a read never merge: the wire is exactly [Write(data), Read(len(buf))]
         n = len(buf)
         target = self._target(bus, address, mode, len(data) + n)
-        results = self._exchange(target, address, [_write_op(data), _read_op(n)])
+        backend, name, lock, ten_bit = target
+        wire = [_write_op(data), _read_op(n)]
+        if not (lock.acquire(False) or lock.acquire(timeout=self._lock_timeout_s)):
+            raise HwError("timeout", f"{name} stayed busy for {self._lock_timeout_s} s")
+        try:
+            results = backend.transaction(name, address, ten_bit, wire)
+        finally:
+            lock.release()
         if len(results) == 1 and len(results[0]) == n:   # the common case, checked inline
             if n:
                 buf.write(results[0])

@@ -233,7 +233,15 @@ class I2cGuard(_Guard):
         return self._host.read(bus, address, mode, buf)
 
     def write(self, bus: int, address: int, mode: Any, data: bytes) -> None:
-        self._check("write", bus, address, mode, [(True, len(data), data)])
+        name, rule, ten = self._target("write", bus, address, mode)
+        n = len(data)
+        if n > self._max_transfer:
+            raise self._over_quota("write", name, address, ten, n)
+        if rule.registers:
+            if rule.write_pairs and n > 1 and not n % 2 and rule.writable.issuperset(data[0::2]):
+                self._pointer[(name, address)] = data[n - 2] + 1   # register/value pairs
+            else:                                               # the general rules (and denials)
+                self._registers("write", name, rule, address, ten, [(True, n, data)])
         return self._host.write(bus, address, mode, data)
 
     def write_read(self, bus: int, address: int, mode: Any, data: bytes, buf: Any) -> None:

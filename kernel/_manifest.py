@@ -36,7 +36,7 @@ Driver manifest (all tables but the first two keys optional)::
     receive_from = ["bme280"]             # drivers whose grants this one may use
                                           # (no entry → denied; both sides must agree)
     [limits]
-    memory_pages = 32                     # 64 KiB wasm pages (Rust's default stack is 16)
+    memory_pages = 8                      # 64 KiB wasm pages; `wasi-hw build` drivers need 2 (64 KiB stack + data)
     open_handles = 4
     max_transfer = 4096                   # largest transfer and largest single host-side copy
                                           # (also bounds config/inbox/report buffers), bytes
@@ -133,7 +133,7 @@ class SharingPolicy:
 
 @dataclass(frozen=True)
 class Limits:
-    memory_pages: int = 32
+    memory_pages: int = 8
     open_handles: int = 4
     max_transfer: int = 4096
     deadline_ms: int = 100

@@ -163,3 +163,43 @@ def test_keeps_its_store_alive():
     gc.collect()
     mem.write(0, b"alive")
     assert mem.read(0, 5) == b"alive"
+
+
+def test_pin_reads_the_size_once_per_host_call(env):
+    """Between pin() and unpin() (one host call: the guest cannot run) the size read by
+    pin() is used; outside, every access sees the current size again."""
+    memory, store, mem = env
+    mem.pin()
+    memory.grow(store, 1)          # only the guest can do this, and not during its host call
+    with pytest.raises(GuestFault):
+        mem.write(PAGE + 10, b"x")
+    assert mem.size() == PAGE
+    mem.unpin()
+    mem.write(PAGE + 10, b"grown")
+    assert mem.read(PAGE + 10, 5) == b"grown" and mem.size() == 2 * PAGE
+    region = mem.region(PAGE + 10, 5)
+    mem.pin()
+    assert region.read() == b"grown"
+    region.write(b"GR", 1)
+    mem.unpin()
+    assert memory.read(store, PAGE + 10, PAGE + 15) == b"gGRwn"
+
+
+def test_generated_shims_pin_and_always_unpin(env):
+    from wasi_hw._bindings import _wasi_i2c
+
+    memory, store, mem = env
+    seen = []
+
+    class Host:
+        def __getattr__(self, name):
+            def method(*args):
+                seen.append((name, mem._pinned))
+                raise HwError("nack_address")
+            return method
+
+    shims = _wasi_i2c.bind(Host(), mem, lambda exc, name: 99)
+    assert shims["write_read"](1, 0x76, 0, 0, 1, 8, 1) == 99       # host raised
+    assert shims["write_read"](1, 0x76, 0, PAGE, 1, 8, 1) == 99    # bad pointer, host not run
+    assert shims["close"](1) == 99                                  # no memory: not pinned
+    assert seen == [("write_read", True), ("close", False)] and mem._pinned is False

@@ -215,6 +215,38 @@ def test_malformed_backend_result_is_other():
     with pytest.raises(HwError) as e:
         host.read(host.open("i2c-1"), 0x50, SEVEN, Region(4))
     assert kind(e) == "other"
+    out = Region(4)
+    with pytest.raises(HwError) as e:   # write_read's inline result check
+        host.write_read(host.open("i2c-1"), 0x50, SEVEN, b"\x01", out)
+    assert kind(e) == "other"
+    with pytest.raises(HwError) as e:   # a write must come back with no read data
+        host.write(host.open("i2c-1"), 0x50, SEVEN, b"\x01")
+    assert kind(e) == "other"
+
+
+def test_backend_sees_immutable_operations():
+    """Common operations are shared between calls; they are frozen, so that is invisible."""
+    from wasi_hw.host import Read, Write
+
+    seen = []
+
+    class Rec:
+        name = "rec"
+        def buses(self): return ["i2c-1"]
+        def transaction(self, bus, address, ten_bit, ops):
+            seen.append(list(ops))
+            return [bytes(op.length) for op in ops if isinstance(op, Read)]
+        def delay_ns(self, ns): pass
+        def close(self): pass
+    host = I2cHost(Rec(), VirtualClock())
+    h = host.open("i2c-1")
+    for _ in range(2):
+        host.write_read(h, 0x50, SEVEN, b"\xd0", Region(3))
+        host.write(h, 0x50, SEVEN, bytearray(b"\xf4\x27"))
+    assert seen == [[Write(b"\xd0"), Read(3)], [Write(b"\xf4\x27")]] * 2
+    assert type(seen[1][0].data) is bytes
+    with pytest.raises(Exception):
+        seen[0][1].length = 5
 
 
 def test_delay_goes_through_backend_clock_and_is_bounded(sim):
