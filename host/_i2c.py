@@ -14,7 +14,8 @@ Implements the generated ``WasiI2c`` protocol over one or more `I2cBackend` buse
   START between them) and the backend runs the result as one transaction under a per-bus
   lock that is held for exactly that call — a driver cannot keep a bus between calls.
   Read data is written into the guest regions only after the backend succeeded.
-- ``read`` / ``write`` / ``write_read``: one- and two-operation transactions.
+- ``read`` / ``write`` / ``write_read``: one- and two-operation transactions, built directly
+  (a write and a read never merge) with the same checks, lock and write-back.
 - ``delay_ns(ns)``: at most ``max_delay_ns`` (else ``invalid_argument``, nothing waited);
   waits through the backend's ``delay_ns`` when one backend serves every bus (so traces and
   simulated time see it), else on ``clock``.
@@ -127,8 +128,8 @@ class I2cHost:
         ops: list[tuple[OpKind, Any]] = []
         for op in operations:
             try:
-                kind = OpKind(op.kind)
-            except ValueError:
+                kind = _OP_KINDS[op.kind]
+            except (KeyError, TypeError):
                 raise HwError("invalid_argument", f"operation kind {op.kind!r} is neither read nor write") from None
             ops.append((kind, op.buf))
         self._run(bus, address, mode, ops)
@@ -243,6 +244,7 @@ class I2cHost:
 _READS: dict[int, Read] = {}
 _WRITES: dict[bytes, Write] = {}
 _TEN_BIT = {AddressMode.SEVEN_BIT: False, AddressMode.TEN_BIT: True}  # ints 0 / 1 hash alike
+_OP_KINDS = {kind: kind for kind in OpKind}
 
 
 def _read_op(n: int) -> Read:

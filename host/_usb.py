@@ -97,6 +97,11 @@ class UsbHost:
         self._open: dict[int, _Opened] = {}  # $device_handle -> state
         self._snapshot: dict[str, UsbDeviceInfo] | None = None  # None: no baseline yet
         self._events: deque[tuple[str, int]] = deque(maxlen=max_events)
+        #: (handle, endpoint) → (backend handle, backend ``bulk_in``/``bulk_out``, is IN) for
+        #: every bulk endpoint whose checks passed under the handle's current configuration,
+        #: alternate settings and claims; emptied whenever any of those (or the handles)
+        #: change. The kernel's fused bulk path (`kernel/_usb_fast.py`) reads it.
+        self.bulk_plans: dict[tuple[int, int], tuple[Hashable, Callable[..., Any], bool]] = {}
 
     # -- handle tables ----------------------------------------------------------------------
     def _new_handle(self) -> int:
@@ -158,6 +163,7 @@ class UsbHost:
 
     def close_all(self) -> None:
         """Close every open handle (driver stopped); never raises."""
+        self.bulk_plans.clear()
         for h in list(self._open):
             o = self._open.pop(h)
             try:
@@ -239,6 +245,7 @@ class UsbHost:
 
     def close(self, handle: int) -> None:
         o = self._handle(handle)
+        self.bulk_plans.clear()
         del self._open[handle]
         self.backend.close(o.backend_handle)
 
@@ -263,6 +270,7 @@ class UsbHost:
         o = self._handle(handle)
         value = self.backend.get_configuration(o.backend_handle)
         if value != o.configuration:
+            self.bulk_plans.clear()
             self._set_active(o, value)
         return value
 
@@ -273,6 +281,7 @@ class UsbHost:
         if o.claimed:
             raise HwError("busy", f"interfaces {sorted(o.claimed)} are claimed; release them first")
         self.backend.set_configuration(o.backend_handle, value)
+        self.bulk_plans.clear()
         self._set_active(o, value)
 
     def _interface(self, o: _Opened, interface: int) -> None:
@@ -292,6 +301,7 @@ class UsbHost:
         if interface not in o.claimed:
             raise HwError("not_found", f"interface {interface} is not claimed by this handle")
         self.backend.release_interface(o.backend_handle, interface)
+        self.bulk_plans.clear()
         o.ready.clear()
         o.claimed.discard(interface)
         o.alt.pop(interface, None)
@@ -303,6 +313,7 @@ class UsbHost:
         if o.layout is None or (interface, alt_setting) not in o.layout.interfaces:
             raise HwError("not_found", f"interface {interface} has no alternate setting {alt_setting}")
         self.backend.set_alt_setting(o.backend_handle, interface, alt_setting)
+        self.bulk_plans.clear()
         o.ready.clear()
         o.alt[interface] = alt_setting
 
@@ -378,6 +389,11 @@ class UsbHost:
         if ("bulk", endpoint) not in o.ready:
             self._endpoint(o, endpoint, "bulk")
             o.ready.add(("bulk", endpoint))
+        if (handle, endpoint) not in self.bulk_plans:
+            b = self.backend
+            self.bulk_plans[(handle, endpoint)] = (
+                (o.backend_handle, b.bulk_in, True) if endpoint & 0x80
+                else (o.backend_handle, b.bulk_out, False))
         n = len(data)
         if n > self.max_transfer:
             self._quota(n)

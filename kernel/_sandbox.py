@@ -12,13 +12,16 @@ Contract:
   dispatch through the shim table of the driver instance the kernel is running on the calling
   thread (set by `DriverInstance.call` for the duration of the call), so linking a sandbox
   costs only the pre-link, and restarts reuse the pre-linked module and only rebind the shims.
-  A host call made outside `DriverInstance.call` (e.g. by a start function) fails.
+  A host call made outside `DriverInstance.call` (e.g. by a start function) fails; code
+  that enters a guest's exports itself does so inside `DriverInstance.active()`.
 - `Sandbox.start(hosts, audit)` (a `LoadError` if the module can never start under its limits,
   `DriverFault` if its start function traps) makes a fresh `Store` (memory limit
   `limits.memory_pages`, one instance, one memory, one table), instantiates, requires the exports `memory`, `init`,
   `poll`, wraps each host module in its kernel guard, binds the generated shims to a
   `GuestMemory` over the instance's memory (`max_copy = limits.max_transfer`) and the kernel's
-  `fail` trampoline (`_policy`), and returns a `DriverInstance`.
+  `fail` trampoline (`_policy`), and returns a `DriverInstance`. ``wasi_usb.bulk_transfer`` is
+  served by `_usb_fast.fused_bulk_transfer` over the generated shim: the same outcomes, minus
+  re-deciding per transfer what the guard and host already accepted for that handle.
 - `DriverInstance.call(export)` sets the epoch deadline (`limits.deadline_ms`) and resets the
   guards' per-call budgets before every entry into the guest and returns the export's i32 result. A blown deadline raises
   `DriverFault("deadline")`, any other trap `DriverFault("trap")`, a Python exception that
@@ -28,12 +31,13 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 import time
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import wasmtime
 
@@ -175,6 +179,10 @@ class Sandbox:
             fail = make_fail(self.manifest.name, mod, bindings.ERRNO, audit, counters)
             for name, fn in bindings.bind(guard, mem, fail).items():
                 shims[(mod, name)] = fn
+            if mod == "wasi_usb" and "bulk_transfer" in self.used[mod]:
+                from ._usb_fast import fused_bulk_transfer
+                key = (mod, "bulk_transfer")
+                shims[key] = fused_bulk_transfer(guard, mem, fail, shims[key])
         self._shims = shims
         inst = DriverInstance(self, store, instance, exports, mem, counters, guards, shims)
         self._live = inst
@@ -355,6 +363,17 @@ class DriverInstance:
             tls.shims = prev
             self._busy = False
             self.last_call_s = time.perf_counter() - t0
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator["DriverInstance"]:
+        """Route host calls made on this thread to this instance's shims, as `call` does
+        around each entry — for code that enters the guest's exports itself (benchmarks)."""
+        tls = _CURRENT
+        prev, tls.shims = tls.shims, self._shims
+        try:
+            yield self
+        finally:
+            tls.shims = prev
 
     def memory_pages(self) -> int:
         """The instance's current linear-memory size in 64 KiB pages."""

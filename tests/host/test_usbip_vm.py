@@ -92,6 +92,7 @@ def msc_iface():
 def bound(iface):
     link = iface + "/driver"
     return os.path.basename(os.path.realpath(link)) if os.path.exists(link) else None
+t_msc = time.monotonic()
 iface = msc_iface()
 out["msc_bound_before"] = bound(iface)
 repo = os.environ["WASI_HW_REPO"]
@@ -113,6 +114,17 @@ out["msc"] = {"state": res.state, "faults": res.faults, "errors": res.errors,
               "events": [str(e) for e in res.events if e.kind != "report"][-6:]}
 out["msc_bound_after"] = bound(iface)
 out["msc_disk_after"] = disk()
+out["msc_seconds"] = round(time.monotonic() - t_msc, 2)
+t_msc = time.monotonic()
+# and `wasi-hw parity` (its CLI entry point, in this process): sim vs pyusb on this disk
+import contextlib
+from wasi_hw._cli import main
+report = io.StringIO()
+with contextlib.redirect_stdout(report):
+    rc = main(["parity", os.path.join(repo, "build/wasm/msc.wasm"), "--backends", "sim,pyusb",
+               "--json"])
+out["msc_parity"] = {"rc": rc, "report": json.loads(report.getvalue())}
+out["msc_parity_seconds"] = round(time.monotonic() - t_msc, 2)
 print("RESULT " + json.dumps(out))
 '''
 
@@ -135,7 +147,7 @@ modprobe vhci-hcd
 modprobe -a usbhid usb-storage sd_mod  # no udev in the guest: class drivers by hand
 export IMG=/tmp/disk.img
 {py} -m wasi_hw._cli usbip serve --port 3240 --device echo --device hid:hi \\
-    --device msc:$IMG --msc-size 4M > /tmp/serve.log 2>&1 &
+    --device msc:$IMG --msc-size 1M > /tmp/serve.log 2>&1 &
 for i in $(seq 1 200); do grep -q serving /tmp/serve.log && break; sleep 0.1; done
 usbip list -r 127.0.0.1 | grep -c 1209: 
 for b in 1-1 1-2 1-3; do usbip attach -r 127.0.0.1 -b $b; done
@@ -150,6 +162,8 @@ WASI_HW_CHECKS
     assert result.returncode == 0, result.output[-3000:] + result.console[-3000:]
     line = next(x for x in result.output.splitlines() if x.startswith("RESULT "))
     out = json.loads(line[len("RESULT "):])
+    print(f"boot {result.seconds:.1f} s; msc driver {out.get('msc_seconds')} s, "
+          f"msc parity {out.get('msc_parity_seconds')} s")
     assert out["strings"] == ["wasi-hw", "Echo", "ECHO0001"]
     assert out["ctrl_in"] == "hello"
     assert out["stall"] == 32  # EPIPE
@@ -159,7 +173,7 @@ WASI_HW_CHECKS
     a, b = (int.from_bytes(bytes.fromhex(x), "little") for x in out["interrupt"])
     assert b == a + 1
     assert out["hid_driver"] == "usbhid" and out["hid_devices"] == 1
-    assert out["disk_blocks"] == 8192  # 4 MiB in 512-byte sectors
+    assert out["disk_blocks"] == 2048  # 1 MiB in 512-byte sectors (the sim model's size)
     assert out["disk_written"] == out["disk_read"] == 65536
     assert out["image_has_write"] is True and out["disk_reads_back"] is True
     _assert_msc_driver_matches_sim(out)
@@ -168,10 +182,13 @@ WASI_HW_CHECKS
 def _assert_msc_driver_matches_sim(out: dict) -> None:
     """build/wasm/msc.wasm (manifest drivers/msc/manifest.toml, whose grants include
     ``detach_kernel_driver``) ran in the guest through `PyusbUsbBackend` — libusb, usbfs,
-    vhci-hcd, our USB/IP server — on the 4 MiB disk the kernel's usb-storage had bound, as
+    vhci-hcd, our USB/IP server — on the 1 MiB disk the kernel's usb-storage had bound, as
     udev leaves it on a desktop: the driver detaches usb-storage (the disk goes away) and its
     readings (inquiry strings, capacity, verified bytes, range checks, recoveries) equal the
-    simulated run's on a `MassStorage` of the same 8192 blocks."""
+    simulated run's on a `MassStorage` of the same 2048 blocks. Then `wasi-hw parity
+    msc.wasm --backends sim,pyusb` on that disk (usb-storage now detached, so
+    detach_kernel_driver answers not_found on both legs): the whole normalised USB trace —
+    every CBW, data and CSW byte — readings and outcome equal."""
     from wasi_hw.host import VirtualClock
     from wasi_hw.kernel import Backends, SimDevice, load_manifest, run_driver, sim_usb
 
@@ -182,9 +199,15 @@ def _assert_msc_driver_matches_sim(out: dict) -> None:
     assert msc["detach"] == ["ok"]  # a kernel driver was there and was detached
     assert out["msc_bound_after"] is None and out["msc_disk_after"] is None
     sim = run_driver(load_manifest(root / "drivers/msc/manifest.toml"),
-                     Backends(usb=sim_usb([SimDevice("msc", params={"blocks": 8192})]),
-                              clock=VirtualClock()), polls=2)
+                     Backends(usb=sim_usb([SimDevice("msc")]), clock=VirtualClock()),
+                     polls=2)
     assert sim.state == "running" and len(sim.readings) == 2
     assert msc["readings"] == sim.readings
     last = msc["readings"][-1]
-    assert (last["capacity_bytes"], last["verified_bytes"], last["ok"]) == (4 << 20, 1024, True)
+    assert (last["capacity_bytes"], last["verified_bytes"], last["ok"]) == (1 << 20, 1024, True)
+    parity = out["msc_parity"]
+    assert parity["rc"] == 0 and parity["report"]["ok"] is True, json.dumps(parity, indent=1)
+    legs = {leg["backend"]: leg for leg in parity["report"]["legs"]}
+    assert set(legs) == {"sim", "pyusb"} and legs["sim"]["operations"] > 20
+    assert legs["pyusb"]["readings"] == legs["sim"]["readings"] == sim.readings
+    assert legs["pyusb"]["operations"] == legs["sim"]["operations"]

@@ -348,6 +348,10 @@ def _usbip_detach():
          "--polls", str(DETACH_POLLS), "--interval-ms", "100"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out: dict[str, object] = {"port": port, "polls": DETACH_POLLS}
+    import threading
+
+    watchdog = threading.Timer(150, proc.kill)  # a run that never reads must not hang us
+    watchdog.start()
     try:
         first = proc.stdout.readline()  # blocks until the first reading (or the run ends)
         out["first_reading_s"] = round(time.monotonic() - start, 2)
@@ -365,6 +369,7 @@ def _usbip_detach():
             out["hung"] = True
         out["after_detach_s"] = round(time.monotonic() - detached, 2)
     finally:
+        watchdog.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()

@@ -352,7 +352,8 @@ def test_usbip_detach_mid_run_is_no_device_and_nothing_hangs(checks):
     `PyusbUsbBackend` on vhci; after its first reading `usbip detach -p PORT`. The driver
     sees no_device (its failure names NoDevice, or it counts the departure), reports
     `connected: false` from then on, the run still takes all N readings and ends soon after
-    (exit 1: it counted errors — not a signal, no traceback), and the USB/IP server lives on."""
+    (exit 1 when a poll failed on it, else 0 or 1 — never a signal or a traceback), and the
+    USB/IP server lives on."""
     out = _ok(checks["usbip_detach"])
     assert out["detach_rc"] == 0, out["detach_out"]
     assert out["hung"] is False and out["after_detach_s"] < 30, out
@@ -364,6 +365,9 @@ def test_usbip_detach_mid_run_is_no_device_and_nothing_hangs(checks):
     assert "NoDevice" in seen.get("failure", "") or seen["departures"] == 1, seen
     assert all(not r["connected"] and not r["ok"] for r in readings[gone:])
     assert "NoDevice" in out["stderr"] or "echo device left" in out["stderr"], out["stderr"]
-    assert out["rc"] == 1 and "Traceback" not in out["stderr"], out["stderr"]
+    failed = "NoDevice" in seen.get("failure", "")
+    assert out["rc"] in ((1,) if failed else (0, 1)), out  # poll errors → 1; never a signal
+    assert "Traceback" not in out["stderr"], out["stderr"]
+    assert out["first_reading_s"] < 120
     assert "1209:0001" not in out["vhci_ports_after"]
     assert _ok(checks["usbip_stop"])["server_rc"] == [-15]  # alive until we stopped it
