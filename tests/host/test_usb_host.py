@@ -54,6 +54,23 @@ def test_visible_predicate_hides_devices():
     assert total == 1 and host.device_identity(devs[0]).product_id == 2
 
 
+def test_hotplug_of_an_ungranted_device_is_invisible():
+    backend = SimUsbBackend([HidKeyboard()])
+    host = UsbHost(backend, visible=lambda d: d.product_id == 2)   # the grant: HID only
+    g = GuestMem()
+    events = g.region(8 * 4)
+    assert host.hotplug_poll(events) == 0                          # baseline
+    echo = backend.attach(EchoDevice(serial="NOT-GRANTED"))
+    assert host.hotplug_poll(events) == 0                          # arrival not seen
+    assert listed(host, g)[0] == 1                                 # nor listed
+    backend.detach(echo)
+    assert host.hotplug_poll(events) == 0                          # nor its departure
+    backend.attach(HidKeyboard(serial="K2"))
+    assert host.hotplug_poll(events) == 1                          # a granted one is
+    ev = abi.HotplugEvent.unpack(events.read())
+    assert ev.kind == abi.HotplugKind.ARRIVED and host.device_identity(ev.device).serial == "K2"
+
+
 def test_device_info_descriptors_port_path(env):
     backend, host, g = env
     _, devs = listed(host, g)
