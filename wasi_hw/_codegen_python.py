@@ -483,22 +483,14 @@ class _Gen:
                 *(["import dataclasses"] if "@dataclasses.dataclass" in "\n".join(body) else []),
                 "import enum", "import struct", "import typing", "",
                 "from .._errors import HwError", "from .._memory import GuestMemory, GuestRegion",
+                "from .._shimlib import (host_method, read_array as _read_array,",
+                "                        read_bytes as _read_bytes, utf8)",
                 "", f"__all__ = {sorted(set(public))!r}", "",
                 *[f"{n} = struct.Struct({f!r})" for f, n in self.structs.items()], "", "",
-                "def _utf8(raw: bytes) -> str:", "    try:", '        return raw.decode("utf-8")',
-                "    except UnicodeDecodeError as err:",
-                f"        raise HwError({self.invalid!r}, f\"string is not UTF-8 ({{err.reason}})\")"
-                " from None", "", "",
-                "def _read_bytes(mem: GuestMemory, ptr: int, n: int, size: int) -> bytes:",
-                "    return mem.read(ptr, (n & 0xFFFFFFFF) * size)", "", "",
-                "def _read_array(mem: GuestMemory, ptr: int, n: int, size: int, lift) -> list:",
-                "    raw = mem.read(ptr, (n & 0xFFFFFFFF) * size)",
-                "    return [lift(mem, raw, off) for off in range(0, len(raw), size)]", "", "",
+                f"def _utf8(raw: bytes) -> str:",
+                f"    return utf8(raw, {self.invalid!r})", "", "",
                 "def _method(host: typing.Any, name: str) -> typing.Callable[..., typing.Any]:",
-                "    method = getattr(host, name, None)", "    if not callable(method):",
-                f"        raise TypeError(f\"{{type(host).__name__}} does not implement "
-                f"{m.name}.{{name}}\")",
-                "    return method", "", ""]
+                f"    return host_method(host, {m.name!r}, name)", "", ""]
         text = "\n".join(head + body)
         while "\n\n\n\n" in text:
             text = text.replace("\n\n\n\n", "\n\n\n")

@@ -14,6 +14,8 @@ import typing
 
 from .._errors import HwError
 from .._memory import GuestMemory, GuestRegion
+from .._shimlib import (host_method, read_array as _read_array,
+                        read_bytes as _read_bytes, utf8)
 
 __all__ = ['Device', 'DeviceHandle', 'DeviceInfo', 'ERRNO', 'Filter', 'FilterFlags', 'HotplugEvent', 'HotplugKind', 'IMPORTS', 'IsoPacket', 'MODULE', 'Size', 'Speed', 'TimeoutMs', 'Timestamp', 'UsbErrno', 'WasiUsb', 'bind']
 
@@ -26,26 +28,11 @@ _S5 = struct.Struct('<B')
 
 
 def _utf8(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise HwError('invalid_param', f"string is not UTF-8 ({err.reason})") from None
-
-
-def _read_bytes(mem: GuestMemory, ptr: int, n: int, size: int) -> bytes:
-    return mem.read(ptr, (n & 0xFFFFFFFF) * size)
-
-
-def _read_array(mem: GuestMemory, ptr: int, n: int, size: int, lift) -> list:
-    raw = mem.read(ptr, (n & 0xFFFFFFFF) * size)
-    return [lift(mem, raw, off) for off in range(0, len(raw), size)]
+    return utf8(raw, 'invalid_param')
 
 
 def _method(host: typing.Any, name: str) -> typing.Callable[..., typing.Any]:
-    method = getattr(host, name, None)
-    if not callable(method):
-        raise TypeError(f"{type(host).__name__} does not implement wasi_usb.{name}")
-    return method
+    return host_method(host, 'wasi_usb', name)
 
 
 MODULE = 'wasi_usb'
