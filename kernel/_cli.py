@@ -28,32 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from wasi_hw import UserError
+from wasi_hw._argtypes import address as _addr, key_value as _kv, positive as _positive
 
 __all__ = ["register"]
-
-
-def _addr(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an address (e.g. 0x76)") from None
-
-
-def _kv(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE")
-    return key, value
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return n
 
 
 def register(sub: argparse._SubParsersAction) -> None:

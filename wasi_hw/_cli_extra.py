@@ -17,25 +17,9 @@ import sys
 from pathlib import Path
 
 from ._errors import UserError
+from ._argtypes import address as _addr, positive as _positive
 
 __all__ = ["register"]
-
-
-def _addr(text: str) -> int:
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an address (e.g. 0x76)") from None
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return n
 
 
 def register(sub: argparse._SubParsersAction) -> None:
