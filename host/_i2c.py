@@ -149,8 +149,8 @@ class I2cHost:
         target = self._target(bus, address, mode, len(data) + n)
         backend, name, lock, ten_bit = target
         wire = [_write_op(data), _read_op(n)]
-        if not (lock.acquire(False) or lock.acquire(timeout=self._lock_timeout_s)):
-            raise HwError("timeout", f"{name} stayed busy for {self._lock_timeout_s} s")
+        if not lock.acquire(False):
+            self._wait(lock, name)
         try:
             results = backend.transaction(name, address, ten_bit, wire)
         finally:
@@ -168,6 +168,19 @@ class I2cHost:
             self._delay_backend.delay_ns(ns)
         else:
             self.clock.sleep_ns(ns)
+
+    def fused_io(self) -> tuple[Any, ...]:
+        """What the kernel's fused fast path (``wasi_hw.kernel._i2c_fast``) needs to do exactly
+        what `read` / `write` / `write_read` do once every check has passed: ``(handles,
+        max_transfer, wait, write_op, read_op, deliver)`` — ``handles`` is the live handle table
+        (handle → (backend, bus, lock)), ``wait(lock, bus)`` the bus lock's timed acquire after a
+        failed non-blocking one (``timeout`` when it stays busy), ``deliver(target, results,
+        reads)`` the check and write-back of the backend's answer."""
+        return self._handles, self._max_transfer, self._wait, _write_op, _read_op, self._deliver
+
+    def _wait(self, lock: Any, bus: str) -> None:
+        if not lock.acquire(timeout=self._lock_timeout_s):
+            raise HwError("timeout", f"{bus} stayed busy for {self._lock_timeout_s} s")
 
     # --- the one path to the backend -----------------------------------------------------
     def _target(self, handle: int, address: int, mode: int, total: int) -> tuple[Any, str, Any, bool]:
@@ -192,8 +205,8 @@ class I2cHost:
                   wire: list[Read | Write]) -> Sequence[bytes]:
         """Run ``wire`` as one backend transaction under the bus lock (held for this call only)."""
         backend, bus, lock, ten_bit = target
-        if not (lock.acquire(False) or lock.acquire(timeout=self._lock_timeout_s)):
-            raise HwError("timeout", f"{bus} stayed busy for {self._lock_timeout_s} s")
+        if not lock.acquire(False):
+            self._wait(lock, bus)
         try:
             return backend.transaction(bus, address, ten_bit, wire)
         finally:

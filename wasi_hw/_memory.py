@@ -104,10 +104,12 @@ class GuestMemory:
             self._base, self._size = base, size
         return size
 
-    def pin(self) -> None:
-        """A host call starts: read the size (and, if it changed, the base) once for it."""
-        self._sync()
+    def pin(self) -> int:
+        """A host call starts: read the size (and, if it changed, the base) once for it.
+        Returns that size."""
+        size = self._sync()
         self._pinned = True
+        return size
 
     def unpin(self) -> None:
         """The host call ended: the guest may grow its memory again; re-read per access."""
