@@ -46,12 +46,13 @@ setup() {
   apt_install "${APT_PKGS[@]}"
   rustup_has_wasm || apt_install "${RUST_PKGS[@]}"
   local stamp=$VENV/.wasi-hw-stamp want
-  want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+  # the editable install builds kernel/_cnative.c in place: redo it when either changes
+  want=$(cat pyproject.toml kernel/_cnative.c | sha256sum | cut -c1-16)
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating the venv"
     python3 -m venv "$VENV"
   fi
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! compgen -G "kernel/_cnative*.so" >/dev/null; then
     say "installing wasi-hw and its Python dependencies into .venv"
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null
     "$VENV/bin/pip" install -q -e '.[dev]'

@@ -6,7 +6,8 @@ Contract:
   The settings are recorded in `config` (a sorted dict) and folded into `fingerprint`, which
   the AoT cache uses in its key: a `.cwasm` is only ever loaded into an engine of the same
   wasmtime version and the same settings.
-- A daemon ticker thread calls `engine.increment_epoch()` every `tick_ms`. A guest call given
+- A ticker thread calls `engine.increment_epoch()` every `tick_ms`: a C thread that never
+  takes the GIL (`_native.ticker`) where available, else a Python daemon thread. A guest call given
   `deadline_ticks(ms)` ticks runs at least `ms` and is interrupted (trap code INTERRUPT) no
   later than the deadline plus one tick after it started.
 - Everything that belongs to an Engine (Module, Linker, FuncType, Store) must be created
@@ -22,6 +23,8 @@ import threading
 from importlib.metadata import version
 
 import wasmtime
+
+from . import _native
 
 __all__ = ["KernelEngine", "WASMTIME_VERSION"]
 
@@ -56,8 +59,10 @@ class KernelEngine:
         blob = json.dumps({"wasmtime": WASMTIME_VERSION, **self.config}, sort_keys=True)
         self.fingerprint = hashlib.sha256(blob.encode()).hexdigest()[:16]
         self._stop = threading.Event()
+        self._native_ticker = _native.ticker(self.engine, self.tick_ms)
         self._ticker = threading.Thread(target=self._tick, name="wasi-hw-epoch", daemon=True)
-        self._ticker.start()
+        if self._native_ticker is None:
+            self._ticker.start()
 
     def _tick(self) -> None:
         period = self.tick_ms / 1000.0
@@ -73,6 +78,8 @@ class KernelEngine:
     def close(self) -> None:
         """Stop the ticker (the Engine itself is freed with its last user)."""
         self._stop.set()
+        if self._native_ticker is not None:
+            self._native_ticker.stop()
         if self._ticker.is_alive() and self._ticker is not threading.current_thread():
             self._ticker.join(timeout=1.0)
 

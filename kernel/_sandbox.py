@@ -44,6 +44,7 @@ import wasmtime
 
 from wasi_hw import HwError
 
+from . import _native
 from ._audit import AuditLog
 from ._engine import KernelEngine
 from ._guard import DriverGuard, I2cGuard, UsbGuard
@@ -170,6 +171,7 @@ class Sandbox:
         exports = instance.exports(store)
         memory = exports["memory"]
         mem = GuestMemory(memory, store, max_copy=limits.max_transfer)
+        native_mem = _native.memory(memory, store)    # None where the C half is unavailable
         counters = Violations()
         guards: dict[str, Any] = {}
         shims: dict[tuple[str, str], Callable[..., int]] = {}
@@ -183,12 +185,12 @@ class Sandbox:
             if mod == "wasi_usb" and "bulk_transfer" in self.used[mod]:
                 from ._usb_fast import fused_bulk_transfer
                 key = (mod, "bulk_transfer")
-                shims[key] = fused_bulk_transfer(guard, mem, fail, shims[key])
+                shims[key] = fused_bulk_transfer(guard, mem, fail, shims[key], native_mem)
             if mod == "wasi_i2c":
                 from ._i2c_fast import fused_i2c
                 generic = {n: shims[(mod, n)] for n in ("write_read", "write", "read")
                            if n in self.used[mod]}
-                for name, fn in fused_i2c(guard, mem, fail, generic).items():
+                for name, fn in fused_i2c(guard, mem, fail, generic, native_mem).items():
                     shims[(mod, name)] = fn
         self._shims = shims
         inst = DriverInstance(self, store, instance, exports, mem, counters, guards, shims)
@@ -244,7 +246,18 @@ class _Current(threading.local):
     shims: Mapping[tuple[str, str], Callable[..., int]] = _NO_SHIMS
 
 
-_CURRENT = _Current()
+class _NativeCurrent:
+    """The same, kept where the C trampolines of `_native` read it (a C thread-local)."""
+
+    shims = property(lambda self: _native.get_current(),
+                     lambda self, table: _native.set_current(table))
+
+
+if _native.available():
+    _native.configure(_NO_SHIMS)
+    _CURRENT: Any = _NativeCurrent()
+else:
+    _CURRENT = _Current()
 _LINKERS_LOCK = threading.Lock()
 
 
@@ -275,7 +288,10 @@ def _shared_link(engine: KernelEngine, module: wasmtime.Module, used: Mapping[st
             for name in names:
                 if (mod, name) not in defined:
                     params, results = table[name]
-                    calls.define(mod, name, params, results, _dispatcher((mod, name)))
+                    if calls.fast and _native.available():
+                        _native.define(linker, mod, name, params, results, (mod, name))
+                    else:
+                        calls.define(mod, name, params, results, _dispatcher((mod, name)))
                     defined.add((mod, name))
         try:
             return calls, linker.instantiate_pre(module)

@@ -17,7 +17,8 @@ Contract:
   (0 stays 0) and 0 becomes the host's default; IN hands the backend's bytes to guest memory in
   one copy (``overflow`` if the device sent more than asked), OUT reads the guest buffer once;
   the count goes to ``ret``. Any exception becomes ``fail(exc, "bulk_transfer")``, as in the
-  shim. Guest memory is pinned for the call, as in the shim.
+  shim. Guest memory is pinned for the call, as in the shim; with ``native_mem``
+  (`_native.memory`, when available) the C accessors check the same bounds on each access.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _U32 = struct.Struct("<I")
 
 
 def fused_bulk_transfer(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
-                        generic: Callable[..., int]) -> Callable[..., int]:
+                        generic: Callable[..., int], native_mem: Any = None) -> Callable[..., int]:
     host = getattr(guard, "_host", None)
     plans = getattr(host, "bulk_plans", None)
     granted = getattr(guard, "_ep_ok", None)
@@ -43,8 +44,13 @@ def fused_bulk_transfer(guard: Any, mem: Any, fail: Callable[[BaseException, str
     limit = min(guard._max_transfer, host.max_transfer, mem.max_copy)
     deadline = guard._deadline_ms
     default = host.default_timeout_ms
-    pin, unpin, size = mem.pin, mem.unpin, mem.size
-    read, write, write_struct = mem.read, mem.write, mem.write_struct
+    if native_mem is not None:   # the C accessors: no pinning needed, bounds checked per access
+        pin, unpin, size = native_mem.nothing, native_mem.nothing, native_mem.size
+        read, write = native_mem.read, native_mem.write
+    else:
+        pin, unpin, size = mem.pin, mem.unpin, mem.size
+        read, write = mem.read, mem.write
+    pack = _U32.pack
 
     def bulk_transfer(handle: int, endpoint: int, data: int, data_len: int, timeout: int,
                       ret: int) -> int:
@@ -75,7 +81,7 @@ def fused_bulk_transfer(guard: Any, mem: Any, fail: Callable[[BaseException, str
                         write(data, got)
                 else:
                     m = io(backend_handle, endpoint, read(data, n), timeout or default)
-                write_struct(ret, _U32, m)
+                write(ret, pack(m))
                 return 0
             except Exception as exc:  # noqa: BLE001 — as the generated shim
                 return fail(exc, "bulk_transfer")

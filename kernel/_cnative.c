@@ -1,0 +1,554 @@
+/* wasi_hw.kernel._cnative — the native half of the fast host-call path.
+ *
+ * Contract (the Python side is kernel/_native.py, which is the only user):
+ * - configure(trap_new, memory_data, memory_data_size, memory_size, default_table,
+ *   on_exception): addresses of wasmtime's C functions (taken from the library wasmtime-py
+ *   loaded), the shim table used on a thread that has none set, and the Python callable that
+ *   receives an exception raised by a host function before the guest traps.
+ * - new_slot(key, kinds) -> env: a C record for one import (``key`` is the shim-table key,
+ *   kept alive by the caller for the life of the process; ``kinds`` one letter per parameter,
+ *   'i' = i32, 'I' = i64; the result is one i32). `trampoline()` / `finalizer()` are the C
+ *   callback and finalizer addresses to hand to ``wasmtime_linker_define_func_unchecked``
+ *   with that env.
+ * - The trampoline looks the key up in this thread's current shim table (`set_current`,
+ *   `get_current`), calls the function with the arguments as Python ints (i32 and i64
+ *   signed) and stores its int result truncated to 32 bits. Anything else (a missing
+ *   function, an exception, a result that is not an int) hands the exception to
+ *   ``on_exception`` and returns a trap — what kernel/_fastcall.py's ctypes callback does.
+ * - Memory(context, memory, keep, fault): bounds-checked access to one instance's linear
+ *   memory through wasmtime's C API, re-reading base and size on every access (so it never
+ *   keeps a view across a call that may grow memory). ``size()``, ``read(ptr, n)``,
+ *   ``write(ptr, data)``; ``ptr`` and ``n`` are taken as unsigned 32-bit, ``ptr + n`` is
+ *   checked in 64-bit arithmetic, a region outside the memory raises ``fault``.
+ * - Ticker(increment_epoch, engine, period_ns, keep): a POSIX thread calling
+ *   ``increment_epoch(engine)`` every ``period_ns`` without ever taking the GIL (a Python
+ *   ticker thread wakes, competes for the GIL with the thread running guests and turns every
+ *   host call into a contended GIL hand-off); ``stop()`` ends and joins it (idempotent; also
+ *   on deallocation). ``keep`` (the Python Engine) is held until the thread is joined, so the
+ *   engine cannot be freed under it.
+ * Layout assumptions (wasmtime_memory_t is 24 bytes, wasmtime_val_raw_t is 16 bytes) are
+ * checked by kernel/_native.py against wasmtime-py's own ctypes definitions before use.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct { unsigned char opaque[24]; } wt_memory_t;   /* wasmtime 50: {{u64 store_id; u32}; u32} */
+typedef union { int32_t i32; int64_t i64; unsigned char raw[16]; } val_raw_t;
+
+typedef void *(*trap_new_t)(const char *, size_t);
+typedef uint8_t *(*mem_data_t)(const void *, const wt_memory_t *);
+typedef size_t (*mem_size_t)(const void *, const wt_memory_t *);
+
+static trap_new_t trap_new;
+static mem_data_t mem_data;
+static mem_size_t mem_data_size;
+static PyObject *default_table;    /* strong */
+static PyObject *on_exception;     /* strong */
+static _Thread_local PyObject *current;  /* strong, or NULL = default_table */
+
+static const char TRAP_MSG[] = "host function raised a Python exception";
+#define MAX_PARAMS 16
+
+typedef struct {
+    PyObject *key;       /* borrowed: kept alive by the Python side */
+    int nparams;
+    char kinds[MAX_PARAMS];
+} slot_t;
+
+/* ---- host-call trampoline ---------------------------------------------------------- */
+
+static void *fail_trap(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL)
+        PyException_SetTraceback(value, tb);
+    if (on_exception != NULL && value != NULL) {
+        PyObject *r = PyObject_CallOneArg(on_exception, value);
+        if (r == NULL)
+            PyErr_WriteUnraisable(on_exception);
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return trap_new(TRAP_MSG, sizeof(TRAP_MSG) - 1);
+}
+
+static void *trampoline(void *env, void *caller, val_raw_t *args, size_t nargs)
+{
+    slot_t *slot = (slot_t *)env;
+    PyObject *argv[MAX_PARAMS];
+    PyObject *fn, *table, *r;
+    void *trap = NULL;
+    int i, made = 0;
+    (void)caller;
+    (void)nargs;
+
+    PyGILState_STATE gil = PyGILState_Ensure();
+    table = current != NULL ? current : default_table;
+    if (table == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "wasi_hw native host calls are not configured");
+        trap = fail_trap();
+        goto out;
+    }
+    if (PyDict_CheckExact(table)) {
+        fn = PyDict_GetItemWithError(table, slot->key);
+        if (fn == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetObject(PyExc_KeyError, slot->key);
+            trap = fail_trap();
+            goto out;
+        }
+        Py_INCREF(fn);
+    } else {
+        fn = PyObject_GetItem(table, slot->key);   /* e.g. the no-shims table's __missing__ */
+        if (fn == NULL) {
+            trap = fail_trap();
+            goto out;
+        }
+    }
+    for (i = 0; i < slot->nparams; i++) {
+        argv[i] = slot->kinds[i] == 'I' ? PyLong_FromLongLong(args[i].i64)
+                                        : PyLong_FromLong(args[i].i32);
+        if (argv[i] == NULL)
+            break;
+        made++;
+    }
+    if (made == slot->nparams)
+        r = PyObject_Vectorcall(fn, argv, (size_t)made, NULL);
+    else
+        r = NULL;
+    for (i = 0; i < made; i++)
+        Py_DECREF(argv[i]);
+    Py_DECREF(fn);
+    if (r == NULL) {
+        trap = fail_trap();
+        goto out;
+    }
+    if (!PyLong_Check(r)) {
+        PyErr_Format(PyExc_TypeError, "don't know how to convert %R to i32", r);
+        Py_DECREF(r);
+        trap = fail_trap();
+        goto out;
+    }
+    {
+        unsigned long long v = PyLong_AsUnsignedLongLongMask(r);
+        Py_DECREF(r);
+        if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+            trap = fail_trap();
+            goto out;
+        }
+        memset(&args[0], 0, sizeof(val_raw_t));
+        args[0].i32 = (int32_t)(uint32_t)v;
+    }
+out:
+    PyGILState_Release(gil);
+    return trap;
+}
+
+static void slot_finalizer(void *env)
+{
+    free(env);   /* no Python objects owned: safe from any thread, at any time */
+}
+
+/* ---- module functions -------------------------------------------------------------- */
+
+static PyObject *addr_of(void *p) { return PyLong_FromVoidPtr(p); }
+
+static PyObject *n_trampoline(PyObject *m, PyObject *noargs) { return addr_of((void *)trampoline); }
+static PyObject *n_finalizer(PyObject *m, PyObject *noargs) { return addr_of((void *)slot_finalizer); }
+
+static PyObject *n_configure(PyObject *m, PyObject *args)
+{
+    unsigned long long tn, md, ms;
+    PyObject *table, *onexc;
+    if (!PyArg_ParseTuple(args, "KKKOO:configure", &tn, &md, &ms, &table, &onexc))
+        return NULL;
+    if (!tn || !md || !ms) {
+        PyErr_SetString(PyExc_ValueError, "configure: a function address is 0");
+        return NULL;
+    }
+    trap_new = (trap_new_t)(uintptr_t)tn;
+    mem_data = (mem_data_t)(uintptr_t)md;
+    mem_data_size = (mem_size_t)(uintptr_t)ms;
+    Py_INCREF(table);
+    Py_XSETREF(default_table, table);
+    Py_INCREF(onexc);
+    Py_XSETREF(on_exception, onexc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *n_new_slot(PyObject *m, PyObject *args)
+{
+    PyObject *key;
+    const char *kinds;
+    Py_ssize_t n, i;
+    slot_t *slot;
+    if (!PyArg_ParseTuple(args, "Os#:new_slot", &key, &kinds, &n))
+        return NULL;
+    if (n > MAX_PARAMS) {
+        PyErr_Format(PyExc_ValueError, "new_slot: at most %d parameters", MAX_PARAMS);
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        if (kinds[i] != 'i' && kinds[i] != 'I') {
+            PyErr_SetString(PyExc_ValueError, "new_slot: parameter kinds are 'i' or 'I'");
+            return NULL;
+        }
+    }
+    slot = calloc(1, sizeof(slot_t));
+    if (slot == NULL)
+        return PyErr_NoMemory();
+    slot->key = key;
+    slot->nparams = (int)n;
+    memcpy(slot->kinds, kinds, (size_t)n);
+    return addr_of(slot);
+}
+
+static PyObject *n_set_current(PyObject *m, PyObject *table)
+{
+    PyObject *prev = current;   /* the reference moves to the caller */
+    if (table == Py_None) {
+        current = NULL;
+    } else {
+        Py_INCREF(table);
+        current = table;
+    }
+    if (prev == NULL) {
+        if (default_table == NULL)
+            Py_RETURN_NONE;
+        Py_INCREF(default_table);
+        return default_table;
+    }
+    return prev;
+}
+
+static PyObject *n_get_current(PyObject *m, PyObject *noargs)
+{
+    PyObject *t = current != NULL ? current : default_table;
+    if (t == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(t);
+    return t;
+}
+
+/* ---- Memory ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    const void *ctx;
+    wt_memory_t mem;
+    PyObject *keep;
+    PyObject *fault;
+} MemoryObject;
+
+static void Memory_dealloc(MemoryObject *self)
+{
+    Py_XDECREF(self->keep);
+    Py_XDECREF(self->fault);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Memory_init(MemoryObject *self, PyObject *args, PyObject *kw)
+{
+    unsigned long long ctx;
+    Py_buffer mem;
+    PyObject *keep, *fault;
+    static char *names[] = {"context", "memory", "keep", "fault", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Ky*OO:Memory", names, &ctx, &mem, &keep, &fault))
+        return -1;
+    if (mem.len != (Py_ssize_t)sizeof(wt_memory_t) || !ctx) {
+        PyBuffer_Release(&mem);
+        PyErr_SetString(PyExc_ValueError, "Memory: bad context or memory handle");
+        return -1;
+    }
+    memcpy(&self->mem, mem.buf, sizeof(wt_memory_t));
+    PyBuffer_Release(&mem);
+    self->ctx = (const void *)(uintptr_t)ctx;
+    Py_INCREF(keep);
+    Py_XSETREF(self->keep, keep);
+    Py_INCREF(fault);
+    Py_XSETREF(self->fault, fault);
+    return 0;
+}
+
+/* [ptr, ptr + n) checked against the current size: the host address, or NULL (raised). */
+static uint8_t *span(MemoryObject *self, uint64_t ptr, uint64_t n)
+{
+    uint64_t size = (uint64_t)mem_data_size(self->ctx, &self->mem);
+    if (ptr + n > size) {
+        PyErr_Format(self->fault, "region 0x%x+%llu is outside linear memory (%llu bytes)",
+                     (unsigned int)ptr, (unsigned long long)n, (unsigned long long)size);
+        return NULL;
+    }
+    return mem_data(self->ctx, &self->mem) + ptr;
+}
+
+static int u32_arg(PyObject *o, uint64_t *out)
+{
+    unsigned long long v;
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "expected an int, got %.100s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    v = PyLong_AsUnsignedLongLongMask(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *out = (uint64_t)(v & 0xFFFFFFFFull);
+    return 0;
+}
+
+static PyObject *Memory_size(MemoryObject *self, PyObject *noargs)
+{
+    return PyLong_FromSize_t(mem_data_size(self->ctx, &self->mem));
+}
+
+static PyObject *Memory_read(MemoryObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t ptr, n;
+    uint8_t *p;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "read(ptr, n)");
+        return NULL;
+    }
+    if (u32_arg(args[0], &ptr) || u32_arg(args[1], &n))
+        return NULL;
+    p = span(self, ptr, n);
+    if (p == NULL)
+        return NULL;
+    return PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+}
+
+static PyObject *Memory_write(MemoryObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t ptr;
+    Py_buffer data;
+    uint8_t *p;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "write(ptr, data)");
+        return NULL;
+    }
+    if (u32_arg(args[0], &ptr))
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    p = span(self, ptr, (uint64_t)data.len);
+    if (p != NULL && data.len)
+        memmove(p, data.buf, (size_t)data.len);
+    PyBuffer_Release(&data);
+    if (p == NULL)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Memory_nothing(MemoryObject *self, PyObject *noargs) { Py_RETURN_NONE; }
+
+static PyMethodDef Memory_methods[] = {
+    {"size", (PyCFunction)Memory_size, METH_NOARGS, "The memory's current size in bytes."},
+    {"read", (PyCFunction)(void (*)(void))Memory_read, METH_FASTCALL,
+     "read(ptr, n) -> bytes: n bytes at ptr (checked)."},
+    {"write", (PyCFunction)(void (*)(void))Memory_write, METH_FASTCALL,
+     "write(ptr, data): data at ptr (checked)."},
+    {"nothing", (PyCFunction)Memory_nothing, METH_NOARGS, "Does nothing (a cheap no-op hook)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject MemoryType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wasi_hw.kernel._cnative.Memory",
+    .tp_basicsize = sizeof(MemoryObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Bounds-checked access to one instance's linear memory (see the module).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Memory_init,
+    .tp_dealloc = (destructor)Memory_dealloc,
+    .tp_methods = Memory_methods,
+};
+
+
+/* ---- Ticker ------------------------------------------------------------------------ */
+
+typedef void (*incr_t)(void *);
+
+typedef struct {
+    PyObject_HEAD
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started, stopping, joined;
+    incr_t incr;
+    void *engine;
+    long long period_ns;
+    PyObject *keep;
+} TickerObject;
+
+static void ts_add(struct timespec *t, long long ns)
+{
+    long long total = (long long)t->tv_nsec + ns;
+    t->tv_sec += (time_t)(total / 1000000000LL);
+    t->tv_nsec = (long)(total % 1000000000LL);
+}
+
+static void *ticker_main(void *arg)
+{
+    TickerObject *t = (TickerObject *)arg;
+    struct timespec next, now;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    pthread_mutex_lock(&t->mu);
+    while (!t->stopping) {
+        int rc = 0;
+        ts_add(&next, t->period_ns);
+        while (!t->stopping && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&t->cv, &t->mu, &next);
+        if (t->stopping)
+            break;
+        pthread_mutex_unlock(&t->mu);
+        t->incr(t->engine);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > next.tv_sec + 1)   /* fell far behind (suspended): don't burst */
+            next = now;
+        pthread_mutex_lock(&t->mu);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+static void ticker_stop(TickerObject *t)
+{
+    if (!t->started || t->joined)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->stopping = 1;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    Py_BEGIN_ALLOW_THREADS
+    pthread_join(t->thread, NULL);
+    Py_END_ALLOW_THREADS
+    t->joined = 1;
+}
+
+static int Ticker_init(TickerObject *self, PyObject *args, PyObject *kw)
+{
+    unsigned long long incr, engine;
+    long long period;
+    PyObject *keep;
+    pthread_condattr_t attr;
+    static char *names[] = {"increment_epoch", "engine", "period_ns", "keep", NULL};
+    if (self->started) {
+        PyErr_SetString(PyExc_RuntimeError, "Ticker: already started");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "KKLO:Ticker", names, &incr, &engine, &period, &keep))
+        return -1;
+    if (!incr || !engine || period <= 0) {
+        PyErr_SetString(PyExc_ValueError, "Ticker: bad function, engine or period");
+        return -1;
+    }
+    self->incr = (incr_t)(uintptr_t)incr;
+    self->engine = (void *)(uintptr_t)engine;
+    self->period_ns = period;
+    Py_INCREF(keep);
+    Py_XSETREF(self->keep, keep);
+    pthread_mutex_init(&self->mu, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&self->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    if (pthread_create(&self->thread, NULL, ticker_main, self) != 0) {
+        PyErr_SetString(PyExc_OSError, "Ticker: cannot start its thread");
+        return -1;
+    }
+    self->started = 1;
+    return 0;
+}
+
+static PyObject *Ticker_stop(TickerObject *self, PyObject *noargs)
+{
+    ticker_stop(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ticker_running(TickerObject *self, PyObject *noargs)
+{
+    return PyBool_FromLong(self->started && !self->joined);
+}
+
+static void Ticker_dealloc(TickerObject *self)
+{
+    ticker_stop(self);
+    if (self->started) {
+        pthread_cond_destroy(&self->cv);
+        pthread_mutex_destroy(&self->mu);
+    }
+    Py_XDECREF(self->keep);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Ticker_methods[] = {
+    {"stop", (PyCFunction)Ticker_stop, METH_NOARGS, "Stop and join the thread (idempotent)."},
+    {"running", (PyCFunction)Ticker_running, METH_NOARGS, "True until stopped."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject TickerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wasi_hw.kernel._cnative.Ticker",
+    .tp_basicsize = sizeof(TickerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "An epoch ticker thread that never takes the GIL (see the module).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Ticker_init,
+    .tp_dealloc = (destructor)Ticker_dealloc,
+    .tp_methods = Ticker_methods,
+};
+
+static PyMethodDef module_methods[] = {
+    {"configure", n_configure, METH_VARARGS, "Set wasmtime's function addresses and defaults."},
+    {"new_slot", n_new_slot, METH_VARARGS, "A C record for one import: its env address."},
+    {"trampoline", n_trampoline, METH_NOARGS, "The C host-call callback's address."},
+    {"finalizer", n_finalizer, METH_NOARGS, "The slot finalizer's address."},
+    {"set_current", n_set_current, METH_O, "Set this thread's shim table; the previous one."},
+    {"get_current", n_get_current, METH_NOARGS, "This thread's shim table."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cnative", "The native half of the fast host-call path.", -1,
+    module_methods,
+};
+
+PyMODINIT_FUNC PyInit__cnative(void)
+{
+    PyObject *m;
+    if (PyType_Ready(&MemoryType) < 0 || PyType_Ready(&TickerType) < 0)
+        return NULL;
+    m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&MemoryType);
+    if (PyModule_AddObject(m, "Memory", (PyObject *)&MemoryType) < 0) {
+        Py_DECREF(&MemoryType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&TickerType);
+    if (PyModule_AddObject(m, "Ticker", (PyObject *)&TickerType) < 0) {
+        Py_DECREF(&TickerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(m, "SLOT_SIZE", (long)sizeof(val_raw_t)) < 0 ||
+        PyModule_AddIntConstant(m, "MEMORY_SIZE", (long)sizeof(wt_memory_t)) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,200 @@
+"""The native half of the host-call path (kernel/_native.py, kernel/_cnative.c).
+
+It must be built here (a silent fallback would hide a broken build), behave exactly like the
+ctypes path it replaces — same results, same exceptions, same truncation — check guest memory
+bounds as `GuestMemory` does, tick epochs without the GIL, and the whole kernel suite must
+still pass with it switched off (``WASI_HW_NATIVE=0``: the fallback stays tested).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from wasi_hw import GuestFault
+from wasi_hw._memory import GuestMemory
+from wasi_hw.kernel import _native
+from wasi_hw.kernel._engine import KernelEngine
+from wasi_hw.kernel._fastcall import HostCalls, define_unchecked, reraise_at_call_site
+
+ROOT = Path(__file__).resolve().parents[2]
+OFF = os.environ.get("WASI_HW_NATIVE") == "0"
+needs_native = pytest.mark.skipif(OFF or not _native.available(),
+                                  reason="native path switched off")
+
+WAT = r"""
+(module
+  (import "h" "f" (func $f (param i32 i64) (result i32)))
+  (import "h" "g" (func $g (result i32)))
+  (memory (export "memory") 1 3)
+  (func (export "f") (param i32 i64) (result i32) (call $f (local.get 0) (local.get 1)))
+  (func (export "g") (result i32) (call $g))
+  (func (export "grow") (result i32) (memory.grow (i32.const 1)))
+)
+"""
+
+
+@pytest.mark.skipif(OFF, reason="WASI_HW_NATIVE=0")
+def test_native_is_built_and_used_here():
+    assert _native.available(), "kernel/_cnative.c was not built (is gcc / python3-dev there?)"
+    from wasi_hw.kernel._sandbox import _CURRENT, _NativeCurrent
+    assert isinstance(_CURRENT, _NativeCurrent)
+
+
+class Linked:
+    """The WAT module with h.f / h.g defined natively or through the ctypes callback."""
+
+    def __init__(self, native: bool, table: dict) -> None:
+        engine = wasmtime.Engine()
+        self.linker = wasmtime.Linker(engine)
+        self.table = table
+        for name, params in (("f", ("i32", "i64")), ("g", ())):
+            key = ("h-test", name)
+            if native:
+                _native.define(self.linker, "h", name, params, ("i32",), key)
+            else:
+                define_unchecked(self.linker, "h", name, params, ("i32",),
+                                 lambda *a, key=key: self.table[key](*a), reraise_at_call_site)
+        self.store = wasmtime.Store(engine)
+        inst = self.linker.instantiate(self.store, wasmtime.Module(engine, WAT))
+        self.exports = inst.exports(self.store)
+        calls = HostCalls(self.linker)
+        self.f = calls.caller(self.store, self.exports["f"], (["i32", "i64"], ["i32"]))
+        self.g = calls.caller(self.store, self.exports["g"], ([], ["i32"]))
+        self.native = native
+
+    def outcome(self, fn, *args):
+        prev = _native.set_current(self.table) if self.native else None
+        try:
+            return ("ok", fn(*args))
+        except BaseException as exc:  # noqa: BLE001 — an exception is an outcome too
+            return ("raised", type(exc).__name__, str(exc))
+        finally:
+            if self.native:
+                _native.set_current(prev)
+
+
+def _stop(*a):
+    raise KeyboardInterrupt("stop")
+
+
+def _boom(*a):
+    raise ValueError("boom")
+
+
+FUNCS = {
+    "echo": lambda a, b: a + b,
+    "negative": lambda a, b: -1,
+    "wide": lambda a, b: 2**40 + 5,
+    "huge": lambda a, b: -(2**80) - 3,
+    "bool": lambda a, b: True,
+    "float": lambda a, b: 1.0,
+    "none": lambda a, b: None,
+    "raises": _boom,
+    "ctrl-c": _stop,
+}
+ARGS = [(0, 0), (1, 2), (-1, -(2**63)), (2**31 - 1, 2**63 - 1), (-(2**31), 7)]
+
+
+@needs_native
+@pytest.mark.parametrize("name", sorted(FUNCS))
+def test_trampoline_matches_the_ctypes_path(name):
+    table = {("h-test", "f"): FUNCS[name], ("h-test", "g"): lambda: 42}
+    native, ctyped = Linked(True, dict(table)), Linked(False, dict(table))
+    for args in ARGS:
+        got = native.outcome(native.f, *args)
+        assert got == ctyped.outcome(ctyped.f, *args), (name, args)
+        if name == "echo":
+            assert got[0] == "ok"
+
+
+@needs_native
+def test_missing_function_and_default_table():
+    native = Linked(True, {})
+    ctyped = Linked(False, {})
+    assert native.outcome(native.g) == ctyped.outcome(ctyped.g)
+    assert native.outcome(native.g)[1] == "KeyError"
+    # no table set on this thread: the default (the kernel's "outside a call") table answers
+    from wasi_hw.kernel._sandbox import _NO_SHIMS
+    prev = _native.set_current(None)
+    try:
+        assert _native.get_current() is _NO_SHIMS
+        with pytest.raises(Exception, match="outside a kernel call"):
+            native.g()
+    finally:
+        _native.set_current(prev)
+
+
+@needs_native
+def test_memory_checks_bounds_like_guest_memory():
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    linker = wasmtime.Linker(engine)
+    linker.define_func("h", "f", wasmtime.FuncType([wasmtime.ValType.i32(), wasmtime.ValType.i64()],
+                                                   [wasmtime.ValType.i32()]), lambda a, b: 0)
+    linker.define_func("h", "g", wasmtime.FuncType([], [wasmtime.ValType.i32()]), lambda: 0)
+    exports = linker.instantiate(store, wasmtime.Module(engine, WAT)).exports(store)
+    mem = exports["memory"]
+    nat, ref = _native.memory(mem, store), GuestMemory(mem, store, max_copy=1 << 20)
+    assert nat.size() == ref.size() == 65536
+    nat.write(10, b"abc")
+    nat.write(13, bytearray(b"de"))
+    nat.write(15, memoryview(b"f"))
+    assert nat.read(10, 6) == ref.read(10, 6) == b"abcdef"
+    assert nat.read(65536, 0) == b""
+    for ptr, n in ((65530, 7), (-1, 2), (2**32 - 1, 1), (0, 65537)):
+        with pytest.raises(GuestFault) as a:
+            nat.read(ptr, n)
+        with pytest.raises(GuestFault) as b:
+            ref.read(ptr, n)
+        assert str(a.value) == str(b.value)
+        with pytest.raises(GuestFault):
+            nat.write(ptr, b"x" * n)
+    with pytest.raises(TypeError):
+        nat.read("0", 1)
+    with pytest.raises(TypeError):
+        nat.write(0, "text")
+    assert exports["grow"](store) == 1          # memory moves/grows: the next access sees it
+    assert nat.size() == 2 * 65536
+    nat.write(65536 + 100, b"grown")
+    assert ref.read(65536 + 100, 5) == b"grown"
+    assert nat.nothing() is None
+
+
+@needs_native
+def test_native_ticker_interrupts_without_the_gil():
+    ke = KernelEngine(tick_ms=2)
+    try:
+        assert ke._native_ticker is not None and ke._native_ticker.running()
+        assert not ke._ticker.is_alive()          # no Python ticker thread
+        store = wasmtime.Store(ke.engine)
+        module = wasmtime.Module(ke.engine, "(module (func (export \"spin\") (loop (br 0))))")
+        spin = wasmtime.Instance(store, module, []).exports(store)["spin"]
+        store.set_epoch_deadline(ke.deadline_ticks(20))
+        t0 = time.perf_counter()
+        with pytest.raises(wasmtime.Trap) as trap:
+            spin(store)
+        assert trap.value.trap_code == wasmtime.TrapCode.INTERRUPT
+        assert time.perf_counter() - t0 < 5.0
+    finally:
+        ke.close()
+    assert not ke._native_ticker.running()
+    ke._native_ticker.stop()                       # idempotent
+
+
+@pytest.mark.skipif(OFF, reason="this is the fallback run itself")
+def test_kernel_suite_passes_with_the_native_path_off():
+    env = dict(os.environ, WASI_HW_NATIVE="0", PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PYTEST_XDIST_WORKER", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:xdist",
+         "tests/kernel", "--ignore=tests/kernel/test_fuzz_shims.py"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout
