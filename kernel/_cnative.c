@@ -1,8 +1,8 @@
 /* wasi_hw.kernel._cnative — the native half of the fast host-call path.
  *
  * Contract (the Python side is kernel/_native.py, which is the only user):
- * - configure(trap_new, memory_data, memory_data_size, memory_size, default_table,
- *   on_exception): addresses of wasmtime's C functions (taken from the library wasmtime-py
+ * - configure(trap_new, memory_data, memory_data_size, func_call_unchecked,
+ *   context_set_epoch_deadline, default_table, on_exception): addresses of wasmtime's C functions (taken from the library wasmtime-py
  *   loaded), the shim table used on a thread that has none set, and the Python callable that
  *   receives an exception raised by a host function before the guest traps.
  * - new_slot(key, kinds) -> env: a C record for one import (``key`` is the shim-table key,
@@ -20,6 +20,10 @@
  *   keeps a view across a call that may grow memory). ``size()``, ``read(ptr, n)``,
  *   ``write(ptr, data)``; ``ptr`` and ``n`` are taken as unsigned 32-bit, ``ptr + n`` is
  *   checked in 64-bit arithmetic, a region outside the memory raises ``fault``.
+ * - Entry(context, func, keep): ``call(ticks)`` sets the store's epoch deadline to ``ticks``
+ *   and enters one ``() -> i32`` export through ``wasmtime_func_call_unchecked`` with the GIL
+ *   released, returning the signed result; a trap or error raises ``Trapped(error, trap)``
+ *   (their addresses: the caller owns and converts them).
  * - Ticker(increment_epoch, engine, period_ns, keep): a POSIX thread calling
  *   ``increment_epoch(engine)`` every ``period_ns`` without ever taking the GIL (a Python
  *   ticker thread wakes, competes for the GIL with the thread running guests and turns every
@@ -42,12 +46,17 @@ typedef struct { unsigned char opaque[24]; } wt_memory_t;   /* wasmtime 50: {{u6
 typedef union { int32_t i32; int64_t i64; unsigned char raw[16]; } val_raw_t;
 
 typedef void *(*trap_new_t)(const char *, size_t);
+typedef void *(*call_unchecked_t)(void *, const void *, val_raw_t *, size_t, void **);
+typedef void (*set_deadline_t)(void *, uint64_t);
 typedef uint8_t *(*mem_data_t)(const void *, const wt_memory_t *);
 typedef size_t (*mem_size_t)(const void *, const wt_memory_t *);
 
 static trap_new_t trap_new;
 static mem_data_t mem_data;
 static mem_size_t mem_data_size;
+static call_unchecked_t call_unchecked;
+static set_deadline_t set_deadline;
+static PyObject *Trapped;          /* the exception `Entry.call` raises on a trap or error */
 static PyObject *default_table;    /* strong */
 static PyObject *on_exception;     /* strong */
 static _Thread_local PyObject *current;  /* strong, or NULL = default_table */
@@ -168,17 +177,19 @@ static PyObject *n_finalizer(PyObject *m, PyObject *noargs) { return addr_of((vo
 
 static PyObject *n_configure(PyObject *m, PyObject *args)
 {
-    unsigned long long tn, md, ms;
+    unsigned long long tn, md, ms, cu, sd;
     PyObject *table, *onexc;
-    if (!PyArg_ParseTuple(args, "KKKOO:configure", &tn, &md, &ms, &table, &onexc))
+    if (!PyArg_ParseTuple(args, "KKKKKOO:configure", &tn, &md, &ms, &cu, &sd, &table, &onexc))
         return NULL;
-    if (!tn || !md || !ms) {
+    if (!tn || !md || !ms || !cu || !sd) {
         PyErr_SetString(PyExc_ValueError, "configure: a function address is 0");
         return NULL;
     }
     trap_new = (trap_new_t)(uintptr_t)tn;
     mem_data = (mem_data_t)(uintptr_t)md;
     mem_data_size = (mem_size_t)(uintptr_t)ms;
+    call_unchecked = (call_unchecked_t)(uintptr_t)cu;
+    set_deadline = (set_deadline_t)(uintptr_t)sd;
     Py_INCREF(table);
     Py_XSETREF(default_table, table);
     Py_INCREF(onexc);
@@ -374,6 +385,91 @@ static PyTypeObject MemoryType = {
 };
 
 
+/* ---- Entry ------------------------------------------------------------------------- */
+
+typedef struct { unsigned char opaque[16]; } wt_func_t;   /* wasmtime 50: {u64 store_id; void*} */
+
+typedef struct {
+    PyObject_HEAD
+    void *ctx;
+    wt_func_t func;
+    PyObject *keep;
+} EntryObject;
+
+static void Entry_dealloc(EntryObject *self)
+{
+    Py_XDECREF(self->keep);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Entry_init(EntryObject *self, PyObject *args, PyObject *kw)
+{
+    unsigned long long ctx;
+    Py_buffer func;
+    PyObject *keep;
+    static char *names[] = {"context", "func", "keep", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Ky*O:Entry", names, &ctx, &func, &keep))
+        return -1;
+    if (func.len != (Py_ssize_t)sizeof(wt_func_t) || !ctx) {
+        PyBuffer_Release(&func);
+        PyErr_SetString(PyExc_ValueError, "Entry: bad context or function handle");
+        return -1;
+    }
+    memcpy(&self->func, func.buf, sizeof(wt_func_t));
+    PyBuffer_Release(&func);
+    self->ctx = (void *)(uintptr_t)ctx;
+    Py_INCREF(keep);
+    Py_XSETREF(self->keep, keep);
+    return 0;
+}
+
+/* call(ticks): set the epoch deadline, enter the () -> i32 export with the GIL released,
+   return its (signed) result; a trap or error raises Trapped(error_address, trap_address). */
+static PyObject *Entry_call(EntryObject *self, PyObject *ticks_obj)
+{
+    unsigned long long ticks = PyLong_AsUnsignedLongLong(ticks_obj);
+    val_raw_t slot;
+    void *err, *trap = NULL;
+    if (ticks == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (call_unchecked == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "wasi_hw native calls are not configured");
+        return NULL;
+    }
+    memset(&slot, 0, sizeof(slot));
+    set_deadline(self->ctx, (uint64_t)ticks);
+    Py_BEGIN_ALLOW_THREADS
+    err = call_unchecked(self->ctx, &self->func, &slot, 1, &trap);
+    Py_END_ALLOW_THREADS
+    if (err != NULL || trap != NULL) {
+        PyObject *v = Py_BuildValue("(KK)", (unsigned long long)(uintptr_t)err,
+                                    (unsigned long long)(uintptr_t)trap);
+        if (v != NULL) {
+            PyErr_SetObject(Trapped, v);
+            Py_DECREF(v);
+        }
+        return NULL;
+    }
+    return PyLong_FromLong(slot.i32);
+}
+
+static PyMethodDef Entry_methods[] = {
+    {"call", (PyCFunction)Entry_call, METH_O, "call(ticks) -> int: enter the export."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject EntryType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wasi_hw.kernel._cnative.Entry",
+    .tp_basicsize = sizeof(EntryObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Entering one () -> i32 export through the unchecked C API (see the module).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Entry_init,
+    .tp_dealloc = (destructor)Entry_dealloc,
+    .tp_methods = Entry_methods,
+};
+
 /* ---- Ticker ------------------------------------------------------------------------ */
 
 typedef void (*incr_t)(void *);
@@ -528,7 +624,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__cnative(void)
 {
     PyObject *m;
-    if (PyType_Ready(&MemoryType) < 0 || PyType_Ready(&TickerType) < 0)
+    if (PyType_Ready(&MemoryType) < 0 || PyType_Ready(&TickerType) < 0 ||
+        PyType_Ready(&EntryType) < 0)
         return NULL;
     m = PyModule_Create(&module);
     if (m == NULL)
@@ -542,6 +639,21 @@ PyMODINIT_FUNC PyInit__cnative(void)
     Py_INCREF(&TickerType);
     if (PyModule_AddObject(m, "Ticker", (PyObject *)&TickerType) < 0) {
         Py_DECREF(&TickerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&EntryType);
+    if (PyModule_AddObject(m, "Entry", (PyObject *)&EntryType) < 0) {
+        Py_DECREF(&EntryType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Trapped = PyErr_NewException("wasi_hw.kernel._cnative.Trapped", NULL, NULL);
+    if (Trapped == NULL || PyModule_AddObjectRef(m, "Trapped", Trapped) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(m, "FUNC_SIZE", (long)sizeof(wt_func_t)) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -25,6 +25,12 @@ Contract:
   a no-op ``nothing()``) over the instance's memory; a region outside the memory raises
   `GuestFault` with `GuestMemory`'s message. It does not check copy quotas: its callers
   check lengths against them first. None when not `available()`.
+- `entry(store, func)` (after `configure`) returns ``call(ticks)``: it sets ``store``'s epoch
+  deadline to ``ticks`` and enters ``func`` (an export ``() -> i32``) through the unchecked
+  C API with the GIL released, ≈ 0.3 µs instead of ≈ 3.5 µs. Outcomes are those of
+  `_fastcall.HostCalls.caller`: the signed i32 result; a Python exception raised in a host
+  function as itself; a trap as `wasmtime.Trap`; an engine error as `wasmtime.WasmtimeError`.
+  None when not `available()`.
 - `ticker(engine, tick_ms)` starts a C thread that calls ``wasmtime_engine_increment_epoch``
   every ``tick_ms`` and never takes the GIL, returning it (``stop()`` joins it; ``running()``);
   None when not `available()`. A Python ticker thread has to take the GIL for each tick, and
@@ -51,7 +57,8 @@ try:
 except ImportError:  # built without a C compiler: the ctypes path is used
     _cnative = None  # type: ignore[assignment]
 
-__all__ = ["available", "configure", "define", "set_current", "get_current", "memory", "ticker"]
+__all__ = ["available", "configure", "define", "set_current", "get_current", "memory", "ticker",
+           "entry"]
 
 _KINDS = {"i32": "i", "i64": "I"}
 _KEYS: dict[Any, Any] = {}        # every key handed to C: kept alive for the process
@@ -73,7 +80,8 @@ def _layout_ok() -> bool:
     from wasmtime import _ffi as ffi
 
     return (ctypes.sizeof(ffi.wasmtime_val_raw_t) == _cnative.SLOT_SIZE
-            and ctypes.sizeof(ffi.wasmtime_memory_t) == _cnative.MEMORY_SIZE)
+            and ctypes.sizeof(ffi.wasmtime_memory_t) == _cnative.MEMORY_SIZE
+            and ctypes.sizeof(ffi.wasmtime_func_t) == _cnative.FUNC_SIZE)
 
 
 @functools.lru_cache(maxsize=None)
@@ -94,7 +102,9 @@ def configure(default_table: Any) -> None:
         if _CONFIGURED:
             return
         _cnative.configure(_address("wasmtime_trap_new"), _address("wasmtime_memory_data"),
-                           _address("wasmtime_memory_data_size"), default_table,
+                           _address("wasmtime_memory_data_size"),
+                           _address("wasmtime_func_call_unchecked"),
+                           _address("wasmtime_context_set_epoch_deadline"), default_table,
                            reraise_at_call_site)
         _CONFIGURED = True
 
@@ -147,3 +157,42 @@ def ticker(engine: wasmtime.Engine, tick_ms: float) -> Any:
     addr = ctypes.cast(engine.ptr(), ctypes.c_void_p).value
     return _cnative.Ticker(_address("wasmtime_engine_increment_epoch"), addr,
                            max(1, int(tick_ms * 1e6)), engine)
+
+
+def entry(store: wasmtime.Store, func: wasmtime.Func) -> Any:
+    """``call(ticks)`` entering ``func`` natively (module docstring), or None."""
+    if not available() or not _CONFIGURED:
+        return None
+    ctx = ctypes.cast(store._context(), ctypes.c_void_p).value
+    native = _cnative.Entry(ctx, bytes(func._func), (store, func))
+    enter, trapped = native.call, _cnative.Trapped
+
+    def call(ticks: int) -> int:
+        try:
+            return enter(ticks)
+        except trapped as t:
+            raise _outcome(*t.args) from None
+
+    return call
+
+
+def _outcome(err: int, trap: int) -> BaseException:
+    """The exception for a failed unchecked call (the error/trap pointers are consumed)."""
+    from wasmtime import _ffi as ffi
+
+    from ._fastcall import _take_pending
+
+    pending = _take_pending()
+    err_p = ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)) if err else None
+    trap_p = ctypes.cast(trap, ctypes.POINTER(ffi.wasm_trap_t)) if trap else None
+    if pending is not None:
+        if err_p:
+            ffi.wasmtime_error_delete(err_p)
+        if trap_p:
+            ffi.wasm_trap_delete(trap_p)
+        return pending
+    if err_p:
+        if trap_p:
+            ffi.wasm_trap_delete(trap_p)
+        return wasmtime.WasmtimeError._from_ptr(err_p)
+    return wasmtime.Trap._from_ptr(trap_p)

@@ -354,6 +354,10 @@ class DriverInstance:
         # init and poll are () -> i32: checked when the sandbox was made
         self._funcs = {n: sandbox._calls.caller(store, exports[n], _ENTRY_SIG)
                        for n in ("init", "poll")}
+        # the native entry sets the deadline and enters in one C call (`_native.entry`)
+        native = sandbox._calls.fast and _native.available()
+        self._entries = {n: _native.entry(store, exports[n]) for n in ("init", "poll")} \
+            if native else {}
         self._shims = sandbox._shims if shims is None else shims
         self._busy = False
         self.last_call_s = 0.0
@@ -364,7 +368,10 @@ class DriverInstance:
             raise DriverFault("reentrant", f"{export} called while the driver is running")
         func = self._funcs[export]
         limits = self.sandbox.manifest.limits
-        self.store.set_epoch_deadline(self.sandbox.engine.deadline_ticks(limits.deadline_ms))
+        ticks = self.sandbox.engine.deadline_ticks(limits.deadline_ms)
+        entry = self._entries.get(export)
+        if entry is None:
+            self.store.set_epoch_deadline(ticks)
         for guard in self.guards.values():
             guard.begin_call()
         self._busy = True
@@ -372,7 +379,7 @@ class DriverInstance:
         prev, tls.shims = tls.shims, self._shims
         t0 = time.perf_counter()
         try:
-            return int(func())
+            return entry(ticks) if entry is not None else int(func())
         except wasmtime.Trap as trap:
             if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
                 raise DriverFault("deadline", f"{export} ran past its {limits.deadline_ms} ms "

@@ -22,6 +22,7 @@ from wasi_hw._memory import GuestMemory
 from wasi_hw.kernel import _native
 from wasi_hw.kernel._engine import KernelEngine
 from wasi_hw.kernel._fastcall import HostCalls, define_unchecked, reraise_at_call_site
+from wasi_hw.kernel import _sandbox  # noqa: F401 — configures the native half
 
 ROOT = Path(__file__).resolve().parents[2]
 OFF = os.environ.get("WASI_HW_NATIVE") == "0"
@@ -36,6 +37,9 @@ WAT = r"""
   (func (export "f") (param i32 i64) (result i32) (call $f (local.get 0) (local.get 1)))
   (func (export "g") (result i32) (call $g))
   (func (export "grow") (result i32) (memory.grow (i32.const 1)))
+  (func (export "minus") (result i32) (i32.const -5))
+  (func (export "trap") (result i32) (unreachable))
+  (func (export "spin") (result i32) (loop (br 0)) (i32.const 0))
 )
 """
 
@@ -50,8 +54,8 @@ def test_native_is_built_and_used_here():
 class Linked:
     """The WAT module with h.f / h.g defined natively or through the ctypes callback."""
 
-    def __init__(self, native: bool, table: dict) -> None:
-        engine = wasmtime.Engine()
+    def __init__(self, native: bool, table: dict, engine: wasmtime.Engine | None = None) -> None:
+        engine = engine or wasmtime.Engine()
         self.linker = wasmtime.Linker(engine)
         self.table = table
         for name, params in (("f", ("i32", "i64")), ("g", ())):
@@ -62,6 +66,7 @@ class Linked:
                 define_unchecked(self.linker, "h", name, params, ("i32",),
                                  lambda *a, key=key: self.table[key](*a), reraise_at_call_site)
         self.store = wasmtime.Store(engine)
+        self.store.set_epoch_deadline(1 << 40)
         inst = self.linker.instantiate(self.store, wasmtime.Module(engine, WAT))
         self.exports = inst.exports(self.store)
         calls = HostCalls(self.linker)
@@ -73,6 +78,8 @@ class Linked:
         prev = _native.set_current(self.table) if self.native else None
         try:
             return ("ok", fn(*args))
+        except wasmtime.Trap as trap:       # the code, not the backtrace text
+            return ("raised", "Trap", str(trap.trap_code))
         except BaseException as exc:  # noqa: BLE001 — an exception is an outcome too
             return ("raised", type(exc).__name__, str(exc))
         finally:
@@ -129,6 +136,36 @@ def test_missing_function_and_default_table():
             native.g()
     finally:
         _native.set_current(prev)
+
+
+@needs_native
+@pytest.mark.parametrize("export,g", [("minus", None), ("trap", None), ("g", lambda: 7),
+                                      ("g", _boom), ("g", _stop), ("g", lambda: "x"),
+                                      ("spin", None)])
+def test_native_entry_matches_the_unchecked_call(export, g):
+    ke = KernelEngine(tick_ms=2)
+    try:
+        outcomes = []
+        for native in (True, False):
+            linked = Linked(native, {("h-test", "g"): g}, ke.engine)
+            store = wasmtime.Store(ke.engine)
+            inst = linked.linker.instantiate(store, wasmtime.Module(ke.engine, WAT))
+            func = inst.exports(store)[export]
+            if native:
+                enter = _native.entry(store, func)
+                call = lambda: enter(ke.deadline_ticks(10))  # noqa: E731
+            else:
+                checked = HostCalls(linked.linker).caller(store, func, ([], ["i32"]))
+
+                def call():
+                    store.set_epoch_deadline(ke.deadline_ticks(10))
+                    return checked()
+            outcomes.append(linked.outcome(call))
+        assert outcomes[0] == outcomes[1]
+        if export == "spin":
+            assert outcomes[0] == ("raised", "Trap", str(wasmtime.TrapCode.INTERRUPT))
+    finally:
+        ke.close()
 
 
 @needs_native
