@@ -44,11 +44,25 @@ _LEVELS = ("error", "warn", "info", "debug", "trace")
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0))}
 
 
+def _seeks_back() -> bool:
+    """Whether this cbor2 rewinds a seekable stream to the end of the decoded item when it
+    read ahead (cbor2 ≥ 5.6 does). If not, reading byte by byte keeps ``tell()`` exact."""
+    fp = io.BytesIO(b"\x01\x02")
+    try:
+        cbor2.CBORDecoder(fp).decode()
+    except Exception:  # noqa: BLE001 — any surprise: take the slow, exact way
+        return False
+    return fp.tell() == 1
+
+
+_READ_SIZE = 4096 if _seeks_back() else 1
+
+
 def decode_cbor_item(data: bytes, *, max_depth: int = 32) -> Any:
     """Exactly one CBOR data item, or ``HwError("invalid_argument")``."""
     fp = io.BytesIO(data)
     try:
-        item = cbor2.CBORDecoder(fp, read_size=1, max_depth=max_depth).decode()
+        item = cbor2.CBORDecoder(fp, read_size=_READ_SIZE, max_depth=max_depth).decode()
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as err:
         raise HwError("invalid_argument", f"malformed CBOR: {err}") from None
     if fp.tell() != len(data):

@@ -30,12 +30,18 @@
  *   host call into a contended GIL hand-off); ``stop()`` ends and joins it (idempotent; also
  *   on deallocation). ``keep`` (the Python Engine) is held until the thread is joined, so the
  *   engine cannot be freed under it.
+ * - Bulk(plans, granted, generic, fail, pack, hwerror, memory, limit, deadline_ms,
+ *   default_timeout_ms): kernel/_usb_fast.py's fused ``bulk_transfer`` in C, callable with
+ *   the shim's six arguments; the trampoline runs it without boxing the arguments. Same
+ *   decisions, same I/O, same errnos as the Python version (tests/kernel/test_usb_fast.py
+ *   runs both against the generated chain).
  * Layout assumptions (wasmtime_memory_t is 24 bytes, wasmtime_val_raw_t is 16 bytes) are
  * checked by kernel/_native.py against wasmtime-py's own ctypes definitions before use.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -71,6 +77,10 @@ typedef struct {
 } slot_t;
 
 /* ---- host-call trampoline ---------------------------------------------------------- */
+
+struct BulkObject;
+static PyTypeObject BulkType;
+static PyObject *bulk_run(struct BulkObject *self, const int32_t *sa);
 
 static void *fail_trap(void)
 {
@@ -124,6 +134,14 @@ static void *trampoline(void *env, void *caller, val_raw_t *args, size_t nargs)
             goto out;
         }
     }
+    if (Py_IS_TYPE(fn, &BulkType) && slot->nparams == 6) {   /* the fused bulk_transfer */
+        int32_t sa[6];
+        for (i = 0; i < 6; i++)
+            sa[i] = args[i].i32;
+        r = bulk_run((struct BulkObject *)fn, sa);
+        Py_DECREF(fn);
+        goto result;
+    }
     for (i = 0; i < slot->nparams; i++) {
         argv[i] = slot->kinds[i] == 'I' ? PyLong_FromLongLong(args[i].i64)
                                         : PyLong_FromLong(args[i].i32);
@@ -138,6 +156,7 @@ static void *trampoline(void *env, void *caller, val_raw_t *args, size_t nargs)
     for (i = 0; i < made; i++)
         Py_DECREF(argv[i]);
     Py_DECREF(fn);
+result:
     if (r == NULL) {
         trap = fail_trap();
         goto out;
@@ -347,14 +366,29 @@ static PyObject *Memory_write(MemoryObject *self, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_TypeError, "write(ptr, data)");
         return NULL;
     }
+    PyObject *obj = args[1], *conv = NULL;
     if (u32_arg(args[0], &ptr))
         return NULL;
-    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0)
+    if (!PyObject_CheckBuffer(obj)) {   /* what bytes() accepts, as GuestMemory.write does */
+        if (PyUnicode_Check(obj) || PyLong_Check(obj)) {
+            PyErr_Format(PyExc_TypeError, "cannot write %.100s to guest memory",
+                         Py_TYPE(obj)->tp_name);
+            return NULL;
+        }
+        conv = PyBytes_FromObject(obj);
+        if (conv == NULL)
+            return NULL;
+        obj = conv;
+    }
+    if (PyObject_GetBuffer(obj, &data, PyBUF_SIMPLE) < 0) {
+        Py_XDECREF(conv);
         return NULL;
+    }
     p = span(self, ptr, (uint64_t)data.len);
     if (p != NULL && data.len)
         memmove(p, data.buf, (size_t)data.len);
     PyBuffer_Release(&data);
+    Py_XDECREF(conv);
     if (p == NULL)
         return NULL;
     Py_RETURN_NONE;
@@ -384,6 +418,316 @@ static PyTypeObject MemoryType = {
     .tp_methods = Memory_methods,
 };
 
+
+/* ---- Bulk: the fused wasi_usb.bulk_transfer in C ------------------------------------ */
+
+typedef struct BulkObject {
+    PyObject_HEAD
+    PyObject *plans;      /* dict (handle, endpoint) -> (backend_handle, io, is_in) */
+    PyObject *granted;    /* set of (handle, endpoint) */
+    PyObject *generic;    /* the generated shim chain */
+    PyObject *fail;       /* fail(exc, name) -> errno */
+    PyObject *pack;       /* struct.Struct("<I").pack: the count's conversion, as in Python */
+    PyObject *hwerror;    /* HwError */
+    PyObject *name;       /* "bulk_transfer" */
+    MemoryObject *mem;
+    uint64_t limit, deadline, default_timeout;
+    vectorcallfunc vectorcall;
+} BulkObject;
+
+static void Bulk_dealloc(BulkObject *self)
+{
+    Py_XDECREF(self->plans);
+    Py_XDECREF(self->granted);
+    Py_XDECREF(self->generic);
+    Py_XDECREF(self->fail);
+    Py_XDECREF(self->pack);
+    Py_XDECREF(self->hwerror);
+    Py_XDECREF(self->name);
+    Py_XDECREF(self->mem);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Bulk_init(BulkObject *self, PyObject *args, PyObject *kw)
+{
+    PyObject *plans, *granted, *generic, *fail, *pack, *hwerror, *mem;
+    unsigned long long limit, deadline, dflt;
+    static char *names[] = {"plans", "granted", "generic", "fail", "pack", "hwerror", "memory",
+                            "limit", "deadline_ms", "default_timeout_ms", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!OOOOO!KKK:Bulk", names, &PyDict_Type, &plans,
+                                     &PySet_Type, &granted, &generic, &fail, &pack, &hwerror,
+                                     &MemoryType, &mem, &limit, &deadline, &dflt))
+        return -1;
+#define SETREF(field, v) do { Py_INCREF(v); Py_XSETREF(self->field, (v)); } while (0)
+    SETREF(plans, plans);
+    SETREF(granted, granted);
+    SETREF(generic, generic);
+    SETREF(fail, fail);
+    SETREF(pack, pack);
+    SETREF(hwerror, hwerror);
+    Py_INCREF(mem);
+    Py_XSETREF(self->mem, (MemoryObject *)mem);
+#undef SETREF
+    if (self->name == NULL && (self->name = PyUnicode_InternFromString("bulk_transfer")) == NULL)
+        return -1;
+    self->limit = limit;
+    self->deadline = deadline;
+    self->default_timeout = dflt;
+    return 0;
+}
+
+static PyObject *call_generic(BulkObject *self, const uint32_t *a, const int32_t *signed_args)
+{
+    PyObject *argv[6];
+    PyObject *r = NULL;
+    int i, made = 0;
+    for (i = 0; i < 6; i++) {
+        argv[i] = PyLong_FromLong(signed_args[i]);
+        if (argv[i] == NULL)
+            break;
+        made++;
+    }
+    if (made == 6)
+        r = PyObject_Vectorcall(self->generic, argv, 6, NULL);
+    for (i = 0; i < made; i++)
+        Py_DECREF(argv[i]);
+    (void)a;
+    return r;
+}
+
+/* A Python exception from the I/O: Exception → fail(exc, name) (its errno), else propagate. */
+static PyObject *bulk_failed(BulkObject *self)
+{
+    PyObject *type, *value, *tb, *r;
+    if (!PyErr_ExceptionMatches(PyExc_Exception))
+        return NULL;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL)
+        PyException_SetTraceback(value, tb);
+    r = PyObject_CallFunctionObjArgs(self->fail, value, self->name, NULL);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return r;
+}
+
+/* args as the guest passed them (i32, signed); the shim's errno as a Python int, or NULL. */
+static PyObject *bulk_run(BulkObject *self, const int32_t *sa)
+{
+    uint32_t a[6];
+    PyObject *key, *plan, *h, *ep, *r = NULL, *got = NULL, *cnt = NULL, *packed = NULL;
+    PyObject *backend_handle, *io, *argv[4];
+    uint64_t size, n, data, ret, timeout;
+    int is_in, i, granted;
+    for (i = 0; i < 6; i++)
+        a[i] = (uint32_t)sa[i];
+    /* key = (handle, endpoint) as the guest gave them (signed ints, as in Python) */
+    h = PyLong_FromLong(sa[0]);
+    ep = PyLong_FromLong(sa[1]);
+    if (h == NULL || ep == NULL) {
+        Py_XDECREF(h);
+        Py_XDECREF(ep);
+        return NULL;
+    }
+    key = PyTuple_Pack(2, h, ep);
+    Py_DECREF(h);
+    if (key == NULL) {
+        Py_DECREF(ep);
+        return NULL;
+    }
+    plan = PyDict_GetItemWithError(self->plans, key);   /* borrowed */
+    if (plan == NULL) {
+        Py_DECREF(key);
+        Py_DECREF(ep);
+        return PyErr_Occurred() ? NULL : call_generic(self, a, sa);
+    }
+    granted = PySet_Contains(self->granted, key);
+    Py_DECREF(key);
+    if (granted < 0) {
+        Py_DECREF(ep);
+        return NULL;
+    }
+    if (!granted || !PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != 3) {
+        Py_DECREF(ep);
+        return call_generic(self, a, sa);
+    }
+    backend_handle = PyTuple_GET_ITEM(plan, 0);
+    io = PyTuple_GET_ITEM(plan, 1);
+    is_in = PyObject_IsTrue(PyTuple_GET_ITEM(plan, 2));
+    if (is_in < 0) {
+        Py_DECREF(ep);
+        return NULL;
+    }
+    data = a[2];
+    n = a[3];
+    ret = a[5];
+    size = (uint64_t)mem_data_size(self->mem->ctx, &self->mem->mem);
+    if (n > self->limit || data + n > size || ret + 4 > size || (n == 0 && is_in)) {
+        Py_DECREF(ep);
+        return call_generic(self, a, sa);
+    }
+    timeout = a[4];
+    if (timeout && timeout > self->deadline)
+        timeout = self->deadline;
+    if (!timeout)
+        timeout = self->default_timeout;   /* both as Python ints below */
+    Py_INCREF(plan);   /* the I/O may change the plans: keep backend_handle and io alive */
+    argv[0] = backend_handle;
+    argv[1] = ep;
+    argv[3] = PyLong_FromUnsignedLongLong(timeout);
+    if (argv[3] == NULL)
+        goto done;
+    if (is_in) {
+        Py_buffer buf;
+        Py_ssize_t m;
+        argv[2] = PyLong_FromUnsignedLongLong(n);
+        if (argv[2] == NULL)
+            goto done;
+        got = PyObject_Vectorcall(io, argv, 4, NULL);
+        Py_DECREF(argv[2]);
+        if (got == NULL) {
+            r = bulk_failed(self);
+            goto done;
+        }
+        /* as Python: m = len(got); overflow if m > n; write bytes(got) */
+        m = PyBytes_CheckExact(got) ? PyBytes_GET_SIZE(got) : PyObject_Size(got);
+        if (m < 0) {
+            r = bulk_failed(self);
+            goto done;
+        }
+        if ((uint64_t)m > n) {
+            PyObject *msg = PyUnicode_FromFormat("the device sent %zd bytes for a %llu-byte buffer",
+                                                 m, (unsigned long long)n);
+            if (msg != NULL) {
+                PyObject *exc = PyObject_CallFunction(self->hwerror, "sO", "overflow", msg);
+                Py_DECREF(msg);
+                if (exc != NULL) {
+                    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+                    Py_DECREF(exc);
+                }
+            }
+            r = bulk_failed(self);
+            goto done;
+        }
+        if (m) {
+            uint64_t now;
+            if (!PyBytes_CheckExact(got)) {
+                PyObject *conv = PyUnicode_Check(got) || PyLong_Check(got)
+                                     ? NULL : PyBytes_FromObject(got);
+                if (conv == NULL) {
+                    if (!PyErr_Occurred())
+                        PyErr_Format(PyExc_TypeError, "cannot write %.100s to guest memory",
+                                     Py_TYPE(got)->tp_name);
+                    r = bulk_failed(self);
+                    goto done;
+                }
+                Py_SETREF(got, conv);
+            }
+            if (PyObject_GetBuffer(got, &buf, PyBUF_SIMPLE) < 0) {
+                r = bulk_failed(self);
+                goto done;
+            }
+            now = (uint64_t)mem_data_size(self->mem->ctx, &self->mem->mem);
+            if (data + (uint64_t)buf.len > now) {   /* cannot happen: memory does not shrink */
+                PyBuffer_Release(&buf);
+                PyErr_SetString(self->mem->fault, "guest memory shrank during a transfer");
+                r = bulk_failed(self);
+                goto done;
+            }
+            memcpy(mem_data(self->mem->ctx, &self->mem->mem) + data, buf.buf, (size_t)buf.len);
+            PyBuffer_Release(&buf);
+        }
+        cnt = PyLong_FromSsize_t(m);
+    } else {
+        argv[2] = PyBytes_FromStringAndSize(
+            (const char *)mem_data(self->mem->ctx, &self->mem->mem) + data, (Py_ssize_t)n);
+        if (argv[2] == NULL)
+            goto done;
+        cnt = PyObject_Vectorcall(io, argv, 4, NULL);
+        Py_DECREF(argv[2]);
+    }
+    if (cnt == NULL) {
+        r = bulk_failed(self);
+        goto done;
+    }
+    packed = PyObject_CallOneArg(self->pack, cnt);   /* struct.error for what "<I" refuses */
+    if (packed == NULL || !PyBytes_Check(packed) || PyBytes_GET_SIZE(packed) != 4) {
+        if (packed != NULL)
+            PyErr_SetString(PyExc_TypeError, "pack did not give 4 bytes");
+        r = bulk_failed(self);
+        goto done;
+    }
+    {
+        uint64_t now = (uint64_t)mem_data_size(self->mem->ctx, &self->mem->mem);
+        if (ret + 4 > now) {
+            PyErr_SetString(self->mem->fault, "guest memory shrank during a transfer");
+            r = bulk_failed(self);
+            goto done;
+        }
+        memcpy(mem_data(self->mem->ctx, &self->mem->mem) + ret, PyBytes_AS_STRING(packed), 4);
+    }
+    r = PyLong_FromLong(0);
+done:
+    Py_XDECREF(argv[3]);
+    Py_XDECREF(got);
+    Py_XDECREF(cnt);
+    Py_XDECREF(packed);
+    Py_DECREF(plan);
+    Py_DECREF(ep);
+    return r;
+}
+
+static PyObject *Bulk_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                                 PyObject *kwnames)
+{
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    int32_t sa[6];
+    int i;
+    if (n != 6 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "bulk_transfer takes 6 positional arguments");
+        return NULL;
+    }
+    for (i = 0; i < 6; i++) {
+        unsigned long long v;
+        if (!PyLong_Check(args[i])) {
+            PyErr_SetString(PyExc_TypeError, "bulk_transfer takes ints");
+            return NULL;
+        }
+        v = PyLong_AsUnsignedLongLongMask(args[i]);
+        if (v == (unsigned long long)-1 && PyErr_Occurred())
+            return NULL;
+        sa[i] = (int32_t)(uint32_t)v;
+    }
+    return bulk_run((BulkObject *)self, sa);
+}
+
+static PyObject *Bulk_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *self = PyType_GenericNew(type, args, kw);
+    if (self != NULL)
+        ((BulkObject *)self)->vectorcall = Bulk_vectorcall;
+    return self;
+}
+
+static PyObject *Bulk_call(PyObject *self, PyObject *args, PyObject *kw)
+{
+    return PyVectorcall_Call(self, args, kw);
+}
+
+
+static PyTypeObject BulkType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wasi_hw.kernel._cnative.Bulk",
+    .tp_basicsize = sizeof(BulkObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "The fused wasi_usb.bulk_transfer (see kernel/_usb_fast.py).",
+    .tp_new = Bulk_new,
+    .tp_init = (initproc)Bulk_init,
+    .tp_dealloc = (destructor)Bulk_dealloc,
+    .tp_call = Bulk_call,
+    .tp_vectorcall_offset = offsetof(BulkObject, vectorcall),
+};
 
 /* ---- Entry ------------------------------------------------------------------------- */
 
@@ -625,7 +969,7 @@ PyMODINIT_FUNC PyInit__cnative(void)
 {
     PyObject *m;
     if (PyType_Ready(&MemoryType) < 0 || PyType_Ready(&TickerType) < 0 ||
-        PyType_Ready(&EntryType) < 0)
+        PyType_Ready(&EntryType) < 0 || PyType_Ready(&BulkType) < 0)
         return NULL;
     m = PyModule_Create(&module);
     if (m == NULL)
@@ -639,6 +983,12 @@ PyMODINIT_FUNC PyInit__cnative(void)
     Py_INCREF(&TickerType);
     if (PyModule_AddObject(m, "Ticker", (PyObject *)&TickerType) < 0) {
         Py_DECREF(&TickerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&BulkType);
+    if (PyModule_AddObject(m, "Bulk", (PyObject *)&BulkType) < 0) {
+        Py_DECREF(&BulkType);
         Py_DECREF(m);
         return NULL;
     }

@@ -31,6 +31,9 @@ Contract:
   `_fastcall.HostCalls.caller`: the signed i32 result; a Python exception raised in a host
   function as itself; a trap as `wasmtime.Trap`; an engine error as `wasmtime.WasmtimeError`.
   None when not `available()`.
+- `fused_bulk(**fields)` is `_usb_fast.fused_bulk_transfer`'s function in C (its fields:
+  ``plans``, ``granted``, ``generic``, ``fail``, ``pack``, ``memory`` (a native `Memory`),
+  ``limit``, ``deadline_ms``, ``default_timeout_ms``), or None when not `available()`.
 - `ticker(engine, tick_ms)` starts a C thread that calls ``wasmtime_engine_increment_epoch``
   every ``tick_ms`` and never takes the GIL, returning it (``stop()`` joins it; ``running()``);
   None when not `available()`. A Python ticker thread has to take the GIL for each tick, and
@@ -58,7 +61,7 @@ except ImportError:  # built without a C compiler: the ctypes path is used
     _cnative = None  # type: ignore[assignment]
 
 __all__ = ["available", "configure", "define", "set_current", "get_current", "memory", "ticker",
-           "entry"]
+           "entry", "fused_bulk"]
 
 _KINDS = {"i32": "i", "i64": "I"}
 _KEYS: dict[Any, Any] = {}        # every key handed to C: kept alive for the process
@@ -196,3 +199,14 @@ def _outcome(err: int, trap: int) -> BaseException:
             ffi.wasm_trap_delete(trap_p)
         return wasmtime.WasmtimeError._from_ptr(err_p)
     return wasmtime.Trap._from_ptr(trap_p)
+
+
+def fused_bulk(*, plans: dict, granted: set, generic: Any, fail: Any, pack: Any, memory: Any,
+               limit: int, deadline_ms: int, default_timeout_ms: int) -> Any:
+    """The C fused ``bulk_transfer`` (module docstring), or None."""
+    if not available() or not isinstance(memory, _cnative.Memory):
+        return None
+    from wasi_hw._errors import HwError
+
+    return _cnative.Bulk(plans, granted, generic, fail, pack, HwError, memory, limit,
+                         deadline_ms, default_timeout_ms)

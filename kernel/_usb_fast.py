@@ -19,6 +19,10 @@ Contract:
   the count goes to ``ret``. Any exception becomes ``fail(exc, "bulk_transfer")``, as in the
   shim. Guest memory is pinned for the call, as in the shim; with ``native_mem``
   (`_native.memory`, when available) the C accessors check the same bounds on each access.
+- With ``native_mem`` and ``c_version`` (the default) the function returned is
+  `_native.fused_bulk`, this same function written in C (kernel/_cnative.c), which the
+  native trampoline runs without boxing its arguments; ``c_version=False`` gives the Python
+  one. Both are tested against the generic chain.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ _U32 = struct.Struct("<I")
 
 
 def fused_bulk_transfer(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
-                        generic: Callable[..., int], native_mem: Any = None) -> Callable[..., int]:
+                        generic: Callable[..., int], native_mem: Any = None, *,
+                        c_version: bool = True) -> Callable[..., int]:
     host = getattr(guard, "_host", None)
     plans = getattr(host, "bulk_plans", None)
     granted = getattr(guard, "_ep_ok", None)
@@ -44,6 +49,13 @@ def fused_bulk_transfer(guard: Any, mem: Any, fail: Callable[[BaseException, str
     limit = min(guard._max_transfer, host.max_transfer, mem.max_copy)
     deadline = guard._deadline_ms
     default = host.default_timeout_ms
+    if native_mem is not None and c_version:    # this very function, in C
+        from ._native import fused_bulk
+        fn = fused_bulk(plans=plans, granted=granted, generic=generic, fail=fail,
+                        pack=_U32.pack, memory=native_mem, limit=limit, deadline_ms=deadline,
+                        default_timeout_ms=default)
+        if fn is not None:
+            return fn
     if native_mem is not None:   # the C accessors: no pinning needed, bounds checked per access
         pin, unpin, size = native_mem.nothing, native_mem.nothing, native_mem.size
         read, write = native_mem.read, native_mem.write

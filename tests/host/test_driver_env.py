@@ -24,9 +24,10 @@ def test_report_decodes_one_item():
 
 
 @pytest.mark.parametrize("data", [b"", b"\xa1\x61a", b"\x01\x02", b"\xff", b"\x5b" + b"\xff" * 8,
-                                  b"\x81" * 40 + b"\x00"])
+                                  b"\x81" * 40 + b"\x00", cbor2.dumps({"t": 1.5}) + b"\x00",
+                                  cbor2.dumps("x" * 5000) + b"\xf6"])
 def test_report_malformed(data):
-    env, got = make()
+    env, got = make(max_report=1 << 16)
     with pytest.raises(HwError) as e:
         env.report(data)
     assert e.value.kind == "invalid_argument"

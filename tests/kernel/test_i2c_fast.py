@@ -82,11 +82,13 @@ class World:
         self.guard = inst.guards["wasi_i2c"]
         self.mem = inst.mem
         self.handles = (self.mem.read_u32(32), self.mem.read_u32(36))
-        if fused:
+        fail = make_fail(manifest.name, "wasi_i2c", abi.ERRNO, self.guard._audit,
+                         inst.violations)
+        if fused == "guest-memory":   # the fused functions over GuestMemory (no native half)
+            self.fns = fused_i2c(self.guard, self.mem, fail, abi.bind(self.guard, self.mem, fail))
+        elif fused:
             self.fns = {n: inst.sandbox._shims[("wasi_i2c", n)] for n in NAMES}
         else:
-            fail = make_fail(manifest.name, "wasi_i2c", abi.ERRNO, self.guard._audit,
-                             inst.violations)
             self.fns = abi.bind(self.guard, self.mem, fail)
 
     def call(self, name: str, args: tuple, data: bytes) -> tuple:
@@ -110,10 +112,11 @@ class World:
         self.run.close()
 
 
-@pytest.fixture
-def worlds():
+@pytest.fixture(params=["installed", "guest-memory"])
+def worlds(request):
     with tempfile.TemporaryDirectory() as c1, tempfile.TemporaryDirectory() as c2:
-        a, b = World(c1, True), World(c2, False)
+        a, b = World(c1, True if request.param == "installed" else request.param), \
+            World(c2, False)
         try:
             assert a.handles == b.handles
             yield a, b

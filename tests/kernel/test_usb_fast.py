@@ -11,13 +11,17 @@ import wasmtime
 from wasi_hw import _bench as B
 from wasi_hw._bindings import _wasi_usb as abi
 from wasi_hw.host import SimUsbBackend
-from wasi_hw.kernel import Backends, UsbGrant
+from wasi_hw.kernel import Backends, UsbGrant, _native
+from wasi_hw.kernel._usb_fast import fused_bulk_transfer
 
 MAX = 4096
 
 
-@pytest.fixture
-def running():
+VARIANTS = ["installed", "python", "python-guest-memory"]
+
+
+@pytest.fixture(params=VARIANTS)
+def running(request):
     bus = SimUsbBackend([B._source_device()])
     (info,) = bus.devices()
     manifest = B._manifest("usb-fast", usb=(UsbGrant(info.vendor_id, info.product_id,
@@ -27,6 +31,7 @@ def running():
     wasm = wasmtime.wat2wasm(B._usb_wat("in", 1, 64))
     with tempfile.TemporaryDirectory() as cache:
         run = B._Running(manifest, wasm, Backends(usb=bus), cache)
+        run.variant = request.param
         try:
             yield run
         finally:
@@ -38,6 +43,14 @@ def _pair(run):
     guard = inst.guards["wasi_usb"]
     fused = inst.sandbox._shims[("wasi_usb", "bulk_transfer")]
     generic = abi.bind(guard, inst.mem, _fail(inst, guard))["bulk_transfer"]
+    if run.variant != "installed":     # the Python function (the fallback of the C one)
+        native_mem = None
+        if run.variant == "python":
+            native_mem = _native.memory(inst.instance.exports(inst.store)["memory"], inst.store)
+        fused = fused_bulk_transfer(guard, inst.mem, _fail(inst, guard), generic, native_mem,
+                                    c_version=False)
+    elif _native.available():
+        assert type(fused).__name__ == "Bulk"     # the C version is what the kernel installs
     handle = next(iter(guard._host._open))
     return inst, fused, generic, handle
 
@@ -122,3 +135,45 @@ def test_audit_records_match(running):
     assert len(recs) == 2
     strip = [{k: v for k, v in r.items() if k not in ("time", "ts", "when")} for r in recs]
     assert strip[0] == strip[1]
+
+
+IN_ANSWERS = {
+    "too long": lambda h, ep, n, t: b"x" * (n + 1),
+    "list": lambda h, ep, n, t: [1, 2, 3],
+    "bytearray": lambda h, ep, n, t: bytearray(b"ab"),
+    "memoryview": lambda h, ep, n, t: memoryview(b"abc"),
+    "empty": lambda h, ep, n, t: b"",
+    "raises": lambda h, ep, n, t: (_ for _ in ()).throw(ValueError("bad")),
+}
+OUT_ANSWERS = {
+    "text": lambda h, ep, data, t: "x",
+    "negative": lambda h, ep, data, t: -1,
+    "too big": lambda h, ep, data, t: 2**33,
+    "float": lambda h, ep, data, t: 1.0,
+    "ok": lambda h, ep, data, t: len(data),
+}
+
+
+@pytest.mark.parametrize("answer", sorted(IN_ANSWERS) + sorted(OUT_ANSWERS))
+def test_odd_backend_answers_match(running, answer):
+    bus = running.instance.guards["wasi_usb"]._host.backend
+    if answer in IN_ANSWERS:
+        bus.bulk_in, ep = IN_ANSWERS[answer], 0x81
+    else:
+        bus.bulk_out, ep = OUT_ANSWERS[answer], 0x01
+    inst, fused, generic, handle = _pair(running)
+    args = (handle, ep, 4096, 64, 100, 40)
+    got = [_outcome(inst, fn, args) for fn in (generic, fused, fused, generic)]
+    assert got[0] == got[1] == got[2] == got[3], answer
+
+
+def test_keyboard_interrupt_from_the_backend_propagates(running):
+    bus = running.instance.guards["wasi_usb"]._host.backend
+
+    def stop(*a):
+        raise KeyboardInterrupt
+    bus.bulk_in = stop
+    inst, fused, generic, handle = _pair(running)
+    for fn in (generic, fused):
+        with pytest.raises(KeyboardInterrupt):
+            fn(handle, 0x81, 4096, 64, 100, 40)
