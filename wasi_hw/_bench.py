@@ -561,10 +561,12 @@ def _bench_rss(quick: bool) -> tuple[float, dict, dict, int, str]:
 
 
 def _bench_export_call(quick: bool) -> tuple[float, dict, dict, int, str]:
-    """Informational: entering ``poll`` through the unchecked call vs `Func.__call__`."""
+    """Informational: entering ``poll`` as the kernel does (the native entry where built, else
+    the ctypes unchecked call) vs `Func.__call__`; the ctypes unchecked call is kept as a
+    third figure."""
     from .host import SimI2cBackend
     from .host.devices import Bme280
-    from .kernel import Backends, load_manifest
+    from .kernel import Backends, _native, load_manifest
     from .kernel._fastcall import HostCalls, fast_path_available
 
     if not fast_path_available():
@@ -579,26 +581,36 @@ def _bench_export_call(quick: bool) -> tuple[float, dict, dict, int, str]:
             inst = run.instance
             store = inst.store
             func = inst.instance.exports(store)["poll"]
-            store.set_epoch_deadline(1 << 40)   # both sides: no per-call deadline upkeep
-            fast = HostCalls(None, fast=True).caller(store, func)  # type: ignore[arg-type]
+            far = 1 << 40
+            store.set_epoch_deadline(far)   # every side: no per-call deadline upkeep
+            ctypes_call = HostCalls(None, fast=True).caller(store, func)  # type: ignore[arg-type]
+            entry = _native.entry(store, func)
+            fast = (lambda: entry(far)) if entry is not None else ctypes_call
+            label = "native entry" if entry is not None else "wasmtime_func_call_unchecked"
 
             def checked() -> None:
                 func(store)
 
             rounds = 15 if quick else 300
+            inner = 5 if quick else 20
             with inst.active():     # host calls go to this instance's shims (as in `call`)
-                s, b = measure_pair(fast, checked, rounds=rounds, inner=5 if quick else 20)
+                s, b = measure_pair(fast, checked, rounds=rounds, inner=inner)
+                c, _ = measure_pair(ctypes_call, checked, rounds=rounds // 3 + 1, inner=inner)
         finally:
             run.close()
-    return b / s, _side("poll entered via wasmtime_func_call_unchecked", s, "poll"), \
-        _side("poll entered via Func.__call__", b, "poll"), rounds, \
-        "speed-up of the unchecked call into wasm (informational; ratio = checked / unchecked)"
+    subject = _side(f"poll entered via {label}", s, "poll")
+    subject["ctypes_unchecked_s"] = c
+    return b / s, subject, _side("poll entered via Func.__call__", b, "poll"), rounds, \
+        "speed-up of the kernel's call into wasm (informational; ratio = checked / kernel's)"
 
 
 def _bench_host_call(quick: bool) -> tuple[float, dict, dict, int, str]:
-    """Informational: one wasm → Python host call, unchecked vs `Linker.define_func`."""
+    """Informational: one wasm → Python host call as the kernel makes it (the native
+    trampoline where built, else the ctypes unchecked callback) vs `Linker.define_func`;
+    the ctypes callback is kept as a third figure."""
     import wasmtime
 
+    from .kernel import _native
     from .kernel._fastcall import HostCalls
 
     wat = """(module (import "h" "f" (func $f (param i32 i32) (result i32)))
@@ -607,23 +619,40 @@ def _bench_host_call(quick: bool) -> tuple[float, dict, dict, int, str]:
           (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br_if $l (local.get $n)))
         (local.get $acc)))"""
     n = 2000
-    callers = []
-    for fast in (True, False):
+    key = ("h-bench", "f")
+    table = {key: lambda a, b: a + b}
+    callers = {}
+    for how in ("native", "ctypes", "checked"):
         engine = wasmtime.Engine()
         linker = wasmtime.Linker(engine)
-        calls = HostCalls(linker, fast=fast)
-        calls.define("h", "f", ("i32", "i32"), ("i32",), lambda a, b: a + b)
+        calls = HostCalls(linker, fast=how != "checked")
+        if how == "native":
+            if not _native.available():
+                continue
+            _native.define(linker, "h", "f", ("i32", "i32"), ("i32",), key)
+        else:
+            calls.define("h", "f", ("i32", "i32"), ("i32",), table[key])
         store = wasmtime.Store(engine)
         inst = linker.instantiate(store, wasmtime.Module(engine, wat))
         loop = calls.caller(store, inst.exports(store)["loop"])
-        callers.append((lambda loop=loop: loop(n), calls.fast))
-    if not callers[0][1]:
+        callers[how] = (lambda loop=loop: loop(n), calls.fast)
+    if not callers["ctypes"][1]:
         raise UserError("bench: the fast path is unavailable here (wasmtime version)")
     rounds = 5 if quick else 40
-    s, b = measure_pair(callers[0][0], callers[1][0], rounds=rounds, warmup=2)
-    return b / s, _side("host call, unchecked C API", s / n, "call"), \
-        _side("host call, Linker.define_func", b / n, "call"), rounds, \
-        "speed-up of the fast host-call path (informational; ratio = checked / unchecked)"
+    fast = callers.get("native", callers["ctypes"])[0]
+    label = "native trampoline" if "native" in callers else "ctypes unchecked callback"
+    prev = _native.set_current(table) if "native" in callers else None
+    try:
+        s, b = measure_pair(fast, callers["checked"][0], rounds=rounds, warmup=2)
+        c, _ = measure_pair(callers["ctypes"][0], callers["checked"][0], rounds=rounds // 2 + 1,
+                            warmup=1)
+    finally:
+        if "native" in callers:
+            _native.set_current(prev)
+    subject = _side(f"host call, {label}", s / n, "call")
+    subject["ctypes_unchecked_s"] = c / n
+    return b / s, subject, _side("host call, Linker.define_func", b / n, "call"), rounds, \
+        "speed-up of the kernel's host-call path (informational; ratio = checked / kernel's)"
 
 
 FIGURES: tuple[Figure, ...] = (
@@ -641,9 +670,9 @@ FIGURES: tuple[Figure, ...] = (
            10.0, ">=", "> 10×", _bench_crc32),
     Figure("rss_per_driver", "RSS: per extra driver / per extra Python process",
            0.10, "<=", "–", _bench_rss),
-    Figure("export_call_speedup", "call into wasm: Func.__call__ / unchecked (poll)",
+    Figure("export_call_speedup", "call into wasm: Func.__call__ / the kernel's entry (poll)",
            1.0, ">=", "informational", _bench_export_call),
-    Figure("host_call_speedup", "host call: define_func / unchecked",
+    Figure("host_call_speedup", "host call: define_func / the kernel's path",
            1.0, ">=", "informational", _bench_host_call),
 )
 
