@@ -177,3 +177,25 @@ def test_keyboard_interrupt_from_the_backend_propagates(running):
     for fn in (generic, fused):
         with pytest.raises(KeyboardInterrupt):
             fn(handle, 0x81, 4096, 64, 100, 40)
+
+
+def test_random_calls_match(running):
+    """Random arguments (edges of every range included): fused and generic agree."""
+    from hypothesis import given, settings, strategies as st
+
+    inst, fused, generic, handle = _pair(running)
+    top = 3 * 65536
+    i32 = st.one_of(st.integers(-(2**31), 2**31 - 1),
+                    st.sampled_from([0, 1, -1, 2**31 - 1, -(2**31), top - 4, top - 1, top, MAX,
+                                     MAX + 1, 4096, 40]))
+
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(h=st.sampled_from([handle, handle + 1, -1, 0]),
+           ep=st.sampled_from([0x81, 0x01, 0x82, 0x181, -127]),
+           data=i32, n=i32, timeout=i32, ret=i32)
+    def check(h, ep, data, n, timeout, ret):
+        args = (h, ep, data, n, timeout, ret)
+        got = [_outcome(inst, fn, args) for fn in (generic, fused)]
+        assert got[0] == got[1], args
+
+    check()
