@@ -651,21 +651,34 @@ static PyObject *bulk_run(BulkObject *self, const int32_t *sa)
         r = bulk_failed(self);
         goto done;
     }
-    packed = PyObject_CallOneArg(self->pack, cnt);   /* struct.error for what "<I" refuses */
-    if (packed == NULL || !PyBytes_Check(packed) || PyBytes_GET_SIZE(packed) != 4) {
-        if (packed != NULL)
-            PyErr_SetString(PyExc_TypeError, "pack did not give 4 bytes");
-        r = bulk_failed(self);
-        goto done;
-    }
     {
-        uint64_t now = (uint64_t)mem_data_size(self->mem->ctx, &self->mem->mem);
+        unsigned char le[4];
+        int overflow = 0;
+        long long v = PyLong_CheckExact(cnt) ? PyLong_AsLongLongAndOverflow(cnt, &overflow) : -1;
+        uint64_t now;
+        if (!overflow && v >= 0 && v <= 0xFFFFFFFFLL) {   /* the common case, no call */
+            le[0] = (unsigned char)v;
+            le[1] = (unsigned char)(v >> 8);
+            le[2] = (unsigned char)(v >> 16);
+            le[3] = (unsigned char)(v >> 24);
+        } else {
+            PyErr_Clear();
+            packed = PyObject_CallOneArg(self->pack, cnt);   /* struct.error, as in Python */
+            if (packed == NULL || !PyBytes_Check(packed) || PyBytes_GET_SIZE(packed) != 4) {
+                if (packed != NULL)
+                    PyErr_SetString(PyExc_TypeError, "pack did not give 4 bytes");
+                r = bulk_failed(self);
+                goto done;
+            }
+            memcpy(le, PyBytes_AS_STRING(packed), 4);
+        }
+        now = (uint64_t)mem_data_size(self->mem->ctx, &self->mem->mem);
         if (ret + 4 > now) {
             PyErr_SetString(self->mem->fault, "guest memory shrank during a transfer");
             r = bulk_failed(self);
             goto done;
         }
-        memcpy(mem_data(self->mem->ctx, &self->mem->mem) + ret, PyBytes_AS_STRING(packed), 4);
+        memcpy(mem_data(self->mem->ctx, &self->mem->mem) + ret, le, 4);
     }
     r = PyLong_FromLong(0);
 done:
