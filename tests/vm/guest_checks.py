@@ -8,7 +8,9 @@ driver; the stub re-seeded with the parity sim leg's own model); load vhci-hcd, 
 ``wasi-hw usbip serve``, ``usbip attach``, talk to the echo device with pyusb, run the
 compiled usb-echo.wasm through `PyusbUsbBackend`, recorded; ``wasi-hw parity`` for
 usb-echo.wasm (sim, usbip, pyusb on vhci, replay); then ``wasi-hw run`` of usb-echo with
-``usbip detach`` in the middle of it.
+``usbip detach`` in the middle of it; then a second server with the mass-storage and HID
+keyboard models, attached through vhci, and ``wasi-hw parity`` for msc and hid-keyboard
+(sim, pyusb on vhci, replay).
 
 Prints one line ``WASI-HW-CHECKS <json>`` with what each step observed; the pytest side
 asserts on it. A step that raises records ``{"error": "<Type>: <message>"}`` and the
@@ -386,6 +388,50 @@ def _usbip_stop():
         server.terminate()
         server.wait(timeout=10)
     return {"server_rc": [s.returncode for s in SERVER]}
+
+
+@step("parity_usb_more")
+def _parity_usb_more():
+    """The mass-storage and HID keyboard drivers on the kernel's USB stack: a second
+    ``wasi-hw usbip serve`` with ``msc:IMAGE`` (1 MiB, the size of the sim leg's model) and
+    ``hid`` (the sim leg's default keyboard), both attached through vhci-hcd, then
+    ``wasi-hw parity DRIVER --backends sim,pyusb,replay`` for msc and hid-keyboard, then
+    both detached and the server stopped."""
+    for name in ("msc", "hid-keyboard"):
+        wasm_path(name)
+    image = "/tmp/wasi-hw-vm-msc.img"
+    if os.path.exists(image):
+        os.unlink(image)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wasi_hw._cli", "usbip", "serve", "--device", f"msc:{image}",
+         "--msc-size", "1M", "--device", "hid"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out: dict[str, object] = {"server": server.stdout.readline().strip()}
+    try:
+        out["attach_rc"] = [subprocess.run(["usbip", "attach", "-r", "127.0.0.1", "-b", b],
+                                           capture_output=True, text=True).returncode
+                            for b in ("1-1", "1-2")]
+        from wasi_hw.host import PyusbUsbBackend
+
+        deadline = time.monotonic() + 20
+        want = {"1209:0003", "1209:0002"}
+        seen: set[str] = set()
+        while not want <= seen and time.monotonic() < deadline:
+            backend = PyusbUsbBackend()
+            seen = {f"{d.vendor_id:04x}:{d.product_id:04x}" for d in backend.devices()}
+            if not want <= seen:
+                time.sleep(0.2)
+        out["enumerated"] = sorted(seen)
+        for name in ("msc", "hid-keyboard"):
+            out[name] = parity_cli(wasm_path(name), "--backends", "sim,pyusb,replay")
+        out["detach_rc"] = [subprocess.run(["usbip", "detach", "-p", _vhci_port(v)],
+                                           capture_output=True, text=True).returncode
+                            for v in sorted(want)]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    out["server_rc"] = server.returncode
+    return out
 
 
 print("WASI-HW-CHECKS " + json.dumps(results, default=repr), flush=True)

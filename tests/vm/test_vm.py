@@ -302,14 +302,14 @@ def test_compiled_usb_driver_over_vhci_and_its_trace_replays(checks):
     assert result.readings == readings
 
 
-def _parity_legs(out: dict, expected: set[str]) -> dict:
+def _parity_legs(out: dict, expected: set[str], min_ops: int = 10) -> dict:
     report = out["report"]
     assert out["rc"] == 0 and report["ok"] is True, json.dumps(report, indent=1)
     legs = {leg["backend"]: leg for leg in report["legs"]}
     assert set(legs) == expected
     sim = legs["sim"]
     assert sim["outcome"] == {"state": "running", "faults": 0, "errors": 0}
-    assert len(sim["readings"]) == 2 and sim["operations"] > 10
+    assert len(sim["readings"]) == 2 and sim["operations"] > min_ops
     for leg in legs.values():
         assert (leg["readings"], leg["operations"]) == (sim["readings"], sim["operations"])
         assert leg["outcome"] == sim["outcome"]
@@ -345,6 +345,23 @@ def test_parity_with_the_pyusb_leg_on_vhci(checks):
     legs = _parity_legs(_ok(checks["parity_usb"]), {"sim", "usbip", "pyusb", "replay"})
     assert all(r["connected"] and r["ok"] and r["serial"] == "ECHO0001"
                for r in legs["pyusb"]["readings"])
+
+
+@pytest.mark.parametrize("driver", ["msc", "hid-keyboard"])
+def test_parity_of_msc_and_hid_with_the_pyusb_leg_on_vhci(checks, driver):
+    """A second `wasi-hw usbip serve` in the guest with the mass-storage model (a 1 MiB
+    image, the sim model's size) and the HID keyboard, both attached through vhci-hcd;
+    `wasi-hw parity DRIVER --backends sim,pyusb,replay`: the pyusb leg through libusb, usbfs
+    and the kernel's USB stack gives the sim leg's readings and normalised trace (msc: SCSI
+    capacity, block writes and read-back verification; hid: interrupt reports)."""
+    out = _ok(checks["parity_usb_more"])
+    assert out["attach_rc"] == [0, 0], out
+    assert {"1209:0002", "1209:0003"} <= set(out["enumerated"]), out
+    # the default keyboard types nothing: its driver's polls are interrupt INs that time out
+    legs = _parity_legs(out[driver], {"sim", "pyusb", "replay"},
+                        min_ops=5 if driver == "hid-keyboard" else 10)
+    assert legs["pyusb"]["readings"] == legs["sim"]["readings"]
+    assert out["detach_rc"] == [0, 0] and out["server_rc"] == -15, out
 
 
 def test_usbip_detach_mid_run_is_no_device_and_nothing_hangs(checks):
