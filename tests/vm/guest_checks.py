@@ -4,7 +4,9 @@ Steps: load i2c-dev + i2c-stub and find the stub bus by name; seed it with a sim
 BME280's register file (smbus2); read it back through `Smbus2I2cBackend`; run the reference
 BME280 driver over it, recorded; run the compiled bme280.wasm over it (``wasi-hw run``);
 run ``wasi-hw parity`` for bme280.wasm (sim, smbus2 on the stub, replay, the reference
-driver; the stub re-seeded with the parity sim leg's own model); load vhci-hcd, start
+driver; the stub re-seeded with the parity sim leg's own model); ``wasi-hw parity`` for
+hd44780.wasm (a second stub chip, write-only) and tmp102.wasm (a third, seeded with the
+sim model's temperature register); load vhci-hcd, start
 ``wasi-hw usbip serve``, ``usbip attach``, talk to the echo device with pyusb, run the
 compiled usb-echo.wasm through `PyusbUsbBackend`, recorded; ``wasi-hw parity`` for
 usb-echo.wasm (sim, usbip, pyusb on vhci, replay); then ``wasi-hw run`` of usb-echo with
@@ -30,6 +32,8 @@ import traceback
 
 sys.path.insert(0, os.environ.get("WASI_HW_REPO", "."))
 STUB_ADDR = 0x76
+LCD_ADDR = 0x27     # a second stub chip: the HD44780's PCF8574 backpack (write-only)
+TMP_ADDR = 0x48     # a third: the TMP102
 REPO = os.environ.get("WASI_HW_REPO", ".")
 results: dict[str, object] = {}
 timings: dict[str, float] = {}
@@ -83,7 +87,7 @@ def _kernel():
 @step("modprobe_i2c")
 def _modprobe_i2c():
     sh("modprobe", "i2c-dev")
-    sh("modprobe", "i2c-stub", f"chip_addr={STUB_ADDR:#x}")
+    sh("modprobe", "i2c-stub", f"chip_addr={STUB_ADDR:#x},{LCD_ADDR:#x},{TMP_ADDR:#x}")
     adapters = {}
     for path in glob.glob("/sys/class/i2c-adapter/i2c-*/name"):
         adapters[path.split("/")[-2]] = open(path).read().strip()
@@ -268,6 +272,53 @@ def _usb_echo_driver():
 
 
 SERVER: list = []  # the `wasi-hw usbip serve` process, stopped by the last step
+
+
+def _manifest_on_stub(driver: str) -> str:
+    """drivers/DRIVER/manifest.toml with its bus moved to the stub bus (a file in /tmp)."""
+    text = open(os.path.join(REPO, f"drivers/{driver}/manifest.toml")).read()
+    text = text.replace('"i2c-1"', f'"{results["stub_bus"]}"')
+    text = text.replace(f'"../../build/wasm/{driver}.wasm"', json.dumps(wasm_path(driver)))
+    path = f"/tmp/wasi-hw-vm-{driver}.toml"
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+@step("parity_lcd")
+def _parity_lcd():
+    """``wasi-hw parity hd44780.wasm --manifest M --backends sim,smbus2,replay`` (M: the
+    driver's manifest, on the stub bus): the LCD driver only writes (every byte drives the
+    PCF8574's pins), so the stub chip at 0x27 needs no seed; its bytes go through the SMBus
+    fallback (send byte / write byte data / I2C block write, the same wire bytes)."""
+    wasm = wasm_path("hd44780")
+    return parity_cli(wasm, "--manifest", _manifest_on_stub("hd44780"), "--backends",
+                      "sim,smbus2,replay", "--interval-ms", "10")
+
+
+@step("parity_tmp102")
+def _parity_tmp102():
+    """``wasi-hw parity tmp102.wasm --manifest M --backends sim,smbus2,replay``: the driver
+    reads the 16-bit temperature register (pointer 0, two bytes: an I2C block read on the
+    stub), so the stub chip at 0x48 is seeded with the two bytes the sim leg's own model (a
+    default `Tmp102()`) answers after its first conversion."""
+    import smbus2
+
+    from wasi_hw.host import Read, SimI2cBackend, Write
+    from wasi_hw.host.devices import Tmp102
+
+    sim = SimI2cBackend(["i2c-1"])
+    sim.attach("i2c-1", TMP_ADDR, Tmp102())
+    sim.delay_ns(35_000_000)                  # the driver's own wait for a conversion
+    (word,) = sim.transaction("i2c-1", TMP_ADDR, False, [Write(b"\x00"), Read(2)])
+    bus = results["stub_bus"]
+    with smbus2.SMBus(int(bus.split("-")[1])) as dev:
+        for reg, value in enumerate(word):
+            dev.write_byte_data(TMP_ADDR, reg, value)
+    out = parity_cli(wasm_path("tmp102"), "--manifest", _manifest_on_stub("tmp102"),
+                     "--backends", "sim,smbus2,replay", "--interval-ms", "10")
+    out["seed"] = list(word)
+    return out
 
 
 @step("usbip")

@@ -347,6 +347,36 @@ def test_parity_with_the_pyusb_leg_on_vhci(checks):
                for r in legs["pyusb"]["readings"])
 
 
+def test_parity_of_the_lcd_driver_on_the_real_i2c_stub(checks):
+    """`wasi-hw parity hd44780.wasm --manifest M --backends sim,smbus2,replay` in the guest
+    (M: the driver's manifest moved to the stub bus): a second
+    i2c-stub chip at 0x27 takes the LCD driver's writes through the SMBus fallback; the whole
+    normalised trace (every byte it drives onto the PCF8574) equals the sim leg's, whose
+    HD44780 model shows the text."""
+    out = _ok(checks["parity_lcd"])
+    report = out["report"]
+    assert out["rc"] == 0 and report["ok"] is True, json.dumps(report, indent=1)
+    legs = {leg["backend"]: leg for leg in report["legs"]}
+    assert set(legs) == {"sim", "smbus2", "replay"}
+    sim = legs["sim"]
+    assert sim["outcome"] == {"state": "running", "faults": 0, "errors": 0}
+    assert sim["readings"] and sim["operations"] > 20       # the LCD reports on change only
+    for leg in legs.values():
+        assert (leg["readings"], leg["operations"]) == (sim["readings"], sim["operations"])
+        assert leg["difference"] is None and not leg["failure"]
+
+
+def test_parity_of_the_tmp102_driver_on_the_real_i2c_stub(checks):
+    """`wasi-hw parity tmp102.wasm --manifest M --backends sim,smbus2,replay` in the guest:
+    a third i2c-stub chip at 0x48, seeded with the temperature register the sim leg's model
+    answers; the driver (the crates.io `tmp1x2` crate over our embedded-hal bus) reads it
+    through the SMBus fallback and reports the same temperature on every leg."""
+    out = _ok(checks["parity_tmp102"])
+    legs = _parity_legs(out, {"sim", "smbus2", "replay"}, min_ops=2)
+    assert out["seed"] == [0x19, 0x00]                     # 25.0 °C, the model's default
+    assert legs["smbus2"]["readings"] == legs["sim"]["readings"]
+
+
 @pytest.mark.parametrize("driver", ["msc", "hid-keyboard"])
 def test_parity_of_msc_and_hid_with_the_pyusb_leg_on_vhci(checks, driver):
     """A second `wasi-hw usbip serve` in the guest with the mass-storage model (a 1 MiB

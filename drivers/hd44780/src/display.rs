@@ -51,6 +51,10 @@ impl<I2C: I2c, D: DelayNs> Hd44780<I2C, D> {
     }
 
     /// Writes every row of `screen` (cursor to each row's start, then its characters).
+    ///
+    /// The PCF8574 latches every byte on its own, so a row goes out in writes of at most
+    /// [`MAX_WRITE`] bytes: what an SMBus-only adapter can carry (an I2C block write is one
+    /// byte plus 32), with the same effect on the display as one long write.
     pub fn show(&mut self, screen: &Screen) -> Result<(), I2C::Error> {
         for (row, line) in screen.lines.iter().enumerate() {
             self.command(SET_DDRAM_ADDR | ROW_ADDR[row])?;
@@ -58,7 +62,9 @@ impl<I2C: I2c, D: DelayNs> Hd44780<I2C, D> {
             for (chunk, &code) in wire.chunks_exact_mut(4).zip(line.iter()) {
                 chunk.copy_from_slice(&encode_byte(code, Register::Data, self.backlight));
             }
-            self.i2c.write(self.address, &wire)?;
+            for piece in wire.chunks(MAX_WRITE) {
+                self.i2c.write(self.address, piece)?;
+            }
         }
         Ok(())
     }
@@ -125,12 +131,13 @@ mod tests {
         let row = |text: &[u8; 16]| -> Vec<u8> {
             text.iter().flat_map(|&c| encode_byte(c, Register::Data, true)).collect()
         };
-        let mut i2c = Mock::new(&[
-            cmd(0x80),
-            T::write(A, row(b"Hi              ")),
-            cmd(0xc0),
-            T::write(A, row(b"you             ")),
-        ]);
+        let halves = |text: &[u8; 16]| -> [T; 2] {
+            let r = row(text);
+            [T::write(A, r[..MAX_WRITE].to_vec()), T::write(A, r[MAX_WRITE..].to_vec())]
+        };
+        let [hi1, hi2] = halves(b"Hi              ");
+        let [you1, you2] = halves(b"you             ");
+        let mut i2c = Mock::new(&[cmd(0x80), hi1, hi2, cmd(0xc0), you1, you2]);
         let mut lcd = Hd44780::new(i2c.clone(), NoopDelay, A, true);
         lcd.show(&screen).unwrap();
         i2c.done();

@@ -33,6 +33,9 @@ pub const COLS: usize = 16;
 pub const ROWS: usize = 2;
 /// DDRAM address of each row's first column.
 pub const ROW_ADDR: [u8; ROWS] = [0x00, 0x40];
+/// The longest single I2C write the driver makes: 32 bytes (8 characters), which an
+/// SMBus-only adapter can still carry as an I2C block write (one byte plus 32).
+pub const MAX_WRITE: usize = 32;
 
 /// Power-on wait before the first instruction (datasheet: > 40 ms after Vcc = 2.7 V).
 pub const POWER_ON_US: u32 = 50_000;
