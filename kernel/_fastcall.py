@@ -53,7 +53,8 @@ from typing import Any, Callable, Sequence
 import wasmtime
 
 __all__ = ["VERIFIED_WASMTIME", "FAST_AVAILABLE", "installed_wasmtime", "fast_path_available",
-           "define_unchecked", "define_fast", "reraise_at_call_site", "HostCalls", "func_type"]
+           "define_unchecked", "define_fast", "reraise_at_call_site", "HostCalls", "func_type",
+           "call_failure"]
 
 #: The wasmtime-py release whose C layout this module was verified against.
 VERIFIED_WASMTIME = "50.0.1"
@@ -262,6 +263,24 @@ def _take_pending() -> BaseException | None:
     return exc
 
 
+def call_failure(err: Any, trap: Any) -> BaseException:
+    """What a failed unchecked call raises, from its error and trap pointers (ctypes
+    pointers, falsy when absent; both consumed): the host function's own exception when one
+    is pending (`reraise_at_call_site`), else `wasmtime.WasmtimeError` / `wasmtime.Trap`."""
+    from wasmtime import _ffi as ffi
+
+    pending = _take_pending()
+    if pending is not None or err:
+        if trap:
+            ffi.wasm_trap_delete(trap)
+        if pending is not None:
+            if err:
+                ffi.wasmtime_error_delete(err)
+            return pending
+        return wasmtime.WasmtimeError._from_ptr(err)
+    return wasmtime.Trap._from_ptr(trap)
+
+
 FAST_AVAILABLE = fast_path_available()
 
 
@@ -356,16 +375,7 @@ class _UncheckedCall:
         trap = ctypes.POINTER(ffi.wasm_trap_t)()
         err = self._call(self._ctx, self._ref, self._buf, self._n, ctypes.byref(trap))
         if err or trap:
-            exc = _take_pending()
-            if exc is not None:
-                if err:
-                    ffi.wasmtime_error_delete(err)
-                if trap:
-                    ffi.wasm_trap_delete(trap)
-                raise exc
-            if err:
-                raise wasmtime.WasmtimeError._from_ptr(err)
-            raise wasmtime.Trap._from_ptr(trap)
+            raise call_failure(err, trap)
         if self._nres == 0:
             return None
         out = self._unpack(self._buf)

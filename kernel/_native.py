@@ -180,25 +180,13 @@ def entry(store: wasmtime.Store, func: wasmtime.Func) -> Any:
 
 
 def _outcome(err: int, trap: int) -> BaseException:
-    """The exception for a failed unchecked call (the error/trap pointers are consumed)."""
+    """The exception for a failed unchecked call (addresses; the error/trap are consumed)."""
     from wasmtime import _ffi as ffi
 
-    from ._fastcall import _take_pending
+    from ._fastcall import call_failure
 
-    pending = _take_pending()
-    err_p = ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)) if err else None
-    trap_p = ctypes.cast(trap, ctypes.POINTER(ffi.wasm_trap_t)) if trap else None
-    if pending is not None:
-        if err_p:
-            ffi.wasmtime_error_delete(err_p)
-        if trap_p:
-            ffi.wasm_trap_delete(trap_p)
-        return pending
-    if err_p:
-        if trap_p:
-            ffi.wasm_trap_delete(trap_p)
-        return wasmtime.WasmtimeError._from_ptr(err_p)
-    return wasmtime.Trap._from_ptr(trap_p)
+    return call_failure(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)) if err else None,
+                        ctypes.cast(trap, ctypes.POINTER(ffi.wasm_trap_t)) if trap else None)
 
 
 def fused_bulk(*, plans: dict, granted: set, generic: Any, fail: Any, pack: Any, memory: Any,
