@@ -15,11 +15,13 @@
  *   signed) and stores its int result truncated to 32 bits. Anything else (a missing
  *   function, an exception, a result that is not an int) hands the exception to
  *   ``on_exception`` and returns a trap — what kernel/_fastcall.py's ctypes callback does.
- * - Memory(context, memory, keep, fault): bounds-checked access to one instance's linear
+ * - Memory(context, memory, keep, fault, hwerror, max_copy): `GuestMemory`'s accessors in
+ *   C (it builds one; nothing else does): bounds-checked access to one instance's linear
  *   memory through wasmtime's C API, re-reading base and size on every access (so it never
  *   keeps a view across a call that may grow memory). ``size()``, ``read(ptr, n)``,
  *   ``write(ptr, data)``; ``ptr`` and ``n`` are taken as unsigned 32-bit, ``ptr + n`` is
- *   checked in 64-bit arithmetic, a region outside the memory raises ``fault``.
+ *   checked in 64-bit arithmetic, a region outside the memory raises ``fault``, a copy over
+ *   ``max_copy`` ``hwerror("no_mem", …)`` — GuestMemory's own errors and messages.
  * - Entry(context, func, keep): ``call(ticks)`` sets the store's epoch deadline to ``ticks``
  *   and enters one ``() -> i32`` export through ``wasmtime_func_call_unchecked`` with the GIL
  *   released, returning the signed result; a trap or error raises ``Trapped(error, trap)``
@@ -278,22 +280,26 @@ typedef struct {
     wt_memory_t mem;
     PyObject *keep;
     PyObject *fault;
+    PyObject *hwerror;
+    uint64_t max_copy;
 } MemoryObject;
 
 static void Memory_dealloc(MemoryObject *self)
 {
     Py_XDECREF(self->keep);
     Py_XDECREF(self->fault);
+    Py_XDECREF(self->hwerror);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int Memory_init(MemoryObject *self, PyObject *args, PyObject *kw)
 {
-    unsigned long long ctx;
+    unsigned long long ctx, max_copy;
     Py_buffer mem;
-    PyObject *keep, *fault;
-    static char *names[] = {"context", "memory", "keep", "fault", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "Ky*OO:Memory", names, &ctx, &mem, &keep, &fault))
+    PyObject *keep, *fault, *hwerror;
+    static char *names[] = {"context", "memory", "keep", "fault", "hwerror", "max_copy", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Ky*OOOK:Memory", names, &ctx, &mem, &keep,
+                                     &fault, &hwerror, &max_copy))
         return -1;
     if (mem.len != (Py_ssize_t)sizeof(wt_memory_t) || !ctx) {
         PyBuffer_Release(&mem);
@@ -307,7 +313,29 @@ static int Memory_init(MemoryObject *self, PyObject *args, PyObject *kw)
     Py_XSETREF(self->keep, keep);
     Py_INCREF(fault);
     Py_XSETREF(self->fault, fault);
+    Py_INCREF(hwerror);
+    Py_XSETREF(self->hwerror, hwerror);
+    self->max_copy = max_copy;
     return 0;
+}
+
+/* GuestMemory's copy quota: HwError("no_mem") over max_copy; 0 when within. */
+static int quota(MemoryObject *self, uint64_t n)
+{
+    PyObject *msg, *exc;
+    if (n <= self->max_copy)
+        return 0;
+    msg = PyUnicode_FromFormat("%llu bytes exceed the copy quota of %llu",
+                               (unsigned long long)n, (unsigned long long)self->max_copy);
+    if (msg == NULL)
+        return -1;
+    exc = PyObject_CallFunction(self->hwerror, "sO", "no_mem", msg);
+    Py_DECREF(msg);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return -1;
 }
 
 /* [ptr, ptr + n) checked against the current size: the host address, or NULL (raised). */
@@ -352,7 +380,7 @@ static PyObject *Memory_read(MemoryObject *self, PyObject *const *args, Py_ssize
     if (u32_arg(args[0], &ptr) || u32_arg(args[1], &n))
         return NULL;
     p = span(self, ptr, n);
-    if (p == NULL)
+    if (p == NULL || quota(self, n) < 0)
         return NULL;
     return PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
 }
@@ -385,6 +413,8 @@ static PyObject *Memory_write(MemoryObject *self, PyObject *const *args, Py_ssiz
         return NULL;
     }
     p = span(self, ptr, (uint64_t)data.len);
+    if (p != NULL && quota(self, (uint64_t)data.len) < 0)
+        p = NULL;
     if (p != NULL && data.len)
         memmove(p, data.buf, (size_t)data.len);
     PyBuffer_Release(&data);

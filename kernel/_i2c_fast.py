@@ -19,8 +19,8 @@ Contract:
   which produces the errno, audit record or trap that chain defines. So both paths give the
   same results, memory effects, audit entries, register pointers and backend traffic; the
   fused one only skips re-deciding through three layers what each would decide.
-- ``native_mem`` (`_native.memory`, when available) replaces the `GuestMemory` accessors for
-  the common shape: the same bounds, checked in C on each access instead of pinned.
+- Guest memory is reached through `GuestMemory.hot()`: its C accessors where the kernel
+  built them (the same bounds, checked on each access instead of pinned).
 - The I/O and what follows run as in `I2cHost`: the wire is built by the host's own op
   constructors, the backend transaction runs under the per-bus lock (the host's timed wait
   when it is busy), the answer is checked as the host checks it (the host's ``deliver`` on
@@ -39,8 +39,7 @@ _MASK32 = 0xFFFFFFFF
 
 
 def fused_i2c(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
-              generic: dict[str, Callable[..., int]],
-              native_mem: Any = None) -> dict[str, Callable[..., int]]:
+              generic: dict[str, Callable[..., int]]) -> dict[str, Callable[..., int]]:
     host = getattr(guard, "_host", None)
     fused_io = getattr(host, "fused_io", None)
     rules = getattr(guard, "_rules", None)
@@ -50,12 +49,7 @@ def fused_i2c(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
     buses = guard._buses
     pointers = guard._pointer
     limit = min(guard._max_transfer, host_max, mem.max_copy)
-    if native_mem is not None:   # the C accessors: no pinning needed, bounds checked per access
-        pin, unpin = native_mem.size, native_mem.nothing
-        mread, mwrite = native_mem.read, native_mem.write
-    else:
-        pin, unpin = mem.pin, mem.unpin
-        mread, mwrite = mem.read, mem.write
+    pin, unpin, mread, mwrite = mem.hot()
     mregion = mem.region
     out: dict[str, Callable[..., int]] = {}
 

@@ -21,10 +21,10 @@ Contract:
   `_fastcall.define_unchecked` with the standard exception hook: a Python exception
   (``BaseException`` included) surfaces as itself at the call site, a result that is not an
   int is a `TypeError`, an int result is truncated to 32 bits.
-- `memory(memory, store)` is a `Memory` (``size()``, ``read(ptr, n)``, ``write(ptr, data)``,
-  a no-op ``nothing()``) over the instance's memory; a region outside the memory raises
-  `GuestFault` with `GuestMemory`'s message. It does not check copy quotas: its callers
-  check lengths against them first. None when not `available()`.
+- `memory(memory, store, max_copy=…)` is `GuestMemory`'s ``native`` factory: a `Memory`
+  (``size()``, ``read(ptr, n)``, ``write(ptr, data)``, a no-op ``nothing()``) over the
+  instance's memory with `GuestMemory`'s checks and errors (`GuestFault` outside the memory,
+  ``HwError("no_mem")`` over the copy quota). None when not `available()`.
 - `entry(store, func)` (after `configure`) returns ``call(ticks)``: it sets ``store``'s epoch
   deadline to ``ticks`` and enters ``func`` (an export ``() -> i32``) through the unchecked
   C API with the GIL released, ≈ 0.3 µs instead of ≈ 3.5 µs. Outcomes are those of
@@ -145,12 +145,15 @@ def get_current() -> Any:
     return _cnative.get_current()
 
 
-def memory(mem: Any, store: Any) -> Any:
-    """A native `Memory` over ``mem`` (a `wasmtime.Memory` of ``store``), or None."""
+def memory(mem: Any, store: Any, *, max_copy: int) -> Any:
+    """A native `Memory` over ``mem`` (a `wasmtime.Memory` of ``store``), or None — the
+    ``native`` factory of `GuestMemory`, the only caller."""
     if not available():
         return None
+    from wasi_hw._errors import HwError
+
     ctx = ctypes.cast(store._context(), ctypes.c_void_p).value
-    return _cnative.Memory(ctx, bytes(mem._memory), (mem, store), GuestFault)
+    return _cnative.Memory(ctx, bytes(mem._memory), (mem, store), GuestFault, HwError, max_copy)
 
 
 def ticker(engine: wasmtime.Engine, tick_ms: float) -> Any:

@@ -170,8 +170,8 @@ class Sandbox:
             tls.shims = prev
         exports = instance.exports(store)
         memory = exports["memory"]
-        mem = GuestMemory(memory, store, max_copy=limits.max_transfer)
-        native_mem = _native.memory(memory, store)    # None where the C half is unavailable
+        mem = GuestMemory(memory, store, max_copy=limits.max_transfer,
+                          native=_native.memory)   # C accessors where the C half is built
         counters = Violations()
         guards: dict[str, Any] = {}
         shims: dict[tuple[str, str], Callable[..., int]] = {}
@@ -185,12 +185,12 @@ class Sandbox:
             if mod == "wasi_usb" and "bulk_transfer" in self.used[mod]:
                 from ._usb_fast import fused_bulk_transfer
                 key = (mod, "bulk_transfer")
-                shims[key] = fused_bulk_transfer(guard, mem, fail, shims[key], native_mem)
+                shims[key] = fused_bulk_transfer(guard, mem, fail, shims[key])
             if mod == "wasi_i2c":
                 from ._i2c_fast import fused_i2c
                 generic = {n: shims[(mod, n)] for n in ("write_read", "write", "read")
                            if n in self.used[mod]}
-                for name, fn in fused_i2c(guard, mem, fail, generic, native_mem).items():
+                for name, fn in fused_i2c(guard, mem, fail, generic).items():
                     shims[(mod, name)] = fn
         self._shims = shims
         inst = DriverInstance(self, store, instance, exports, mem, counters, guards, shims)

@@ -17,12 +17,12 @@ Contract:
   (0 stays 0) and 0 becomes the host's default; IN hands the backend's bytes to guest memory in
   one copy (``overflow`` if the device sent more than asked), OUT reads the guest buffer once;
   the count goes to ``ret``. Any exception becomes ``fail(exc, "bulk_transfer")``, as in the
-  shim. Guest memory is pinned for the call, as in the shim; with ``native_mem``
-  (`_native.memory`, when available) the C accessors check the same bounds on each access.
-- With ``native_mem`` and ``c_version`` (the default) the function returned is
-  `_native.fused_bulk`, this same function written in C (kernel/_cnative.c), which the
-  native trampoline runs without boxing its arguments; ``c_version=False`` gives the Python
-  one. Both are tested against the generic chain.
+  shim. Guest memory is reached through `GuestMemory.hot()` (pinned for the call, or its C
+  accessors, which check the same bounds on each access).
+- When ``mem`` has C accessors (``mem.native``) and ``c_version`` (the default), the function
+  returned is `_native.fused_bulk`, this same function written in C (kernel/_cnative.c),
+  which the native trampoline runs without boxing its arguments; ``c_version=False`` gives
+  the Python one. Both are tested against the generic chain.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ _U32 = struct.Struct("<I")
 
 
 def fused_bulk_transfer(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
-                        generic: Callable[..., int], native_mem: Any = None, *,
+                        generic: Callable[..., int], *,
                         c_version: bool = True) -> Callable[..., int]:
     host = getattr(guard, "_host", None)
     plans = getattr(host, "bulk_plans", None)
@@ -49,19 +49,15 @@ def fused_bulk_transfer(guard: Any, mem: Any, fail: Callable[[BaseException, str
     limit = min(guard._max_transfer, host.max_transfer, mem.max_copy)
     deadline = guard._deadline_ms
     default = host.default_timeout_ms
-    if native_mem is not None and c_version:    # this very function, in C
+    native = getattr(mem, "native", None)
+    if native is not None and c_version:    # this very function, in C
         from ._native import fused_bulk
         fn = fused_bulk(plans=plans, granted=granted, generic=generic, fail=fail,
-                        pack=_U32.pack, memory=native_mem, limit=limit, deadline_ms=deadline,
+                        pack=_U32.pack, memory=native, limit=limit, deadline_ms=deadline,
                         default_timeout_ms=default)
         if fn is not None:
             return fn
-    if native_mem is not None:   # the C accessors: no pinning needed, bounds checked per access
-        pin, unpin, size = native_mem.nothing, native_mem.nothing, native_mem.size
-        read, write = native_mem.read, native_mem.write
-    else:
-        pin, unpin, size = mem.pin, mem.unpin, mem.size
-        read, write = mem.read, mem.write
+    pin, unpin, read, write = mem.hot()
     pack = _U32.pack
 
     def bulk_transfer(handle: int, endpoint: int, data: int, data_len: int, timeout: int,
@@ -70,12 +66,11 @@ def fused_bulk_transfer(guard: Any, mem: Any, fail: Callable[[BaseException, str
         plan = plans.get(key)
         if plan is None or key not in granted:
             return generic(handle, endpoint, data, data_len, timeout, ret)
-        pin()
+        top = pin()
         try:
             data &= _MASK32
             n = data_len & _MASK32
             ret &= _MASK32
-            top = size()
             if n > limit or data + n > top or ret + 4 > top or (n == 0 and plan[2]):
                 return generic(handle, endpoint, data, data_len, timeout, ret)
             timeout &= _MASK32

@@ -17,6 +17,10 @@ grows, and it never shrinks — and copies go through a ``ctypes`` view over
 ``[base, base + size)`` that is rebuilt at the same moment (slicing it is a single
 ``memcpy``). Multi-byte values are little-endian.
 
+``GuestMemory(..., native=factory)`` also builds ``factory(memory, store, max_copy=…)`` — the
+kernel's C accessors (`wasi_hw.kernel._native.memory`: the same checks and errors, base and
+size re-read per access) — and `hot()` hands them to hot paths instead of its own methods.
+
 `GuestRegion` is a checked ``(ptr, len)`` window handed to host code: ``read()``,
 ``write(data, offset=0)``; it re-checks its bounds on each access. ``region.memory`` is the
 `GuestMemory` it lies in.
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from typing import Any
+from typing import Any, Callable
 
 from ._errors import GuestFault, HwError
 
@@ -65,12 +69,15 @@ class GuestMemory:
     """Checked access to one instance's linear memory (see the module docstring)."""
 
     __slots__ = ("_size_of", "_base_of", "_keep", "max_copy", "_pinned", "_base", "_size",
-                 "_view", "_mv")
+                 "_view", "_mv", "native")
 
-    def __init__(self, memory: Any, store: Any, *, max_copy: int) -> None:
+    def __init__(self, memory: Any, store: Any, *, max_copy: int,
+                 native: Callable[..., Any] | None = None) -> None:
         if max_copy < 0:
             raise ValueError("max_copy must be >= 0")
         self.max_copy = max_copy
+        # the C accessors (kernel/_native.memory), or None: see `hot`
+        self.native = native(memory, store, max_copy=max_copy) if native is not None else None
         self._keep = (memory, store)  # the raw handles below point into these: keep them alive
         self._size_of, self._base_of = self._make_accessors(memory, store)
         self._pinned = False
@@ -103,6 +110,16 @@ class GuestMemory:
             self._view, self._mv = view, memoryview(view).cast("B")
             self._base, self._size = base, size
         return size
+
+    def hot(self) -> tuple[Callable[[], int], Callable[[], None], Callable[[int, int], bytes],
+                           Callable[[int, Any], None]]:
+        """``(pin, unpin, read, write)`` for a hot path: this object's own methods, or — when
+        built with ``native`` — the C accessors, which need no pinning (``pin`` only returns
+        the current size; bounds are re-read on every access) and raise the same errors."""
+        n = self.native
+        if n is None:
+            return self.pin, self.unpin, self.read, self.write
+        return n.size, n.nothing, n.read, n.write
 
     def pin(self) -> int:
         """A host call starts: read the size (and, if it changed, the base) once for it.

@@ -19,6 +19,7 @@ from wasi_hw._bindings import _wasi_i2c as abi
 from wasi_hw.host import SimI2cBackend
 from wasi_hw.host.devices import Bme280
 from wasi_hw.kernel import Backends, I2cGrant
+from wasi_hw._memory import GuestMemory
 from wasi_hw.kernel._i2c_fast import fused_i2c
 from wasi_hw.kernel._manifest import RegisterRange
 from wasi_hw.kernel._policy import make_fail
@@ -85,7 +86,9 @@ class World:
         fail = make_fail(manifest.name, "wasi_i2c", abi.ERRNO, self.guard._audit,
                          inst.violations)
         if fused == "guest-memory":   # the fused functions over GuestMemory (no native half)
-            self.fns = fused_i2c(self.guard, self.mem, fail, abi.bind(self.guard, self.mem, fail))
+            plain = GuestMemory(inst.instance.exports(inst.store)["memory"], inst.store,
+                                max_copy=self.mem.max_copy)
+            self.fns = fused_i2c(self.guard, plain, fail, abi.bind(self.guard, self.mem, fail))
         elif fused:
             self.fns = {n: inst.sandbox._shims[("wasi_i2c", n)] for n in NAMES}
         else:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from wasi_hw import GuestFault
+from wasi_hw import GuestFault, HwError
 from wasi_hw._memory import GuestMemory
 from wasi_hw.kernel import _native
 from wasi_hw.kernel._engine import KernelEngine
@@ -178,7 +178,9 @@ def test_memory_checks_bounds_like_guest_memory():
     linker.define_func("h", "g", wasmtime.FuncType([], [wasmtime.ValType.i32()]), lambda: 0)
     exports = linker.instantiate(store, wasmtime.Module(engine, WAT)).exports(store)
     mem = exports["memory"]
-    nat, ref = _native.memory(mem, store), GuestMemory(mem, store, max_copy=1 << 20)
+    ref = GuestMemory(mem, store, max_copy=1 << 20, native=_native.memory)
+    nat = ref.native
+    assert ref.hot()[2] == nat.read
     assert nat.size() == ref.size() == 65536
     nat.write(10, b"abc")
     nat.write(13, bytearray(b"de"))
@@ -202,6 +204,14 @@ def test_memory_checks_bounds_like_guest_memory():
     nat.write(65536 + 100, b"grown")
     assert ref.read(65536 + 100, 5) == b"grown"
     assert nat.nothing() is None
+    small = GuestMemory(mem, store, max_copy=4, native=_native.memory)
+    for fn, args in ((small.native.read, (0, 5)), (small.native.write, (0, b"12345"))):
+        with pytest.raises(HwError) as a:
+            fn(*args)
+        with pytest.raises(HwError) as b:
+            getattr(small, fn.__name__)(*args)
+        assert (a.value.kind, str(a.value)) == (b.value.kind, str(b.value)) and \
+            a.value.kind == "no_mem"
 
 
 @needs_native
