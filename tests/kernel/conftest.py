@@ -25,3 +25,22 @@ def kernel(sim, tmp_path):
     k.events = events
     yield k
     k.close()
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """A kernel engine shared by one test module (the AoT cache tests)."""
+    from wasi_hw.kernel._engine import KernelEngine
+
+    with KernelEngine() as e:
+        yield e
+
+
+@pytest.fixture
+def wasm():
+    """The AoT cache tests' module (`kernel_testing.F42_WAT`) as bytes."""
+    import wasmtime
+
+    from kernel_testing import F42_WAT
+
+    return wasmtime.wat2wasm(F42_WAT)

@@ -43,3 +43,16 @@ def reports(events, driver):
 
 def states(events, driver):
     return [e.data for e in events if e.kind == "state" and e.driver == driver]
+
+
+#: the AoT cache tests' module: one function ``f`` returning 42
+F42_WAT = '(module (memory (export "memory") 1) (func (export "f") (result i32) i32.const 42))'
+
+
+def run_f(engine, module) -> int:
+    """Instantiate ``module`` (F42_WAT or alike) in a fresh store of ``engine``; ``f()``."""
+    import wasmtime
+
+    store = wasmtime.Store(engine.engine)
+    store.set_epoch_deadline(100)
+    return wasmtime.Instance(store, module, []).exports(store)["f"](store)

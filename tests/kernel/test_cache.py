@@ -9,27 +9,7 @@ import pytest
 import wasmtime
 
 from wasi_hw.kernel._cache import AotCache
-from wasi_hw.kernel._engine import KernelEngine
-
-WAT = '(module (memory (export "memory") 1) (func (export "f") (result i32) i32.const 42))'
-
-
-@pytest.fixture(scope="module")
-def engine():
-    with KernelEngine() as e:
-        yield e
-
-
-@pytest.fixture
-def wasm():
-    return wasmtime.wat2wasm(WAT)
-
-
-def run(engine, module):
-    store = wasmtime.Store(engine.engine)
-    store.set_epoch_deadline(100)
-    inst = wasmtime.Instance(store, module, [])
-    return inst.exports(store)["f"](store)
+from kernel_testing import F42_WAT, run_f as run
 
 
 def test_compile_then_load_from_cache(engine, wasm, tmp_path):
@@ -61,7 +41,7 @@ def test_foreign_unrecorded_entry_is_not_loaded(engine, wasm, tmp_path):
     digest = __import__("hashlib").sha256(wasm).hexdigest()
     cwasm, sidecar = cache.paths(digest)
     # a .cwasm of a *different* module planted under this module's key, without a sidecar
-    other = wasmtime.Module(engine.engine, wasmtime.wat2wasm(WAT.replace("42", "7")))
+    other = wasmtime.Module(engine.engine, wasmtime.wat2wasm(F42_WAT.replace("42", "7")))
     tmp_path.mkdir(exist_ok=True)
     cwasm.write_bytes(bytes(other.serialize()))
     loaded = cache.load(wasm)

@@ -12,26 +12,7 @@ import wasmtime
 
 from wasi_hw.kernel import _cache
 from wasi_hw.kernel._cache import AotCache
-from wasi_hw.kernel._engine import KernelEngine
-
-WAT = '(module (memory (export "memory") 1) (func (export "f") (result i32) i32.const 42))'
-
-
-@pytest.fixture(scope="module")
-def engine():
-    with KernelEngine() as e:
-        yield e
-
-
-@pytest.fixture
-def wasm():
-    return wasmtime.wat2wasm(WAT)
-
-
-def run(engine, module):
-    store = wasmtime.Store(engine.engine)
-    store.set_epoch_deadline(100)
-    return wasmtime.Instance(store, module, []).exports(store)["f"](store)
+from kernel_testing import F42_WAT, run_f as run
 
 
 def _record(cwasm):
@@ -78,7 +59,7 @@ def test_sealed_entry_modified_in_place_is_recompiled(engine, wasm, tmp_path, mo
 
 def test_sealed_entry_replaced_is_recompiled(engine, wasm, tmp_path, monkeypatch):
     cache, cwasm = _sealed(engine, wasm, tmp_path, monkeypatch)
-    other = wasmtime.Module(engine.engine, wasmtime.wat2wasm(WAT.replace("42", "7")))
+    other = wasmtime.Module(engine.engine, wasmtime.wat2wasm(F42_WAT.replace("42", "7")))
     planted = tmp_path / "planted"
     planted.write_bytes(bytes(other.serialize()))
     os.replace(planted, cwasm)                     # a foreign .cwasm under the sealed name
