@@ -880,14 +880,16 @@ static void ts_add(struct timespec *t, long long ns)
     t->tv_nsec = (long)(total % 1000000000LL);
 }
 
+/* Ticks are at least period_ns apart, never bursts to catch up: a guest given N ticks
+   runs at least (N - 1) periods, however late this thread was scheduled. */
 static void *ticker_main(void *arg)
 {
     TickerObject *t = (TickerObject *)arg;
-    struct timespec next, now;
-    clock_gettime(CLOCK_MONOTONIC, &next);
+    struct timespec next;
     pthread_mutex_lock(&t->mu);
     while (!t->stopping) {
         int rc = 0;
+        clock_gettime(CLOCK_MONOTONIC, &next);
         ts_add(&next, t->period_ns);
         while (!t->stopping && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&t->cv, &t->mu, &next);
@@ -895,9 +897,6 @@ static void *ticker_main(void *arg)
             break;
         pthread_mutex_unlock(&t->mu);
         t->incr(t->engine);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec > next.tv_sec + 1)   /* fell far behind (suspended): don't burst */
-            next = now;
         pthread_mutex_lock(&t->mu);
     }
     pthread_mutex_unlock(&t->mu);
