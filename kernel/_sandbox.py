@@ -33,6 +33,7 @@ Contract:
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import threading
 import time
@@ -83,8 +84,9 @@ class DriverFault(Exception):
         return f"{self.kind}: {self.detail}"
 
 
+@functools.lru_cache(maxsize=None)
 def bindings_for(module: str) -> ModuleType:
-    """The generated bindings of wasm import module `module`."""
+    """The generated bindings of wasm import module `module` (looked up once)."""
     try:
         return importlib.import_module(SPEC_MODULES[module][0])
     except ModuleNotFoundError as err:
@@ -352,12 +354,13 @@ class DriverInstance:
         self.violations = violations
         self.guards = guards
         # init and poll are () -> i32: checked when the sandbox was made
-        self._funcs = {n: sandbox._calls.caller(store, exports[n], _ENTRY_SIG)
-                       for n in ("init", "poll")}
-        # the native entry sets the deadline and enters in one C call (`_native.entry`)
+        # entering init/poll: the native entry (deadline + unchecked call in one C call,
+        # `_native.entry`) where built, else the host-call layer's caller
         native = sandbox._calls.fast and _native.available()
         self._entries = {n: _native.entry(store, exports[n]) for n in ("init", "poll")} \
             if native else {}
+        self._funcs = {n: sandbox._calls.caller(store, exports[n], _ENTRY_SIG)
+                       for n in ("init", "poll") if self._entries.get(n) is None}
         self._shims = sandbox._shims if shims is None else shims
         self._busy = False
         self.last_call_s = 0.0
@@ -366,11 +369,11 @@ class DriverInstance:
         """Call `init` or `poll` under the per-call deadline; its i32 result."""
         if self._busy:
             raise DriverFault("reentrant", f"{export} called while the driver is running")
-        func = self._funcs[export]
         limits = self.sandbox.manifest.limits
         ticks = self.sandbox.engine.deadline_ticks(limits.deadline_ms)
         entry = self._entries.get(export)
         if entry is None:
+            func = self._funcs[export]
             self.store.set_epoch_deadline(ticks)
         for guard in self.guards.values():
             guard.begin_call()

@@ -26,7 +26,7 @@ def test_two_drivers_keep_their_schedules_beside_a_runaway(kernel):
     # 10 ms otherwise, so it still gets a fair share of its 50 scheduled polls
     assert n >= 10, n
     assert kernel.slots["infinite_loop"].faults >= 5
-    assert 0.5 <= elapsed < 0.7
+    assert 0.5 <= elapsed < 0.9   # + at most one runaway deadline, and slack for shared cores
 
 
 def test_backoff_doubles_and_success_resets(kernel):
