@@ -7,7 +7,6 @@ import json
 import os
 import time
 
-import pytest
 import wasmtime
 
 from wasi_hw.kernel import _cache
