@@ -53,23 +53,41 @@ def fused_i2c(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
     mregion = mem.region
     out: dict[str, Callable[..., int]] = {}
 
+    def admit(b: int, a: int, m: int) -> tuple[Any, Any] | None:
+        """(grant rule, host entry) when handle ``b`` is open in guard and host and address
+        ``a`` in mode ``m`` is granted and fits the mode; None sends the call to the chain."""
+        rule = rules.get(b)
+        entry = handles.get(b)
+        if rule is None or entry is None or a not in rule.addresses or \
+                (a > 0x7F if m == 0 else (m != 1 or not rule.ten_bit or a > 0x3FF)):
+            return None
+        return rule, entry
+
+    def transact(entry: Any, a: int, m: int, wire: list) -> Any:
+        """The backend transaction under the bus lock (the host's timed wait when busy)."""
+        backend, name, lock = entry
+        if not lock.acquire(False):
+            wait(lock, name)
+        try:
+            return backend.transaction(name, a, m == 1, wire)
+        finally:
+            lock.release()
+
     g_write_read = generic.get("write_read")
     if g_write_read is not None:
         def write_read(bus: int, address: int, mode: int, data: int, data_len: int,
                        buf: int, buf_len: int) -> int:
             b, a, m = bus & _MASK32, address & _MASK32, mode & _MASK32
-            rule = rules.get(b)
-            entry = handles.get(b)
-            if rule is None or entry is None or a not in rule.addresses or \
-                    (a > 0x7F if m == 0 else (m != 1 or not rule.ten_bit or a > 0x3FF)):
+            admitted = admit(b, a, m)
+            if admitted is None:
                 return g_write_read(bus, address, mode, data, data_len, buf, buf_len)
+            rule, entry = admitted
             top = pin()
             try:
                 dp, dn = data & _MASK32, data_len & _MASK32
                 bp, n = buf & _MASK32, buf_len & _MASK32
                 if dn + n > limit or dp + dn > top or bp + n > top:
                     return g_write_read(bus, address, mode, data, data_len, buf, buf_len)
-                backend, name, lock = entry
                 raw = mread(dp, dn)
                 if rule.registers:
                     # the guard's short path: a pointer write, then an allowed read
@@ -81,17 +99,12 @@ def fused_i2c(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
                     pointers[(buses[b], a)] = ptr + n
                 try:
                     wire = [write_op(raw), read_op(n)]
-                    if not lock.acquire(False):
-                        wait(lock, name)
-                    try:
-                        results = backend.transaction(name, a, m == 1, wire)
-                    finally:
-                        lock.release()
+                    results = transact(entry, a, m, wire)
                     if len(results) == 1 and len(results[0]) == n:
                         if n:
                             mwrite(bp, results[0])
                     else:
-                        deliver((backend, name, lock, m == 1), results, ((mregion(bp, n),),))
+                        deliver((*entry, m == 1), results, ((mregion(bp, n),),))
                     return 0
                 except Exception as exc:  # noqa: BLE001 — as the generated shim
                     return fail(exc, "write_read")
@@ -104,17 +117,15 @@ def fused_i2c(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
     if g_write is not None:
         def write(bus: int, address: int, mode: int, data: int, data_len: int) -> int:
             b, a, m = bus & _MASK32, address & _MASK32, mode & _MASK32
-            rule = rules.get(b)
-            entry = handles.get(b)
-            if rule is None or entry is None or a not in rule.addresses or \
-                    (a > 0x7F if m == 0 else (m != 1 or not rule.ten_bit or a > 0x3FF)):
+            admitted = admit(b, a, m)
+            if admitted is None:
                 return g_write(bus, address, mode, data, data_len)
+            rule, entry = admitted
             top = pin()
             try:
                 dp, n = data & _MASK32, data_len & _MASK32
                 if n > limit or dp + n > top:
                     return g_write(bus, address, mode, data, data_len)
-                backend, name, lock = entry
                 raw = mread(dp, n)
                 if rule.registers:
                     ptr = _write_pointer(rule, raw, n)
@@ -124,14 +135,9 @@ def fused_i2c(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
                         pointers[(buses[b], a)] = ptr
                 try:
                     wire = [write_op(raw)]
-                    if not lock.acquire(False):
-                        wait(lock, name)
-                    try:
-                        results = backend.transaction(name, a, m == 1, wire)
-                    finally:
-                        lock.release()
+                    results = transact(entry, a, m, wire)
                     if type(results) is not list or results:
-                        deliver((backend, name, lock, m == 1), results, ())
+                        deliver((*entry, m == 1), results, ())
                     return 0
                 except Exception as exc:  # noqa: BLE001 — as the generated shim
                     return fail(exc, "write")
@@ -144,17 +150,15 @@ def fused_i2c(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
     if g_read is not None:
         def read(bus: int, address: int, mode: int, buf: int, buf_len: int) -> int:
             b, a, m = bus & _MASK32, address & _MASK32, mode & _MASK32
-            rule = rules.get(b)
-            entry = handles.get(b)
-            if rule is None or entry is None or a not in rule.addresses or \
-                    (a > 0x7F if m == 0 else (m != 1 or not rule.ten_bit or a > 0x3FF)):
+            admitted = admit(b, a, m)
+            if admitted is None:
                 return g_read(bus, address, mode, buf, buf_len)
+            rule, entry = admitted
             top = pin()
             try:
                 bp, n = buf & _MASK32, buf_len & _MASK32
                 if n > limit or bp + n > top:
                     return g_read(bus, address, mode, buf, buf_len)
-                backend, name, lock = entry
                 if rule.registers:
                     # a read continues from the pointer this driver last set on the device
                     key = (buses[b], a)
@@ -164,17 +168,12 @@ def fused_i2c(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
                     pointers[key] = ptr + n
                 try:
                     wire = [read_op(n)]
-                    if not lock.acquire(False):
-                        wait(lock, name)
-                    try:
-                        results = backend.transaction(name, a, m == 1, wire)
-                    finally:
-                        lock.release()
+                    results = transact(entry, a, m, wire)
                     if type(results) is list and len(results) == 1 and len(results[0]) == n:
                         if n:
                             mwrite(bp, results[0])
                     else:
-                        deliver((backend, name, lock, m == 1), results, ((mregion(bp, n),),))
+                        deliver((*entry, m == 1), results, ((mregion(bp, n),),))
                     return 0
                 except Exception as exc:  # noqa: BLE001 — as the generated shim
                     return fail(exc, "read")
