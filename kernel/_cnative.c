@@ -22,10 +22,12 @@
  *   ``write(ptr, data)``; ``ptr`` and ``n`` are taken as unsigned 32-bit, ``ptr + n`` is
  *   checked in 64-bit arithmetic, a region outside the memory raises ``fault``, a copy over
  *   ``max_copy`` ``hwerror("no_mem", …)`` — GuestMemory's own errors and messages.
- * - Entry(context, func, keep): ``call(ticks)`` sets the store's epoch deadline to ``ticks``
- *   and enters one ``() -> i32`` export through ``wasmtime_func_call_unchecked`` with the GIL
- *   released, returning the signed result; a trap or error raises ``Trapped(error, trap)``
- *   (their addresses: the caller owns and converts them).
+ * - Entry(context, func, keep): ``call(ticks[, table])`` sets the store's epoch deadline to
+ *   ``ticks`` and enters one ``() -> i32`` export through ``wasmtime_func_call_unchecked``
+ *   with the GIL released, returning the signed result; a trap or error raises
+ *   ``Trapped(error, trap)`` (their addresses: the caller owns and converts them). A
+ *   ``table`` other than None is this thread's shim table for the call (as `set_current`),
+ *   the previous one restored afterwards.
  * - Ticker(increment_epoch, engine, period_ns, keep): a POSIX thread calling
  *   ``increment_epoch(engine)`` every ``period_ns`` without ever taking the GIL (a Python
  *   ticker thread wakes, competes for the GIL with the thread running guests and turns every
@@ -37,6 +39,14 @@
  *   the shim's six arguments; the trampoline runs it without boxing the arguments. Same
  *   decisions, same I/O, same errnos as the Python version (tests/kernel/test_usb_fast.py
  *   runs both against the generated chain).
+ * - I2c(kind, rules, handles, fallback, fail, write_op, read_op, wait, deliver, region,
+ *   memory, limit): kernel/_i2c_fast.py's fused ``write_read`` / ``write`` / ``read``
+ *   (``kind``) in C, register rules included (the guard's short paths: the rule object is
+ *   compiled once into flag tables, ``pointers`` updated before any I/O); anything else (a
+ *   handle not open, an address not granted, a quota or bounds miss, a register access the
+ *   short paths do not allow) goes, before any I/O, to ``fallback``, the Python fused
+ *   function, which decides as the Python path does. Same I/O, pointers and errnos
+ *   (tests/kernel/test_i2c_fast.py runs it against the generated chain).
  * Layout assumptions (wasmtime_memory_t is 24 bytes, wasmtime_val_raw_t is 16 bytes) are
  * checked by kernel/_native.py against wasmtime-py's own ctypes definitions before use.
  */
@@ -83,6 +93,10 @@ typedef struct {
 struct BulkObject;
 static PyTypeObject BulkType;
 static PyObject *bulk_run(struct BulkObject *self, const int32_t *sa);
+struct I2cObject;
+static PyTypeObject I2cType;
+static int i2c_nargs(PyObject *fn);
+static PyObject *i2c_run(struct I2cObject *self, const int32_t *sa);
 
 static void *fail_trap(void)
 {
@@ -141,6 +155,14 @@ static void *trampoline(void *env, void *caller, val_raw_t *args, size_t nargs)
         for (i = 0; i < 6; i++)
             sa[i] = args[i].i32;
         r = bulk_run((struct BulkObject *)fn, sa);
+        Py_DECREF(fn);
+        goto result;
+    }
+    if (Py_IS_TYPE(fn, &I2cType) && slot->nparams == i2c_nargs(fn)) {   /* fused I2C */
+        int32_t sa[7];
+        for (i = 0; i < slot->nparams; i++)
+            sa[i] = args[i].i32;
+        r = i2c_run((struct I2cObject *)fn, sa);
         Py_DECREF(fn);
         goto result;
     }
@@ -526,7 +548,7 @@ static PyObject *call_generic(BulkObject *self, const uint32_t *a, const int32_t
 }
 
 /* A Python exception from the I/O: Exception → fail(exc, name) (its errno), else propagate. */
-static PyObject *bulk_failed(BulkObject *self)
+static PyObject *failed(PyObject *fail, PyObject *name)
 {
     PyObject *type, *value, *tb, *r;
     if (!PyErr_ExceptionMatches(PyExc_Exception))
@@ -535,12 +557,14 @@ static PyObject *bulk_failed(BulkObject *self)
     PyErr_NormalizeException(&type, &value, &tb);
     if (tb != NULL)
         PyException_SetTraceback(value, tb);
-    r = PyObject_CallFunctionObjArgs(self->fail, value, self->name, NULL);
+    r = PyObject_CallFunctionObjArgs(fail, value, name, NULL);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
     return r;
 }
+
+static PyObject *bulk_failed(BulkObject *self) { return failed(self->fail, self->name); }
 
 /* args as the guest passed them (i32, signed); the shim's errno as a Python int, or NULL. */
 static PyObject *bulk_run(BulkObject *self, const int32_t *sa)
@@ -772,6 +796,511 @@ static PyTypeObject BulkType = {
     .tp_vectorcall_offset = offsetof(BulkObject, vectorcall),
 };
 
+/* ---- I2c: the fused wasi_i2c.write_read / write / read in C ------------------------- */
+
+enum { I2C_WRITE_READ, I2C_WRITE, I2C_READ };
+static const int i2c_arity[] = {7, 5, 5};
+static const char *const i2c_names[] = {"write_read", "write", "read"};
+
+typedef struct I2cObject {
+    PyObject_HEAD
+    int kind;
+    PyObject *rules;      /* dict handle -> the guard's grant rule (I2cGuard._rules) */
+    PyObject *handles;    /* dict handle -> (backend, bus, lock) (I2cHost's handle table) */
+    PyObject *fallback;   /* the Python fused function: registers, and all it hands on */
+    PyObject *fail;       /* fail(exc, name) -> errno */
+    PyObject *write_op, *read_op, *wait, *deliver, *region;
+    PyObject *buses;      /* dict handle -> bus name (I2cGuard._buses) */
+    PyObject *pointers;   /* dict (bus, address) -> register pointer (I2cGuard._pointer) */
+    PyObject *name;
+    MemoryObject *mem;
+    uint64_t limit;
+    vectorcallfunc vectorcall;
+    /* the last grant rule seen, compiled (rules are immutable once made; held strongly so
+       its address cannot be reused while cached) */
+    PyObject *rule;
+    PyObject *addresses;
+    int ten_bit, registers, write_pairs;
+    uint8_t covered[256], writable[256];
+    uint16_t read_run[257], write_run[257];
+} I2cObject;
+
+static PyObject *s_addresses, *s_ten_bit, *s_registers, *s_transaction, *s_acquire, *s_release,
+                *s_write_pairs, *s_covered, *s_writable, *s_read_run, *s_write_run;
+
+static void I2c_dealloc(I2cObject *self)
+{
+    Py_XDECREF(self->rules);
+    Py_XDECREF(self->handles);
+    Py_XDECREF(self->fallback);
+    Py_XDECREF(self->fail);
+    Py_XDECREF(self->write_op);
+    Py_XDECREF(self->read_op);
+    Py_XDECREF(self->wait);
+    Py_XDECREF(self->deliver);
+    Py_XDECREF(self->region);
+    Py_XDECREF(self->buses);
+    Py_XDECREF(self->pointers);
+    Py_XDECREF(self->name);
+    Py_XDECREF(self->mem);
+    Py_XDECREF(self->rule);
+    Py_XDECREF(self->addresses);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int I2c_init(I2cObject *self, PyObject *args, PyObject *kw)
+{
+    PyObject *rules, *handles, *buses, *pointers, *fallback, *fail, *write_op, *read_op, *wait,
+             *deliver, *region, *mem;
+    const char *kind;
+    unsigned long long limit;
+    int k;
+    static char *names[] = {"kind", "rules", "handles", "buses", "pointers", "fallback", "fail",
+                            "write_op", "read_op", "wait", "deliver", "region", "memory",
+                            "limit", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!O!OOOOOOOO!K:I2c", names, &kind,
+                                     &PyDict_Type, &rules, &PyDict_Type, &handles,
+                                     &PyDict_Type, &buses, &PyDict_Type, &pointers, &fallback,
+                                     &fail, &write_op, &read_op, &wait, &deliver, &region,
+                                     &MemoryType, &mem, &limit))
+        return -1;
+    for (k = 0; k < 3 && strcmp(kind, i2c_names[k]); k++)
+        ;
+    if (k == 3) {
+        PyErr_Format(PyExc_ValueError, "I2c: unknown kind %s", kind);
+        return -1;
+    }
+#define SETREF(field, v) do { Py_INCREF(v); Py_XSETREF(self->field, (v)); } while (0)
+    SETREF(rules, rules);
+    SETREF(handles, handles);
+    SETREF(fallback, fallback);
+    SETREF(fail, fail);
+    SETREF(write_op, write_op);
+    SETREF(read_op, read_op);
+    SETREF(wait, wait);
+    SETREF(deliver, deliver);
+    SETREF(region, region);
+    SETREF(buses, buses);
+    SETREF(pointers, pointers);
+#undef SETREF
+    Py_INCREF(mem);
+    Py_XSETREF(self->mem, (MemoryObject *)mem);
+    Py_CLEAR(self->rule);
+    Py_XSETREF(self->name, PyUnicode_InternFromString(i2c_names[k]));
+    if (self->name == NULL)
+        return -1;
+    self->kind = k;
+    self->limit = limit;
+    return 0;
+}
+
+static PyObject *i2c_fallback(I2cObject *self, const int32_t *sa)
+{
+    PyObject *argv[7];
+    PyObject *r = NULL;
+    int i, made = 0, n = i2c_arity[self->kind];
+    for (i = 0; i < n; i++) {
+        if ((argv[i] = PyLong_FromLong(sa[i])) == NULL)
+            break;
+        made++;
+    }
+    if (made == n)
+        r = PyObject_Vectorcall(self->fallback, argv, (size_t)n, NULL);
+    for (i = 0; i < made; i++)
+        Py_DECREF(argv[i]);
+    return r;
+}
+
+/* Members of frozenset/set ``attr`` of ``rule`` (ints 0..255) as flags. */
+static int load_flags(PyObject *rule, PyObject *attr, uint8_t *flags)
+{
+    PyObject *set = PyObject_GetAttr(rule, attr), *it, *item;
+    if (set == NULL)
+        return -1;
+    memset(flags, 0, 256);
+    it = PyObject_GetIter(set);
+    Py_DECREF(set);
+    if (it == NULL)
+        return -1;
+    while ((item = PyIter_Next(it)) != NULL) {
+        long v = PyLong_AsLong(item);
+        Py_DECREF(item);
+        if (v == -1 && PyErr_Occurred())
+            break;
+        if (v >= 0 && v < 256)
+            flags[v] = 1;
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* ``attr`` of ``rule``: 257 run lengths (each 0..256). */
+static int load_runs(PyObject *rule, PyObject *attr, uint16_t *runs)
+{
+    PyObject *seq = PyObject_GetAttr(rule, attr), *fast;
+    Py_ssize_t i;
+    if (seq == NULL)
+        return -1;
+    fast = PySequence_Fast(seq, "run lengths must be a sequence");
+    Py_DECREF(seq);
+    if (fast == NULL)
+        return -1;
+    if (PySequence_Fast_GET_SIZE(fast) != 257) {
+        Py_DECREF(fast);
+        PyErr_SetString(PyExc_ValueError, "a rule's run lengths must have 257 entries");
+        return -1;
+    }
+    for (i = 0; i < 257; i++) {
+        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+        if ((v == -1 && PyErr_Occurred()) || v < 0 || v > 256) {
+            Py_DECREF(fast);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "a run length must be 0..256");
+            return -1;
+        }
+        runs[i] = (uint16_t)v;
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+static int flag_attr(PyObject *rule, PyObject *attr)
+{
+    PyObject *v = PyObject_GetAttr(rule, attr);
+    int r;
+    if (v == NULL)
+        return -1;
+    r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* Make ``rule`` the cached, compiled one (0), or -1. */
+static int i2c_compile(I2cObject *self, PyObject *rule)
+{
+    PyObject *addresses;
+    Py_CLEAR(self->rule);
+    if ((self->ten_bit = flag_attr(rule, s_ten_bit)) < 0 ||
+        (self->registers = flag_attr(rule, s_registers)) < 0 ||
+        (self->write_pairs = flag_attr(rule, s_write_pairs)) < 0)
+        return -1;
+    if (self->registers &&
+        (load_flags(rule, s_covered, self->covered) < 0 ||
+         load_flags(rule, s_writable, self->writable) < 0 ||
+         load_runs(rule, s_read_run, self->read_run) < 0 ||
+         load_runs(rule, s_write_run, self->write_run) < 0))
+        return -1;
+    if ((addresses = PyObject_GetAttr(rule, s_addresses)) == NULL)
+        return -1;
+    Py_XSETREF(self->addresses, addresses);
+    Py_INCREF(rule);
+    self->rule = rule;
+    return 0;
+}
+
+/* 1: handle ``b`` is open in guard and host and ``a`` is granted in mode ``m`` (the handle's
+   entry returned, borrowed; its rule compiled into ``self``); 0: not so; -1: error. */
+static int i2c_admit(I2cObject *self, uint32_t b, uint32_t a, uint32_t m, PyObject **entry)
+{
+    PyObject *key, *rule, *addr;
+    int ok;
+    if ((key = PyLong_FromUnsignedLong(b)) == NULL)
+        return -1;
+    rule = PyDict_GetItemWithError(self->rules, key);
+    *entry = rule == NULL ? NULL : PyDict_GetItemWithError(self->handles, key);
+    Py_DECREF(key);
+    if (*entry == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_CheckExact(*entry) || PyTuple_GET_SIZE(*entry) != 3)
+        return 0;
+    if (rule != self->rule && i2c_compile(self, rule) < 0)
+        return -1;
+    if (m > 1 || (m == 0 && a > 0x7F) || (m == 1 && (!self->ten_bit || a > 0x3FF)))
+        return 0;
+    if ((addr = PyLong_FromUnsignedLong(a)) == NULL)
+        return -1;
+    ok = PySequence_Contains(self->addresses, addr);
+    Py_DECREF(addr);
+    return ok;
+}
+
+/* Under register rules: the pointer this call leaves on the device (-1: unchanged), or -2
+   when the guard would not allow the call as the short path sees it (then the Python path
+   decides). ``raw`` is the written data (write, write_read), ``key`` (bus, address). */
+static long i2c_pointer(I2cObject *self, const uint8_t *raw, uint64_t wn, uint64_t rn,
+                        PyObject *key)
+{
+    uint64_t i;
+    unsigned ptr;
+    if (self->kind == I2C_WRITE_READ) {          /* a pointer write, then an allowed read */
+        if (wn != 1 || !self->covered[raw[0]] || rn > self->read_run[raw[0]])
+            return -2;
+        return (long)raw[0] + (long)rn;
+    }
+    if (self->kind == I2C_READ) {                /* from the pointer this driver last set */
+        PyObject *v = PyDict_GetItemWithError(self->pointers, key);
+        long p;
+        if (v == NULL) {
+            PyErr_Clear();
+            return -2;
+        }
+        p = PyLong_AsLong(v);
+        if (p == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return -2;
+        }
+        if (p < 0 || p > 0xFF || rn > self->read_run[p])
+            return -2;
+        return p + (long)rn;
+    }
+    if (self->write_pairs && wn > 1) {           /* register/value pairs */
+        for (i = 0; i + 1 < wn; i += 2)
+            if (!self->writable[raw[i]])
+                return -2;
+        return wn % 2 ? (long)raw[wn - 1] : (long)raw[wn - 2] + 1;
+    }
+    if (!wn)
+        return -1;
+    ptr = raw[0];
+    if (wn == 1)
+        return self->covered[ptr] ? (long)ptr : -2;
+    if (wn - 1 > self->write_run[ptr])
+        return -2;
+    return (long)(ptr + wn - 1);
+}
+
+/* The backend transaction under the bus lock (the host's timed wait when busy); new ref. */
+static PyObject *i2c_transact(I2cObject *self, PyObject *entry, uint32_t a, uint32_t m,
+                              PyObject *wire)
+{
+    PyObject *backend = PyTuple_GET_ITEM(entry, 0), *bus = PyTuple_GET_ITEM(entry, 1),
+             *lock = PyTuple_GET_ITEM(entry, 2);
+    PyObject *got, *argv[5], *addr, *r, *type, *value, *tb;
+    int held;
+    argv[0] = lock;
+    argv[1] = Py_False;
+    if ((got = PyObject_VectorcallMethod(s_acquire, argv, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                         NULL)) == NULL)
+        return NULL;
+    held = PyObject_IsTrue(got);
+    Py_DECREF(got);
+    if (held < 0)
+        return NULL;
+    if (!held) {
+        if ((got = PyObject_CallFunctionObjArgs(self->wait, lock, bus, NULL)) == NULL)
+            return NULL;
+        Py_DECREF(got);
+    }
+    if ((addr = PyLong_FromUnsignedLong(a)) == NULL) {
+        r = NULL;
+    } else {
+        argv[0] = backend;
+        argv[1] = bus;
+        argv[2] = addr;
+        argv[3] = m == 1 ? Py_True : Py_False;
+        argv[4] = wire;
+        r = PyObject_VectorcallMethod(s_transaction, argv, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                      NULL);
+        Py_DECREF(addr);
+    }
+    PyErr_Fetch(&type, &value, &tb);      /* release, whatever happened */
+    got = PyObject_CallMethodNoArgs(lock, s_release);
+    if (got == NULL) {
+        Py_XDECREF(r);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        return NULL;
+    }
+    Py_DECREF(got);
+    PyErr_Restore(type, value, tb);
+    return r;
+}
+
+static PyObject *i2c_run(I2cObject *self, const int32_t *sa)
+{
+    uint32_t b = (uint32_t)sa[0], a = (uint32_t)sa[1], m = (uint32_t)sa[2];
+    uint64_t wp = 0, wn = 0, rp = 0, rn = 0, size;
+    int kind = self->kind, ok, i, nops;
+    PyObject *entry, *wire = NULL, *op, *results = NULL, *r = NULL;
+    if (kind == I2C_WRITE_READ) {
+        wp = (uint32_t)sa[3]; wn = (uint32_t)sa[4]; rp = (uint32_t)sa[5]; rn = (uint32_t)sa[6];
+    } else if (kind == I2C_WRITE) {
+        wp = (uint32_t)sa[3]; wn = (uint32_t)sa[4];
+    } else {
+        rp = (uint32_t)sa[3]; rn = (uint32_t)sa[4];
+    }
+    ok = i2c_admit(self, b, a, m, &entry);
+    if (ok < 0)
+        return NULL;
+    size = (uint64_t)mem_data_size(self->mem->ctx, &self->mem->mem);
+    if (!ok || wn + rn > self->limit || wp + wn > size || rp + rn > size)
+        return i2c_fallback(self, sa);
+    if (self->registers) {      /* the guard's short paths, before any I/O, as in Python */
+        const uint8_t *raw = mem_data(self->mem->ctx, &self->mem->mem) + wp;
+        PyObject *hkey, *bus, *key, *addr;
+        long ptr;
+        if ((hkey = PyLong_FromUnsignedLong(b)) == NULL)
+            return NULL;
+        bus = PyDict_GetItemWithError(self->buses, hkey);
+        Py_DECREF(hkey);
+        if (bus == NULL)
+            return PyErr_Occurred() ? NULL : i2c_fallback(self, sa);
+        if ((addr = PyLong_FromUnsignedLong(a)) == NULL)
+            return NULL;
+        key = PyTuple_Pack(2, bus, addr);
+        Py_DECREF(addr);
+        if (key == NULL)
+            return NULL;
+        ptr = i2c_pointer(self, raw, wn, rn, key);
+        if (ptr == -2) {
+            Py_DECREF(key);
+            return i2c_fallback(self, sa);
+        }
+        if (ptr >= 0) {
+            PyObject *v = PyLong_FromLong(ptr);
+            int err = v == NULL ? -1 : PyDict_SetItem(self->pointers, key, v);
+            Py_XDECREF(v);
+            if (err < 0) {
+                Py_DECREF(key);
+                return NULL;
+            }
+        }
+        Py_DECREF(key);
+    }
+    Py_INCREF(entry);            /* the I/O may close the handle */
+    nops = (kind == I2C_WRITE_READ) + 1;
+    if ((wire = PyList_New(nops)) == NULL)
+        goto done;
+    i = 0;
+    if (kind != I2C_READ) {
+        PyObject *raw = PyBytes_FromStringAndSize(
+            (const char *)mem_data(self->mem->ctx, &self->mem->mem) + wp, (Py_ssize_t)wn);
+        if (raw == NULL)
+            goto done;
+        op = PyObject_CallOneArg(self->write_op, raw);
+        Py_DECREF(raw);
+        if (op == NULL)
+            goto failed;
+        PyList_SET_ITEM(wire, i++, op);
+    }
+    if (kind != I2C_WRITE) {
+        PyObject *n = PyLong_FromUnsignedLongLong(rn);
+        if (n == NULL)
+            goto done;
+        op = PyObject_CallOneArg(self->read_op, n);
+        Py_DECREF(n);
+        if (op == NULL)
+            goto failed;
+        PyList_SET_ITEM(wire, i++, op);
+    }
+    if ((results = i2c_transact(self, entry, a, m, wire)) == NULL)
+        goto failed;
+    if (kind == I2C_WRITE) {
+        if (PyList_CheckExact(results) && PyList_GET_SIZE(results) == 0)
+            goto ok;
+    } else if (PyList_CheckExact(results) && PyList_GET_SIZE(results) == 1) {
+        PyObject *data = PyList_GET_ITEM(results, 0);
+        if (PyBytes_CheckExact(data) && (uint64_t)PyBytes_GET_SIZE(data) == rn) {
+            if (rn) {
+                if (rp + rn > (uint64_t)mem_data_size(self->mem->ctx, &self->mem->mem)) {
+                    PyErr_SetString(self->mem->fault, "guest memory shrank during a transfer");
+                    goto failed;
+                }
+                memcpy(mem_data(self->mem->ctx, &self->mem->mem) + rp, PyBytes_AS_STRING(data),
+                       (size_t)rn);
+            }
+            goto ok;
+        }
+    }
+    {   /* anything else: the host's own check and write-back */
+        PyObject *target, *reads = NULL, *got;
+        target = PyTuple_Pack(4, PyTuple_GET_ITEM(entry, 0), PyTuple_GET_ITEM(entry, 1),
+                              PyTuple_GET_ITEM(entry, 2), m == 1 ? Py_True : Py_False);
+        if (target == NULL)
+            goto done;
+        if (kind == I2C_WRITE) {
+            reads = PyTuple_New(0);
+        } else {
+            PyObject *region = PyObject_CallFunction(self->region, "KK",
+                                                     (unsigned long long)rp,
+                                                     (unsigned long long)rn);
+            if (region != NULL) {
+                reads = Py_BuildValue("((O))", region);
+                Py_DECREF(region);
+            }
+        }
+        if (reads == NULL) {
+            Py_DECREF(target);
+            goto failed;
+        }
+        got = PyObject_CallFunctionObjArgs(self->deliver, target, results, reads, NULL);
+        Py_DECREF(target);
+        Py_DECREF(reads);
+        if (got == NULL)
+            goto failed;
+        Py_DECREF(got);
+    }
+ok:
+    r = PyLong_FromLong(0);
+    goto done;
+failed:
+    r = failed(self->fail, self->name);
+done:
+    Py_XDECREF(wire);
+    Py_XDECREF(results);
+    Py_DECREF(entry);
+    return r;
+}
+
+static PyObject *I2c_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                                PyObject *kwnames)
+{
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    int kind = ((I2cObject *)self)->kind, i;
+    int32_t sa[7];
+    if (n != i2c_arity[kind] || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_Format(PyExc_TypeError, "%s takes %d positional arguments", i2c_names[kind],
+                     i2c_arity[kind]);
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned long long v;
+        if (!PyLong_Check(args[i])) {
+            PyErr_Format(PyExc_TypeError, "%s takes ints", i2c_names[kind]);
+            return NULL;
+        }
+        v = PyLong_AsUnsignedLongLongMask(args[i]);
+        if (v == (unsigned long long)-1 && PyErr_Occurred())
+            return NULL;
+        sa[i] = (int32_t)(uint32_t)v;
+    }
+    return i2c_run((I2cObject *)self, sa);
+}
+
+static PyObject *I2c_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *self = PyType_GenericNew(type, args, kw);
+    if (self != NULL)
+        ((I2cObject *)self)->vectorcall = I2c_vectorcall;
+    return self;
+}
+
+static int i2c_nargs(PyObject *fn) { return i2c_arity[((I2cObject *)fn)->kind]; }
+
+static PyTypeObject I2cType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wasi_hw.kernel._cnative.I2c",
+    .tp_basicsize = sizeof(I2cObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "The fused wasi_i2c.write_read / write / read (see kernel/_i2c_fast.py).",
+    .tp_new = I2c_new,
+    .tp_init = (initproc)I2c_init,
+    .tp_dealloc = (destructor)I2c_dealloc,
+    .tp_call = Bulk_call,
+    .tp_vectorcall_offset = offsetof(I2cObject, vectorcall),
+};
+
 /* ---- Entry ------------------------------------------------------------------------- */
 
 typedef struct { unsigned char opaque[16]; } wt_func_t;   /* wasmtime 50: {u64 store_id; void*} */
@@ -810,24 +1339,43 @@ static int Entry_init(EntryObject *self, PyObject *args, PyObject *kw)
     return 0;
 }
 
-/* call(ticks): set the epoch deadline, enter the () -> i32 export with the GIL released,
-   return its (signed) result; a trap or error raises Trapped(error_address, trap_address). */
-static PyObject *Entry_call(EntryObject *self, PyObject *ticks_obj)
+/* call(ticks[, table]): set the epoch deadline, enter the () -> i32 export with the GIL
+   released, return its (signed) result; a trap or error raises Trapped(error_address,
+   trap_address). With ``table`` (not None), it is this thread's shim table for the call and
+   the previous one is restored afterwards, whatever the outcome. */
+static PyObject *Entry_call(EntryObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    unsigned long long ticks = PyLong_AsUnsignedLongLong(ticks_obj);
+    unsigned long long ticks;
     val_raw_t slot;
     void *err, *trap = NULL;
+    PyObject *table = NULL, *prev = NULL;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "call(ticks[, table]) takes 1 or 2 arguments");
+        return NULL;
+    }
+    ticks = PyLong_AsUnsignedLongLong(args[0]);
     if (ticks == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
     if (call_unchecked == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "wasi_hw native calls are not configured");
         return NULL;
     }
+    if (nargs == 2 && args[1] != Py_None) {
+        table = args[1];
+        Py_INCREF(table);
+        prev = current;            /* owned by this frame until restored */
+        current = table;
+    }
     memset(&slot, 0, sizeof(slot));
     set_deadline(self->ctx, (uint64_t)ticks);
     Py_BEGIN_ALLOW_THREADS
     err = call_unchecked(self->ctx, &self->func, &slot, 1, &trap);
     Py_END_ALLOW_THREADS
+    if (table != NULL) {
+        PyObject *mine = current;  /* the table, unless a host function swapped it */
+        current = prev;
+        Py_XDECREF(mine);
+    }
     if (err != NULL || trap != NULL) {
         PyObject *v = Py_BuildValue("(KK)", (unsigned long long)(uintptr_t)err,
                                     (unsigned long long)(uintptr_t)trap);
@@ -841,7 +1389,8 @@ static PyObject *Entry_call(EntryObject *self, PyObject *ticks_obj)
 }
 
 static PyMethodDef Entry_methods[] = {
-    {"call", (PyCFunction)Entry_call, METH_O, "call(ticks) -> int: enter the export."},
+    {"call", (PyCFunction)(void (*)(void))Entry_call, METH_FASTCALL,
+     "call(ticks[, table]) -> int: enter the export (with this thread's shim table)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1011,7 +1560,8 @@ PyMODINIT_FUNC PyInit__cnative(void)
 {
     PyObject *m;
     if (PyType_Ready(&MemoryType) < 0 || PyType_Ready(&TickerType) < 0 ||
-        PyType_Ready(&EntryType) < 0 || PyType_Ready(&BulkType) < 0)
+        PyType_Ready(&EntryType) < 0 || PyType_Ready(&BulkType) < 0 ||
+        PyType_Ready(&I2cType) < 0)
         return NULL;
     m = PyModule_Create(&module);
     if (m == NULL)
@@ -1034,6 +1584,23 @@ PyMODINIT_FUNC PyInit__cnative(void)
         Py_DECREF(m);
         return NULL;
     }
+    if (PyModule_AddObjectRef(m, "I2c", (PyObject *)&I2cType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+#define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) { Py_DECREF(m); return NULL; }
+    INTERN(s_addresses, "addresses")
+    INTERN(s_ten_bit, "ten_bit")
+    INTERN(s_registers, "registers")
+    INTERN(s_transaction, "transaction")
+    INTERN(s_acquire, "acquire")
+    INTERN(s_release, "release")
+    INTERN(s_write_pairs, "write_pairs")
+    INTERN(s_covered, "covered")
+    INTERN(s_writable, "writable")
+    INTERN(s_read_run, "read_run")
+    INTERN(s_write_run, "write_run")
+#undef INTERN
     Py_INCREF(&EntryType);
     if (PyModule_AddObject(m, "Entry", (PyObject *)&EntryType) < 0) {
         Py_DECREF(&EntryType);

@@ -21,6 +21,11 @@ Contract:
   fused one only skips re-deciding through three layers what each would decide.
 - Guest memory is reached through `GuestMemory.hot()`: its C accessors where the kernel
   built them (the same bounds, checked on each access instead of pinned).
+- When ``mem`` has C accessors (``mem.native``) and ``c_version`` (the default), each function
+  returned is `_native.fused_i2c`: the same function written in C (kernel/_cnative.c), run by
+  the native trampoline without boxing its arguments; every call it does not take goes,
+  before any I/O, to the Python function below it. ``c_version=False``
+  gives the Python functions. Both are tested against the generic chain.
 - The I/O and what follows run as in `I2cHost`: the wire is built by the host's own op
   constructors, the backend transaction runs under the per-bus lock (the host's timed wait
   when it is busy), the answer is checked as the host checks it (the host's ``deliver`` on
@@ -39,7 +44,8 @@ _MASK32 = 0xFFFFFFFF
 
 
 def fused_i2c(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
-              generic: dict[str, Callable[..., int]]) -> dict[str, Callable[..., int]]:
+              generic: dict[str, Callable[..., int]], *,
+              c_version: bool = True) -> dict[str, Callable[..., int]]:
     host = getattr(guard, "_host", None)
     fused_io = getattr(host, "fused_io", None)
     rules = getattr(guard, "_rules", None)
@@ -182,6 +188,16 @@ def fused_i2c(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
 
         out["read"] = read
 
+    native = getattr(mem, "native", None)
+    if native is not None and c_version:    # the common case in C, these functions behind it
+        from ._native import fused_i2c as c_fused
+        for name, fn in list(out.items()):
+            c_fn = c_fused(name, rules=rules, handles=handles, buses=buses, pointers=pointers,
+                           fallback=fn, fail=fail,
+                           write_op=write_op, read_op=read_op, wait=wait, deliver=deliver,
+                           region=mregion, memory=native, limit=limit)
+            if c_fn is not None:
+                out[name] = c_fn
     return out
 
 

@@ -30,10 +30,16 @@ Contract:
   C API with the GIL released, ≈ 0.3 µs instead of ≈ 3.5 µs. Outcomes are those of
   `_fastcall.HostCalls.caller`: the signed i32 result; a Python exception raised in a host
   function as itself; a trap as `wasmtime.Trap`; an engine error as `wasmtime.WasmtimeError`.
-  None when not `available()`.
+  None when not `available()`. `raw_entry(store, func)` is the same C call without the
+  wrapper, ``call(ticks[, table])``: it also makes ``table`` this thread's shim table for the
+  call, and raises `Trapped`, which `outcome(exc)` turns into the exception above — the
+  kernel's own entry (`DriverInstance.call`), one Python frame less.
 - `fused_bulk(**fields)` is `_usb_fast.fused_bulk_transfer`'s function in C (its fields:
   ``plans``, ``granted``, ``generic``, ``fail``, ``pack``, ``memory`` (a native `Memory`),
   ``limit``, ``deadline_ms``, ``default_timeout_ms``), or None when not `available()`.
+- `fused_i2c(kind, **fields)` is `_i2c_fast.fused_i2c`'s ``write_read`` / ``write`` /
+  ``read`` in C (register rules included) over the Python function (``fallback``), which
+  gets every call the C one does not take, before any I/O; None when not `available()`.
 - `ticker(engine, tick_ms)` starts a C thread that calls ``wasmtime_engine_increment_epoch``
   every ``tick_ms`` and never takes the GIL, returning it (``stop()`` joins it; ``running()``);
   None when not `available()`. A Python ticker thread has to take the GIL for each tick, and
@@ -61,7 +67,7 @@ except ImportError:  # built without a C compiler: the ctypes path is used
     _cnative = None  # type: ignore[assignment]
 
 __all__ = ["available", "configure", "define", "set_current", "get_current", "memory", "ticker",
-           "entry", "fused_bulk"]
+           "entry", "raw_entry", "Trapped", "outcome", "fused_bulk", "fused_i2c"]
 
 _KINDS = {"i32": "i", "i64": "I"}
 _KEYS: dict[Any, Any] = {}        # every key handed to C: kept alive for the process
@@ -167,19 +173,42 @@ def ticker(engine: wasmtime.Engine, tick_ms: float) -> Any:
 
 def entry(store: wasmtime.Store, func: wasmtime.Func) -> Any:
     """``call(ticks)`` entering ``func`` natively (module docstring), or None."""
-    if not available() or not _CONFIGURED:
+    enter = raw_entry(store, func)
+    if enter is None:
         return None
-    ctx = ctypes.cast(store._context(), ctypes.c_void_p).value
-    native = _cnative.Entry(ctx, bytes(func._func), (store, func))
-    enter, trapped = native.call, _cnative.Trapped
+    trapped = _cnative.Trapped
 
     def call(ticks: int) -> int:
         try:
             return enter(ticks)
         except trapped as t:
-            raise _outcome(*t.args) from None
+            raise outcome(t) from None
 
     return call
+
+
+def raw_entry(store: wasmtime.Store, func: wasmtime.Func) -> Any:
+    """The C ``call(ticks[, table])`` of `entry` without its wrapper, or None: a failure
+    raises `Trapped`, which `outcome` converts; ``table`` (not None) is this thread's shim
+    table for the call."""
+    if not available() or not _CONFIGURED:
+        return None
+    ctx = ctypes.cast(store._context(), ctypes.c_void_p).value
+    return _cnative.Entry(ctx, bytes(func._func), (store, func)).call
+
+
+class _NoTrapped(Exception):
+    """Never raised: `Trapped` where the extension is not built."""
+
+
+#: What a `raw_entry` call raises on a trap or engine error (convert it with `outcome`).
+Trapped: type[BaseException] = _cnative.Trapped if _cnative is not None else _NoTrapped
+
+
+def outcome(t: BaseException) -> BaseException:
+    """The exception (`wasmtime.Trap`, `wasmtime.WasmtimeError`, or the host function's own)
+    for a `Trapped` raised by a `raw_entry` call."""
+    return _outcome(*t.args)
 
 
 def _outcome(err: int, trap: int) -> BaseException:
@@ -201,3 +230,14 @@ def fused_bulk(*, plans: dict, granted: set, generic: Any, fail: Any, pack: Any,
 
     return _cnative.Bulk(plans, granted, generic, fail, pack, HwError, memory, limit,
                          deadline_ms, default_timeout_ms)
+
+
+def fused_i2c(kind: str, *, rules: dict, handles: dict, buses: dict, pointers: dict,
+              fallback: Any, fail: Any, write_op: Any, read_op: Any, wait: Any, deliver: Any,
+              region: Any, memory: Any, limit: int) -> Any:
+    """The C fused I2C ``kind`` (``write_read``, ``write``, ``read``) over its Python
+    ``fallback`` (module docstring), or None."""
+    if not available() or not isinstance(memory, _cnative.Memory):
+        return None
+    return _cnative.I2c(kind, rules, handles, buses, pointers, fallback, fail, write_op, read_op,
+                        wait, deliver, region, memory, limit)

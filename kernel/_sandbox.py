@@ -48,7 +48,7 @@ from wasi_hw import HwError
 from . import _native
 from ._audit import AuditLog
 from ._engine import KernelEngine
-from ._guard import DriverGuard, I2cGuard, UsbGuard
+from ._guard import DriverGuard, I2cGuard, UsbGuard, _Guard
 from ._manifest import Manifest
 from ._policy import Violations, make_fail
 
@@ -64,6 +64,7 @@ SPEC_MODULES: dict[str, tuple[str, type]] = {
 REQUIRED_EXPORTS = ("memory", "init", "poll")
 _ENTRY_SIG = ((), ("i32",))   # the signature of init and poll
 _PAGE = 65536
+_clock = time.perf_counter
 
 
 class LoadError(HwError):
@@ -357,11 +358,16 @@ class DriverInstance:
         # entering init/poll: the native entry (deadline + unchecked call in one C call,
         # `_native.entry`) where built, else the host-call layer's caller
         native = sandbox._calls.fast and _native.available()
-        self._entries = {n: _native.entry(store, exports[n]) for n in ("init", "poll")} \
+        self._entries = {n: _native.raw_entry(store, exports[n]) for n in ("init", "poll")} \
             if native else {}
         self._funcs = {n: sandbox._calls.caller(store, exports[n], _ENTRY_SIG)
                        for n in ("init", "poll") if self._entries.get(n) is None}
         self._shims = sandbox._shims if shims is None else shims
+        limits = sandbox.manifest.limits
+        self._ticks = sandbox.engine.deadline_ticks(limits.deadline_ms)   # both fixed
+        # only the guards that keep per-call budgets (the base class's begin_call is a no-op)
+        self._begin = [g.begin_call for g in guards.values()
+                       if type(g).begin_call is not _Guard.begin_call]
         self._busy = False
         self.last_call_s = 0.0
 
@@ -369,33 +375,37 @@ class DriverInstance:
         """Call `init` or `poll` under the per-call deadline; its i32 result."""
         if self._busy:
             raise DriverFault("reentrant", f"{export} called while the driver is running")
-        limits = self.sandbox.manifest.limits
-        ticks = self.sandbox.engine.deadline_ticks(limits.deadline_ms)
         entry = self._entries.get(export)
-        if entry is None:
-            func = self._funcs[export]
-            self.store.set_epoch_deadline(ticks)
-        for guard in self.guards.values():
-            guard.begin_call()
+        func = self._funcs[export] if entry is None else None
+        for begin in self._begin:
+            begin()
         self._busy = True
-        tls = _CURRENT
-        prev, tls.shims = tls.shims, self._shims
-        t0 = time.perf_counter()
+        t0 = _clock()
         try:
-            return entry(ticks) if entry is not None else int(func())
+            if entry is not None:       # the C entry: deadline, shim table and call in one
+                try:
+                    return entry(self._ticks, self._shims)
+                except _native.Trapped as t:
+                    raise _native.outcome(t) from None
+            self.store.set_epoch_deadline(self._ticks)
+            tls = _CURRENT
+            prev, tls.shims = tls.shims, self._shims
+            try:
+                return int(func())  # type: ignore[misc]
+            finally:
+                tls.shims = prev
         except wasmtime.Trap as trap:
             if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
-                raise DriverFault("deadline", f"{export} ran past its {limits.deadline_ms} ms "
-                                              "deadline") from None
+                raise DriverFault("deadline", f"{export} ran past its "
+                                  f"{self.sandbox.manifest.limits.deadline_ms} ms deadline") from None
             raise DriverFault("trap", f"{export}: {_trap_text(trap)}") from None
         except wasmtime.WasmtimeError as err:
             raise DriverFault("trap", f"{export}: {err}") from None
         except Exception as err:  # escaped a shim: still never a host crash
             raise DriverFault("host", f"{export}: {type(err).__name__}: {err}") from None
         finally:
-            tls.shims = prev
             self._busy = False
-            self.last_call_s = time.perf_counter() - t0
+            self.last_call_s = _clock() - t0
 
     @contextlib.contextmanager
     def active(self) -> Iterator["DriverInstance"]:

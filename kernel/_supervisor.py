@@ -39,7 +39,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from wasi_hw import UserError
 
@@ -56,8 +56,9 @@ __all__ = ["Kernel", "DriverSlot", "Event", "STATES"]
 STATES = ("loaded", "starting", "running", "backoff", "quarantined", "stopped")
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
+    """One kernel event (immutable; a named tuple: a report's event is made per poll)."""
+
     time: float          # seconds since the kernel was created
     driver: str
     kind: str            # state | report | log | error
@@ -162,10 +163,12 @@ class Kernel:
     # -- lifecycle -------------------------------------------------------------------------
 
     def _sinks(self, slot: DriverSlot) -> tuple[Callable[[Any], None], Callable[[str, str], None]]:
-        def report(item: Any) -> None:
+        name, routes, monotonic, t0 = slot.name, self.routes, time.monotonic, self._t0
+
+        def report(item: Any) -> None:      # `_emit`, inlined: one per poll
             slot.last_report = item
-            self._emit(slot, "report", item)
-            for dst in self.routes.get(slot.name, ()):
+            self.on_event(Event(round(monotonic() - t0, 6), name, "report", item, ""))
+            for dst in routes.get(name, ()):
                 target = self.slots[dst]
                 env = target.hosts.get("wasi_driver")
                 if env is not None:

@@ -20,6 +20,7 @@ from wasi_hw.host import SimI2cBackend
 from wasi_hw.host.devices import Bme280
 from wasi_hw.kernel import Backends, I2cGrant
 from wasi_hw._memory import GuestMemory
+from wasi_hw.kernel import _native
 from wasi_hw.kernel._i2c_fast import fused_i2c
 from wasi_hw.kernel._manifest import RegisterRange
 from wasi_hw.kernel._policy import make_fail
@@ -89,6 +90,9 @@ class World:
             plain = GuestMemory(inst.instance.exports(inst.store)["memory"], inst.store,
                                 max_copy=self.mem.max_copy)
             self.fns = fused_i2c(self.guard, plain, fail, abi.bind(self.guard, self.mem, fail))
+        elif fused == "python":       # the Python functions over the kernel's memory accessors
+            self.fns = fused_i2c(self.guard, self.mem, fail, abi.bind(self.guard, self.mem, fail),
+                                 c_version=False)
         elif fused:
             self.fns = {n: inst.sandbox._shims[("wasi_i2c", n)] for n in NAMES}
         else:
@@ -115,7 +119,7 @@ class World:
         self.run.close()
 
 
-@pytest.fixture(params=["installed", "guest-memory"])
+@pytest.fixture(params=["installed", "python", "guest-memory"])
 def worlds(request):
     with tempfile.TemporaryDirectory() as c1, tempfile.TemporaryDirectory() as c2:
         a, b = World(c1, True if request.param == "installed" else request.param), \
@@ -144,8 +148,15 @@ def _both(a: World, b: World, name: str, args: tuple, data: bytes) -> tuple:
 
 def test_the_fused_functions_are_installed(worlds):
     a, _ = worlds
+    sandbox = a.inst.sandbox
     for n in NAMES:
-        assert a.fns[n].__module__ == "wasi_hw.kernel._i2c_fast"
+        fn = sandbox._shims[("wasi_i2c", n)]
+        if _native.available():      # the C version, over the Python one
+            assert type(fn).__name__ == "I2c" and a.inst.mem.native is not None
+        else:
+            assert fn.__module__ == "wasi_hw.kernel._i2c_fast"
+        if a.fns is not None and a.fns[n] is not fn:
+            assert a.fns[n].__module__ == "wasi_hw.kernel._i2c_fast"
 
 
 EDGE = [

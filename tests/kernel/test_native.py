@@ -169,6 +169,46 @@ def test_native_entry_matches_the_unchecked_call(export, g):
 
 
 @needs_native
+@pytest.mark.parametrize("g,want", [(lambda: 7, ("ok", 7)), (_boom, ("raised", "ValueError")),
+                                    (_stop, ("raised", "KeyboardInterrupt"))])
+def test_raw_entry_sets_the_shim_table_for_the_call_only(g, want):
+    """``call(ticks, table)``: host calls see ``table``; the thread's previous table is back
+    afterwards, whether the call returned, raised or trapped."""
+    ke = KernelEngine(tick_ms=2)
+    try:
+        linked = Linked(True, {}, ke.engine)
+        store = wasmtime.Store(ke.engine)
+        inst = linked.linker.instantiate(store, wasmtime.Module(ke.engine, WAT))
+        enter = _native.raw_entry(store, inst.exports(store)["g"])
+        outside = {("h-test", "g"): lambda: 1}
+        prev = _native.set_current(outside)
+        try:
+            seen = []
+
+            def spy():
+                seen.append(_native.get_current())
+                return g()
+            table = {("h-test", "g"): spy}
+            try:
+                got = ("ok", enter(ke.deadline_ticks(10), table))
+            except _native.Trapped as t:
+                exc = _native.outcome(t)
+                got = ("raised", type(exc).__name__)
+            except BaseException as exc:  # noqa: BLE001
+                got = ("raised", type(exc).__name__)
+            assert seen == [table]
+            assert _native.get_current() is outside
+            assert got == want
+            # without a table (or None) the thread's own table serves
+            assert enter(ke.deadline_ticks(10), None) == 1
+            assert enter(ke.deadline_ticks(10)) == 1
+        finally:
+            _native.set_current(prev)
+    finally:
+        ke.close()
+
+
+@needs_native
 def test_memory_checks_bounds_like_guest_memory():
     engine = wasmtime.Engine()
     store = wasmtime.Store(engine)
