@@ -498,6 +498,81 @@ def _bench_crc32(quick: bool) -> tuple[float, dict, dict, int, str]:
         "bitwise CRC32 checked against zlib"
 
 
+_MM_N = 64
+_MM_WAT = f"""
+(module
+  (memory (export "memory") 1)
+  ;; C = A x B for {_MM_N}x{_MM_N} i32 matrices (A at 0, B after it, C after B); returns the
+  ;; wrapping sum of C
+  (func (export "matmul") (result i32)
+    (local $i i32) (local $j i32) (local $k i32) (local $acc i32) (local $sum i32)
+    (loop $li
+      (local.set $j (i32.const 0))
+      (loop $lj
+        (local.set $acc (i32.const 0))
+        (local.set $k (i32.const 0))
+        (loop $lk
+          (local.set $acc (i32.add (local.get $acc) (i32.mul
+            (i32.load (i32.shl (i32.add (i32.mul (local.get $i) (i32.const {_MM_N}))
+                                        (local.get $k)) (i32.const 2)))
+            (i32.load offset={_MM_N * _MM_N * 4}
+              (i32.shl (i32.add (i32.mul (local.get $k) (i32.const {_MM_N})) (local.get $j))
+                       (i32.const 2))))))
+          (local.set $k (i32.add (local.get $k) (i32.const 1)))
+          (br_if $lk (i32.lt_u (local.get $k) (i32.const {_MM_N}))))
+        (i32.store offset={2 * _MM_N * _MM_N * 4}
+          (i32.shl (i32.add (i32.mul (local.get $i) (i32.const {_MM_N})) (local.get $j))
+                   (i32.const 2))
+          (local.get $acc))
+        (local.set $sum (i32.add (local.get $sum) (local.get $acc)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br_if $lj (i32.lt_u (local.get $j) (i32.const {_MM_N}))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $li (i32.lt_u (local.get $i) (i32.const {_MM_N}))))
+    (local.get $sum))
+)
+"""
+
+
+def _bench_matmul(quick: bool) -> tuple[float, dict, dict, int, str]:
+    import struct
+
+    import wasmtime
+
+    n = _MM_N
+    a = [(i * 7 + 3) % 251 - 125 for i in range(n * n)]
+    b = [(i * 13 + 5) % 241 - 120 for i in range(n * n)]
+    want = sum(a[i * n + k] * b[k * n + j] for i in range(n) for j in range(n)
+               for k in range(n))
+    want = (want + (1 << 31)) % (1 << 32) - (1 << 31)      # i32, wrapping
+    data = struct.pack(f"<{2 * n * n}i", *a, *b)
+
+    def make(target: str | None) -> Callable[[], None]:
+        cfg = wasmtime.Config()
+        if target:
+            cfg.target = target
+        engine = wasmtime.Engine(cfg)
+        store = wasmtime.Store(engine)
+        exports = wasmtime.Instance(store, wasmtime.Module(engine, _MM_WAT), []).exports(store)
+        exports["memory"].write(store, data, 0)
+        from .kernel._fastcall import HostCalls
+        mm = HostCalls(wasmtime.Linker(engine)).caller(store, exports["matmul"])
+
+        def run() -> None:
+            got = mm()
+            if got != want:
+                raise UserError(f"bench: matmul sum {got} != {want} ({target})")
+
+        return run
+
+    pulley, native = make("pulley64"), make(None)
+    rounds = 3 if quick else 15
+    s, b_ = measure_pair(pulley, native, rounds=rounds, warmup=1)
+    return s / b_, _side(f"{n}x{n} i32 matmul, Pulley interpreter", s, "run"), \
+        _side(f"{n}x{n} i32 matmul, Cranelift AoT", b_, "run"), rounds, \
+        "result checked against Python's"
+
+
 _RSS_KERNEL = r"""
 import json, sys, tempfile, dataclasses
 from pathlib import Path
@@ -675,8 +750,10 @@ FIGURES: tuple[Figure, ...] = (
            1.05, "<=", "1.035–1.08", _bench_usb_rt),
     Figure("cold_start", "cold start: compile from .wasm / AoT cache load (+ instantiate)",
            100.0, ">=", "≈ 22× (Pi)", _bench_cold_start),
-    Figure("crc32_interp", "CRC32: Pulley interpreter / Cranelift AoT",
-           10.0, ">=", "> 10×", _bench_crc32),
+    Figure("matmul_interp", "matrix kernel (64x64 i32 matmul): Pulley interpreter / Cranelift AoT",
+           10.0, ">=", "> 10×", _bench_matmul),
+    Figure("crc32_interp", "CRC32 (bitwise): Pulley interpreter / Cranelift AoT",
+           10.0, ">=", "informational", _bench_crc32),
     Figure("rss_per_driver", "RSS: per extra driver / per extra Python process",
            0.10, "<=", "–", _bench_rss),
     Figure("export_call_speedup", "call into wasm: Func.__call__ / the kernel's entry (poll)",
