@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -58,8 +59,26 @@ def _seeks_back() -> bool:
 _READ_SIZE = 4096 if _seeks_back() else 1
 
 
+# The fast path of `decode_cbor_item`: ``[item, secret]`` through `cbor2.loads` (one C call,
+# ≈ 0.6 µs instead of ≈ 1.5 µs for a decoder over a stream). `loads` ignores trailing bytes, so
+# the data is framed as a 2-element array whose second element is a byte string the guest
+# cannot know: it decodes back to ``secret`` only when ``data`` was exactly one item.
+_SECRET = os.urandom(16)
+_TAIL = b"\x50" + _SECRET          # byte string of 16 bytes
+
+
 def decode_cbor_item(data: bytes, *, max_depth: int = 32) -> Any:
     """Exactly one CBOR data item, or ``HwError("invalid_argument")``."""
+    try:
+        framed = cbor2.loads(b"\x82" + data + _TAIL, max_depth=max_depth + 1)
+    except Exception:  # noqa: BLE001 — any failure: the exact path names it
+        framed = None
+    if type(framed) is list and len(framed) == 2 and framed[1] == _SECRET:
+        return framed[0]
+    return _decode_exactly(data, max_depth)
+
+
+def _decode_exactly(data: bytes, max_depth: int) -> Any:
     fp = io.BytesIO(data)
     try:
         item = cbor2.CBORDecoder(fp, read_size=_READ_SIZE, max_depth=max_depth).decode()
@@ -140,6 +159,17 @@ class DriverEnv:
         if len(data) > self._max_report:
             raise HwError("no_mem", f"report of {len(data)} bytes exceeds the quota of {self._max_report}")
         self._report_sink(decode_cbor_item(bytes(data)))
+
+    def fused_report(self) -> tuple[Callable[[bytes], None], int]:
+        """What the kernel's fused ``report`` (``wasi_hw.kernel._driver_fast``) needs to do
+        exactly what `report` does once the size is within ``max_report``: ``(deliver,
+        max_report)`` — ``deliver(data)`` decodes (the same CBOR rules) and hands the item to
+        the sink."""
+        sink = self._report_sink
+
+        def deliver(data: bytes) -> None:
+            sink(decode_cbor_item(data))
+        return deliver, self._max_report
 
     def log(self, level: int, message: str) -> None:
         level = int(level)

@@ -810,6 +810,10 @@ typedef struct I2cObject {
     PyObject *fallback;   /* the Python fused function: registers, and all it hands on */
     PyObject *fail;       /* fail(exc, name) -> errno */
     PyObject *write_op, *read_op, *wait, *deliver, *region;
+    PyObject *wcache;     /* short written bytes -> write_op(bytes); n -> read_op(n): the host's
+                             ops are immutable and cached by the host too, so a hit is the
+                             very object write_op / read_op would return */
+    PyObject *rcache;
     PyObject *buses;      /* dict handle -> bus name (I2cGuard._buses) */
     PyObject *pointers;   /* dict (bus, address) -> register pointer (I2cGuard._pointer) */
     PyObject *name;
@@ -839,6 +843,8 @@ static void I2c_dealloc(I2cObject *self)
     Py_XDECREF(self->wait);
     Py_XDECREF(self->deliver);
     Py_XDECREF(self->region);
+    Py_XDECREF(self->wcache);
+    Py_XDECREF(self->rcache);
     Py_XDECREF(self->buses);
     Py_XDECREF(self->pointers);
     Py_XDECREF(self->name);
@@ -887,7 +893,9 @@ static int I2c_init(I2cObject *self, PyObject *args, PyObject *kw)
     Py_XSETREF(self->mem, (MemoryObject *)mem);
     Py_CLEAR(self->rule);
     Py_XSETREF(self->name, PyUnicode_InternFromString(i2c_names[k]));
-    if (self->name == NULL)
+    Py_XSETREF(self->wcache, PyDict_New());
+    Py_XSETREF(self->rcache, PyDict_New());
+    if (self->name == NULL || self->wcache == NULL || self->rcache == NULL)
         return -1;
     self->kind = k;
     self->limit = limit;
@@ -1117,6 +1125,22 @@ static PyObject *i2c_transact(I2cObject *self, PyObject *entry, uint32_t a, uint
     return r;
 }
 
+/* make(arg) through ``cache`` (new reference); ``arg`` is cached when ``keep``. */
+static PyObject *memo_op(PyObject *cache, PyObject *make, PyObject *arg, int keep)
+{
+    PyObject *op = keep ? PyDict_GetItemWithError(cache, arg) : NULL;
+    if (op != NULL) {
+        Py_INCREF(op);
+        return op;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    op = PyObject_CallOneArg(make, arg);
+    if (op != NULL && keep && PyDict_GET_SIZE(cache) < 4096 && PyDict_SetItem(cache, arg, op) < 0)
+        Py_CLEAR(op);
+    return op;
+}
+
 static PyObject *i2c_run(I2cObject *self, const int32_t *sa)
 {
     uint32_t b = (uint32_t)sa[0], a = (uint32_t)sa[1], m = (uint32_t)sa[2];
@@ -1178,7 +1202,7 @@ static PyObject *i2c_run(I2cObject *self, const int32_t *sa)
             (const char *)mem_data(self->mem->ctx, &self->mem->mem) + wp, (Py_ssize_t)wn);
         if (raw == NULL)
             goto done;
-        op = PyObject_CallOneArg(self->write_op, raw);
+        op = memo_op(self->wcache, self->write_op, raw, wn <= 4);
         Py_DECREF(raw);
         if (op == NULL)
             goto failed;
@@ -1188,7 +1212,7 @@ static PyObject *i2c_run(I2cObject *self, const int32_t *sa)
         PyObject *n = PyLong_FromUnsignedLongLong(rn);
         if (n == NULL)
             goto done;
-        op = PyObject_CallOneArg(self->read_op, n);
+        op = memo_op(self->rcache, self->read_op, n, rn <= 256);
         Py_DECREF(n);
         if (op == NULL)
             goto failed;

@@ -22,7 +22,8 @@ Contract:
   `fail` trampoline (`_policy`), and returns a `DriverInstance`. ``wasi_usb.bulk_transfer`` is
   served by `_usb_fast.fused_bulk_transfer` over the generated shim: the same outcomes, minus
   re-deciding per transfer what the guard and host already accepted for that handle;
-  ``wasi_i2c.write_read`` / ``write`` / ``read`` likewise by `_i2c_fast.fused_i2c`.
+  ``wasi_i2c.write_read`` / ``write`` / ``read`` likewise by `_i2c_fast.fused_i2c`, and
+  ``wasi_driver.report`` by `_driver_fast.fused_report`.
 - `DriverInstance.call(export)` sets the epoch deadline (`limits.deadline_ms`) and resets the
   guards' per-call budgets before every entry into the guest and returns the export's i32 result. A blown deadline raises
   `DriverFault("deadline")`, any other trap `DriverFault("trap")`, a Python exception that
@@ -189,6 +190,10 @@ class Sandbox:
                 from ._usb_fast import fused_bulk_transfer
                 key = (mod, "bulk_transfer")
                 shims[key] = fused_bulk_transfer(guard, mem, fail, shims[key])
+            if mod == "wasi_driver" and "report" in self.used[mod]:
+                from ._driver_fast import fused_report
+                key = (mod, "report")
+                shims[key] = fused_report(guard, mem, fail, shims[key])
             if mod == "wasi_i2c":
                 from ._i2c_fast import fused_i2c
                 generic = {n: shims[(mod, n)] for n in ("write_read", "write", "read")

@@ -27,6 +27,7 @@ Contract:
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import platform
@@ -112,7 +113,7 @@ class _Running:
     def __init__(self, manifest: Any, wasm: bytes, backends: Any, cache_dir: str) -> None:
         from .kernel import Kernel
 
-        self.reports: list[Any] = []
+        self.reports: collections.deque[Any] = collections.deque(maxlen=4)   # the newest
         self.kernel = Kernel(backends, cache_dir=cache_dir, on_event=self._event)
         self.slot = self.kernel.add(manifest, wasm)
         self.kernel.start()
@@ -123,7 +124,6 @@ class _Running:
     def _event(self, ev: Any) -> None:
         if ev.kind == "report":
             self.reports.append(ev.data)
-            del self.reports[:-4]
         elif ev.kind == "error":
             raise UserError(f"bench: driver error {ev.detail}")
 

@@ -34,6 +34,46 @@ def test_report_malformed(data):
     assert got["reports"] == []
 
 
+def _outcome(decode, data):
+    try:
+        return ("ok", repr(decode(data)))
+    except HwError as err:
+        return ("error", err.kind)
+
+
+def _samples(seed: int, count: int):
+    import random
+    rng = random.Random(seed)
+    valid = [cbor2.dumps(v) for v in (0, -1, 2**70, 1.5, float("nan"), "x", b"\x00\x01",
+                                       [1, [2, [3]]], {"a": {"b": [None, True]}}, "é" * 30)]
+    valid += [b"\x81" * d + b"\x00" for d in (30, 31, 32, 33)]          # around the depth limit
+    valid += [b"\x9f" * d + b"\x00" + b"\xff" * d for d in (31, 32, 33)]  # indefinite nesting
+    valid += [b"\xd8\x1c\x81\x01", b"\xd8\x1d\x00", b"\xd9\x01\x00\x82\x61a\xd8\x19\x00"]
+    for _ in range(count):
+        base = bytearray(rng.choice(valid))
+        op = rng.randrange(5)
+        if op == 0 and base:                  # truncate
+            del base[rng.randrange(len(base)):]
+        elif op == 1:                          # trailing bytes, sometimes the framing's own
+            base += rng.choice([b"\x00", b"\xff", b"\x50", b"\x82", bytes(rng.randrange(256)
+                                                                      for _ in range(3))])
+        elif op == 2 and base:                 # flip a byte
+            base[rng.randrange(len(base))] = rng.randrange(256)
+        elif op == 3:                          # random bytes
+            base = bytearray(rng.randrange(256) for _ in range(rng.randrange(1, 12)))
+        yield bytes(base)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_report_fast_decode_matches_the_exact_decoder(seed):
+    """The framed `cbor2.loads` fast path accepts exactly what the stream decoder accepts,
+    with the same value (or falls back to it for the error)."""
+    from wasi_hw.host._driver_env import _decode_exactly, decode_cbor_item
+    for data in _samples(seed, 2500):
+        assert _outcome(decode_cbor_item, data) == \
+            _outcome(lambda d: _decode_exactly(d, 32), data), data.hex()
+
+
 def test_report_quota():
     env, got = make(max_report=8)
     with pytest.raises(HwError) as e:
@@ -103,3 +143,15 @@ def test_now_ns_is_the_clock():
     assert env.now_ns() == 123
     clock.advance(7)
     assert env.now_ns() == 130
+
+
+def test_report_fast_decode_takes_well_formed_items_itself(monkeypatch):
+    from wasi_hw.host import _driver_env
+
+    def unused(*a):
+        raise AssertionError("the exact decoder was used")
+    monkeypatch.setattr(_driver_env, "_decode_exactly", unused)
+    for value in ({"temperature_c": 22.49, "pressure_pa": 101327.17}, [1, [2, [3]]], "x" * 300):
+        assert _driver_env.decode_cbor_item(cbor2.dumps(value)) == value
+    with pytest.raises(AssertionError):    # anything else goes to it
+        _driver_env.decode_cbor_item(cbor2.dumps(1) + b"\x00")
