@@ -664,7 +664,15 @@ static PyObject *bulk_run(BulkObject *self, const int32_t *sa)
             r = bulk_failed(self);
             goto done;
         }
-        if (m) {
+        if (m && PyBytes_CheckExact(got)) {     /* the common case: no buffer protocol */
+            if (data + (uint64_t)m > (uint64_t)mem_data_size(self->mem->ctx, &self->mem->mem)) {
+                PyErr_SetString(self->mem->fault, "guest memory shrank during a transfer");
+                r = bulk_failed(self);
+                goto done;
+            }
+            memcpy(mem_data(self->mem->ctx, &self->mem->mem) + data, PyBytes_AS_STRING(got),
+                   (size_t)m);
+        } else if (m) {
             uint64_t now;
             if (!PyBytes_CheckExact(got)) {
                 PyObject *conv = PyUnicode_Check(got) || PyLong_Check(got)
