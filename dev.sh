@@ -14,10 +14,11 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # ---- Debian packages ---------------------------------------------------------
 # Python venv support and build deps for pygobject (umockdev's bindings), libusb,
 # umockdev (emulated /dev/i2c-N and usbfs), Debian's usbip client, and QEMU +
-# busybox for the real-kernel test tier.
+# busybox for the real-kernel test tier, and wasi-libc (the C runtime that the
+# wasm32-wasip1 reference binary of tests/witx/test_witx_preview1_abi.py links against).
 APT_PKGS=(python3-venv python3-dev gcc pkg-config libgirepository1.0-dev libcairo2-dev
           libusb-1.0-0 umockdev gir1.2-umockdev-1.0 usbip
-          qemu-system-x86 busybox-static cpio kmod xz-utils zstd)
+          qemu-system-x86 busybox-static cpio kmod xz-utils zstd wasi-libc)
 # The Rust wasm toolchain (FACTS.md): a rustup toolchain that already has the
 # wasm32 target, else Debian's rustc-web + std sources + wasm-ld.
 RUST_PKGS=(rustc-web cargo-web rust-web-src lld-22)

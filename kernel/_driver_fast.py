@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ._guard import DriverGuard
+
 __all__ = ["fused_report"]
 
 _MASK32 = 0xFFFFFFFF
+_GUARD_REPORT = DriverGuard.report    # a guard that reports otherwise gets the chain
 
 
 def fused_report(guard: Any, mem: Any, fail: Callable[[BaseException, str], int],
@@ -46,8 +49,3 @@ def fused_report(guard: Any, mem: Any, fail: Callable[[BaseException, str], int]
             unpin()
 
     return report
-
-
-from ._guard import DriverGuard  # noqa: E402 — after the contract, as it is only a check
-
-_GUARD_REPORT = DriverGuard.report
