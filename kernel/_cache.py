@@ -24,6 +24,12 @@ Contract:
   untouched (bit rot on the medium) is not detected, and a same-user process that rewrites the
   file *and* resets the system clock could pass; both are outside what the digest defends
   against anyway (whoever can write the private directory can rewrite the sidecar too).
+- With ``describe`` (`AotCache(engine, root, describe=…)`; the kernel passes
+  `_sandbox.module_interface`), the sidecar also records ``describe(module)`` at compile time
+  and `LoadedModule.interface` returns it on a cache hit (made afresh for an entry that lacks
+  it), so what is read of a module's types is read once per compile, not per load. It is as
+  trusted as the `.cwasm` beside it (whoever can write one can write the other); its reader
+  checks its shape.
 - Writes are atomic (temporary file in the same directory + `os.replace`); the `.cwasm` lands
   before its sidecar, so a crash leaves an unrecorded entry, which is recompiled.
 - The directory is created private (0700). A directory owned by another user or writable by
@@ -42,6 +48,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import wasmtime
 
@@ -71,14 +78,17 @@ class LoadedModule:
     seconds: float         # time to deserialize or to compile
     cwasm: Path | None     # the cache entry, if one was written or read
     why: str = ""          # why a compile happened when an entry existed ("digest mismatch", …)
+    interface: Any = None  # ``describe(module)``: recorded with the entry, or made at compile
 
 
 class AotCache:
     """Compile-once cache of `.cwasm` files for one `KernelEngine`."""
 
-    def __init__(self, engine: KernelEngine, root: Path | str | None = None) -> None:
+    def __init__(self, engine: KernelEngine, root: Path | str | None = None, *,
+                 describe: Callable[[wasmtime.Module], Any] | None = None) -> None:
         self.engine = engine
         self.root = Path(root) if root is not None else default_cache_dir()
+        self.describe = describe
 
     def paths(self, wasm_sha256: str) -> tuple[Path, Path]:
         stem = f"{wasm_sha256[:32]}-{self.engine.fingerprint}"
@@ -106,23 +116,31 @@ class AotCache:
         """
         digest = hashlib.sha256(wasm).hexdigest()
         cwasm, sidecar = self.paths(digest)
-        why = self._private() or self._check(digest, cwasm, sidecar)
-        if isinstance(why, (bytes, int)):
+        checked = self._private() or self._check(digest, cwasm, sidecar)
+        why = checked if isinstance(checked, str) else ""
+        if not why:
+            got, record = checked
             t0 = time.perf_counter()
             try:
-                if isinstance(why, int):       # a sealed entry's open descriptor
-                    module = _deserialize_fd(self.engine.engine, why)
+                if isinstance(got, int):       # a sealed entry's open descriptor
+                    module = _deserialize_fd(self.engine.engine, got)
                 else:
-                    module = wasmtime.Module.deserialize(self.engine.engine, why)
+                    module = wasmtime.Module.deserialize(self.engine.engine, got)
             except wasmtime.WasmtimeError as err:
                 why = f"deserialize failed: {err}"
             else:
-                return LoadedModule(module, digest, "cache", time.perf_counter() - t0, cwasm)
+                interface = record.get("interface")
+                if interface is None and self.describe is not None:
+                    interface = self.describe(module)      # an entry from before it was kept
+                return LoadedModule(module, digest, "cache", time.perf_counter() - t0, cwasm,
+                                    interface=interface)
         t0 = time.perf_counter()
         module = wasmtime.Module(self.engine.engine, wasm)
         seconds = time.perf_counter() - t0
-        stored = self._store(digest, module, cwasm, sidecar)
-        return LoadedModule(module, digest, "compiled", seconds, cwasm if stored else None, why)
+        interface = self.describe(module) if self.describe is not None else None
+        stored = self._store(digest, module, cwasm, sidecar, interface)
+        return LoadedModule(module, digest, "compiled", seconds, cwasm if stored else None, why,
+                            interface)
 
     def compile(self, wasm: bytes) -> LoadedModule:
         """Compile `wasm` and (re)write its entry, whatever the cache holds."""
@@ -131,14 +149,16 @@ class AotCache:
         t0 = time.perf_counter()
         module = wasmtime.Module(self.engine.engine, wasm)
         seconds = time.perf_counter() - t0
-        stored = self._store(digest, module, cwasm, sidecar)
-        return LoadedModule(module, digest, "compiled", seconds, cwasm if stored else None)
+        interface = self.describe(module) if self.describe is not None else None
+        stored = self._store(digest, module, cwasm, sidecar, interface)
+        return LoadedModule(module, digest, "compiled", seconds, cwasm if stored else None,
+                            interface=interface)
 
     # -- internals -------------------------------------------------------------------------
 
-    def _check(self, digest: str, cwasm: Path, sidecar: Path) -> bytes | int | str:
-        """The entry's verified bytes, an open descriptor of its sealed file (the caller closes
-        it), or why it cannot be used."""
+    def _check(self, digest: str, cwasm: Path, sidecar: Path) -> tuple[bytes | int, dict] | str:
+        """(the entry's verified bytes or an open descriptor of its sealed file — the caller
+        closes it —, the sidecar's record), or why it cannot be used."""
         try:
             record = json.loads(sidecar.read_text())
         except FileNotFoundError:
@@ -163,9 +183,9 @@ class AotCache:
             st = os.fstat(fd)
             ident = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
             if record.get("cwasm_stat") == ident:
-                result: bytes | int | str = fd        # sealed and untouched since: no re-hash
+                result = fd                  # sealed and untouched since: no re-hash
                 fd = -1
-                return result
+                return result, record
             with os.fdopen(os.dup(fd), "rb") as f:
                 data = f.read()
         except OSError as err:
@@ -177,7 +197,7 @@ class AotCache:
             return "digest mismatch"
         if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= SETTLE_S * 1e9:
             self._seal(sidecar, record, ident)
-        return data
+        return data, record
 
     def _seal(self, sidecar: Path, record: dict, ident: list[int]) -> None:
         """Record the verified, settled `.cwasm`'s identity (module docstring); best effort."""
@@ -187,15 +207,18 @@ class AotCache:
         except OSError:
             pass
 
-    def _store(self, digest: str, module: wasmtime.Module, cwasm: Path, sidecar: Path) -> bool:
+    def _store(self, digest: str, module: wasmtime.Module, cwasm: Path, sidecar: Path,
+               interface: Any = None) -> bool:
         data = bytes(module.serialize())
-        record = {
+        record: dict[str, Any] = {
             "wasm_sha256": digest,
             "cwasm_sha256": hashlib.sha256(data).hexdigest(),
             "wasmtime": WASMTIME_VERSION,
             "engine": self.engine.config,
             "created": time.time(),
         }
+        if interface is not None:
+            record["interface"] = interface
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             if self._private() is not None:

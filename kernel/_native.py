@@ -10,7 +10,7 @@ Contract:
 - `available()` is True when the extension imported, the fast path of `_fastcall` is
   available (the wasmtime-py version it was verified against), the C layout matches
   wasmtime-py's own ctypes definitions (value slot and memory handle sizes), and
-  ``WASI_HW_NATIVE`` is not ``0``. Otherwise every caller uses the ctypes path, which behaves
+  ``WASI_HW_NATIVE`` was not ``0`` when the module was imported. Otherwise every caller uses the ctypes path, which behaves
   identically (tests/kernel/test_native.py runs both).
 - `configure(default_table)` (once per process; later calls change nothing) hands the C
   side wasmtime's function addresses, the shim table of a thread that has none set, and
@@ -75,11 +75,12 @@ _LOCK = threading.Lock()
 _CONFIGURED = False
 
 
+_SWITCHED_OFF = os.environ.get("WASI_HW_NATIVE", "1") == "0"   # read once, at import
+
+
 def available() -> bool:
     """True when the native path may be used here (see the module docstring)."""
-    if os.environ.get("WASI_HW_NATIVE", "1") == "0":
-        return False
-    return _layout_ok()
+    return not _SWITCHED_OFF and _layout_ok()
 
 
 @functools.lru_cache(maxsize=None)

@@ -46,15 +46,20 @@ import wasmtime
 
 from wasi_hw import HwError
 
+from wasi_hw._memory import GuestMemory
+
 from . import _native
 from ._audit import AuditLog
+from ._driver_fast import fused_report
 from ._engine import KernelEngine
 from ._guard import DriverGuard, I2cGuard, UsbGuard, _Guard
+from ._i2c_fast import fused_i2c
 from ._manifest import Manifest
 from ._policy import Violations, make_fail
+from ._usb_fast import fused_bulk_transfer
 
 __all__ = ["Sandbox", "DriverInstance", "DriverFault", "LoadError", "SPEC_MODULES",
-           "bindings_for", "REQUIRED_EXPORTS"]
+           "bindings_for", "REQUIRED_EXPORTS", "module_interface"]
 
 #: wasm import module → (bindings module, kernel guard class)
 SPEC_MODULES: dict[str, tuple[str, type]] = {
@@ -104,45 +109,29 @@ class Sandbox:
     """A driver module checked, linked and pre-instantiated in the kernel's engine."""
 
     def __init__(self, engine: KernelEngine, module: wasmtime.Module, manifest: Manifest,
-                 *, fast: bool | None = None) -> None:
+                 *, fast: bool | None = None, interface: Any = None) -> None:
         self.engine = engine
         self.module = module
         self.manifest = manifest
-        self.used: dict[str, list[str]] = {}   # import module → functions the driver imports
-        # Fast path: names only. The shared Linker defines exactly the spec's functions with
-        # the spec's signatures, and wasmtime checks every import's type when pre-linking,
-        # so a module whose names are all spec functions and which pre-links is right;
-        # anything else takes the slow path, which reads every import's type and names
-        # every problem.
-        names = [(imp.module, imp.name) for imp in module.imports]
-        pre = None
-        if all(m in SPEC_MODULES and n in bindings_for(m).IMPORTS for m, n in names):
-            for m, n in names:
-                self.used.setdefault(m, []).append(n)
-            try:
-                calls, pre = _shared_link(engine, module, self.used, fast)
-            except LoadError:
-                pre = None
-        if pre is None:
-            self.used, problems = _check_imports(module)
-            if problems:
-                raise LoadError("unresolvable imports: " + "; ".join(problems))
-        exports = {e.name: e for e in module.exports}     # types read only where needed
+        # what the checks read of the module: recorded with its AoT cache entry, else read now
+        # (through wasmtime-py's type objects: most of a cached start when done per load)
+        iface = interface if _well_formed(interface) else module_interface(module)
+        # import module → functions the driver imports
+        self.used, problems = _check_imports(iface["imports"])
+        if problems:
+            raise LoadError("unresolvable imports: " + "; ".join(problems))
+        exports = iface["exports"]
         missing = [n for n in REQUIRED_EXPORTS if n not in exports]
         if missing:
             raise LoadError(f"missing exports: {', '.join(missing)} (a driver exports memory, "
                             "init and poll)")
-        if not isinstance(exports["memory"].type, wasmtime.MemoryType):
+        if exports["memory"][0] != "memory":
             raise LoadError("export 'memory' is not a memory")
         for n in ("init", "poll"):
-            t = exports[n].type
-            if not isinstance(t, wasmtime.FuncType) or [str(p) for p in t.params] or \
-                    [str(r) for r in t.results] != ["i32"]:
+            if exports[n] != ["func", [], ["i32"]]:
                 raise LoadError(f"export {n!r} must be a function () -> i32")
-
         self._shims: dict[tuple[str, str], Callable[..., int]] = {}
-        if pre is None:
-            calls, pre = _shared_link(engine, module, self.used, fast)   # "cannot link"
+        calls, pre = _shared_link(engine, module, self.used, fast)   # "cannot link"
         self._calls, self._pre = calls, pre
         self.fast = bool(self._calls.fast)
         self._live: DriverInstance | None = None
@@ -153,8 +142,6 @@ class Sandbox:
         if missing:
             raise LoadError(f"driver {self.manifest.name} imports {', '.join(missing)} "
                             "but no host module for it was provided")
-        from wasi_hw._memory import GuestMemory
-
         limits = self.manifest.limits
         store = wasmtime.Store(self.engine.engine)
         store.set_limits(memory_size=limits.memory_pages * _PAGE, instances=1, memories=1,
@@ -187,15 +174,12 @@ class Sandbox:
             for name, fn in bindings.bind(guard, mem, fail).items():
                 shims[(mod, name)] = fn
             if mod == "wasi_usb" and "bulk_transfer" in self.used[mod]:
-                from ._usb_fast import fused_bulk_transfer
                 key = (mod, "bulk_transfer")
                 shims[key] = fused_bulk_transfer(guard, mem, fail, shims[key])
             if mod == "wasi_driver" and "report" in self.used[mod]:
-                from ._driver_fast import fused_report
                 key = (mod, "report")
                 shims[key] = fused_report(guard, mem, fail, shims[key])
             if mod == "wasi_i2c":
-                from ._i2c_fast import fused_i2c
                 generic = {n: shims[(mod, n)] for n in ("write_read", "write", "read")
                            if n in self.used[mod]}
                 for name, fn in fused_i2c(guard, mem, fail, generic).items():
@@ -206,22 +190,53 @@ class Sandbox:
         return inst
 
 
-def _check_imports(module: wasmtime.Module) -> tuple[dict[str, list[str]], list[str]]:
-    """(import module → imported functions, every problem) by reading each import's type."""
+def module_interface(module: wasmtime.Module) -> dict[str, Any]:
+    """What `Sandbox` checks of ``module``, as JSON-ready data: ``{"imports": [[module, name,
+    kind, params, results], …], "exports": {name: [kind, params, results]}}`` (kinds "func",
+    "memory", "table", "global"; value types as wasmtime names them; exports: only
+    `REQUIRED_EXPORTS`). The AoT cache records it with each entry (`AotCache(describe=…)`),
+    so a cached start does not read the module's types again."""
+    def described(ty: Any) -> list:
+        if isinstance(ty, wasmtime.FuncType):
+            return ["func", [str(p) for p in ty.params], [str(r) for r in ty.results]]
+        kind = {wasmtime.MemoryType: "memory", wasmtime.TableType: "table",
+                wasmtime.GlobalType: "global"}.get(type(ty), type(ty).__name__)
+        return [kind, [], []]
+
+    # wasmtime-py rebuilds every import/export (name, module, type) on each access: once each
+    imports = [[imp.module or "", imp.name or "", *described(imp.type)] for imp in module.imports]
+    exports = {}
+    for exp in module.exports:
+        name = exp.name
+        if name in REQUIRED_EXPORTS:
+            exports[name] = described(exp.type)
+    return {"imports": imports, "exports": exports}
+
+
+def _well_formed(iface: Any) -> bool:
+    """Whether ``iface`` has `module_interface`'s shape (a recorded one is data from a file)."""
+    def entry(e: Any, n: int) -> bool:
+        return isinstance(e, list) and len(e) == n and all(isinstance(x, str) for x in e[:n - 2]) \
+            and all(isinstance(x, list) and all(isinstance(v, str) for v in x) for x in e[n - 2:])
+    return isinstance(iface, dict) and isinstance(iface.get("imports"), list) and \
+        isinstance(iface.get("exports"), dict) and \
+        all(entry(i, 5) for i in iface["imports"]) and \
+        all(isinstance(k, str) and entry(v, 3) for k, v in iface["exports"].items())
+
+
+def _check_imports(imports: list) -> tuple[dict[str, list[str]], list[str]]:
+    """(import module → imported functions, every problem) from `module_interface`'s
+    ``imports``."""
     used: dict[str, list[str]] = {}
     problems: list[str] = []
-    # wasmtime-py rebuilds every import/export (name, module, type) on each access:
-    # read each once
-    for imp in module.imports:
-        imp_module, imp_name = imp.module, imp.name
+    for imp_module, imp_name, kind, params, results in imports:
         where = f"{imp_module}.{imp_name}"
         if imp_module not in SPEC_MODULES:
             problems.append(f"{where} (unknown module; drivers may import only "
                             f"{', '.join(SPEC_MODULES)})")
             continue
-        imp_type = imp.type
-        if not isinstance(imp_type, wasmtime.FuncType):
-            problems.append(f"{where} (imports a {type(imp_type).__name__}; only functions "
+        if kind != "func":
+            problems.append(f"{where} (imports a {_TYPE_NAMES.get(kind, kind)}; only functions "
                             "may be imported — the driver must export its memory)")
             continue
         table = bindings_for(imp_module).IMPORTS
@@ -229,12 +244,15 @@ def _check_imports(module: wasmtime.Module) -> tuple[dict[str, list[str]], list[
             problems.append(f"{where} (no such function in witx/{imp_module}.witx)")
             continue
         want = table[imp_name]
-        got = (tuple(str(p) for p in imp_type.params), tuple(str(r) for r in imp_type.results))
+        got = (tuple(params), tuple(results))
         if got != tuple(tuple(x) for x in want):
             problems.append(f"{where} (signature {_sig(got)}, spec says {_sig(want)})")
             continue
         used.setdefault(imp_module, []).append(imp_name)
     return used, problems
+
+
+_TYPE_NAMES = {"memory": "MemoryType", "table": "TableType", "global": "GlobalType"}
 
 
 class _NoShims(dict):

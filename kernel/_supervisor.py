@@ -48,7 +48,7 @@ from ._cache import AotCache
 from ._engine import KernelEngine
 from ._hosts import Backends, close_hosts, make_hosts, traced_backends
 from ._manifest import Manifest
-from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox
+from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox, module_interface
 from ._sharing import GrantTable
 
 __all__ = ["Kernel", "DriverSlot", "Event", "STATES"]
@@ -100,7 +100,7 @@ class Kernel:
         self.backends = backends
         self._own_engine = engine is None
         self.engine = engine or KernelEngine(tick_ms=tick_ms)
-        self.cache = AotCache(self.engine, cache_dir)
+        self.cache = AotCache(self.engine, cache_dir, describe=module_interface)
         self.audit = audit or AuditLog()
         self.grants = GrantTable(self.audit, lambda n: s.manifest if (s := self.slots.get(n)) else None)
         self.on_event = on_event or (lambda e: None)
@@ -147,7 +147,8 @@ class Kernel:
             raise LoadError(f"driver {manifest.name}: not a valid wasm module: "
                             f"{str(err).splitlines()[0]}") from None
         try:
-            return Sandbox(self.engine, loaded.module, manifest), loaded.source
+            sandbox = Sandbox(self.engine, loaded.module, manifest, interface=loaded.interface)
+            return sandbox, loaded.source
         except LoadError as err:
             raise LoadError(f"driver {manifest.name}: {err.message}") from None
 

@@ -399,6 +399,7 @@ def _bench_cold_start(quick: bool) -> tuple[float, dict, dict, int, str]:
     from .host.devices import Bme280
     from .kernel import AotCache, AuditLog, Backends, KernelEngine, Sandbox, load_manifest
     from .kernel._hosts import make_hosts
+    from .kernel._sandbox import module_interface
 
     wasm = _driver_wasm("bme280")
     manifest = load_manifest(_root() / "drivers" / "bme280" / "manifest.toml")
@@ -407,7 +408,7 @@ def _bench_cold_start(quick: bool) -> tuple[float, dict, dict, int, str]:
     backends = Backends(i2c=sim, clock=sim.clock)
     audit = AuditLog()
     with tempfile.TemporaryDirectory() as cache_dir, KernelEngine() as engine:
-        cache = AotCache(engine, cache_dir)
+        cache = AotCache(engine, cache_dir, describe=module_interface)    # as the kernel's
         cache.compile(wasm)
         if not quick:
             # a cache entry is sealed once it has settled (kernel/_cache.py): as every entry
@@ -416,19 +417,19 @@ def _bench_cold_start(quick: bool) -> tuple[float, dict, dict, int, str]:
             time.sleep(SETTLE_S + 0.05)
             cache.load(wasm)
 
-        def start(module: wasmtime.Module) -> None:
+        def start(module: wasmtime.Module, interface: Any = None) -> None:
             hosts = make_hosts(manifest, backends, report_sink=lambda r: None,
                                log_sink=lambda lvl, m: None)
-            Sandbox(engine, module, manifest).start(hosts, audit)
+            Sandbox(engine, module, manifest, interface=interface).start(hosts, audit)
 
-        def from_wasm() -> None:
+        def from_wasm() -> None:            # the module's interface is read from it
             start(wasmtime.Module(engine.engine, wasm))
 
-        def from_cache() -> None:
+        def from_cache() -> None:           # the interface recorded with the entry
             loaded = cache.load(wasm)
-            if loaded.source != "cache":
+            if loaded.source != "cache" or loaded.interface is None:
                 raise UserError(f"bench: AoT cache miss ({loaded.why})")
-            start(loaded.module)
+            start(loaded.module, loaded.interface)
 
         rounds = 5 if quick else 40
         s, b = measure_pair(from_wasm, from_cache, rounds=rounds, warmup=2)

@@ -112,3 +112,56 @@ def test_cache_dir_of_another_user_is_never_trusted(engine, wasm, tmp_path, monk
         monkeypatch.setattr(os, "getuid", lambda: uid + 1)
     loaded = cache.load(wasm)
     assert loaded.source == "compiled" and "owned by another user" in loaded.why
+
+
+def test_interface_is_recorded_with_the_entry(engine, tmp_path):
+    from wasi_hw import _bench as B
+    from wasi_hw.kernel._sandbox import module_interface
+    wasm = B._driver_wasm("bme280")
+    cache = AotCache(engine, tmp_path, describe=module_interface)
+    first = cache.load(wasm)
+    want = module_interface(first.module)
+    assert first.source == "compiled" and first.interface == want
+    assert ["wasi_i2c", "write_read", "func", ["i32"] * 7, ["i32"]] in want["imports"]
+    assert want["exports"] == {"memory": ["memory", [], []], "init": ["func", [], ["i32"]],
+                               "poll": ["func", [], ["i32"]]}
+    record = json.loads(first.cwasm.with_suffix(".json").read_text())
+    assert record["interface"] == want
+    second = cache.load(wasm)
+    assert second.source == "cache" and second.interface == want
+    # an entry written without it (an older cache, or no describe) gets it made on load
+    plain = AotCache(engine, tmp_path / "plain")
+    assert plain.load(wasm).interface is None
+    assert AotCache(engine, tmp_path / "plain", describe=module_interface).load(wasm).interface \
+        == want
+
+
+@pytest.mark.parametrize("bad", [None, {}, {"imports": "x", "exports": {}}, [1, 2],
+                                 {"imports": [["wasi_i2c", "open"]], "exports": {}},
+                                 {"imports": [], "exports": {"poll": ["func", [], "i32"]}}])
+def test_sandbox_reads_the_module_when_the_interface_is_malformed(engine, tmp_path, bad):
+    from wasi_hw import _bench as B
+    from wasi_hw.kernel import load_manifest
+    from wasi_hw.kernel._sandbox import Sandbox, module_interface
+    wasm = B._driver_wasm("bme280")
+    manifest = load_manifest(B._root() / "drivers" / "bme280" / "manifest.toml")
+    module = wasmtime.Module(engine.engine, wasm)
+    good = Sandbox(engine, module, manifest, interface=module_interface(module))
+    assert Sandbox(engine, module, manifest, interface=bad).used == good.used
+
+
+def test_sandbox_checks_the_recorded_interface(engine):
+    """The checks read the interface they are given (the cache's record of the module)."""
+    from wasi_hw import _bench as B
+    from wasi_hw.kernel import LoadError, load_manifest
+    from wasi_hw.kernel._sandbox import Sandbox, module_interface
+    wasm = B._driver_wasm("bme280")
+    manifest = load_manifest(B._root() / "drivers" / "bme280" / "manifest.toml")
+    module = wasmtime.Module(engine.engine, wasm)
+    iface = module_interface(module)
+    wrong = {**iface, "exports": {**iface["exports"], "poll": ["func", ["i32"], ["i32"]]}}
+    with pytest.raises(LoadError, match="'poll' must be a function"):
+        Sandbox(engine, module, manifest, interface=wrong)
+    extra = {**iface, "imports": iface["imports"] + [["env", "x", "func", [], []]]}
+    with pytest.raises(LoadError, match="env.x"):
+        Sandbox(engine, module, manifest, interface=extra)
