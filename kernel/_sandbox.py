@@ -37,7 +37,6 @@ import contextlib
 import functools
 import importlib
 import threading
-import time
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, Iterator, Mapping
@@ -70,7 +69,6 @@ SPEC_MODULES: dict[str, tuple[str, type]] = {
 REQUIRED_EXPORTS = ("memory", "init", "poll")
 _ENTRY_SIG = ((), ("i32",))   # the signature of init and poll
 _PAGE = 65536
-_clock = time.perf_counter
 
 
 class LoadError(HwError):
@@ -392,7 +390,6 @@ class DriverInstance:
         self._begin = [g.begin_call for g in guards.values()
                        if type(g).begin_call is not _Guard.begin_call]
         self._busy = False
-        self.last_call_s = 0.0
 
     def call(self, export: str) -> int:
         """Call `init` or `poll` under the per-call deadline; its i32 result."""
@@ -403,7 +400,6 @@ class DriverInstance:
         for begin in self._begin:
             begin()
         self._busy = True
-        t0 = _clock()
         try:
             if entry is not None:       # the C entry: deadline, shim table and call in one
                 try:
@@ -428,7 +424,6 @@ class DriverInstance:
             raise DriverFault("host", f"{export}: {type(err).__name__}: {err}") from None
         finally:
             self._busy = False
-            self.last_call_s = _clock() - t0
 
     @contextlib.contextmanager
     def active(self) -> Iterator["DriverInstance"]:
