@@ -1,13 +1,16 @@
 """The sandbox: one linked driver module, and its running instances.
 
 Contract:
-- `Sandbox(engine, module, manifest)` checks the module's imports against the generated
-  bindings' `IMPORTS` (`wasi_hw._bindings._<module>`) — an unknown module, unknown function or
-  wrong signature, or an imported memory/table/global, raises `LoadError` naming every one of
-  them — then defines each import in a `Linker` of the kernel's engine (through
-  `_fastcall.HostCalls`: wasmtime's unchecked C API where verified, else `Linker.define_func`;
-  ``fast=False`` forces the checked path, ``True`` asks for the fast one) and pre-links the module
-  (`Linker.instantiate_pre`). There is one `Linker` per engine and host-call path, shared by
+- `Sandbox(engine, module, manifest, interface=None)` checks the module's imports against the
+  generated bindings' `IMPORTS` (`wasi_hw._bindings._<module>`) — an unknown module, unknown
+  function or wrong signature, or an imported memory/table/global, raises `LoadError` naming
+  every one of them — and its required exports, reading both from ``interface``
+  (`module_interface(module)`, as the AoT cache recorded it at compile time; read from the
+  module when absent or malformed), then defines each import in a `Linker` of the kernel's
+  engine (through `_fastcall.HostCalls`: wasmtime's unchecked C API where verified, else
+  `Linker.define_func`; ``fast=False`` forces the checked path, ``True`` asks for the fast
+  one) and pre-links the module (`Linker.instantiate_pre`, which checks every import's type
+  against the definitions again). There is one `Linker` per engine and host-call path, shared by
   all its sandboxes (each import is defined the first time a sandbox needs it): its functions
   dispatch through the shim table of the driver instance the kernel is running on the calling
   thread (set by `DriverInstance.call` for the duration of the call), so linking a sandbox
