@@ -462,27 +462,42 @@ _CRC_WAT = """
 """
 
 
-def _bench_crc32(quick: bool) -> tuple[float, dict, dict, int, str]:
+def _kernel_entry(target: str | None, wat: str, data: bytes, export: str) -> Callable[..., Any]:
+    """``export`` of ``wat`` in an engine of its own for ``target`` (None: Cranelift AoT,
+    "pulley64": the Pulley interpreter) with ``data`` at address 0 of its memory, entered
+    through the kernel's call path (unchecked where available): ~1 µs, so the figure is the
+    engines' speed, not the Python → wasm entry cost."""
     import wasmtime
 
     from .kernel._fastcall import HostCalls
 
+    cfg = wasmtime.Config()
+    if target:
+        cfg.target = target
+    engine = wasmtime.Engine(cfg)          # one engine per target: nothing shared
+    store = wasmtime.Store(engine)
+    exports = wasmtime.Instance(store, wasmtime.Module(engine, wat), []).exports(store)
+    exports["memory"].write(store, data, 0)
+    return HostCalls(wasmtime.Linker(engine)).caller(store, exports[export])
+
+
+def _interp_pair(quick: bool, run: Callable[[str | None], Callable[[], None]]) -> \
+        tuple[float, float, int]:
+    """(Pulley seconds, AoT seconds, rounds) of one compute kernel, ``run(target)`` making
+    a checked run."""
+    pulley, native = run("pulley64"), run(None)
+    rounds = 3 if quick else 15
+    s, b = measure_pair(pulley, native, rounds=rounds, warmup=1)
+    return s, b, rounds
+
+
+def _bench_crc32(quick: bool) -> tuple[float, dict, dict, int, str]:
     size = 65536
     data = bytes((i * 7 + 3) & 0xFF for i in range(size))
     want = zlib.crc32(data)
 
     def make(target: str | None) -> Callable[[], None]:
-        cfg = wasmtime.Config()
-        if target:
-            cfg.target = target
-        engine = wasmtime.Engine(cfg)          # one engine per target: nothing shared
-        store = wasmtime.Store(engine)
-        inst = wasmtime.Instance(store, wasmtime.Module(engine, _CRC_WAT), [])
-        exports = inst.exports(store)
-        exports["memory"].write(store, data, 0)
-        # entered through the kernel's call path (unchecked where available): ~1 µs, so the
-        # figure is the kernels' speed, not the Python → wasm entry cost
-        crc = HostCalls(wasmtime.Linker(engine)).caller(store, exports["crc32"])
+        crc = _kernel_entry(target, _CRC_WAT, data, "crc32")
 
         def run() -> None:
             got = crc(size) & 0xFFFFFFFF
@@ -491,9 +506,7 @@ def _bench_crc32(quick: bool) -> tuple[float, dict, dict, int, str]:
 
         return run
 
-    pulley, native = make("pulley64"), make(None)
-    rounds = 3 if quick else 15
-    s, b = measure_pair(pulley, native, rounds=rounds, warmup=1)
+    s, b, rounds = _interp_pair(quick, make)
     return s / b, _side("CRC32 64 KiB, Pulley interpreter", s, "run"), \
         _side("CRC32 64 KiB, Cranelift AoT", b, "run"), rounds, \
         "bitwise CRC32 checked against zlib"
@@ -538,8 +551,6 @@ _MM_WAT = f"""
 def _bench_matmul(quick: bool) -> tuple[float, dict, dict, int, str]:
     import struct
 
-    import wasmtime
-
     n = _MM_N
     a = [(i * 7 + 3) % 251 - 125 for i in range(n * n)]
     b = [(i * 13 + 5) % 241 - 120 for i in range(n * n)]
@@ -549,15 +560,7 @@ def _bench_matmul(quick: bool) -> tuple[float, dict, dict, int, str]:
     data = struct.pack(f"<{2 * n * n}i", *a, *b)
 
     def make(target: str | None) -> Callable[[], None]:
-        cfg = wasmtime.Config()
-        if target:
-            cfg.target = target
-        engine = wasmtime.Engine(cfg)
-        store = wasmtime.Store(engine)
-        exports = wasmtime.Instance(store, wasmtime.Module(engine, _MM_WAT), []).exports(store)
-        exports["memory"].write(store, data, 0)
-        from .kernel._fastcall import HostCalls
-        mm = HostCalls(wasmtime.Linker(engine)).caller(store, exports["matmul"])
+        mm = _kernel_entry(target, _MM_WAT, data, "matmul")
 
         def run() -> None:
             got = mm()
@@ -566,9 +569,7 @@ def _bench_matmul(quick: bool) -> tuple[float, dict, dict, int, str]:
 
         return run
 
-    pulley, native = make("pulley64"), make(None)
-    rounds = 3 if quick else 15
-    s, b_ = measure_pair(pulley, native, rounds=rounds, warmup=1)
+    s, b_, rounds = _interp_pair(quick, make)
     return s / b_, _side(f"{n}x{n} i32 matmul, Pulley interpreter", s, "run"), \
         _side(f"{n}x{n} i32 matmul, Cranelift AoT", b_, "run"), rounds, \
         "result checked against Python's"
