@@ -47,7 +47,6 @@ from typing import Any, Callable, Iterator, Mapping
 import wasmtime
 
 from wasi_hw import HwError
-
 from wasi_hw._memory import GuestMemory
 
 from . import _native
@@ -379,8 +378,8 @@ class DriverInstance:
         self.violations = violations
         self.guards = guards
         # init and poll are () -> i32: checked when the sandbox was made
-        # entering init/poll: the native entry (deadline + unchecked call in one C call,
-        # `_native.entry`) where built, else the host-call layer's caller
+        # entering init/poll: the native entry (deadline, shim table and unchecked call in one
+        # C call, `_native.raw_entry`) where built, else the host-call layer's caller
         native = sandbox._calls.fast and _native.available()
         self._entries = {n: _native.raw_entry(store, exports[n]) for n in ("init", "poll")} \
             if native else {}
