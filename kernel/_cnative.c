@@ -1014,17 +1014,14 @@ static int i2c_compile(I2cObject *self, PyObject *rule)
     return 0;
 }
 
-/* 1: handle ``b`` is open in guard and host and ``a`` is granted in mode ``m`` (the handle's
-   entry returned, borrowed; its rule compiled into ``self``); 0: not so; -1: error. */
-static int i2c_admit(I2cObject *self, uint32_t b, uint32_t a, uint32_t m, PyObject **entry)
+/* 1: handle ``hkey`` is open in guard and host and ``addr`` (= ``a``) is granted in mode
+   ``m`` (the handle's entry returned, borrowed; its rule compiled into ``self``); 0: not so;
+   -1: error. */
+static int i2c_admit(I2cObject *self, PyObject *hkey, PyObject *addr, uint32_t a, uint32_t m,
+                     PyObject **entry)
 {
-    PyObject *key, *rule, *addr;
-    int ok;
-    if ((key = PyLong_FromUnsignedLong(b)) == NULL)
-        return -1;
-    rule = PyDict_GetItemWithError(self->rules, key);
-    *entry = rule == NULL ? NULL : PyDict_GetItemWithError(self->handles, key);
-    Py_DECREF(key);
+    PyObject *rule = PyDict_GetItemWithError(self->rules, hkey);
+    *entry = rule == NULL ? NULL : PyDict_GetItemWithError(self->handles, hkey);
     if (*entry == NULL)
         return PyErr_Occurred() ? -1 : 0;
     if (!PyTuple_CheckExact(*entry) || PyTuple_GET_SIZE(*entry) != 3)
@@ -1033,11 +1030,7 @@ static int i2c_admit(I2cObject *self, uint32_t b, uint32_t a, uint32_t m, PyObje
         return -1;
     if (m > 1 || (m == 0 && a > 0x7F) || (m == 1 && (!self->ten_bit || a > 0x3FF)))
         return 0;
-    if ((addr = PyLong_FromUnsignedLong(a)) == NULL)
-        return -1;
-    ok = PySequence_Contains(self->addresses, addr);
-    Py_DECREF(addr);
-    return ok;
+    return PySequence_Contains(self->addresses, addr);
 }
 
 /* Under register rules: the pointer this call leaves on the device (-1: unchanged), or -2
@@ -1086,12 +1079,12 @@ static long i2c_pointer(I2cObject *self, const uint8_t *raw, uint64_t wn, uint64
 }
 
 /* The backend transaction under the bus lock (the host's timed wait when busy); new ref. */
-static PyObject *i2c_transact(I2cObject *self, PyObject *entry, uint32_t a, uint32_t m,
+static PyObject *i2c_transact(I2cObject *self, PyObject *entry, PyObject *addr, uint32_t m,
                               PyObject *wire)
 {
     PyObject *backend = PyTuple_GET_ITEM(entry, 0), *bus = PyTuple_GET_ITEM(entry, 1),
              *lock = PyTuple_GET_ITEM(entry, 2);
-    PyObject *got, *argv[5], *addr, *r, *type, *value, *tb;
+    PyObject *got, *argv[5], *r, *type, *value, *tb;
     int held;
     argv[0] = lock;
     argv[1] = Py_False;
@@ -1107,18 +1100,12 @@ static PyObject *i2c_transact(I2cObject *self, PyObject *entry, uint32_t a, uint
             return NULL;
         Py_DECREF(got);
     }
-    if ((addr = PyLong_FromUnsignedLong(a)) == NULL) {
-        r = NULL;
-    } else {
-        argv[0] = backend;
-        argv[1] = bus;
-        argv[2] = addr;
-        argv[3] = m == 1 ? Py_True : Py_False;
-        argv[4] = wire;
-        r = PyObject_VectorcallMethod(s_transaction, argv, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                      NULL);
-        Py_DECREF(addr);
-    }
+    argv[0] = backend;
+    argv[1] = bus;
+    argv[2] = addr;
+    argv[3] = m == 1 ? Py_True : Py_False;
+    argv[4] = wire;
+    r = PyObject_VectorcallMethod(s_transaction, argv, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     PyErr_Fetch(&type, &value, &tb);      /* release, whatever happened */
     got = PyObject_CallMethodNoArgs(lock, s_release);
     if (got == NULL) {
@@ -1149,9 +1136,10 @@ static PyObject *memo_op(PyObject *cache, PyObject *make, PyObject *arg, int kee
     return op;
 }
 
-static PyObject *i2c_run(I2cObject *self, const int32_t *sa)
+/* One call, ``hkey`` and ``addr`` the handle and address as Python ints (made once). */
+static PyObject *i2c_call(I2cObject *self, const int32_t *sa, PyObject *hkey, PyObject *addr)
 {
-    uint32_t b = (uint32_t)sa[0], a = (uint32_t)sa[1], m = (uint32_t)sa[2];
+    uint32_t a = (uint32_t)sa[1], m = (uint32_t)sa[2];
     uint64_t wp = 0, wn = 0, rp = 0, rn = 0, size;
     int kind = self->kind, ok, i, nops;
     PyObject *entry, *wire = NULL, *op, *results = NULL, *r = NULL;
@@ -1162,7 +1150,7 @@ static PyObject *i2c_run(I2cObject *self, const int32_t *sa)
     } else {
         rp = (uint32_t)sa[3]; rn = (uint32_t)sa[4];
     }
-    ok = i2c_admit(self, b, a, m, &entry);
+    ok = i2c_admit(self, hkey, addr, a, m, &entry);
     if (ok < 0)
         return NULL;
     size = (uint64_t)mem_data_size(self->mem->ctx, &self->mem->mem);
@@ -1170,18 +1158,12 @@ static PyObject *i2c_run(I2cObject *self, const int32_t *sa)
         return i2c_fallback(self, sa);
     if (self->registers) {      /* the guard's short paths, before any I/O, as in Python */
         const uint8_t *raw = mem_data(self->mem->ctx, &self->mem->mem) + wp;
-        PyObject *hkey, *bus, *key, *addr;
+        PyObject *bus, *key;
         long ptr;
-        if ((hkey = PyLong_FromUnsignedLong(b)) == NULL)
-            return NULL;
         bus = PyDict_GetItemWithError(self->buses, hkey);
-        Py_DECREF(hkey);
         if (bus == NULL)
             return PyErr_Occurred() ? NULL : i2c_fallback(self, sa);
-        if ((addr = PyLong_FromUnsignedLong(a)) == NULL)
-            return NULL;
         key = PyTuple_Pack(2, bus, addr);
-        Py_DECREF(addr);
         if (key == NULL)
             return NULL;
         ptr = i2c_pointer(self, raw, wn, rn, key);
@@ -1226,7 +1208,7 @@ static PyObject *i2c_run(I2cObject *self, const int32_t *sa)
             goto failed;
         PyList_SET_ITEM(wire, i++, op);
     }
-    if ((results = i2c_transact(self, entry, a, m, wire)) == NULL)
+    if ((results = i2c_transact(self, entry, addr, m, wire)) == NULL)
         goto failed;
     if (kind == I2C_WRITE) {
         if (PyList_CheckExact(results) && PyList_GET_SIZE(results) == 0)
@@ -1282,6 +1264,19 @@ done:
     Py_XDECREF(wire);
     Py_XDECREF(results);
     Py_DECREF(entry);
+    return r;
+}
+
+static PyObject *i2c_run(I2cObject *self, const int32_t *sa)
+{
+    PyObject *hkey = PyLong_FromUnsignedLong((uint32_t)sa[0]), *addr, *r = NULL;
+    if (hkey == NULL)
+        return NULL;
+    addr = PyLong_FromUnsignedLong((uint32_t)sa[1]);
+    if (addr != NULL)
+        r = i2c_call(self, sa, hkey, addr);
+    Py_XDECREF(addr);
+    Py_DECREF(hkey);
     return r;
 }
 

@@ -10,8 +10,8 @@ Contract:
 - `available()` is True when the extension imported, the fast path of `_fastcall` is
   available (the wasmtime-py version it was verified against), the C layout matches
   wasmtime-py's own ctypes definitions (value slot and memory handle sizes), and
-  ``WASI_HW_NATIVE`` was not ``0`` when the module was imported. Otherwise every caller uses the ctypes path, which behaves
-  identically (tests/kernel/test_native.py runs both).
+  ``WASI_HW_NATIVE`` was not ``0`` when the module was imported. Otherwise every caller uses
+  the ctypes path, which behaves identically (tests/kernel/test_native.py runs both).
 - `configure(default_table)` (once per process; later calls change nothing) hands the C
   side wasmtime's function addresses, the shim table of a thread that has none set, and
   `_fastcall.reraise_at_call_site` as the exception hook.
