@@ -471,17 +471,14 @@ def test_rust_raw_bindings_compile_and_import_lowered_signatures():
 
 
 @pytest.mark.skipif(NO_RUST, reason="no wasm32 Rust toolchain (Debian lld-22) on this machine")
-def test_rust_generator_on_preview1_matches_rustc_layout_and_imports():
+def test_rust_generator_on_preview1_matches_rustc_layout_and_imports(preview1_dir):
     """Preview1's unions, u64 flags, tuples and noreturn through the Rust generator: rustc
     checks every generated size/align assertion (our layout = repr(C)), and the imports of
     the built module equal the lowering."""
     from wasi_hw._codegen_rust import render_rust_file, render_rust_mod, rust_file_name
     from wasi_hw.witx import lower_document as lower
 
-    spec = REPO / ".." / "shared" / "conformance" / "wasi-preview1" / "wasi_snapshot_preview1.witx"
-    if not spec.is_file():
-        pytest.fail(f"conformance data missing at {spec.resolve()}")
-    doc = load(spec)
+    doc = load(preview1_dir / "wasi_snapshot_preview1.witx")
     raw = {rust_file_name(doc, f): render_rust_file(doc, f, Path(f).name) for f in doc.files}
     raw["mod.rs"] = render_rust_mod([n[:-3] for n in raw])
     assert "pub union SubscriptionUU {" in raw["wasi_snapshot_preview1.rs"] or \

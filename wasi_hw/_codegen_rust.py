@@ -136,7 +136,8 @@ def render_rust_file(doc: Document, path: str, display: str) -> str:
             fn = abi.function
             lines += _doc(fn.docs, "    ")
             params = ", ".join(f"{rust_ident(c.name)}: {c.type}" for c in abi.core_params)
-            ret = " -> !" if abi.noreturn else (" -> i32" if abi.core_results else "")
+            ret = " -> !" if abi.noreturn else \
+                "".join(f" -> {r}" for r in abi.core_results)
             lines.append(f"    pub fn {rust_ident(fn.name)}({params}){ret};")
         lines += ["}", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
