@@ -250,3 +250,45 @@ def test_crate_variant_layout_error_is_what_docs_say(probe, tmp_path):
     ours = _ours([f])
     assert ref["types"]["v"] == [8, 2, 2]   # the crate: size 8, yet $b's 7 bytes sit at 2..9
     assert ours["types"]["v"] == [10, 2, 2]  # ours: payload offset + largest payload, aligned
+
+
+# What the crate accepts although it cannot be represented or means nothing; we reject it
+# (docs/design.md, "The reference WITX implementation").
+LAX = [
+    ("(typename $e (enum (@witx tag u8) " + " ".join(f"$c{i}" for i in range(257)) + "))",
+     "257 enum cases do not fit the tag type u8"),
+    ("(typename $f (flags (@witx repr u8) $a $b $c $d $e $f $g $h $i))",
+     "9 flags do not fit the representation u8"),
+    ("(typename $v (variant (case $a) (case $a)))", "duplicate variant case `$a`"),
+    ('(module $m (@interface func (export "f") (result $r u32) (@witx noreturn)))',
+     "`f` is `noreturn` but declares a result"),
+    ('(typename $sz u32)\n(module $m (@interface func (export "f") '
+     "(result $r (expected (error $sz)))))", "needs `(error E)` with E an enum"),
+    ('(module $m (@interface func (export "")))', "export name must not be empty"),
+]
+
+
+def test_crate_accepts_what_we_reject(probe, tmp_path):
+    files = []
+    for i, (src, _) in enumerate(LAX):
+        files.append([tmp_path / f"lax{i}.witx"])
+        files[-1][0].write_text(src + "\n")
+    for (src, message), paths, ref in zip(LAX, files, _reference(probe, files)):
+        assert "error" not in ref, (src, ref)
+        with pytest.raises(WitxError) as info:
+            lower_document(load(paths))
+        assert message in info.value.message
+
+
+def test_crate_layout_of_empty_union_and_tuple(probe, tmp_path):
+    """The crate gives an empty union size 0 with alignment 0 and panics on an empty
+    tuple's layout (alignment 0); ours: the tag alone, and size 0 with alignment 1."""
+    (tmp_path / "u.witx").write_text("(typename $u (union))\n")
+    (tmp_path / "t.witx").write_text("(typename $t (tuple))\n")
+    (ref,) = _reference(probe, [[tmp_path / "u.witx"]])
+    assert ref["types"]["u"] == [0, 0, 4]
+    assert _ours([tmp_path / "u.witx"])["types"]["u"] == [4, 4, 4]
+    proc = subprocess.run([str(probe), str(tmp_path / "t.witx")], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0 and "panicked" in proc.stderr
+    assert _ours([tmp_path / "t.witx"])["types"]["t"] == [0, 1, []]
