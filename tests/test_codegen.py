@@ -568,9 +568,10 @@ def test_core_names_never_clash():
     from wasi_hw.witx import parse
 
     src = """(typename $errno (enum (@witx tag u16) $success $invalid_argument $other))
+    (typename $n u32)
     (module $clash (@interface func (export "f")
         (param $name string) (param $name_len u32) (param $ret u32) (param $mem u8)
-        (result $e (expected u32 (error $errno)))))"""
+        (result $e (expected $n (error $errno)))))"""
     doc = parse(src, "clash.witx")
     (abi,) = lower_document(doc)
     names = [c.name for c in abi.core_params]
@@ -591,3 +592,40 @@ def test_core_names_never_clash():
     assert seen == [("abc", 7, 8, 9)] and gm.read_u32(32) == 99
     assert "pub fn f(name_ptr: i32, name_len_: i32, name_len: i32, ret: i32, mem: i32, " \
            "ret_: i32) -> i32;" in render_rust_file(doc, "clash.witx", "clash.witx")
+
+
+def test_records_by_reference_and_plain_results():
+    """A record parameter passes by reference (one i32 address; the Python shim lifts the
+    record from it); a plain scalar result is the core result (Rust renders it; the Python
+    host bindings refuse it, having no errno to carry host failures)."""
+    from wasi_hw._codegen_python import render_python_module
+    from wasi_hw._codegen_rust import render_rust_file
+    from wasi_hw.witx import WitxError, parse
+
+    src = """(typename $errno (enum (@witx tag u16) $success $invalid_argument $other))
+    (typename $point (record (field $x u16) (field $y u32)))
+    (module $byref (@interface func (export "put") (param $p $point)
+        (result $e (expected (error $errno)))))
+    (module $plain (@interface func (export "ticks") (param $p $point) (result $t u64)))"""
+    doc = parse(src, "byref.witx")
+    put, ticks = lower_document(doc)
+    assert [p.kind for p in put.params] == ["byref"] and put.signature() == "(i32) -> i32"
+    assert ticks.returns == "value" and ticks.signature() == "(i32) -> i64"
+    rust = render_rust_file(doc, "byref.witx", "byref.witx")
+    assert "pub fn put(p: i32) -> i32;" in rust and "pub fn ticks(p: i32) -> i64;" in rust
+    mod = _exec_generated(render_python_module(doc, doc.modules[0], "byref.witx"), "_byref")
+    seen = []
+
+    class Host:
+        def put(self, p):
+            seen.append(p)
+
+    store = wasmtime.Store(wasmtime.Engine())
+    memory = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(1, 1)))
+    gm = GuestMemory(memory, store, max_copy=64)
+    gm.write(16, mod.Point(7, 0x01020304).pack())
+    assert mod.bind(Host(), gm, lambda e, n: 1)["put"](16) == 0
+    assert seen == [mod.Point(7, 0x01020304)]
+    assert mod.bind(Host(), gm, lambda e, n: 2)["put"](65536 - 4) == 2  # out of memory: fault
+    with pytest.raises(WitxError, match="`ticks`: the Python bindings need the result"):
+        render_python_module(doc, doc.modules[1], "byref.witx")
