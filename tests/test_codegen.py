@@ -530,7 +530,8 @@ def test_generated_record_roundtrip(types, data):
     from wasi_hw._codegen_python import render_python_module
     from wasi_hw.witx import field_offsets, layout, parse
 
-    fields = " ".join(f"(field $f{i} {t})" for i, t in enumerate(types))
+    fields = " ".join(f"(field $f{i} {'(@witx char8)' if t == 'char8' else t})"
+                      for i, t in enumerate(types))
     doc = parse(f"""
         (typename $errno (enum (@witx tag u16) $success $invalid_argument $other))
         (typename $color (enum (@witx tag u16) $red $green $blue))

@@ -24,7 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wasi_hw.witx import (
-    EnumType, RecordType, VariantType, WitxError, field_offsets, layout, load, lower_document, payload_offset,
+    EnumType, RecordType, VariantType, WitxError, field_offsets, layout, load, lower_document,
+    payload_offset,
     underlying,
 )
 from wasi_hw.witx._ast import INT_REPRS
@@ -79,8 +80,9 @@ fn main() {
             for f in m.funcs() {
                 let (p, r) = f.wasm_signature();
                 let show = |v: Vec<witx::WasmType>| -> String {
-                    let s: Vec<String> =
-                        v.iter().map(|t| format!("\"{}\"", format!("{:?}", t).to_lowercase())).collect();
+                    let s: Vec<String> = v.iter()
+                        .map(|t| format!("\"{}\"", format!("{:?}", t).to_lowercase()))
+                        .collect();
                     format!("[{}]", s.join(","))
                 };
                 funcs.push(format!("\"{}.{}\":[{},{}]", m.name.as_str(), f.name.as_str(),
@@ -144,7 +146,7 @@ def test_reference_accepts_our_specs_and_agrees(probe, preview1_dir, reference_c
     docs = [[REPO / "witx" / f"{n}.witx"] for n in ("wasi_i2c", "wasi_usb", "wasi_driver")]
     docs += [[preview1_dir / "wasi_snapshot_preview1.witx"],
              [reference_crates["wasi-common"] / "witx" / "preview0" / "wasi_unstable.witx"]]
-    for paths, ref in zip(docs, _reference(probe, docs)):
+    for paths, ref in zip(docs, _reference(probe, docs), strict=True):
         assert "error" not in ref, f"the reference rejects {paths[0].name}: {ref['error']}"
         ours = _ours(paths)
         assert ours["funcs"] == ref["funcs"], paths[0].name
@@ -222,7 +224,7 @@ def test_random_documents_agree_with_reference(probe, tmp_path_factory, sources)
     for i, src in enumerate(sources):
         (d / f"r{i}.witx").write_text(src)
         paths.append([d / f"r{i}.witx"])
-    for paths_, ref in zip(paths, _reference(probe, paths)):
+    for paths_, ref in zip(paths, _reference(probe, paths), strict=True):
         if "error" in ref:  # e.g. a union whose first case is an `(@witx ...)` type
             with pytest.raises(WitxError):
                 _ours(paths_)
@@ -273,7 +275,7 @@ def test_crate_accepts_what_we_reject(probe, tmp_path):
     for i, (src, _) in enumerate(LAX):
         files.append([tmp_path / f"lax{i}.witx"])
         files[-1][0].write_text(src + "\n")
-    for (src, message), paths, ref in zip(LAX, files, _reference(probe, files)):
+    for (src, message), paths, ref in zip(LAX, files, _reference(probe, files), strict=True):
         assert "error" not in ref, (src, ref)
         with pytest.raises(WitxError) as info:
             lower_document(load(paths))

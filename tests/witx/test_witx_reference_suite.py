@@ -50,7 +50,8 @@ CRATE_ERRORS: dict[tuple[str, int], str] = {}
 # package ships none of them. preview0 and preview1 are in wasi-common (the same files,
 # doc comments aside); the "ephemeral" phase is in no pinned package.
 SUBSTITUTES = {
-    "phases/old/snapshot_0/witx/wasi_unstable.witx": ("wasi-common", "witx/preview0/wasi_unstable.witx"),
+    "phases/old/snapshot_0/witx/wasi_unstable.witx":
+        ("wasi-common", "witx/preview0/wasi_unstable.witx"),
     "phases/snapshot/witx/wasi_snapshot_preview1.witx":
         ("wasi-common", "witx/preview1/wasi_snapshot_preview1.witx"),
 }
@@ -117,7 +118,7 @@ def _instructions(abi) -> tuple[list[str], list[str]]:
             nth += 1
             iface += [f"get-arg{index[id(c)]}" for c in cs] + [_lift(p.type)]
     if abi.returns == "expected":
-        for j, out in enumerate(abi.outs):
+        for j in range(len(abi.outs)):
             wasm += ["allocate-space", f"return_pointer.get{j}"]
     wasm.append("call.wasm")
     iface.append("call.interface")

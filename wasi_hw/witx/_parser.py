@@ -373,7 +373,8 @@ class _Builder:
             raise _err(f"{kind} has {len(cases)} cases but its tag {shown} has "
                        f"{len(names)}", node)
         if kind == "union":
-            cases = [Case(n.name, c.docs, c.loc, c.type) for c, n in zip(cases, names)]
+            cases = [Case(n.name, c.docs, c.loc, c.type)
+                     for c, n in zip(cases, names, strict=True)]
         else:  # cases may be written in any order; they take the tag's
             order = {n.name: i for i, n in enumerate(names)}
             for c in cases:

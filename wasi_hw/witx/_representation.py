@@ -67,7 +67,7 @@ def representable(t: TypeRef, by: TypeRef) -> str:
     if isinstance(a, RecordType) and isinstance(b, RecordType):
         if len(a.fields) != len(b.fields):
             return "noteq"
-        for fa, fb in zip(a.fields, b.fields):
+        for fa, fb in zip(a.fields, b.fields, strict=True):
             if fa.name != fb.name or representable(fa.type, fb.type) != "eq":
                 return "noteq"
         return "eq"
