@@ -630,3 +630,25 @@ def test_records_by_reference_and_plain_results():
     assert mod.bind(Host(), gm, lambda e, n: 2)["put"](65536 - 4) == 2  # out of memory: fault
     with pytest.raises(WitxError, match="`ticks`: the Python bindings need the result"):
         render_python_module(doc, doc.modules[1], "byref.witx")
+
+
+def test_constants_in_both_languages():
+    """``(@witx const $type $name value)`` becomes ``<TYPE>_<NAME>`` in Python and Rust."""
+    from wasi_hw._codegen_python import render_python_module
+    from wasi_hw._codegen_rust import render_rust_file
+    from wasi_hw.witx import parse
+
+    src = """(typename $errno (enum (@witx tag u16) $success $other))
+    (typename $rights (flags (@witx repr u8) $read $write))
+    (typename $limit u32)
+    ;;; Both rights.
+    (@witx const $rights $all 3)
+    (@witx const $limit $max 0xffff)
+    (module $k (@interface func (export "f") (result $e (expected (error $errno)))))"""
+    doc = parse(src, "k.witx")
+    mod = _exec_generated(render_python_module(doc, doc.modules[0], "k.witx"), "_k")
+    assert mod.RIGHTS_ALL == mod.Rights.READ | mod.Rights.WRITE and mod.LIMIT_MAX == 0xFFFF
+    assert "RIGHTS_ALL" in mod.__all__
+    rust = render_rust_file(doc, "k.witx", "k.witx")
+    assert "/// Both rights.\npub const RIGHTS_ALL: Rights = 3;" in rust
+    assert "pub const LIMIT_MAX: Limit = 65535;" in rust

@@ -432,6 +432,14 @@ class _Gen:
         self.emit(f"MODULE = {m.name!r}", "")
         for tn in self.doc.typenames.values():
             public += self.typename(tn)
+        for c in self.doc.constants:  # (@witx const $type $name value)
+            cname = f"{c.type.name}_{c.name}".upper()
+            flags = isinstance(underlying(c.type), FlagsType)
+            self.emit(f"{cname}: {camel(c.type.name)} = {camel(c.type.name)}({c.value})"
+                      if flags else f"{cname}: int = {c.value}")
+            self.docstring(c.docs, "")
+            self.emit("")
+            public.append(cname)
         errno = self.errno
         if errno is not None:
             cases = underlying(errno).cases

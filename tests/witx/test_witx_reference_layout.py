@@ -267,6 +267,8 @@ LAX = [
     ('(typename $sz u32)\n(module $m (@interface func (export "f") '
      "(result $r (expected (error $sz)))))", "needs `(error E)` with E an enum"),
     ('(module $m (@interface func (export "")))', "export name must not be empty"),
+    ("(typename $n u8)\n(@witx const $n $x 256)", "constant `$x` = 256 does not fit `$n`"),
+    ("(@witx const $undefined $x 1)", "unknown type `$undefined`"),
 ]
 
 
@@ -294,3 +296,13 @@ def test_crate_layout_of_empty_union_and_tuple(probe, tmp_path):
                           text=True, timeout=60)
     assert proc.returncode != 0 and "panicked" in proc.stderr
     assert _ours([tmp_path / "t.witx"])["types"]["t"] == [0, 1, []]
+
+
+def test_constants_accepted_by_both(probe, tmp_path):
+    f = tmp_path / "c.witx"
+    f.write_text("(typename $rights (flags (@witx repr u64) $a $b))\n"
+                 "(@witx const $rights $all 3)\n(typename $n u8)\n(@witx const $n $max 255)\n")
+    (ref,) = _reference(probe, [[f]])
+    assert "error" not in ref
+    assert [(c.type.name, c.name, c.value) for c in load(f).constants] == \
+        [("rights", "all", 3), ("n", "max", 255)]

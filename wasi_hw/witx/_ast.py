@@ -15,7 +15,7 @@ from ._errors import Location
 __all__ = [
     "Builtin", "StringType", "ListType", "PointerType", "HandleType", "EnumType",
     "FlagsType", "RecordType", "Field", "VariantType", "Case", "TypeName", "Type", "TypeRef",
-    "Param", "Function", "Module", "Document", "underlying", "INT_REPRS",
+    "Param", "Function", "Module", "Constant", "Document", "underlying", "INT_REPRS",
 ]
 
 # Integer representations allowed for enum tags and flags, with their byte widths.
@@ -194,14 +194,27 @@ class Module:
 
 
 @dataclass(eq=False, slots=True)
+class Constant:
+    """``(@witx const $type $name VALUE)``: a named integer value of ``type`` (an integer,
+    enum or flags typename)."""
+
+    type: TypeName
+    name: str
+    value: int
+    docs: str
+    loc: Location
+
+
+@dataclass(eq=False, slots=True)
 class Document:
     """A loaded WITX document: its typenames (in definition order, including those of
-    ``use``d files) and modules. ``files`` lists every source read, in the order their
+    ``use``d files), modules and constants. ``files`` lists every source read, in the order their
     reading started (root first); ``uses`` maps each of them to the files it ``use``s
     directly."""
 
     typenames: dict[str, TypeName] = field(default_factory=dict)
     modules: list[Module] = field(default_factory=list)
+    constants: list[Constant] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     uses: dict[str, list[str]] = field(default_factory=dict)
 

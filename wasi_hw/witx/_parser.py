@@ -7,7 +7,7 @@ noreturn)?)``; types ``u8``…``u64``, ``s8``…``s64``, ``f32``, ``f64``, ``cha
 ``string``, ``bool``, ``(@witx usize|char8|pointer T|const_pointer T)``, ``(list T)``,
 ``(tuple T*)``, ``(expected T? (error E?))``, ``(variant (@witx tag T)? (case $n T?)*)``,
 ``(union (@witx tag T)? T*)``, ``(enum (@witx tag uN)? $a+)``, ``(flags (@witx repr uN)?
-$a*)``, ``(record (field $n T)+)``, ``(handle)``.
+$a*)``, ``(record (field $n T)+)``, ``(handle)``; and ``(@witx const $type $name VALUE)``.
 
 The rules are the reference's: one namespace for typenames and modules, each name defined
 before it is used (so nothing refers to itself); a ``use``d file is read once, at its first
@@ -15,7 +15,8 @@ before it is used (so nothing refers to itself); a ``use``d file is read once, a
 flags and handles only at the top of a ``typename`` (anonymous structured types elsewhere
 are rejected); variant cases with an enum tag may come in any order and take the tag's.
 Stricter than the reference, on purpose: cases and flags must fit their tag/repr, variant
-case names are unique, a ``noreturn`` function declares no result.
+case names are unique, a ``noreturn`` function declares no result, a constant's type is an
+integer, enum or flags typename and its value fits it.
 
 `load(path)` (or a list of paths, read in order into one document) is the only function
 that reads files (through ``reader``, replaceable for tests); `parse(text, path)` parses a
@@ -28,7 +29,8 @@ import os
 from typing import Callable, Iterable
 
 from ._ast import (
-    INT_REPRS, Builtin, Case, Document, EnumType, Field, FlagsType, Function, HandleType,
+    INT_REPRS, Builtin, Case, Constant, Document, EnumType, Field, FlagsType, Function,
+    HandleType,
     ListType, Module, Param, PointerType, RecordType, StringType, TypeName, TypeRef,
     VariantType, underlying,
 )
@@ -41,6 +43,9 @@ _BUILTINS = {"u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "f32", "f64",
 # structured types that must be named: only allowed directly under `(typename $x ...)`
 _NAMED_ONLY = {"record", "union", "enum", "flags", "handle"}
 BOOL_CASES = ("false", "true")
+# value bits of a constant's type (non-negative values only, as the reference reads them)
+_CONST_BITS = {"u8": 8, "u16": 16, "u32": 32, "u64": 64, "s8": 7, "s16": 15, "s32": 31,
+               "s64": 63, "char8": 8, "usize": 32}
 
 
 def _read_file(path: str) -> str:
@@ -119,9 +124,11 @@ class _Builder:
                 self._typename(form)
             elif head == "module":
                 self.doc.modules.append(self._module(form))
+            elif head == "@witx":
+                self.doc.constants.append(self._const(form))
             else:
                 raise _err(f"unknown top-level form {_describe(form)}: expected `use`, "
-                           "`typename` or `module`", form)
+                           "`typename`, `module` or `(@witx const ...)`", form)
 
     def _use(self, form: SList, path: str) -> None:
         if len(form.items) != 2 or not _is(form.items[1], "string"):
@@ -166,6 +173,30 @@ class _Builder:
         tn = TypeName(name, self._type(items[2], named=True), form.docs, form.loc)
         self.defining = None
         self.doc.typenames[name] = tn
+
+    def _const(self, form: SList) -> Constant:
+        it = form.items
+        if not (len(it) == 5 and _is(it[1], "keyword") and it[1].value == "const"
+                and _is(it[2], "id") and _is(it[3], "id") and _is(it[4], "int")):
+            raise _err("a constant is `(@witx const $type $name VALUE)`", form)
+        tn = self._ref(it[2])  # type: ignore[arg-type]
+        u = underlying(tn)
+        if isinstance(u, (EnumType, FlagsType)):
+            bits = 8 * INT_REPRS[u.repr]
+        elif isinstance(u, Builtin) and u.name in _CONST_BITS:
+            bits = _CONST_BITS[u.name]
+        else:
+            raise _err(f"a constant's type must be an integer, enum or flags typename; "
+                       f"`${tn.name}` is not", it[2])
+        name, value = str(it[3].value), int(it[4].value)
+        if not 0 <= value < 1 << bits:  # the reference reads an unsigned 64-bit value
+            raise _err(f"constant `${name}` = {value} does not fit `${tn.name}` "
+                       f"(0..{(1 << bits) - 1})", it[4])
+        for c in self.doc.constants:
+            if c.type is tn and c.name == name:
+                raise _err(f"duplicate constant `${name}` of `${tn.name}` (first at {c.loc})",
+                           it[3])
+        return Constant(tn, name, value, form.docs, it[3].loc)
 
     # ---- types ------------------------------------------------------------------
     def _ref(self, atom: SAtom) -> TypeName:
