@@ -306,3 +306,24 @@ def test_constants_accepted_by_both(probe, tmp_path):
     assert "error" not in ref
     assert [(c.type.name, c.name, c.value) for c in load(f).constants] == \
         [("rights", "all", 3), ("n", "max", 255)]
+
+
+def test_result_forms_agree(probe, tmp_path):
+    """Results the crate lowers in its own ways: plain scalars, flags, a u64-tagged
+    `expected` written as a variant, an enum whose cases are `ok` and `err`."""
+    f = tmp_path / "r.witx"
+    f.write_text("""(typename $errno (enum (@witx tag u16) $success $bad))
+(typename $okerr (enum $ok $err))
+(typename $bits (flags (@witx repr u64) $a))
+(typename $size u32)
+(typename $long (variant (@witx tag u64) (case $ok $size) (case $err $errno)))
+(module $m
+  (@interface func (export "a") (result $r f64))
+  (@interface func (export "b") (result $r $bits))
+  (@interface func (export "c") (result $r $long))
+  (@interface func (export "d") (result $r $okerr))
+  (@interface func (export "e") (param $x $long) (result $r (expected (error)))))
+""")
+    (ref,) = _reference(probe, [[f]])
+    assert _ours([f])["funcs"] == ref["funcs"]
+    assert ref["funcs"]["m.c"] == [["i32"], ["i64"]] and ref["funcs"]["m.d"] == [[], ["i32"]]

@@ -182,6 +182,10 @@ def lower_function(module: str, fn: Function) -> FunctionAbi:
     if isinstance(v, (Builtin, HandleType, PointerType, FlagsType)):
         return FunctionAbi(module, fn, tuple(plans), (), None, None, False, "value", r.type,
                            core_type(r.type))
+    if isinstance(v, EnumType) and [c.name for c in v.cases] == ["ok", "err"]:
+        # payload-free cases `ok` and `err`: the reference reads it as `(expected (error))`
+        return FunctionAbi(module, fn, tuple(plans), (), None, None, False, "expected", None,
+                           "i32")
     if not (isinstance(v, VariantType) and v.is_expected):
         what = {EnumType: "an enum", VariantType: "a variant other than `expected`",
                 RecordType: "a record", StringType: "a string",
