@@ -35,7 +35,8 @@ from typing import Any, Protocol
 
 import cbor2
 
-from .._errors import HwError
+from wasi_hw import HwError
+
 from ._clock import Clock, RealClock
 
 __all__ = ["DriverEnv", "Sharing"]

@@ -57,7 +57,7 @@ from typing import Any, Sequence
 
 import wasmtime
 
-from wasi_hw._errors import GuestFault
+from wasi_hw import GuestFault
 
 from ._fastcall import fast_path_available, reraise_at_call_site
 
@@ -157,7 +157,7 @@ def memory(mem: Any, store: Any, *, max_copy: int) -> Any:
     ``native`` factory of `GuestMemory`, the only caller."""
     if not available():
         return None
-    from wasi_hw._errors import HwError
+    from wasi_hw import HwError
 
     ctx = ctypes.cast(store._context(), ctypes.c_void_p).value
     return _cnative.Memory(ctx, bytes(mem._memory), (mem, store), GuestFault, HwError, max_copy)
@@ -227,7 +227,7 @@ def fused_bulk(*, plans: dict, granted: set, generic: Any, fail: Any, pack: Any,
     """The C fused ``bulk_transfer`` (module docstring), or None."""
     if not available() or not isinstance(memory, _cnative.Memory):
         return None
-    from wasi_hw._errors import HwError
+    from wasi_hw import HwError
 
     return _cnative.Bulk(plans, granted, generic, fail, pack, HwError, memory, limit,
                          deadline_ms, default_timeout_ms)

@@ -46,8 +46,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import wasmtime
 
-from wasi_hw import HwError
-from wasi_hw._memory import GuestMemory
+from wasi_hw import GuestMemory, HwError
 
 from . import _native
 from ._audit import AuditLog

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from wasi_hw import HwError
+
 from .._clock import Clock, VirtualClock
-from ..._errors import HwError
 
 __all__ = ["I2cDevice", "RegisterDevice"]
 
