@@ -5,7 +5,8 @@ The top layer: it uses only the public names (``__all__``) of `wasi_hw` (core),
 - `main`: the command line (`wasi_hw.apps.cli`).
 - Backends by name: `sim_i2c`, `sim_usb`, `usbip_usb`, `real_backends`, `plan_backends`,
   `parse_sim_spec` (`_backends`).
-- `build`, `find_root`, `select_toolchain`, `Artifact`, `BuildError`: Rust drivers → wasm (`_build`).
+- `build`, `find_root`, `select_toolchain`, `Artifact`, `BuildError`: Rust drivers → wasm
+  (`_build`).
 - `run_parity`, `setup_for`, `run_leg`: one driver on several backends, traces compared (`_parity`).
 - `run_bench`, `FIGURES`: the benchmark suite, ratios against same-run baselines (`_bench`).
 - `wasi_hw.apps.reference`: native Python reference drivers.

@@ -7,8 +7,7 @@ import argparse
 import pytest
 
 from wasi_hw import HwError, UserError
-from wasi_hw.apps.cli import COMMANDS, main
-from wasi_hw.apps.cli import _main
+from wasi_hw.apps.cli import COMMANDS, _main, main
 from wasi_hw.witx import WitxError, parse
 
 TOP_LEVEL = {"witx", "gen", "build", "devices", "usbip", "trace", "run", "compile", "inspect",
