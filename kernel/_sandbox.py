@@ -23,10 +23,12 @@ Contract:
   `poll`, wraps each host module in its kernel guard, binds the generated shims to a
   `GuestMemory` over the instance's memory (`max_copy = limits.max_transfer`) and the kernel's
   `fail` trampoline (`_policy`), and returns a `DriverInstance`. ``wasi_usb.bulk_transfer`` is
-  served by `_usb_fast.fused_bulk_transfer` over the generated shim: the same outcomes, minus
-  re-deciding per transfer what the guard and host already accepted for that handle;
-  ``wasi_i2c.write_read`` / ``write`` / ``read`` likewise by `_i2c_fast.fused_i2c`, and
-  ``wasi_driver.report`` by `_driver_fast.fused_report`.
+  served by `_usb_fast.fused_bulk_transfer` over the generated shim where the C extension
+  is built: the same outcomes, minus re-deciding per transfer what the guard and host
+  already accepted for that handle; ``wasi_i2c.write_read`` / ``write`` / ``read`` likewise
+  by `_i2c_fast.fused_i2c`, which executes the guard's compiled rule. Without C every call
+  takes the generic chain. A spec function the module's guard does not classify (checked,
+  or listed in its ``NO_GRANT``) is refused: errno ``access`` and an audit entry.
 - `DriverInstance.call(export)` sets the epoch deadline (`limits.deadline_ms`) and resets the
   guards' per-call budgets before every entry into the guest and returns the export's i32 result. A blown deadline raises
   `DriverFault("deadline")`, any other trap `DriverFault("trap")`, a Python exception that
@@ -51,7 +53,6 @@ from wasi_hw._memory import GuestMemory
 
 from . import _native
 from ._audit import AuditLog
-from ._driver_fast import fused_report
 from ._engine import KernelEngine
 from ._guard import DriverGuard, I2cGuard, UsbGuard, _Guard
 from ._i2c_fast import fused_i2c
@@ -176,9 +177,6 @@ class Sandbox:
             if mod == "wasi_usb" and "bulk_transfer" in self.used[mod]:
                 key = (mod, "bulk_transfer")
                 shims[key] = fused_bulk_transfer(guard, mem, fail, shims[key])
-            if mod == "wasi_driver" and "report" in self.used[mod]:
-                key = (mod, "report")
-                shims[key] = fused_report(guard, mem, fail, shims[key])
             if mod == "wasi_i2c":
                 generic = {n: shims[(mod, n)] for n in ("write_read", "write", "read")
                            if n in self.used[mod]}
