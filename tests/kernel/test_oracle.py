@@ -11,6 +11,7 @@ granted with that right. The guard is never asked: this is not a mirror of its r
 
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
@@ -28,6 +29,8 @@ from wasi_hw.kernel._manifest import I2cGrant, Limits, Manifest, RegisterRange
 from wasi_hw.kernel._sandbox import Sandbox
 
 ADDRESS = 0x76
+# examples per path (fewer under the sanitizer build: tests/kernel/test_sanitizers.py)
+EXAMPLES = int(os.environ.get("WASI_HW_ORACLE_EXAMPLES", "300"))
 ACCESS = ERRNO["access"]
 PROGRAM, RESULTS, DATA = 0x1000, 0x4000, 0x8000
 
@@ -200,7 +203,7 @@ def build(commands) -> Program:
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "checked-path"])
-@settings(max_examples=300, deadline=None, derandomize=True,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(pointer=st.sampled_from(sorted(MODELS)), model=st.integers(0, 1), regs=ranges,
        draw=st.data())
