@@ -61,7 +61,8 @@ from ._policy import Violations, make_fail
 from ._usb_fast import fused_bulk_transfer
 
 __all__ = ["Sandbox", "DriverInstance", "DriverFault", "LoadError", "SPEC_MODULES",
-           "bindings_for", "REQUIRED_EXPORTS", "module_interface"]
+           "bindings_for", "REQUIRED_EXPORTS", "module_interface", "interface_problems",
+           "export_problems"]
 
 #: wasm import module → (bindings module, kernel guard class)
 SPEC_MODULES: dict[str, tuple[str, type]] = {
@@ -121,16 +122,9 @@ class Sandbox:
         self.used, problems = _check_imports(iface["imports"])
         if problems:
             raise LoadError("unresolvable imports: " + "; ".join(problems))
-        exports = iface["exports"]
-        missing = [n for n in REQUIRED_EXPORTS if n not in exports]
-        if missing:
-            raise LoadError(f"missing exports: {', '.join(missing)} (a driver exports memory, "
-                            "init and poll)")
-        if exports["memory"][0] != "memory":
-            raise LoadError("export 'memory' is not a memory")
-        for n in ("init", "poll"):
-            if exports[n] != ["func", [], ["i32"]]:
-                raise LoadError(f"export {n!r} must be a function () -> i32")
+        problems = export_problems(iface["exports"])
+        if problems:
+            raise LoadError(problems[0])
         self._shims: dict[tuple[str, str], Callable[..., int]] = {}
         calls, pre = _shared_link(engine, module, self.used, fast)   # "cannot link"
         self._calls, self._pre = calls, pre
@@ -209,6 +203,28 @@ def module_interface(module: wasmtime.Module) -> dict[str, Any]:
         if name in REQUIRED_EXPORTS:
             exports[name] = described(exp.type)
     return {"imports": imports, "exports": exports}
+
+
+def interface_problems(iface: Mapping[str, Any]) -> list[str]:
+    """Every reason `Sandbox` would refuse a module with `module_interface` ``iface`` (its
+    imports, then its exports), as messages; empty when it would link."""
+    _, problems = _check_imports(iface["imports"])
+    return [f"unresolvable import {p}" for p in problems] + export_problems(iface["exports"])
+
+
+def export_problems(exports: Mapping[str, Any]) -> list[str]:
+    """Why the exports (`module_interface`'s ``exports``) are not a driver's, if they are not."""
+    missing = [n for n in REQUIRED_EXPORTS if n not in exports]
+    if missing:
+        return [f"missing exports: {', '.join(missing)} (a driver exports memory, init and "
+                "poll)"]
+    problems = []
+    if exports["memory"][0] != "memory":
+        problems.append("export 'memory' is not a memory")
+    for n in ("init", "poll"):
+        if list(exports[n]) != ["func", [], ["i32"]]:
+            problems.append(f"export {n!r} must be a function () -> i32")
+    return problems
 
 
 def _well_formed(iface: Any) -> bool:
