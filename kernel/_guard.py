@@ -5,20 +5,21 @@ Each guard implements the same Protocol as the host module it wraps (`WasiI2c`, 
 `HwError("access")` and is written to the `AuditLog` (driver, call, what was asked, why).
 A quota overrun raises `HwError("no_mem")` and is audited too.
 
-I2C rules:
+Default-deny: a guard class defines a method for every spec function it checks and lists
+in ``NO_GRANT`` the ones that need no grant; any other spec function is refused (``access``
++ audit) — `classification` tells which is which (tests/kernel/test_default_deny.py fails on
+any function no guard classified).
+
+I2C rules (each bus's grant compiled once into an `I2cRule`, kernel/_rules.py, which holds
+the rules themselves):
 - `open(name)`: the bus must be granted; at most `limits.open_handles` buses open at once.
 - every transfer: the handle must be one this driver opened (else ``bad_handle``); the address
-  must be in the bus's grant (10-bit mode only if the grant says ``ten_bit``); the transaction's
-  bytes in total at most `limits.max_transfer`.
-- register ranges (only if the grant lists any): a Write's first byte is the register pointer,
-  its remaining bytes go to pointer, pointer+1, ... — each needs a "w" range; a Read reads from
-  the current pointer onwards (set by the preceding Write in the same transaction, else the last
-  pointer this driver set on that device) — each byte needs an "r" range. A Read whose pointer
-  is unknown is denied. A Write of the pointer alone needs the pointer inside some range.
-  With ``write_pairs`` (chips such as the BME280, whose multi-byte writes are register/value
-  pairs) every even-indexed byte of a Write is a register that needs a "w" range.
-  The grant is resolved once per handle at `open` (grants are frozen) and its register ranges
-  precomputed as sets and run lengths; every call is still checked in full.
+  must be admitted by the bus's rule (10-bit mode only if the grant says ``ten_bit``); the
+  transaction's bytes in total at most `limits.max_transfer`.
+- register ranges (only if the grant lists any): the operations are merged as the host puts
+  them on the wire (adjacent operations of one direction are one message) and judged by the
+  rule with the register-pointer behaviour the grant declares (`I2cRule.judge`). The pointer
+  is unknown at the start of every call: a read depends on a pointer set in the same call.
 - `delay_ns` is ``invalid_argument`` when the delays of one call into the guest would add up
   to more than the per-call deadline (a driver cannot park the kernel; counted in requested
   time, so simulated and real buses behave the same).
@@ -35,10 +36,16 @@ closed). Control transfers: SET_ADDRESS is always denied, a standard
 SET_CONFIGURATION needs the set_configuration grant, interface- and endpoint-recipient
 requests need that interface / endpoint granted.
 
-Driver rules: `report` data at most `limits.report_bytes`. Memory grants between drivers
-(`grant`, `revoke`, `granted_*`) pass through to `DriverEnv`, whose `Sharing` is the kernel's
-grant table (`_sharing`): it checks the `[sharing]` policy and every access and audits its
-denials the same way (raising `Denied`).
+USB descriptor reads (`device_info`, `port_path`, `device_descriptor`, `config_descriptor`)
+need the device granted, `string_descriptor` / `get_configuration` an open handle of this
+driver; `list_devices` / `hotplug_poll` need no grant (the host shows only granted devices).
+
+Driver rules: `report` data at most `limits.report_bytes`; an item the host refuses
+(`invalid_argument`: malformed, value-shared or cyclic, unprintable) is audited once. Memory
+grants between drivers (`grant`, `revoke`, `granted_*`) pass through to `DriverEnv`, whose
+`Sharing` is the kernel's grant table (`_sharing`): it checks the `[sharing]` policy and
+every access and audits its denials the same way (raising `Denied`). `log`, `config_get`,
+`inbox`, `now_ns` need no grant.
 """
 
 from __future__ import annotations
