@@ -20,6 +20,7 @@ from wasi_hw.kernel import _native
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ["tests/kernel/test_i2c_fast.py", "tests/kernel/test_usb_fast.py",
+         "tests/kernel/test_oracle_usb.py",
          "tests/kernel/test_native.py", "tests/kernel/test_oracle.py"]
 
 
