@@ -1,8 +1,8 @@
 """``wasi-hw witx check FILE...`` and ``wasi-hw witx abi FILE``.
 
 ``check`` loads, validates and lowers each file, printing ``FILE: ok (N modules, M
-functions)``; the first invalid one is reported as ``file:line:col: message`` with the
-source line and a caret (exit 1). ``abi`` prints one line per function,
+functions, K typenames)``; an invalid one is reported as ``file:line:col: message`` with the
+source line and a caret (exit 1 when any failed). ``abi`` prints one line per function,
 ``module.function: (i32, i64) -> i32``.
 """
 
@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._abi import lower_document
-from ._errors import WitxError
-from ._parser import load
+from wasi_hw.witx import WitxError, load, lower_document
 
 __all__ = ["register"]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -28,9 +30,8 @@ def _check(args: argparse.Namespace) -> int:
             print(f"wasi-hw: {err}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{path}: ok ({len(doc.modules)} module{'s' if len(doc.modules) != 1 else ''}, "
-              f"{len(abis)} function{'s' if len(abis) != 1 else ''}, "
-              f"{len(doc.typenames)} typenames)")
+        print(f"{path}: ok ({_plural(len(doc.modules), 'module')}, "
+              f"{_plural(len(abis), 'function')}, {len(doc.typenames)} typenames)")
     return 1 if failed else 0
 
 
