@@ -4,7 +4,8 @@ The AoT cache (`AotCache`), driver manifests and their frozen grants (`Manifest`
 `load_manifest`), the kernel guard and its audit log (`AuditLog`), the sandbox (one epoch-
 interrupted `KernelEngine`, a Store with limits per driver, `Sandbox` / `DriverInstance`),
 the grant table for memory shared between drivers (`GrantTable`, `_sharing`), the
-supervisor (`Kernel`: lifecycle, restart with backoff, hot update, routes) and the run
+supervisor (`Kernel`: lifecycle, restart with backoff, hot update, routes), the IMC handler
+(`ImcHub`: services by name, publications; `RemoteLink` is what a messaging engine provides) and the run
 path as an API (`run_driver`, `adhoc_manifest`, `load_kernel_file`).
 The contract-violation policy is documented in `wasi_hw.kernel._policy`.
 """
@@ -13,8 +14,9 @@ from ._audit import AuditLog
 from ._cache import AotCache, LoadedModule, default_cache_dir
 from ._engine import KernelEngine
 from ._hosts import Backends, make_hosts
+from ._imc import ImcHub, ProviderBusy, RemoteLink
 from ._inspect import CAPABILITIES, Inspection, inspect_wasm
-from ._manifest import (I2cGrant, Limits, Manifest, ManifestError, RegisterRange, RestartPolicy,
+from ._manifest import (I2cGrant, ImcPolicy, Limits, Manifest, ManifestError, RegisterRange, RestartPolicy,
                         SharingPolicy, UsbGrant, load_manifest)
 from ._run import (KernelPlan, RunResult, SimDevice, adhoc_manifest, load_kernel_file,
                    plan_backends, run_driver, sim_i2c, sim_usb)
@@ -29,7 +31,8 @@ __all__ = [
     "CAPABILITIES", "Inspection", "inspect_wasm",
     "DriverFault", "DriverInstance", "LoadError", "Sandbox",
     "DriverSlot", "Event", "Kernel",
-    "I2cGrant", "Limits", "Manifest", "ManifestError", "RegisterRange", "RestartPolicy",
+    "ImcHub", "ProviderBusy", "RemoteLink",
+    "I2cGrant", "ImcPolicy", "Limits", "Manifest", "ManifestError", "RegisterRange", "RestartPolicy",
     "SharingPolicy", "UsbGrant", "load_manifest",
     "DriverSharing", "GrantInfo", "GrantTable",
     "KernelEngine",

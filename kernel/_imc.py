@@ -49,12 +49,21 @@ from ._audit import AuditLog
 from ._guard import Denied
 from ._manifest import IMC_NAME, Manifest
 
-__all__ = ["ImcHub", "ImcEnv", "ImcGuard", "RemoteLink", "HEADER", "QUEUE", "SERVE_EXPORT"]
+__all__ = ["ImcHub", "ImcEnv", "ImcGuard", "RemoteLink", "ProviderBusy", "HEADER", "QUEUE",
+           "SERVE_EXPORT"]
 
 HEADER = struct.Struct("<II")     # service id, request length — written before each request
 QUEUE = 16                        # publications queued per subscription
 SERVE_EXPORT = "imc_serve"
 _PREFIX = "wasi_imc"
+
+
+class ProviderBusy(HwError):
+    """`serve_bytes` with ``wait=0``: the provider is running right now (try again off the
+    event loop, with a wait)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("timeout", message)
 
 
 class RemoteLink(Protocol):
@@ -65,8 +74,9 @@ class RemoteLink(Protocol):
 
     def publish(self, topic: str, data: bytes) -> None: ...
 
-    def serve(self, service: str, handler: Callable[[str, bytes], bytes]) -> None:
-        """Route remote requests for `service` to ``handler(caller, payload)``."""
+    def serve(self, service: str, handler: Callable[[str, bytes, float | None], bytes]) -> None:
+        """Route remote requests for `service` to ``handler(caller, payload, wait)`` (`wait` as
+        in `ImcHub.serve_bytes`; 0 may raise `ProviderBusy`)."""
 
     def withdraw(self, service: str) -> None: ...
 
@@ -150,11 +160,11 @@ class ImcHub:
         if self.remote is None:
             raise HwError("unavailable", f"no provider of {service!r} in this kernel "
                                          "(and no NATS link)")
-        reply = self.remote.request(service, caller.name, request.read(), timeout)
+        reply = self.remote.request(service, caller.name, request.r.read(), timeout)
         if len(reply) > len(response):
             raise HwError("too_large", f"the reply of {len(reply)} bytes does not fit the "
                                        f"{len(response)}-byte buffer")
-        response.write(reply)
+        response.r.write(reply)
         return len(reply)
 
     def call_bytes(self, caller: str, service: str, data: bytes, timeout: float) -> bytes:
@@ -167,13 +177,17 @@ class ImcHub:
         return self.remote.request(service, caller, data, timeout)
 
     def serve_bytes(self, service: str, caller: str, data: bytes,
-                    timeout: float | None = None) -> bytes:
-        """Serve a request that arrived as bytes (remote kernel, gateway) by a local provider."""
+                    wait: float | None = None) -> bytes:
+        """Serve a request that arrived as bytes (remote kernel, gateway) by a local provider.
+        ``wait``: how long a running provider may delay it (None: the provider's own
+        ``deadline_ms``, which bounds whatever runs it now); 0 raises `ProviderBusy` at once."""
         offer = self._offers.get(service)
         if offer is None:
             raise HwError("unavailable", f"{service!r} is not offered in this kernel")
+        if wait is None:
+            wait = offer.env.manifest.limits.deadline_ms / 1000
         box: list[bytes] = []
-        self._serve(offer, caller, _Bytes(data), _Sink(box), timeout)
+        self._serve(offer, caller, _Bytes(data), _Sink(box), wait)
         return box[0]
 
     def _serve(self, offer: _Offer, caller: str, request: Any, response: Any,
@@ -210,6 +224,8 @@ class ImcHub:
                 return result
         except DriverFault as fault:
             if fault.kind == "busy":
+                if timeout == 0:
+                    raise ProviderBusy(f"the provider of {offer.service!r} is running") from None
                 raise HwError("timeout", f"{offer.service!r}: provider busy past the "
                                          "deadline") from None
             if fault.kind == "reentrant":
@@ -241,7 +257,8 @@ class ImcHub:
             offer = _Offer(service, next(self._sids) & 0xFFFFFFFF, env, ptr, length)
             self._offers[service] = offer
         if self.remote is not None:
-            self.remote.serve(service, lambda caller, data, s=service: self.serve_bytes(s, caller, data))
+            self.remote.serve(service, lambda caller, data, wait, s=service:
+                              self.serve_bytes(s, caller, data, wait))
         return offer.sid
 
     def _withdraw(self, env: "ImcEnv") -> None:

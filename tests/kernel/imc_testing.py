@@ -36,7 +36,7 @@ class Client:
         m.write(64, struct.pack("<IIII", len(name.encode()),
                                    len(data) if length is None else length, cap, timeout_ms))
         m.write(80, struct.pack("<I", handle))
-        m.write(200, bytes([op]))
+        m.write(200, bytes([op, 1]))
         m.write(4096, data)
         return KIND[self.slot.instance.call("poll")]
 
