@@ -201,9 +201,9 @@ class Kernel:
         self._stop_instance(slot)
         report, log = self._sinks(slot)
         try:
+            imc = self.imc.env(slot.manifest)
             slot.hosts = make_hosts(slot.manifest, self.backends, report_sink=report, log_sink=log,
-                                    sharing=self.grants.view(slot.manifest))
-            slot.hosts["wasi_imc"] = imc = self.imc.env(slot.manifest)
+                                    sharing=self.grants.view(slot.manifest), imc=imc)
             slot.instance = slot.sandbox.start(slot.hosts, self.audit)
             imc.attach(slot.instance)
             self._pace()

@@ -45,6 +45,7 @@ pub mod delay;
 pub mod driver;
 mod error;
 pub mod i2c;
+pub mod imc;
 pub mod inbox;
 pub mod log;
 pub mod report;
