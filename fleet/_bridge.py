@@ -25,6 +25,8 @@ threaded kernel:
 - Reconnects: nats-py reconnects forever (``reconnect_time_wait``) and re-subscribes every
   subscription itself; `connected` tells the state. `close()` drains nothing: it closes the
   connection and stops the loop thread.
+- Discovery: every bridge answers ``wasihw.<lattice>.ctl.services`` with the JSON list of the
+  services it serves; `services()` gathers the answers for a moment (the REST gateway's list).
 - `run(coro, timeout)` runs any coroutine on the bridge's loop (for the fleet layer's
   JetStream use) and returns its result.
 """
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import threading
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -133,6 +136,12 @@ class NatsBridge:
                             f"{type(err).__name__}: {err}") from None
         self._inbox = self.nc.new_inbox()
         await self.nc.subscribe(self._inbox + ".*", cb=self._on_reply)
+
+        async def list_services(msg: Any) -> None:
+            if msg.reply:
+                await self.nc.publish(msg.reply, json.dumps(sorted(self._served)).encode())
+
+        await self.nc.subscribe(f"wasihw.{self.lattice}.ctl.services", cb=list_services)
         await self.nc.flush()
 
     async def _on_error(self, err: Exception) -> None:
@@ -262,6 +271,28 @@ class NatsBridge:
                 await s.unsubscribe()
                 await self.nc.flush()
         self._setup(unsub)
+
+    def services(self, wait: float = 0.2) -> list[str]:
+        """The services other kernels of the lattice serve (each answers within `wait` s)."""
+        async def gather() -> list[str]:
+            inbox = self.nc.new_inbox()
+            found: set[str] = set()
+
+            async def on_answer(msg: Any) -> None:
+                try:
+                    found.update(str(n) for n in json.loads(msg.data))
+                except ValueError:
+                    pass
+
+            sub = await self.nc.subscribe(inbox, cb=on_answer)
+            await self.nc.publish(f"wasihw.{self.lattice}.ctl.services", b"", reply=inbox)
+            await asyncio.sleep(wait)
+            await sub.unsubscribe()
+            return sorted(found)
+
+        if not self.connected:
+            return []
+        return self.run(gather(), wait + 2)
 
     # -- publications -------------------------------------------------------------------------
     def publish(self, topic: str, data: bytes) -> None:
