@@ -102,6 +102,9 @@ class NatsBridge:
         self._tokens = itertools.count(1)
         self._inbox = ""
         self._served: dict[str, Any] = {}
+        self._out_lock = threading.Lock()
+        self._outbox: list[tuple[str, bytes]] = []
+        self._draining = False
         self._subs: dict[str, Any] = {}
         self._started = False
 
@@ -296,11 +299,30 @@ class NatsBridge:
 
     # -- publications -------------------------------------------------------------------------
     def publish(self, topic: str, data: bytes) -> None:
+        """Queue a publication (in order); the loop drains the queue in one task, woken once
+        per batch rather than once per publication."""
         if not self.connected:
             return   # at most once: a publication made while disconnected is dropped
-        self._loop.call_soon_threadsafe(self._loop.create_task,
-                                        self.nc.publish(publication_subject(self.lattice, topic),
-                                                        data))
+        with self._out_lock:
+            self._outbox.append((publication_subject(self.lattice, topic), data))
+            if self._draining:
+                return
+            self._draining = True
+        self._loop.call_soon_threadsafe(self._loop.create_task, self._drain())
+
+    async def _drain(self) -> None:
+        while True:
+            with self._out_lock:
+                if not self._outbox:
+                    self._draining = False
+                    return
+                batch = list(self._outbox)
+                self._outbox.clear()
+            for subject, data in batch:
+                try:
+                    await self.nc.publish(subject, data)
+                except Exception:  # noqa: BLE001 — closed/reconnecting: at most once, dropped
+                    pass
 
     def subscribe(self, topic: str, handler: Callable[[str, bytes], None]) -> None:
         async def on_pub(msg: Any) -> None:
