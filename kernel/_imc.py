@@ -26,6 +26,8 @@ Contract:
   waits past the timeout. The kernel hosting the provider serves it through `serve_bytes`
   (the same rules and serving path). Without ``remote`` a call with no local provider is
   ``unavailable``.
+- Several instances of this kernel may offer one service: the first serves, the others stand
+  by in order and take over when it stops (across kernels, NATS's queue group shares load).
 - Publications: ``publish(topic)`` goes to every local subscription of ``<module>.<topic>``
   and, with ``remote``, out to other kernels; publications from other kernels arrive through
   `deliver`. Each subscription queues at most `QUEUE` publications (oldest dropped first).
@@ -134,7 +136,7 @@ class ImcHub:
         self.remote = remote
         self.on_fault = on_fault or (lambda name, instance, why: None)
         self._lock = threading.Lock()
-        self._offers: dict[str, _Offer] = {}
+        self._offers: dict[str, list[_Offer]] = {}   # service → providers, first serves
         self._subs: dict[str, list["_Sub"]] = {}
         self._remote_subs: dict[str, int] = {}
         self._sids = itertools.count(1)
@@ -145,7 +147,11 @@ class ImcHub:
     def services(self) -> dict[str, str]:
         """Service name → the local module serving it."""
         with self._lock:
-            return {s: o.env.name for s, o in self._offers.items()}
+            return {s: offers[0].env.name for s, offers in self._offers.items() if offers}
+
+    def _provider(self, service: str) -> _Offer | None:
+        offers = self._offers.get(service)
+        return offers[0] if offers else None
 
     # -- calls ------------------------------------------------------------------------------
     def call(self, caller: Manifest, service: str, request: Any, response: Any,
@@ -154,7 +160,7 @@ class ImcHub:
         _may(self.audit, caller, "call", service)
         deadline = caller.limits.deadline_ms
         timeout = (min(timeout_ms, deadline) if timeout_ms else deadline) / 1000
-        offer = self._offers.get(service)
+        offer = self._provider(service)
         if offer is not None:
             return self._serve(offer, caller.name, request, response, timeout)
         if self.remote is None:
@@ -169,8 +175,7 @@ class ImcHub:
 
     def call_bytes(self, caller: str, service: str, data: bytes, timeout: float) -> bytes:
         """A host-side caller (the REST gateway): local provider, else the remote link."""
-        offer = self._offers.get(service)
-        if offer is not None:
+        if self._provider(service) is not None:
             return self.serve_bytes(service, caller, data, timeout)
         if self.remote is None:
             raise HwError("unavailable", f"no provider of {service!r}")
@@ -181,7 +186,7 @@ class ImcHub:
         """Serve a request that arrived as bytes (remote kernel, gateway) by a local provider.
         ``wait``: how long a running provider may delay it (None: the provider's own
         ``deadline_ms``, which bounds whatever runs it now); 0 raises `ProviderBusy` at once."""
-        offer = self._offers.get(service)
+        offer = self._provider(service)
         if offer is None:
             raise HwError("unavailable", f"{service!r} is not offered in this kernel")
         if wait is None:
@@ -250,13 +255,16 @@ class ImcHub:
     # -- registration (called by ImcEnv) ------------------------------------------------------
     def _offer(self, env: "ImcEnv", service: str, ptr: int, length: int) -> int:
         with self._lock:
-            current = self._offers.get(service)
-            if current is not None and current.env is not env and not current.env.closed:
-                raise HwError("invalid_argument", f"{service!r} is already served by "
-                                                  f"{current.env.name!r} in this kernel")
+            offers = self._offers.setdefault(service, [])
+            first = not offers
             offer = _Offer(service, next(self._sids) & 0xFFFFFFFF, env, ptr, length)
-            self._offers[service] = offer
-        if self.remote is not None:
+            for i, o in enumerate(offers):
+                if o.env is env:             # offered again by the same instance: replace
+                    offers[i] = offer
+                    break
+            else:
+                offers.append(offer)         # later providers stand by, in order
+        if first and self.remote is not None:
             self.remote.serve(service, lambda caller, data, wait, s=service:
                               self.serve_bytes(s, caller, data, wait))
         return offer.sid
@@ -264,8 +272,13 @@ class ImcHub:
     def _withdraw(self, env: "ImcEnv") -> None:
         gone = []
         with self._lock:
-            for service, offer in list(self._offers.items()):
-                if offer.env is env:
+            for service, offers in list(self._offers.items()):
+                keep = [o for o in offers if o.env is not env]
+                if len(keep) == len(offers):
+                    continue
+                if keep:
+                    self._offers[service] = keep
+                else:
                     del self._offers[service]
                     gone.append(service)
             for topic, subs in list(self._subs.items()):

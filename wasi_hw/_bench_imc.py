@@ -241,7 +241,7 @@ def _local_remote(size: int, quick: bool) -> tuple[float, dict, dict, int, str]:
         # the local path's parts (each timed alone, same instances)
         prov = k.slots["provider"].instance
         pmem, cmem = prov.mem, k.slots["local"].instance.mem
-        pmem.write_struct(1024, HEADER, k.imc._offers["locl"].sid, size)
+        pmem.write_struct(1024, HEADER, k.imc._provider("locl").sid, size)
         empty = k.slots["empty"].instance
         entry_caller, entry_provider = _abab(lambda: empty.call("poll"),
                                              lambda: prov.call("imc_serve"), rounds, inner)

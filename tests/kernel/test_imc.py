@@ -152,3 +152,18 @@ def test_provider_is_entered_from_another_thread_one_call_at_a_time(imc_kernel):
         assert client.call("echo", bytes([i % 200, 9])) == ("success", bytes([(i % 200) + 1, 9]))
     t.join()
     assert not errors
+
+
+def test_second_provider_stands_by_and_takes_over(imc_kernel):
+    k = imc_kernel
+    k.add(imc_manifest("first", offer=["echo"]), wat("imc_echo"))
+    k.add(imc_manifest("second", offer=["echo"]), wat("imc_echo"))
+    k.add(imc_manifest("client", call=["echo"]), wat("imc_client"))
+    k.start()
+    client = Client(k.slots["client"])
+    served = lambda name: int.from_bytes(k.slots[name].instance.mem.read(20, 4), "little")  # noqa: E731
+    assert client.call("echo", b"\x01") == ("success", b"\x02")
+    assert (served("first"), served("second")) == (1, 0)
+    assert client.call("echo", b"\xff")[0] == "provider_failed"     # first faults: withdrawn
+    assert client.call("echo", b"\x01") == ("success", b"\x02")
+    assert served("second") == 1
