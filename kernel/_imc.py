@@ -44,8 +44,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from wasi_hw import HwError
-from wasi_hw._memory import copy_between
+from wasi_hw import HwError, copy_between
 
 from ._audit import AuditLog
 from ._guard import Denied
@@ -149,7 +148,8 @@ class ImcHub:
         with self._lock:
             return {s: offers[0].env.name for s, offers in self._offers.items() if offers}
 
-    def _provider(self, service: str) -> _Offer | None:
+    def provider(self, service: str) -> _Offer | None:
+        """The local offer that serves `service` now (None: none in this kernel)."""
         offers = self._offers.get(service)
         return offers[0] if offers else None
 
@@ -160,7 +160,7 @@ class ImcHub:
         _may(self.audit, caller, "call", service)
         deadline = caller.limits.deadline_ms
         timeout = (min(timeout_ms, deadline) if timeout_ms else deadline) / 1000
-        offer = self._provider(service)
+        offer = self.provider(service)
         if offer is not None:
             return self._serve(offer, caller.name, request, response, timeout)
         if self.remote is None:
@@ -175,7 +175,7 @@ class ImcHub:
 
     def call_bytes(self, caller: str, service: str, data: bytes, timeout: float) -> bytes:
         """A host-side caller (the REST gateway): local provider, else the remote link."""
-        if self._provider(service) is not None:
+        if self.provider(service) is not None:
             return self.serve_bytes(service, caller, data, timeout)
         if self.remote is None:
             raise HwError("unavailable", f"no provider of {service!r}")
@@ -186,7 +186,7 @@ class ImcHub:
         """Serve a request that arrived as bytes (remote kernel, gateway) by a local provider.
         ``wait``: how long a running provider may delay it (None: the provider's own
         ``deadline_ms``, which bounds whatever runs it now); 0 raises `ProviderBusy` at once."""
-        offer = self._provider(service)
+        offer = self.provider(service)
         if offer is None:
             raise HwError("unavailable", f"{service!r} is not offered in this kernel")
         if wait is None:

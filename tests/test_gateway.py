@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from wasi_hw._gateway import Gateway
+from wasi_hw.apps._gateway import Gateway
 from wasi_hw.fleet import free_port
 from wasi_hw.kernel import Backends, Kernel
 

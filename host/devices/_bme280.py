@@ -25,7 +25,7 @@ The raw ADC values are produced by inverting the datasheet's integer compensatio
 
 from __future__ import annotations
 
-from ...reference._datasheet import Bme280Calibration, bme280_compensate
+from ._datasheet import Bme280Calibration, bme280_compensate
 from ._base import RegisterDevice
 
 __all__ = ["Bme280"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from wasi_hw._cli import main
+from wasi_hw.apps.cli import main
 from kernel_testing import wat
 
 

@@ -14,7 +14,7 @@ import cbor2
 import pytest
 import wasmtime
 
-from wasi_hw import _bench as B
+from wasi_hw.apps import _bench as B
 from wasi_hw._bindings import _wasi_driver as abi
 from wasi_hw._memory import GuestMemory
 from wasi_hw.host import SimI2cBackend

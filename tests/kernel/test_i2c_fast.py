@@ -14,7 +14,7 @@ import threading
 import pytest
 import wasmtime
 
-from wasi_hw import _bench as B
+from wasi_hw.apps import _bench as B
 from wasi_hw._bindings import _wasi_i2c as abi
 from wasi_hw.host import SimI2cBackend
 from wasi_hw.host.devices import Bme280

@@ -129,7 +129,8 @@ def test_bad_name(tmp_path):
 
 # -- kernel files ---------------------------------------------------------------------------
 
-from wasi_hw.kernel import load_kernel_file, plan_backends  # noqa: E402
+from wasi_hw.apps import plan_backends  # noqa: E402
+from wasi_hw.kernel import load_kernel_file  # noqa: E402
 
 KFILE = """\
 [kernel]

@@ -1,5 +1,5 @@
-"""Datasheet arithmetic shared by the reference drivers and the simulated chips (pure, no
-I/O, no imports from the rest of wasi_hw): BME280 calibration layout and integer
+"""Datasheet arithmetic shared by the simulated chips and the reference drivers above them
+(pure, no I/O, no imports from the rest of wasi_hw): BME280 calibration layout and integer
 compensation (BST-BME280-DS002 §4.2.2–4.2.3), Sensirion CRC-8 (SHT3x-DIS §4.12)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """IMC figures for ``wasi-hw bench``: the local path, the remote path, publications.
 
 Contract: `IMC_FIGURES` lists `(name, title, goal, goal_op, anchor, run)` tuples in the shape
-of `wasi_hw._bench.Figure` (the bench appends them to its `FIGURES`); each ``run(quick)``
+of `wasi_hw.apps._bench.Figure` (the bench appends them to its `FIGURES`); each ``run(quick)``
 returns ``(ratio, subject, baseline, rounds, note)`` like every figure. All of them start a
 real ``nats-server`` on loopback (`wasi_hw.fleet.NatsServer`) and child processes:
 
@@ -30,7 +30,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ._errors import UserError
+from wasi_hw import UserError
 
 __all__ = ["IMC_FIGURES"]
 
@@ -183,7 +183,7 @@ def _kernel(world: _World, modules: dict[str, tuple[str, Any]]) -> Any:
     import wasmtime
     from dataclasses import replace
 
-    from .kernel import Backends, Kernel, adhoc_manifest
+    from wasi_hw.kernel import Backends, Kernel, adhoc_manifest
 
     k = Kernel(Backends(), imc_remote=world.bridge, tick_ms=5)
     base = adhoc_manifest("x.wasm", bus="i2c-1", allow=[0x76])
@@ -219,9 +219,8 @@ def _abab(subject: Callable[[], None], baseline: Callable[[], None], rounds: int
 
 
 def _local_remote(size: int, quick: bool) -> tuple[float, dict, dict, int, str]:
-    from .kernel import ImcPolicy
-    from .kernel._imc import HEADER
-    from ._memory import copy_between
+    from wasi_hw import copy_between
+    from wasi_hw.kernel import IMC_HEADER as HEADER, ImcPolicy
 
     world = _World()
     try:
@@ -241,7 +240,7 @@ def _local_remote(size: int, quick: bool) -> tuple[float, dict, dict, int, str]:
         # the local path's parts (each timed alone, same instances)
         prov = k.slots["provider"].instance
         pmem, cmem = prov.mem, k.slots["local"].instance.mem
-        pmem.write_struct(1024, HEADER, k.imc._provider("locl").sid, size)
+        pmem.write_struct(1024, HEADER, k.imc.provider("locl").sid, size)
         empty = k.slots["empty"].instance
         entry_caller, entry_provider = _abab(lambda: empty.call("poll"),
                                              lambda: prov.call("imc_serve"), rounds, inner)
@@ -273,7 +272,7 @@ def _bench_local_remote_4k(quick: bool) -> tuple[float, dict, dict, int, str]:
 def _bench_remote_vs_nats(quick: bool) -> tuple[float, dict, dict, int, str]:
     import nats
 
-    from .kernel import ImcPolicy
+    from wasi_hw.kernel import ImcPolicy
 
     world = _World()
     try:
@@ -319,7 +318,7 @@ def _bench_remote_vs_nats(quick: bool) -> tuple[float, dict, dict, int, str]:
 def _bench_publish_vs_nats(quick: bool) -> tuple[float, dict, dict, int, str]:
     import nats
 
-    from .kernel import ImcPolicy
+    from wasi_hw.kernel import ImcPolicy
 
     world = _World()
     try:

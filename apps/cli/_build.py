@@ -1,7 +1,7 @@
 """``wasi-hw build [--release|--debug] [--root DIR] [CRATE...]``: build the drivers to wasm.
 
 Builds the named crates (directory names under ``drivers/``, or package names; default all)
-with `wasi_hw._build.build` and prints one line per driver: its path under the workspace
+with `wasi_hw.apps.build` and prints one line per driver: its path under the workspace
 root, its size, and ``(unchanged)`` when the copy was already current.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import _build
+from .._build import Artifact, BuildError, build, find_root
 
 __all__ = ["register"]
 
@@ -33,17 +33,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    root = _build.find_root(args.root) if args.root is None else args.root.resolve()
+    root = find_root(args.root) if args.root is None else args.root.resolve()
     try:
-        artifacts = _build.build(root, args.crates, release=args.release)
-    except _build.BuildError as err:
+        artifacts = build(root, args.crates, release=args.release)
+    except BuildError as err:
         _print(root, err.artifacts)
         raise
     _print(root, artifacts)
     return 0
 
 
-def _print(root: Path, artifacts: list[_build.Artifact]) -> None:
+def _print(root: Path, artifacts: list[Artifact]) -> None:
     for a in artifacts:
         rel = a.path.relative_to(root) if a.path.is_relative_to(root) else a.path
         print(f"{rel}  {a.size} bytes{'' if a.changed else '  (unchanged)'}", flush=True)

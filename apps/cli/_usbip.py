@@ -14,7 +14,9 @@ import os
 import re
 import threading
 
-from .._errors import UserError
+from wasi_hw import HwError, UserError
+from wasi_hw.host import UsbipServer, UsbipUsbBackend, speed_name
+from wasi_hw.host.usbdevices import EchoDevice, HidKeyboard, MassStorage
 
 __all__ = ["register", "parse_device", "parse_size"]
 
@@ -32,10 +34,6 @@ def parse_size(text: str) -> int:
 
 def parse_device(spec: str, *, msc_size: int = 16 << 20):
     """One ``--device`` spec → a new device model."""
-    from .usbdevices import EchoDevice
-    from .usbdevices._keyboard import HidKeyboard
-    from .usbdevices._mass_storage import BLOCK, MassStorage
-
     kind, _, arg = spec.partition(":")
     if kind == "echo" and not arg:
         return EchoDevice()
@@ -43,9 +41,10 @@ def parse_device(spec: str, *, msc_size: int = 16 << 20):
         return HidKeyboard(arg)
     if kind == "msc" and arg:
         if not os.path.exists(arg):
-            if msc_size <= 0 or msc_size % BLOCK:
-                raise UserError(f"--msc-size {msc_size} is not a positive multiple of {BLOCK}")
-            MassStorage.create_image(arg, msc_size // BLOCK)
+            block = MassStorage.BLOCK
+            if msc_size <= 0 or msc_size % block:
+                raise UserError(f"--msc-size {msc_size} is not a positive multiple of {block}")
+            MassStorage.create_image(arg, msc_size // block)
         try:
             return MassStorage(arg)
         except ValueError as err:
@@ -54,8 +53,6 @@ def parse_device(spec: str, *, msc_size: int = 16 << 20):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ._usbip_server import UsbipServer
-
     size = parse_size(args.msc_size)
     models = [parse_device(s, msc_size=size) for s in args.device or ["echo"]]
     server = UsbipServer(models, host=args.host, port=args.port)
@@ -82,10 +79,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from .._errors import HwError
-    from ._usbip_proto import speed_name
-    from ._usbip_usb import UsbipUsbBackend
-
     try:
         exports = UsbipUsbBackend(args.host, args.port, io_timeout=args.timeout).exports()
     except HwError as err:
@@ -99,7 +92,7 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     usbip = subparsers.add_parser("usbip", help="USB/IP: export virtual USB devices")
     sub = usbip.add_subparsers(dest="usbip_command", metavar="COMMAND", required=True)
     serve = sub.add_parser("serve", help="serve virtual devices over USB/IP until Ctrl-C",

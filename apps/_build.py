@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from ._errors import UserError
+from wasi_hw import UserError
 
 __all__ = [
     "WASM_TARGET",

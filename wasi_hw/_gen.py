@@ -1,24 +1,22 @@
-"""``wasi-hw gen [--check]``: regenerate the bindings committed from ``witx/``.
+"""The bindings generated from ``witx/``, as text: what ``wasi-hw gen`` writes and checks.
 
 `generate(root)` maps every output path (relative to the repo root) to its text:
 ``sdk-rust/src/raw/{mod,<file>}.rs`` (Rust raw bindings, one per WITX file) and
 ``wasi_hw/_bindings/{__init__,_<module>}.py`` (Python host shims, one per module).
-``gen`` writes the files that differ; ``gen --check`` writes nothing and exits 1 listing
-the stale ones (CI's freshness gate).
+`stale(root, files)` lists the paths whose committed content differs. Reads the specs and
+the committed files; writes nothing.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 
 from ._codegen_python import render_python_init, render_python_module
 from ._codegen_rust import render_rust_file, render_rust_mod, rust_file_name
 from .witx._parser import load
 
-__all__ = ["generate", "stale", "register"]
+__all__ = ["generate", "stale"]
 
 RUST_RAW = Path("sdk-rust/src/raw")
 PY_BINDINGS = Path("wasi_hw/_bindings")
@@ -60,46 +58,3 @@ def stale(root: Path, files: dict[Path, str]) -> list[Path]:
         if not p.is_file() or p.read_text(encoding="utf-8") != text:
             bad.append(rel)
     return bad
-
-
-def _repo_root() -> Path:
-    here = Path.cwd()
-    for d in (here, *here.parents):
-        if (d / "witx").is_dir() and (d / "wasi_hw").is_dir():
-            return d
-    pkg = Path(__file__).resolve().parent.parent
-    if (pkg / "witx").is_dir():
-        return pkg
-    from ._errors import UserError
-    raise UserError("cannot find the repository root (a directory with witx/ and wasi_hw/)")
-
-
-def _run(args: argparse.Namespace) -> int:
-    root = Path(args.root) if args.root else _repo_root()
-    files = generate(root)
-    bad = stale(root, files)
-    if args.check:
-        for rel in bad:
-            print(f"stale: {rel.as_posix()}", file=sys.stderr)
-        if bad:
-            print(f"wasi-hw gen: {len(bad)} generated file(s) out of date; run `wasi-hw gen`",
-                  file=sys.stderr)
-            return 1
-        print(f"{len(files)} generated files up to date")
-        return 0
-    for rel in bad:
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(files[rel], encoding="utf-8")
-        print(f"wrote {rel.as_posix()}")
-    if not bad:
-        print(f"{len(files)} generated files up to date")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("gen", help="regenerate bindings from witx/ (--check: verify)")
-    p.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 listing generated files that are out of date")
-    p.add_argument("--root", help="repository root (default: found from the current directory)")
-    p.set_defaults(func=_run)

@@ -18,10 +18,11 @@ operation an f32 one.
 
 from __future__ import annotations
 
-from .._errors import HwError
-from ..host._i2c_backend import I2cBackend
+from wasi_hw import HwError
+from wasi_hw.host import I2cBackend
+from wasi_hw.host.devices import crc8, f32
+
 from ._common import DriverError, RegisterBus
-from ._datasheet import crc8, f32
 
 __all__ = ["Sht3xDriver"]
 

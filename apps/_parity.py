@@ -18,7 +18,7 @@ Contract:
   port and reached through `UsbipUsbBackend`), ``replay`` (the first leg's trace served back
   by `ReplayI2cBackend` / `ReplayUsbBackend`; a divergence is the difference reported).
   ``--reference NAME`` adds a leg running the native Python reference driver
-  (`wasi_hw.reference`) on the simulated devices.
+  (`wasi_hw.apps.reference`) on the simulated devices.
 - A leg may run in a child process under a command prefix (``--wrap smbus2=umockdev-wrapper``,
   or ``--wrap pyusb='ssh pi'`` style): the child is ``python -m wasi_hw parity … --backends
   <that one> --trace-dir DIR --json`` and its trace file is read back, so environment set-up
@@ -48,16 +48,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ._errors import HwError, UserError
+from wasi_hw import HwError, UserError
 
 __all__ = ["BACKENDS", "REFERENCES", "ParitySetup", "Leg", "Difference", "ParityReport",
            "setup_for", "run_leg", "run_parity", "normalise", "compare", "format_table",
-           "jsonable"]
+           "jsonable", "parse_wrap"]
 
 BACKENDS = ("sim", "smbus2", "usbip", "pyusb", "replay")
 I2C_BACKENDS = ("sim", "smbus2", "replay")
 USB_BACKENDS = ("sim", "usbip", "pyusb", "replay")
-#: reference driver name → (class path in wasi_hw.reference, sim model name)
+#: reference driver name → (class path in wasi_hw.apps.reference, sim model name)
 REFERENCES = {"bme280": "Bme280Driver", "sht3x": "Sht3xDriver"}
 _TEARDOWN = ("i2c.close", "usb.close", "usb.shutdown", "usb.devices")
 
@@ -101,8 +101,10 @@ def setup_for(driver: Path | str, *, manifest: Path | str | None = None, polls: 
               sim: Sequence[str] = (), usb_sim: Sequence[str] = (), i2c: str = "i2c-1",
               allow: Sequence[int] = (), interval_ms: int = 10) -> ParitySetup:
     """The `ParitySetup` for ``driver`` (a .wasm) — see the module docstring."""
-    from .kernel import adhoc_manifest, load_manifest
-    from .kernel._run import SimDevice, i2c_models, parse_sim_spec, usb_models, _ALIASES
+    from wasi_hw.host import i2c_models, model_key, usb_models
+    from wasi_hw.kernel import SimDevice, adhoc_manifest, load_manifest
+
+    from ._backends import parse_sim_spec
 
     driver = Path(driver)
     try:
@@ -120,10 +122,9 @@ def setup_for(driver: Path | str, *, manifest: Path | str | None = None, polls: 
         i2c_devs = tuple(SimDevice(model, bus, addr)
                          for model, bus, addr in (parse_sim_spec(s, default_bus) for s in sim))
     else:
-        models = i2c_models()
-        key = _ALIASES.get(m.name.lower(), m.name.lower())
+        known = model_key(m.name) in i2c_models()
         i2c_devs = tuple(SimDevice(m.name, g.bus, a) for g in m.i2c for a in sorted(g.addresses)
-                         if key in models)
+                         if known)
     if usb_sim:
         usb_devs = tuple(SimDevice(name) for name in usb_sim)
     else:
@@ -190,13 +191,13 @@ def _trace_dest(trace_dir: Path | None, backend: str) -> tuple[Any, Path | None]
 
 
 def _finish_trace(dest: Any, path: Path | None) -> list[dict[str, Any]]:
-    from .host import read_trace
+    from wasi_hw.host import read_trace
     trace = read_trace(path if path is not None else dest.getvalue())
     return trace.records
 
 
 def _sim_backends(setup: ParitySetup, clock: Any = None) -> tuple[Any, Any]:
-    from .kernel import sim_i2c, sim_usb
+    from ._backends import sim_i2c, sim_usb
 
     i2c = sim_i2c(setup.i2c_devices, [g.bus for g in setup.manifest.i2c]) if setup.uses_i2c else None
     usb = sim_usb(setup.usb_devices) if setup.uses_usb else None
@@ -205,8 +206,8 @@ def _sim_backends(setup: ParitySetup, clock: Any = None) -> tuple[Any, Any]:
 
 def _run_kernel(setup: ParitySetup, backend: str, i2c: Any, usb: Any, clock: Any,
                 trace_dir: Path | None) -> Leg:
-    from .host import RecordingI2cBackend, RecordingUsbBackend, TraceWriter
-    from .kernel import Backends, run_driver
+    from wasi_hw.host import RecordingI2cBackend, RecordingUsbBackend, TraceWriter
+    from wasi_hw.kernel import Backends, run_driver
 
     dest, path = _trace_dest(trace_dir, backend)
     writer = TraceWriter(dest, meta={"command": "wasi-hw parity", "leg": backend,
@@ -240,23 +241,22 @@ def run_leg(setup: ParitySetup, backend: str, *, trace_dir: Path | None = None,
         i2c, usb = _sim_backends(setup)
         return _run_kernel(setup, backend, i2c, usb, getattr(i2c, "clock", None), trace_dir)
     if backend == "smbus2":
-        from .host import Smbus2I2cBackend
+        from wasi_hw.host import Smbus2I2cBackend
         if not setup.uses_i2c:
             raise UserError(f"driver {setup.manifest.name} uses no I2C: no smbus2 leg")
         i2c = Smbus2I2cBackend(sorted({g.bus for g in setup.manifest.i2c}))
         return _run_kernel(setup, backend, i2c, None, None, trace_dir)
     if backend == "pyusb":
-        from .host import PyusbUsbBackend
+        from wasi_hw.host import PyusbUsbBackend
         if not setup.uses_usb:
             raise UserError(f"driver {setup.manifest.name} uses no USB: no pyusb leg")
         return _run_kernel(setup, backend, None, PyusbUsbBackend(), None, trace_dir)
     if backend == "usbip":
-        from .host import UsbipServer, UsbipUsbBackend
+        from wasi_hw.host import UsbipServer, UsbipUsbBackend
         if not setup.uses_usb:
             raise UserError(f"driver {setup.manifest.name} uses no USB: no usbip leg")
-        from .kernel._run import _lookup, usb_models
-        models = [_lookup("USB", d.model, usb_models())(**dict(d.params))
-                  for d in setup.usb_devices]
+        from wasi_hw.host import find_model
+        models = [find_model("usb", d.model)(**dict(d.params)) for d in setup.usb_devices]
         server = UsbipServer(models, port=0).start()
         try:
             host, port = server.address
@@ -270,8 +270,7 @@ def run_leg(setup: ParitySetup, backend: str, *, trace_dir: Path | None = None,
 
 def _replay_leg(setup: ParitySetup, baseline: Leg | None, trace_dir: Path | None,
                 recorded: Path | None = None) -> Leg:
-    from .host import ReplayI2cBackend, ReplayUsbBackend, read_trace
-    from .host._trace import Trace
+    from wasi_hw.host import ReplayI2cBackend, ReplayUsbBackend, Trace, read_trace
 
     if recorded is not None:
         trace = read_trace(recorded)
@@ -298,7 +297,7 @@ def _replay_leg(setup: ParitySetup, baseline: Leg | None, trace_dir: Path | None
 def run_reference(setup: ParitySetup, name: str, *, trace_dir: Path | None = None) -> Leg:
     """The native Python reference driver ``name`` on the simulated devices."""
     from . import reference
-    from .host import RecordingI2cBackend, TraceWriter
+    from wasi_hw.host import RecordingI2cBackend, TraceWriter
 
     if name not in REFERENCES:
         raise UserError(f"no reference driver {name!r} (available: {', '.join(REFERENCES)})")
@@ -405,7 +404,7 @@ class Difference:
 
 
 def _fmt_op(item: Mapping[str, Any] | None) -> str:
-    from .host._trace import format_record
+    from wasi_hw.host import format_record
     if item is None:
         return "(nothing: trace ended)"
     rec = dict(item)
@@ -460,7 +459,7 @@ class ParityReport:
             for leg in self.legs]}
 
 
-def _parse_wrap(items: Iterable[str]) -> dict[str, list[str]]:
+def parse_wrap(items: Iterable[str]) -> dict[str, list[str]]:
     wrap: dict[str, list[str]] = {}
     for item in items:
         name, sep, cmd = item.partition("=")

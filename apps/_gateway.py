@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ._errors import HwError
+from wasi_hw import HwError
 
 __all__ = ["Gateway", "STATUS", "MAX_BODY", "CALLER"]
 

@@ -22,9 +22,10 @@ driver reports it: ``temperature_c = f32(T) / 100``, ``pressure_pa = f32(P) / 25
 
 from __future__ import annotations
 
-from ..host._i2c_backend import I2cBackend
+from wasi_hw.host import I2cBackend
+from wasi_hw.host.devices import Bme280Calibration, bme280_compensate, f32
+
 from ._common import DriverError, RegisterBus
-from ._datasheet import Bme280Calibration, bme280_compensate, f32
 
 __all__ = ["Bme280Driver", "measurement_time_us"]
 

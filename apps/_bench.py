@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, IO, Sequence
 
-from ._errors import UserError
+from wasi_hw import UserError
 
 __all__ = ["FIGURES", "run_bench", "format_table", "measure_pair", "plot_ratios"]
 
@@ -111,7 +111,7 @@ class _Running:
     """One driver started under a real `Kernel` against the given backends."""
 
     def __init__(self, manifest: Any, wasm: bytes, backends: Any, cache_dir: str) -> None:
-        from .kernel import Kernel
+        from wasi_hw.kernel import Kernel
 
         self.reports: collections.deque[Any] = collections.deque(maxlen=4)   # the newest
         self.kernel = Kernel(backends, cache_dir=cache_dir, on_event=self._event)
@@ -137,7 +137,7 @@ class _Running:
 
 
 def _manifest(name: str, *, i2c: tuple = (), usb: tuple = (), **limits: int) -> Any:
-    from .kernel import Limits, Manifest
+    from wasi_hw.kernel import Limits, Manifest
     return Manifest(name=name, wasm=Path(f"{name}.wasm"), config={"bus": "i2c-1",
                                                                   "address": "0x76"},
                     i2c=i2c, usb=usb, limits=Limits(**limits), poll_interval_ms=1)
@@ -146,9 +146,9 @@ def _manifest(name: str, *, i2c: tuple = (), usb: tuple = (), **limits: int) -> 
 # -- the figures ----------------------------------------------------------------------------
 
 def _bench_bme280(quick: bool) -> tuple[float, dict, dict, int, str]:
-    from .host import SimI2cBackend
-    from .host.devices import Bme280
-    from .kernel import Backends, load_manifest
+    from wasi_hw.host import SimI2cBackend
+    from wasi_hw.host.devices import Bme280
+    from wasi_hw.kernel import Backends, load_manifest
     from .reference import Bme280Driver
 
     wasm = _driver_wasm("bme280")
@@ -204,9 +204,9 @@ _I2C_WAT = """
 def _bench_i2c_call(quick: bool) -> tuple[float, dict, dict, int, str]:
     import wasmtime
 
-    from .host import Read, SimI2cBackend, Write
-    from .host.devices import Bme280
-    from .kernel import Backends, I2cGrant
+    from wasi_hw.host import Read, SimI2cBackend, Write
+    from wasi_hw.host.devices import Bme280
+    from wasi_hw.kernel import Backends, I2cGrant
 
     n = 200
     wasm = wasmtime.wat2wasm(_I2C_WAT.replace("{n}", str(n)))
@@ -292,7 +292,7 @@ def _usb_wat(mode: str, n: int, length: int) -> str:
 def _source_device() -> Any:
     """A high-speed vendor device whose bulk IN endpoint 0x81 always has data (a stream
     source: ADC, camera); bulk OUT 0x01 swallows everything."""
-    from .host.usbdevices import (BULK, Configuration, DeviceDescriptor, Endpoint, Interface,
+    from wasi_hw.host.usbdevices import (BULK, Configuration, DeviceDescriptor, Endpoint, Interface,
                                   UsbDeviceModel)
 
     class SourceDevice(UsbDeviceModel):
@@ -320,9 +320,9 @@ def _bench_usb(mode: str, quick: bool) -> tuple[float, float, dict, dict, int, s
 
     import wasmtime
 
-    from .host import SimUsbBackend
-    from .host.usbdevices import EchoDevice
-    from .kernel import Backends, UsbGrant
+    from wasi_hw.host import SimUsbBackend
+    from wasi_hw.host.usbdevices import EchoDevice
+    from wasi_hw.kernel import Backends, UsbGrant
 
     length, n = (65536, 20) if mode == "in" else (32, 100)
 
@@ -395,12 +395,11 @@ def _bench_usb_rt(quick: bool) -> tuple[float, dict, dict, int, str]:
 def _bench_cold_start(quick: bool) -> tuple[float, dict, dict, int, str]:
     import wasmtime
 
-    from .host import SimI2cBackend
-    from .host.devices import Bme280
-    from .kernel import AotCache, AuditLog, Backends, KernelEngine, Sandbox, load_manifest
-    from .kernel._hosts import make_hosts
-    from .kernel._sandbox import module_interface
-
+    from wasi_hw.host import SimI2cBackend
+    from wasi_hw.host.devices import Bme280
+    from wasi_hw.kernel import (AotCache, AuditLog, Backends, KernelEngine, Sandbox, load_manifest,
+                                make_hosts, module_interface)
+        
     wasm = _driver_wasm("bme280")
     manifest = load_manifest(_root() / "drivers" / "bme280" / "manifest.toml")
     sim = SimI2cBackend(["i2c-1"])
@@ -413,7 +412,7 @@ def _bench_cold_start(quick: bool) -> tuple[float, dict, dict, int, str]:
         if not quick:
             # a cache entry is sealed once it has settled (kernel/_cache.py): as every entry
             # written by an earlier run is; the first load after that verifies and seals it
-            from .kernel._cache import SETTLE_S
+            from wasi_hw.kernel import SETTLE_S
             time.sleep(SETTLE_S + 0.05)
             cache.load(wasm)
 
@@ -469,7 +468,7 @@ def _kernel_entry(target: str | None, wat: str, data: bytes, export: str) -> Cal
     engines' speed, not the Python → wasm entry cost."""
     import wasmtime
 
-    from .kernel._fastcall import HostCalls
+    from wasi_hw.kernel import HostCalls
 
     cfg = wasmtime.Config()
     if target:
@@ -613,7 +612,7 @@ def rss():
             return int(line.split()[1]) * 1024
 from wasi_hw.host import SimI2cBackend
 from wasi_hw.host.devices import Bme280
-from wasi_hw.reference import Bme280Driver
+from wasi_hw.apps.reference import Bme280Driver
 sim = SimI2cBackend(["i2c-1"]); sim.attach("i2c-1", 0x76, Bme280())
 d = Bme280Driver(sim, "i2c-1", 0x76); d.init(); d.poll()
 print(json.dumps({"rss": rss()}))
@@ -650,10 +649,10 @@ def _bench_export_call(quick: bool) -> tuple[float, dict, dict, int, str]:
     """Informational: entering ``poll`` as the kernel does (the native entry where built, else
     the ctypes unchecked call) vs `Func.__call__`; the ctypes unchecked call is kept as a
     third figure."""
-    from .host import SimI2cBackend
-    from .host.devices import Bme280
-    from .kernel import Backends, _native, load_manifest
-    from .kernel._fastcall import HostCalls, fast_path_available
+    from wasi_hw.host import SimI2cBackend
+    from wasi_hw.host.devices import Bme280
+    from wasi_hw.kernel import Backends, load_manifest, native
+    from wasi_hw.kernel import HostCalls, fast_path_available
 
     if not fast_path_available():
         raise UserError("bench: the fast path is unavailable here (wasmtime version)")
@@ -670,7 +669,7 @@ def _bench_export_call(quick: bool) -> tuple[float, dict, dict, int, str]:
             far = 1 << 40
             store.set_epoch_deadline(far)   # every side: no per-call deadline upkeep
             ctypes_call = HostCalls(None, fast=True).caller(store, func)  # type: ignore[arg-type]
-            entry = _native.entry(store, func)
+            entry = native.entry(store, func)
             fast = (lambda: entry(far)) if entry is not None else ctypes_call
             label = "native entry" if entry is not None else "wasmtime_func_call_unchecked"
 
@@ -696,8 +695,8 @@ def _bench_host_call(quick: bool) -> tuple[float, dict, dict, int, str]:
     the ctypes callback is kept as a third figure."""
     import wasmtime
 
-    from .kernel import _native
-    from .kernel._fastcall import HostCalls
+    from wasi_hw.kernel import native
+    from wasi_hw.kernel import HostCalls
 
     wat = """(module (import "h" "f" (func $f (param i32 i32) (result i32)))
       (func (export "loop") (param $n i32) (result i32) (local $acc i32)
@@ -713,9 +712,9 @@ def _bench_host_call(quick: bool) -> tuple[float, dict, dict, int, str]:
         linker = wasmtime.Linker(engine)
         calls = HostCalls(linker, fast=how != "checked")
         if how == "native":
-            if not _native.available():
+            if not native.available():
                 continue
-            _native.define(linker, "h", "f", ("i32", "i32"), ("i32",), key)
+            native.define(linker, "h", "f", ("i32", "i32"), ("i32",), key)
         else:
             calls.define("h", "f", ("i32", "i32"), ("i32",), table[key])
         store = wasmtime.Store(engine)
@@ -727,14 +726,14 @@ def _bench_host_call(quick: bool) -> tuple[float, dict, dict, int, str]:
     rounds = 5 if quick else 40
     fast = callers.get("native", callers["ctypes"])[0]
     label = "native trampoline" if "native" in callers else "ctypes unchecked callback"
-    prev = _native.set_current(table) if "native" in callers else None
+    prev = native.set_current(table) if "native" in callers else None
     try:
         s, b = measure_pair(fast, callers["checked"][0], rounds=rounds, warmup=2)
         c, _ = measure_pair(callers["ctypes"][0], callers["checked"][0], rounds=rounds // 2 + 1,
                             warmup=1)
     finally:
         if "native" in callers:
-            _native.set_current(prev)
+            native.set_current(prev)
     subject = _side(f"host call, {label}", s / n, "call")
     subject["ctypes_unchecked_s"] = c / n
     return b / s, subject, _side("host call, Linker.define_func", b / n, "call"), rounds, \
@@ -777,7 +776,7 @@ FIGURES = FIGURES + _imc_figures()
 def _machine() -> dict:
     import wasmtime  # noqa: F401
 
-    from .kernel._fastcall import fast_path_available, installed_wasmtime
+    from wasi_hw.kernel import fast_path_available, installed_wasmtime
     cpu = ""
     try:
         for line in open("/proc/cpuinfo"):

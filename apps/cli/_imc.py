@@ -3,7 +3,7 @@
 `add_nats_options(parser)` adds ``--nats URL`` (repeatable: a cluster's servers) and
 ``--lattice NAME``; `nats_link(args)` connects a `wasi_hw.fleet.NatsBridge` for them (None
 without ``--nats``: IMC stays local to the kernel). ``wasi-hw gateway`` serves module
-services over HTTP (`wasi_hw._gateway`) from a kernel file run in the same process
+services over HTTP (`wasi_hw.apps._gateway`) from a kernel file run in the same process
 (``--kernel``) and/or other kernels over NATS (``--nats``), on loopback by default.
 """
 
@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ._errors import UserError
+from wasi_hw import UserError
 
 __all__ = ["register", "add_nats_options", "nats_link"]
 
@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _cmd_gateway(args: argparse.Namespace) -> int:
     from wasi_hw.kernel import AuditLog, ImcHub
 
-    from ._gateway import Gateway
+    from .._gateway import Gateway
 
     if not args.kernel and not args.nats:
         raise UserError("gateway: give --kernel KERNEL.toml and/or --nats URL (nothing to serve)")
@@ -91,7 +91,9 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
 
 def _start_kernel(path: Path, link: Any) -> Any:
     """The kernel file's drivers started under a `Kernel` running on a daemon thread."""
-    from wasi_hw.kernel import Kernel, load_kernel_file, plan_backends
+    from wasi_hw.kernel import Kernel, load_kernel_file
+
+    from .._backends import plan_backends
 
     plan = load_kernel_file(path)
     kernel = Kernel(plan_backends(plan), tick_ms=plan.tick_ms, imc_remote=link)

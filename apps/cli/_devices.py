@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from .._errors import HwError
-from ._smbus2_i2c import Smbus2I2cBackend, linux_i2c_buses
+from wasi_hw import HwError
+from wasi_hw.host import Smbus2I2cBackend, linux_i2c_buses
 
 __all__ = ["register"]
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("devices", help="list the I2C buses of this machine",
                               description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="machine-readable output")

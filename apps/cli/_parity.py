@@ -1,22 +1,18 @@
-"""Subcommands ``parity`` and ``bench``.
-
-- ``wasi-hw parity DRIVER.wasm --backends sim,smbus2,usbip,pyusb,replay [--reference NAME]
-  [--trace-dir DIR] [--manifest M] [--sim MODEL@ADDR] [--usb-sim MODEL] [--polls N]
-  [--wrap BACKEND=COMMAND] [--json]`` — the same driver on every backend, traces compared
-  (`wasi_hw._parity`); exit 1 on any difference.
-- ``wasi-hw bench [--json] [--quick] [--out FILE] [--plot PNG] [--from JSON]`` — the
-  benchmark suite (`wasi_hw._bench`):
-  every figure a ratio against a baseline measured in the same run.
+"""``wasi-hw parity DRIVER.wasm --backends sim,smbus2,usbip,pyusb,replay [--reference NAME]
+[--trace-dir DIR] [--manifest M] [--sim MODEL@ADDR] [--usb-sim MODEL] [--polls N]
+[--wrap BACKEND=COMMAND] [--json]``: the same driver on every backend, traces compared
+(`wasi_hw.apps.run_parity`); exit 1, naming the first difference, when any leg differs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from ._errors import UserError
+from wasi_hw import UserError
+
+from .._parity import format_table, parse_wrap, run_parity, setup_for
 from ._argtypes import address as _addr, positive as _positive
 
 __all__ = ["register"]
@@ -53,23 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=_cmd_parity)
 
-    p = sub.add_parser("bench", help="benchmark the wasm path against native baselines",
-                       description="Every figure is a ratio against a baseline measured in "
-                                   "the same run (medians of many rounds after warm-up).")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--quick", action="store_true", help="few rounds (checks that it runs)")
-    p.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON here")
-    p.add_argument("--plot", type=Path, metavar="PNG", help="also plot the ratios (matplotlib)")
-    p.add_argument("--from", dest="from_json", type=Path, metavar="JSON",
-                   help="do not measure: print / plot the results saved with --out")
-    p.add_argument("--only", action="append", default=[], metavar="FIGURE",
-                   help="run only this figure (repeatable)")
-    p.set_defaults(func=_cmd_bench)
-
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-    from ._parity import _parse_wrap, format_table, run_parity, setup_for
-
     if not args.driver.exists():
         raise UserError(f"{args.driver}: no such file")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -77,31 +58,21 @@ def _cmd_parity(args: argparse.Namespace) -> int:
                       usb_sim=args.usb_sim, i2c=args.i2c, allow=args.allow,
                       interval_ms=args.interval_ms)
     report = run_parity(setup, backends, reference=args.reference, trace_dir=args.trace_dir,
-                        wrap=_parse_wrap(args.wrap), recorded=args.trace)
+                        wrap=parse_wrap(args.wrap), recorded=args.trace)
     if args.json:
         print(json.dumps(report.to_json()))
     else:
         print(format_table(report))
-    return 0 if report.ok else 1
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from ._bench import format_table, plot_ratios, run_bench
-
-    if args.from_json:
-        try:
-            results = json.loads(args.from_json.read_text())
-        except (OSError, ValueError) as err:
-            raise UserError(f"{args.from_json}: cannot read bench results: {err}") from None
-    else:
-        results = run_bench(quick=args.quick, only=args.only or None,
-                            progress=None if args.json else sys.stderr)
-    if args.plot:
-        plot_ratios(results, args.plot)
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(results))
-    else:
-        print(format_table(results))
+    if not report.ok:
+        raise UserError(f"parity: {_why(report)}", exit_code=1)
     return 0
+
+
+def _why(report) -> str:
+    """The first reason the legs do not match, one line."""
+    for leg in report.legs:
+        if leg.failure:
+            return f"{leg.backend} leg failed: {leg.failure.splitlines()[0]}"
+    first = report.differences[0]
+    more = len(report.differences) - 1
+    return f"{first}" + (f" (and {more} more difference(s))" if more else "")

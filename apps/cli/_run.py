@@ -1,4 +1,4 @@
-"""Kernel subcommands: ``run``, ``compile``, ``inspect``, ``kernel run``.
+"""The kernel's commands: ``run``, ``compile``, ``inspect``, ``kernel run``.
 
 - ``wasi-hw run DRIVER.wasm --i2c i2c-1 --allow 0x76 [--sim bme280@0x76] [--config k=v]
   [--polls N] [--json]`` runs one driver and prints each reading (``--json``: the reading as
@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from wasi_hw import UserError
-from wasi_hw._argtypes import address as _addr, key_value as _kv, positive as _positive
+from wasi_hw.kernel import (AotCache, AuditLog, Backends, Kernel, KernelEngine, SimDevice,
+                            adhoc_manifest, inspect_wasm, load_kernel_file, load_manifest,
+                            parse_usbip, run_driver)
+
+from .._backends import (parse_sim_spec, plan_backends, real_backends, sim_i2c, sim_usb,
+                         usbip_usb)
+from .._build import build, find_root
+from ._argtypes import address as _addr, key_value as _kv, positive as _positive
 
 __all__ = ["register"]
 
@@ -70,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     k = sub.add_parser("kernel", help="run many drivers under the supervisor")
     ksub = k.add_subparsers(dest="kernel_command", metavar="COMMAND")
-    k.set_defaults(func=lambda a: (k.print_help(), 2)[1])
+    k.set_defaults(func=lambda a: _usage(k, "kernel: which command? (kernel run KERNEL.toml)"))
     p = ksub.add_parser("run", help="run every driver of a kernel file")
     p.add_argument("file", type=Path, metavar="KERNEL.toml")
     g = p.add_mutually_exclusive_group()
@@ -82,9 +89,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hot-update a driver when its .wasm changes (others keep running)")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
-    from wasi_hw._cli_imc import add_nats_options
+    from ._imc import add_nats_options
     add_nats_options(p)
     p.set_defaults(func=_cmd_kernel_run)
+
+
+def _usage(parser: argparse.ArgumentParser, why: str) -> int:
+    parser.print_help(sys.stderr)
+    raise UserError(why)
 
 
 # -- output ----------------------------------------------------------------------------------
@@ -154,8 +166,6 @@ def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: boo
 
 
 def _audit_log(path: Path | None):
-    from ._audit import AuditLog
-
     class _Echo(AuditLog):
         def record(self, driver, call, asked, why, outcome="access"):  # type: ignore[override]
             entry = super().record(driver, call, asked, why, outcome)
@@ -172,11 +182,6 @@ def _audit_log(path: Path | None):
 # -- commands --------------------------------------------------------------------------------
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ._hosts import Backends
-    from ._manifest import load_manifest
-    from ._run import adhoc_manifest, parse_sim_spec, real_backends, run_driver, sim_i2c, sim_usb
-    from ._run import SimDevice, parse_usbip, usbip_usb
-
     if args.driver.suffix == ".toml":
         manifest = load_manifest(args.driver)
         if args.allow or args.config:
@@ -214,15 +219,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         if usbip is not None:
             usbip.shutdown()     # close the imports' connections (the server's devices are freed)
-    if result.state == "quarantined" or result.faults or result.errors or not result.readings:
-        return 1
+    why = ("quarantined" if result.state == "quarantined" else
+           f"{result.faults} fault(s)" if result.faults else
+           f"{result.errors} poll error(s)" if result.errors else
+           "no reading" if not result.readings else "")
+    if why:
+        raise UserError(f"{manifest.name}: {why} in {result.polls} poll(s)", exit_code=1)
     return 0
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from ._cache import AotCache
-    from ._engine import KernelEngine
-
     with KernelEngine() as engine:
         cache = AotCache(engine, args.cache_dir)
         for path in args.wasm:
@@ -250,10 +256,6 @@ def _wasm_error(path: Path, fn):
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from ._cache import AotCache
-    from ._engine import KernelEngine
-    from ._inspect import inspect_wasm
-
     wasm = _read(args.wasm)
     with KernelEngine() as engine:
         info = _wasm_error(args.wasm, lambda: inspect_wasm(wasm, AotCache(engine, args.cache_dir)))
@@ -266,7 +268,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             "instantiate_ms": None if info.instantiate_s is None else info.instantiate_s * 1000,
             "problems": info.problems,
         }))
-        return 1 if info.problems else 0
+        return _problems(args.wasm, info.problems)
     print(f"{args.wasm} ({len(wasm)} bytes)")
     print("imports:")
     for m, n, s, k in info.imports:
@@ -282,19 +284,22 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
           f"{info.cache_load_s * 1e6:.0f} µs, instantiate {inst}")
     for problem in info.problems:
         print(f"problem: {problem}")
-    return 1 if info.problems else 0
+    return _problems(args.wasm, info.problems)
+
+
+def _problems(path: Path, problems: list[str]) -> int:
+    if problems:
+        raise UserError(f"{path}: {len(problems)} problem(s), first: {problems[0]}", exit_code=1)
+    return 0
 
 
 def _cmd_kernel_run(args: argparse.Namespace) -> int:
-    from ._run import load_kernel_file, plan_backends
-    from ._supervisor import Kernel
-
     plan = load_kernel_file(args.file)
     backends = plan_backends(plan)
     width = max(len(m.name) for m in plan.manifests)
     printer = _printer(json_out=args.json, readings_only=False, width=width, dedupe=True)
     audit = _audit_log(args.audit)
-    from wasi_hw._cli_imc import nats_link
+    from ._imc import nats_link
     link = nats_link(args)           # None without --nats: IMC stays inside this kernel
     kernel = Kernel(backends, on_event=printer, audit=audit, cache_dir=args.cache_dir,
                     tick_ms=plan.tick_ms, imc_remote=link)
@@ -332,7 +337,9 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
     print(f"kernel: {summary}", file=sys.stderr)
     if interrupted:
         return 130
-    return 1 if bad else 0
+    if bad:
+        raise UserError(f"quarantined: {', '.join(bad)}", exit_code=1)
+    return 0
 
 
 class _Watcher:
@@ -380,16 +387,12 @@ def _build_missing(plan: Any, width: int) -> None:
     missing = [m for m in plan.manifests if not m.wasm.exists()]
     if not missing:
         return
-    try:
-        from wasi_hw import _build
-    except ImportError:
-        return
     names = [m.wasm.stem for m in missing]
     for m in missing:
         print(f"{m.name:<{width}}  {m.wasm.name} missing: building …", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     try:
-        _build.build(_build.find_root(plan.path.parent), names)
+        build(find_root(plan.path.parent), names)
     except UserError as err:
         print(f"wasi-hw: build failed: {err}", file=sys.stderr, flush=True)
         return

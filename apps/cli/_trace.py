@@ -17,9 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .._errors import UserError
-from ._replay import ReplayDivergence, replaying
-from ._trace import TraceWriter, format_record, read_trace, recording
+from wasi_hw import UserError
+from wasi_hw.host import (ReplayDivergence, TraceWriter, format_record, read_trace, recording,
+                          replaying)
 
 __all__ = ["register"]
 
@@ -80,7 +80,7 @@ def _run_command(args: argparse.Namespace, usage: str) -> list[str]:
 
 def _record(args: argparse.Namespace) -> int:
     command = _run_command(args, "wasi-hw trace record OUT.cbor -- run ARGS...")
-    from .._cli import main  # the dispatcher runs the command as usual, inside the recording
+    from ._main import main  # the dispatcher runs the command as usual, inside the recording
 
     try:
         writer = TraceWriter(args.out, meta={"command": ["wasi-hw", *command]})
@@ -99,7 +99,7 @@ def _record(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     command = _run_command(args, "wasi-hw trace replay TRACE.cbor -- run ARGS...")
     trace = read_trace(args.trace)
-    from .._cli import main
+    from ._main import main
 
     with replaying(trace) as replays:
         status = main(command)

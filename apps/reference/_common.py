@@ -4,7 +4,7 @@ repeated START; read = one Read)."""
 
 from __future__ import annotations
 
-from ..host._i2c_backend import I2cBackend, Read, Write
+from wasi_hw.host import I2cBackend, Read, Write
 
 __all__ = ["DriverError", "RegisterBus"]
 
