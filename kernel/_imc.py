@@ -94,12 +94,13 @@ _VERB_KEY = {"call": "call", "publish": "publish", "subscribe": "subscribe", "of
 
 def _may(audit: AuditLog, m: Manifest, verb: str, name: str) -> None:
     """Outbound rule: `m`'s ``[imc] <verb>`` lists `name` (else audited ``access``)."""
+    if name in getattr(m.imc, _VERB_KEY[verb]):      # listed names are well-formed
+        return
     if not IMC_NAME.match(name):
         raise HwError("invalid_argument", f"{name!r} is not a service or topic name")
-    if name not in getattr(m.imc, _VERB_KEY[verb]):
-        why = f"[imc] {verb} of {m.name!r} does not list {name!r}"
-        audit.record(m.name, f"{_PREFIX}.{verb}", {"name": name}, why, "access")
-        raise Denied("access", why)
+    why = f"[imc] {verb} of {m.name!r} does not list {name!r}"
+    audit.record(m.name, f"{_PREFIX}.{verb}", {"name": name}, why, "access")
+    raise Denied("access", why)
 
 
 def _accepts(audit: AuditLog, provider: Manifest, service: str, caller: str) -> None:
