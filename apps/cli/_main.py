@@ -19,7 +19,7 @@ from wasi_hw import HwError, UserError
 from wasi_hw.witx import WitxError
 
 from ..reference import DriverError
-from . import _bench, _build, _devices, _gen, _parity, _run, _trace, _usbip, _witx
+from . import _bench, _build, _devices, _gen, _imc, _parity, _run, _trace, _usbip, _witx
 
 __all__ = ["main", "COMMANDS"]
 
@@ -34,6 +34,7 @@ COMMANDS = (
     _run,       # run, compile, inspect, kernel run
     _parity,    # parity
     _bench,     # bench
+    _imc,       # gateway (module services over HTTP)
 )
 
 #: failures of the layers below that are reported to the person as one line (exit 2)

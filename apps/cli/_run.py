@@ -89,6 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hot-update a driver when its .wasm changes (others keep running)")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
+    from ._imc import add_nats_options
+    add_nats_options(p)
     p.set_defaults(func=_cmd_kernel_run)
 
 
@@ -298,8 +300,10 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
     width = max(len(m.name) for m in plan.manifests)
     printer = _printer(json_out=args.json, readings_only=False, width=width, dedupe=True)
     audit = _audit_log(args.audit)
+    from ._imc import nats_link
+    link = nats_link(args)           # None without --nats: IMC stays inside this kernel
     kernel = Kernel(backends, on_event=printer, audit=audit, cache_dir=args.cache_dir,
-                    tick_ms=plan.tick_ms)
+                    tick_ms=plan.tick_ms, imc_remote=link)
     try:
         _build_missing(plan, width)
         for m in plan.manifests:
@@ -324,6 +328,8 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
                 watcher.stop()
     finally:
         kernel.close()
+        if link is not None:
+            link.close()
         audit.close()
         _show_sim_state(backends, plan)
     bad = [s.name for s in kernel.slots.values() if s.state == "quarantined"]
