@@ -8,7 +8,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_ROOTS = {"wasi_hw": ROOT / "wasi_hw", "wasi_hw.host": ROOT / "host", "wasi_hw.kernel": ROOT / "kernel"}
+_ROOTS = {"wasi_hw": ROOT / "wasi_hw", "wasi_hw.host": ROOT / "host", "wasi_hw.kernel": ROOT / "kernel",
+          "wasi_hw.fleet": ROOT / "fleet"}
 
 
 def _packages_on_disk() -> set[str]:
