@@ -1,10 +1,27 @@
-"""wasi_hw.fleet — kernels joined over NATS.
+"""wasi_hw.fleet — kernels joined over NATS: nodes, the module manager, one registry.
 
 `NatsServer` runs a real `nats-server` process (JetStream store, cluster routes, leaf
 nodes, user/password) for tests, demos and single-machine setups; `start_cluster` starts
-routed servers together. Nothing in this package is needed on one machine without NATS.
+routed servers together. A lattice keeps its shared state in JetStream: the `Registry` (KV,
+every change by compare-and-set), `Artifacts` and `Snapshots` (Object Stores, read back
+through a pull consumer and checked by SHA-256). `NodeAgent` runs what the registry assigns
+to its node under its kernel; `Manager` writes desired state (deploy, move, stop, update) and
+never runs modules. Subjects and bucket names are made in one place (`_names`).
+Nothing in this package is needed on one machine without NATS.
 """
 
+from ._artifacts import ArtifactError, Artifacts, ObjectBucket, Snapshots, sha256
+from ._names import (DEFAULT_LATTICE, artifacts_bucket, ctl_subject, evt_subject, module_key,
+                     node_key, registry_bucket, snapshots_bucket, status_key, svc_subject)
+from ._node import NodeAgent, NodeConfig, offers_of
+from ._registry import Conflict, Credentials, Entry, Registry, connect, wait_for
 from ._server import NatsServer, NatsServerError, free_port, start_cluster
 
-__all__ = ["NatsServer", "NatsServerError", "free_port", "start_cluster"]
+__all__ = [
+    "NatsServer", "NatsServerError", "free_port", "start_cluster",
+    "ArtifactError", "Artifacts", "ObjectBucket", "Snapshots", "sha256",
+    "Conflict", "Credentials", "Entry", "Registry", "connect", "wait_for",
+    "NodeAgent", "NodeConfig", "offers_of",
+    "DEFAULT_LATTICE", "artifacts_bucket", "ctl_subject", "evt_subject", "module_key",
+    "node_key", "registry_bucket", "snapshots_bucket", "status_key", "svc_subject",
+]
