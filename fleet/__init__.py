@@ -13,6 +13,7 @@ Nothing in this package is needed on one machine without NATS.
 from ._artifacts import ArtifactError, Artifacts, ObjectBucket, Snapshots, sha256
 from ._names import (DEFAULT_LATTICE, artifacts_bucket, ctl_subject, evt_subject, module_key,
                      node_key, registry_bucket, snapshots_bucket, status_key, svc_subject)
+from ._manager import Manager, running_on
 from ._node import NodeAgent, NodeConfig, offers_of
 from ._registry import Conflict, Credentials, Entry, Registry, connect, wait_for
 from ._server import NatsServer, NatsServerError, free_port, start_cluster
@@ -21,7 +22,7 @@ __all__ = [
     "NatsServer", "NatsServerError", "free_port", "start_cluster",
     "ArtifactError", "Artifacts", "ObjectBucket", "Snapshots", "sha256",
     "Conflict", "Credentials", "Entry", "Registry", "connect", "wait_for",
-    "NodeAgent", "NodeConfig", "offers_of",
+    "Manager", "running_on", "NodeAgent", "NodeConfig", "offers_of",
     "DEFAULT_LATTICE", "artifacts_bucket", "ctl_subject", "evt_subject", "module_key",
     "node_key", "registry_bucket", "snapshots_bucket", "status_key", "svc_subject",
 ]

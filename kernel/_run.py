@@ -281,7 +281,8 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
                 node[key] = value
         kv.done()
     manifests: list[Manifest] = []
-    drivers = v.get("driver", list, [] if node else ..., desc="an array of tables [[driver]]")
+    # a node's kernel file (`wasi-hw node run`) may list no drivers: the registry assigns them
+    drivers = v.get("driver", list, [], desc="an array of tables [[driver]]")
     for n, d in enumerate(drivers):
         dv = _V(doc, d, ("driver", n), "driver")
         if "manifest" in dv.table:
