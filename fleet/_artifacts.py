@@ -52,8 +52,9 @@ class ObjectBucket:
         self.js, self.obs, self.bucket = js, obs, bucket
 
     @classmethod
-    async def open(cls, nc: Any, bucket: str, *, replicas: int = 1) -> "ObjectBucket":
-        js = nc.jetstream()
+    async def open(cls, nc: Any, bucket: str, *, replicas: int = 1,
+                   domain: str | None = None) -> "ObjectBucket":
+        js = nc.jetstream(domain=domain) if domain else nc.jetstream()
         try:
             obs = await js.object_store(bucket)
         except (js_errors.BucketNotFoundError, js_errors.NotFoundError):
@@ -121,8 +122,10 @@ class Artifacts:
         self.bucket = bucket
 
     @classmethod
-    async def open(cls, nc: Any, lattice: str, *, replicas: int = 1) -> "Artifacts":
-        return cls(await ObjectBucket.open(nc, artifacts_bucket(lattice), replicas=replicas))
+    async def open(cls, nc: Any, lattice: str, *, replicas: int = 1,
+                   domain: str | None = None) -> "Artifacts":
+        return cls(await ObjectBucket.open(nc, artifacts_bucket(lattice), replicas=replicas,
+                                           domain=domain))
 
     async def publish(self, wasm: bytes, manifest_text: str) -> tuple[str, str]:
         w, m = sha256(wasm), sha256(manifest_text.encode())
@@ -146,8 +149,10 @@ class Snapshots:
         self.bucket = bucket
 
     @classmethod
-    async def open(cls, nc: Any, lattice: str, *, replicas: int = 1) -> "Snapshots":
-        return cls(await ObjectBucket.open(nc, snapshots_bucket(lattice), replicas=replicas))
+    async def open(cls, nc: Any, lattice: str, *, replicas: int = 1,
+                   domain: str | None = None) -> "Snapshots":
+        return cls(await ObjectBucket.open(nc, snapshots_bucket(lattice), replicas=replicas,
+                                           domain=domain))
 
     async def put(self, module: str, epoch: int, image: bytes) -> str:
         name = f"{module}/{epoch}"

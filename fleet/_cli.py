@@ -38,6 +38,10 @@ def _common(p: argparse.ArgumentParser, *, nats_default: bool = True) -> None:
     p.add_argument("--tls-ca", help="CA bundle to verify the server's TLS certificate")
     p.add_argument("--tls-cert", help="client certificate (mutual TLS)")
     p.add_argument("--tls-key", help="client key (mutual TLS)")
+    p.add_argument("--js-domain", help="JetStream domain of the lattice's registry (from a leaf "
+                   "server: the hub's)")
+    p.add_argument("--replicas", type=int, default=1, help="replicas of the lattice's buckets "
+                   "when this command creates them (3 on a 3-server cluster)")
 
 
 def _creds(args: argparse.Namespace) -> Any:
@@ -60,6 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats")
     p.add_argument("--ttl", type=float, default=4.0, help="seconds of silence before the node is lost")
     p.add_argument("--arch", help="advertise this architecture (default: this machine's)")
+    p.add_argument("--edge", action="store_true", help="keep running modules while cut off from "
+                   "the registry (they are then never re-placed elsewhere)")
     p.set_defaults(func=_node_run)
 
     f = sub.add_parser("fleet", help="deploy, list, move, stop and update modules on a lattice")
@@ -134,15 +140,22 @@ def _node_run(args: argparse.Namespace) -> int:
     lattice = args.lattice or settings.get("lattice") or "default"
     cfg = NodeConfig(nats=url, name=name, lattice=lattice, creds=_creds(args),
                      cache_dir=args.cache_dir, heartbeat_s=args.heartbeat, ttl_s=args.ttl,
-                     tick_ms=tick, arch=args.arch or platform.machine())
+                     tick_ms=tick, arch=args.arch or platform.machine(), replicas=args.replicas,
+                     js_domain=args.js_domain, edge=args.edge)
     agent = NodeAgent(cfg, backends)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    import faulthandler
+    faulthandler.register(signal.SIGUSR1)     # `kill -USR1 PID`: where is each thread now
     print(f"node {name}: lattice {lattice} at {url}; offers buses {agent.offers['buses'] or '-'}, "
           f"USB {agent.offers['usb'] or '-'}", file=sys.stderr, flush=True)
     try:
         agent.run()
     except KeyboardInterrupt:
         agent.stop()
+    except UserError:
+        raise
+    except Exception as err:      # anything else from the engine: one line, not a traceback
+        raise UserError(f"node {name}: {type(err).__name__}: {err}") from None
     return 0
 
 
@@ -152,7 +165,8 @@ async def _with_manager(args: argparse.Namespace, fn: Any) -> Any:
 
     nc = await connect(args.nats, _creds(args), name="wasi-hw fleet")
     try:
-        manager = await Manager.open(nc, _lattice(args))
+        manager = await Manager.open(nc, _lattice(args), replicas=args.replicas,
+                                     domain=args.js_domain)
         return await fn(manager)
     finally:
         await nc.close()

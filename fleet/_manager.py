@@ -44,9 +44,10 @@ class Manager:
         self.lattice = registry.lattice
 
     @classmethod
-    async def open(cls, nc: Any, lattice: str, *, replicas: int = 1) -> "Manager":
-        return cls(nc, await Registry.open(nc, lattice, replicas=replicas),
-                   await Artifacts.open(nc, lattice, replicas=replicas))
+    async def open(cls, nc: Any, lattice: str, *, replicas: int = 1,
+                   domain: str | None = None) -> "Manager":
+        return cls(nc, await Registry.open(nc, lattice, replicas=replicas, domain=domain),
+                   await Artifacts.open(nc, lattice, replicas=replicas, domain=domain))
 
     async def _state(self) -> tuple[dict[str, dict], dict[str, Any], dict[str, dict]]:
         snap = await self.registry.snapshot()

@@ -17,7 +17,9 @@ Contract:
   was paused, partitioned or presumed dead never runs a module another node now owns;
   modules with hardware grants keep running (no other node can take them over).
   A node whose record was marked lost re-registers, and runs only what the registry then
-  assigns to it.
+  assigns to it. An *edge* node (``edge=True``, e.g. behind a leaf server) trades this for
+  availability: it keeps running everything while cut off from the registry, and when it
+  is marked lost its modules stay assigned to it (no one else can take them over).
 - Running: artifacts are fetched from the Object Store, checked against the digests in the
   module's record (a mismatch is refused: status ``refused``), the manifest parsed and the
   module added to the node's `Kernel` (its AoT cache, manifests, grants, deadlines, audit as
@@ -40,6 +42,7 @@ import concurrent.futures
 import json
 import platform
 import queue
+import sys
 import tempfile
 import threading
 import time
@@ -72,6 +75,8 @@ class NodeConfig:
     tick_ms: float = 5.0
     arch: str = field(default_factory=platform.machine)
     replicas: int = 1
+    js_domain: str | None = None   # the registry's JetStream domain (a leaf node: the hub's)
+    edge: bool = False             # keeps running its modules while cut off (see docstring)
 
     def __post_init__(self) -> None:
         check_name(self.name, "node name")
@@ -159,7 +164,7 @@ class NodeAgent:
         try:
             while not self._stop.is_set():
                 self._drain()
-                if time.monotonic() > self._lease_until:
+                if time.monotonic() > self._lease_until and not self.cfg.edge:
                     self._hold()
                 if kernel.step() is not None:
                     continue
@@ -235,9 +240,19 @@ class NodeAgent:
 
         self.nc = await connect(cfg.nats, cfg.creds, name=f"wasi-hw node {cfg.name}",
                                 on_reconnect=reconnected)
-        self.registry = await Registry.open(self.nc, cfg.lattice, replicas=cfg.replicas)
-        self.artifacts = await Artifacts.open(self.nc, cfg.lattice, replicas=cfg.replicas)
-        self.snapshots = await Snapshots.open(self.nc, cfg.lattice, replicas=cfg.replicas)
+        kw = dict(replicas=cfg.replicas, domain=cfg.js_domain)
+        while True:     # JetStream may not be ready yet (a cluster electing, a hub away)
+            try:
+                self.registry = await Registry.open(self.nc, cfg.lattice, **kw)
+                self.artifacts = await Artifacts.open(self.nc, cfg.lattice, **kw)
+                self.snapshots = await Snapshots.open(self.nc, cfg.lattice, **kw)
+                break
+            except Exception as err:
+                if self._stop.is_set():
+                    return
+                print(f"node {cfg.name}: registry not reachable yet ({type(err).__name__}: "
+                      f"{err}); retrying", file=sys.stderr, flush=True)
+                await asyncio.sleep(1.0)
         self._dirty = asyncio.Event()
         await self._register()
         await self.nc.subscribe(ctl_subject(cfg.lattice, cfg.name, "logs"), cb=self._ctl_logs)
@@ -264,7 +279,8 @@ class NodeAgent:
         return {"name": cfg.name, "arch": cfg.arch, "buses": self.offers["buses"],
                 "usb": self.offers["usb"], "version": __version__, "state": "up",
                 "incarnation": self._incarnation, "beat": self._beats,
-                "heartbeat_s": cfg.heartbeat_s, "ttl_s": cfg.ttl_s, "time": time.time()}
+                "heartbeat_s": cfg.heartbeat_s, "ttl_s": cfg.ttl_s, "edge": cfg.edge,
+                "time": time.time()}
 
     async def _register(self) -> None:
         key = node_key(self.cfg.name)
@@ -522,7 +538,8 @@ class NodeAgent:
             except Conflict:
                 continue            # it came back, or another node marked it first
             self._view[node_key(name)] = Entry(node_key(name), lost, -1)
-            await self._replace_modules_of(name)
+            if not lost.get("edge"):       # an edge keeps its modules while cut off
+                await self._replace_modules_of(name)
 
     async def _replace_modules_of(self, lost: str) -> None:
         nodes = {k[5:]: e.value for k, e in self._view.items() if k.startswith("node.")}

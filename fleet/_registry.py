@@ -4,7 +4,9 @@ Contract:
 - `connect(url, creds)` opens a nats-py connection that reconnects forever (the server may
   restart); `Credentials` carries user/password, an nkeys seed file, a creds file and TLS
   files, all optional (see docs/design.md, "Fleet").
-- `Registry.open(nc, lattice)` binds (creating if absent) ``WASIHW_REGISTRY_<lattice>``.
+- `Registry.open(nc, lattice, replicas=, domain=)` binds (creating if absent, with that many
+  replicas, in that JetStream domain — e.g. the hub's, from a leaf node)
+  ``WASIHW_REGISTRY_<lattice>``.
   Values are JSON objects. `get(key)` → `Entry` or None; `create(key, value)` succeeds only if
   the key does not exist; `update(key, value, rev)` only if ``rev`` is still the key's latest
   revision — otherwise `Conflict` (so two writers cannot both win, and a stale writer loses).
@@ -72,16 +74,28 @@ async def connect(url: str, creds: Credentials | None = None, *, name: str = "wa
             ctx.load_cert_chain(c.tls_cert, c.tls_key)
         opts["tls"] = ctx
 
+    errors: list[str] = []
+
     async def quiet(err: Exception) -> None:   # reconnects are expected; errors surface per call
-        pass
+        errors[:] = [f"{type(err).__name__}: {err}".strip()]
 
     opts.update(error_cb=quiet)
     if on_reconnect is not None:
         opts["reconnected_cb"] = on_reconnect
     try:
-        return await nats.connect(**opts)
+        # the first connection is bounded (a wrong password must not retry for ever)
+        return await asyncio.wait_for(nats.connect(**opts), connect_timeout * 3)
     except Exception as err:
-        raise UserError(f"cannot connect to NATS at {url}: {type(err).__name__}: {err}") from None
+        why = f"{type(err).__name__}: {err}".strip().rstrip(":")
+        if isinstance(err, asyncio.TimeoutError) and errors:
+            why = errors[0]
+        raise UserError(f"cannot connect to NATS at {_redact(url)}: {why}") from None
+
+
+def _redact(url: str) -> str:
+    import re
+
+    return re.sub(r"//[^/@]*@", "//***@", url)
 
 
 @dataclass(frozen=True)
@@ -104,13 +118,19 @@ def _encode(value: dict) -> bytes:
 class Registry:
     """``WASIHW_REGISTRY_<lattice>``: nodes, modules and their status, by compare-and-set."""
 
-    def __init__(self, kv: Any, lattice: str) -> None:
+    def __init__(self, kv: Any, lattice: str, js: Any = None, domain: str | None = None) -> None:
         self.kv = kv
         self.lattice = lattice
+        self._js = js
+        # writes go to the bucket's subjects; from another JetStream domain (a leaf node
+        # writing to the hub) through that domain's API mapping, which nats-py's KV does not do
+        bucket = registry_bucket(lattice)
+        self._put = f"$JS.{domain}.API.$KV.{bucket}." if domain else f"$KV.{bucket}."
 
     @classmethod
-    async def open(cls, nc: Any, lattice: str, *, replicas: int = 1) -> "Registry":
-        js = nc.jetstream()
+    async def open(cls, nc: Any, lattice: str, *, replicas: int = 1,
+                   domain: str | None = None) -> "Registry":
+        js = nc.jetstream(domain=domain) if domain else nc.jetstream()
         bucket = registry_bucket(lattice)
         try:
             kv = await js.key_value(bucket)
@@ -121,7 +141,7 @@ class Registry:
                     storage=js_api.StorageType.FILE))
             except js_errors.BadRequestError:      # created meanwhile by another process
                 kv = await js.key_value(bucket)
-        return cls(kv, lattice)
+        return cls(kv, lattice, js, domain)
 
     async def get(self, key: str) -> Entry | None:
         try:
@@ -131,27 +151,50 @@ class Registry:
         value = _decode(e.value)
         return None if value is None else Entry(key, value, e.revision)
 
+    async def _write(self, key: str, data: bytes, last: int | None,
+                     op: str | None = None) -> int:
+        headers = {}
+        if last is not None:
+            headers[js_api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(last)
+        if op is not None:
+            headers["KV-Operation"] = op
+        try:
+            ack = await self._js.publish(self._put + key, data, headers=headers or None)
+        except js_errors.APIError as err:
+            if err.err_code in (10071, 10164):     # wrong last sequence
+                raise Conflict(f"{key} changed since revision {last}") from None
+            raise
+        return ack.seq
+
     async def create(self, key: str, value: dict) -> int:
         try:
-            return await self.kv.create(key, _encode(value))
-        except js_errors.KeyWrongLastSequenceError:
+            return await self._write(key, _encode(value), 0)
+        except Conflict:
+            cur = await self._raw(key)
+            if cur is not None and cur.operation in ("DEL", "PURGE"):   # re-create a deleted key
+                try:
+                    return await self._write(key, _encode(value), cur.revision)
+                except Conflict:
+                    pass
             raise Conflict(f"{key} already exists") from None
 
-    async def update(self, key: str, value: dict, rev: int) -> int:
+    async def _raw(self, key: str) -> Any:
         try:
-            return await self.kv.update(key, _encode(value), last=rev)
-        except js_errors.KeyWrongLastSequenceError:
-            raise Conflict(f"{key} changed since revision {rev}") from None
+            return await self.kv.get(key)
+        except js_errors.KeyDeletedError as err:
+            return err.entry
+        except js_errors.KeyNotFoundError:
+            return None
+
+    async def update(self, key: str, value: dict, rev: int) -> int:
+        return await self._write(key, _encode(value), rev)
 
     async def put(self, key: str, value: dict) -> int:
         """An unconditional write: only for records one writer owns (a module's status)."""
-        return await self.kv.put(key, _encode(value))
+        return await self._write(key, _encode(value), None)
 
     async def delete(self, key: str, rev: int | None = None) -> None:
-        try:
-            await self.kv.delete(key, last=rev)
-        except js_errors.KeyWrongLastSequenceError:
-            raise Conflict(f"{key} changed since revision {rev}") from None
+        await self._write(key, b"", rev, op="DEL")
 
     async def snapshot(self) -> dict[str, Entry]:
         out: dict[str, Entry] = {}
@@ -183,26 +226,43 @@ class Registry:
 
 async def wait_for(registry: Registry, predicate: Callable[[dict[str, dict]], Any],
                    timeout: float) -> Any:
-    """Watch until ``predicate(view)`` is truthy; its value. `TimeoutError` after `timeout` s."""
+    """Watch until ``predicate(view)`` is truthy; its value. `TimeoutError` after `timeout` s.
+    A watch that fails (a server lost, JetStream not ready yet) is made again."""
     view: dict[str, dict] = {}
     deadline = time.monotonic() + timeout
+    last_error: list[str] = []
 
-    async def run() -> Any:
+    async def once() -> Any:
+        fresh: dict[str, dict] = {}
         caught_up = False
         async for e in registry.watch():
             if e is None:
-                caught_up = True
+                if not caught_up:
+                    caught_up = True
+                    view.clear()
+                    view.update(fresh)
             elif e.value is None:
-                view.pop(e.key, None)
+                (view if caught_up else fresh).pop(e.key, None)
             else:
-                view[e.key] = e.value
+                (view if caught_up else fresh)[e.key] = e.value
             if caught_up:
                 result = predicate(view)
                 if result:
                     return result
 
+    async def run() -> Any:
+        while True:
+            try:
+                return await once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:       # nats-py raises its own timeouts here
+                last_error[:] = [f"{type(err).__name__}: {err}"]
+                await asyncio.sleep(0.1)
+
     try:
         return await asyncio.wait_for(run(), max(0.0, deadline - time.monotonic()))
     except asyncio.TimeoutError:
-        raise TimeoutError(f"registry did not reach the expected state in {timeout} s; "
+        raise TimeoutError(f"registry did not reach the expected state in {timeout} s"
+                           f"{' (last watch error: ' + last_error[0] + ')' if last_error else ''}; "
                            f"last view: {json.dumps(view, sort_keys=True)[:2000]}") from None
