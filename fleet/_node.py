@@ -462,6 +462,10 @@ class NodeAgent:
         self._log_line(name, f"stopped here: {why}")
         if loc is not None:
             await self._publish(name, "state", {"state": "stopped", "epoch": loc.epoch}, why)
+            if self._view.get(module_key(name)) is None or \
+                    (self._view[module_key(name)].value or {}).get("desired") != "running":
+                await self._status(name, {"node": self.cfg.name, "epoch": loc.epoch,
+                                          "state": "stopped", "detail": why})
 
     async def _hand_off(self, name: str, e: Entry) -> None:
         rec = dict(e.value or {})

@@ -174,3 +174,66 @@ def test_lost_node_replaced_and_stale_node_fenced(tmp_path, nats_server, nodes):
         await nc.close()
 
     asyncio.run(go())
+
+
+def test_update_rolls_forward_and_a_failing_version_leaves_the_old_running(tmp_path, nats_server, nodes):
+    v1 = write_counter(tmp_path / "v1", interval_ms=10)
+    v2 = write_counter(tmp_path / "v2", interval_ms=10, version=2)
+    bad = write_counter(tmp_path / "bad", interval_ms=10, version=3, fail_init=True)
+    # the same manifest text for all three: only the module changes
+    for d in ("v2", "bad"):
+        (tmp_path / d / "counter.toml").write_text(v1.read_text())
+
+    async def go():
+        nc, m = await manager(nats_server.url, LATTICE)
+        nodes.start("n1")
+        await wait_for(m.registry, nodes_up("n1"), 20)
+        reports = await Reports().subscribe(nc, LATTICE, "counter")
+        first = await m.deploy(v1, {})
+        await m.wait_for_module("counter", running_on("n1"), 20)
+        await reports.until(lambda items: len(items) >= 3)
+        # a version whose init() fails: refused, the old one keeps running
+        await m.update(bad)
+        rec = await m.wait_for_module("counter", lambda r, s: not r.get("update"), 20)
+        assert rec["wasm"] == first["wasm"] and "update failed" in rec["note"]
+        mark = len(reports.items)
+        await reports.until(lambda items: len(items) >= mark + 5)
+        # a good version replaces it
+        await m.update(v2)
+        rec = await m.wait_for_module("counter", lambda r, s: not r.get("update"), 20)
+        assert rec["wasm"] == sha256((tmp_path / "v2" / "counter.wasm").read_bytes())
+        assert rec["note"] == "updated" and rec["epoch"] == first["epoch"]
+        st = await m.wait_for_module("counter", running_on("n1"), 20)
+        assert st["node"] == "n1"
+        with pytest.raises(UserError, match="already runs this version"):
+            await m.update(v2)
+        await nc.close()
+
+    asyncio.run(go())
+
+
+def test_stop_and_logs(tmp_path, nats_server, nodes):
+    manifest = write_counter(tmp_path / "mod", interval_ms=20)
+
+    async def go():
+        nc, m = await manager(nats_server.url, LATTICE)
+        nodes.start("n1")
+        await wait_for(m.registry, nodes_up("n1"), 20)
+        await m.deploy(manifest, {})
+        await m.wait_for_module("counter", running_on("n1"), 20)
+        lines = await m.logs("counter")
+        assert any("n1 state running" in line for line in lines), lines
+        rec = await m.stop("counter")
+        assert rec["desired"] == "stopped" and rec["epoch"] == 2
+        await m.wait_for_module("counter", lambda r, st: st.get("state") == "stopped", 20)
+        listing = await m.listing()
+        assert listing["modules"][0]["desired"] == "stopped"
+        with pytest.raises(UserError, match="not placed on any node"):
+            await m.logs("counter")
+        # deployed again after a stop: a new epoch, running again
+        again = await m.deploy(manifest, {})
+        assert again["epoch"] == 3
+        await m.wait_for_module("counter", running_on("n1"), 20)
+        await nc.close()
+
+    asyncio.run(go())
