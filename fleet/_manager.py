@@ -119,6 +119,8 @@ class Manager:
         if rec.get("move"):
             raise UserError(f"module {name} is already moving to {rec['move'].get('to')}")
         rec["move"] = {"to": to, "requested": time.time()}
+        if rec.get("rule", {}).get("node"):        # pinned: the pin follows an explicit move
+            rec["rule"] = dict(rec["rule"], node=to)
         await self.registry.update(module_key(name), rec, e.revision)
         return rec
 

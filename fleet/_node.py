@@ -452,13 +452,14 @@ class NodeAgent:
         await self._push_status(name, force=True)
 
     async def _drop(self, name: str, why: str) -> None:
-        loc = self.local.pop(name, None)
+        loc = self.local.get(name)
 
         def remove(k: Kernel) -> None:
             if name in k.slots:
                 k.remove(name)
 
         await asyncio.wrap_future(self.in_kernel(remove))
+        self.local.pop(name, None)
         self._log_line(name, f"stopped here: {why}")
         if loc is not None:
             await self._publish(name, "state", {"state": "stopped", "epoch": loc.epoch}, why)
@@ -469,8 +470,8 @@ class NodeAgent:
 
     async def _hand_off(self, name: str, e: Entry) -> None:
         rec = dict(e.value or {})
-        loc = self.local.pop(name)
-        target = rec["move"]["to"]
+        loc = self.local[name]     # kept until the kernel has stopped it: its last reports
+        target = rec["move"]["to"]  # are published (they arrive before the command's result)
 
         def snap_and_remove(k: Kernel) -> Snapshot | None:
             snap = None
@@ -481,6 +482,7 @@ class NodeAgent:
             return snap
 
         snap = await asyncio.wrap_future(self.in_kernel(snap_and_remove))
+        self.local.pop(name, None)
         new_epoch = int(rec["epoch"]) + 1
         key = await self.snapshots.put(name, new_epoch, snap.encode()) if snap else None
         rec.update(node=target, epoch=new_epoch, move=None,
@@ -623,7 +625,7 @@ class NodeAgent:
 
     def _log_line(self, name: str, line: str) -> None:
         buf = self._logs.setdefault(name, collections.deque(maxlen=200))
-        buf.append(f"{time.strftime('%H:%M:%S')} {self.cfg.name} {line}")
+        buf.append(f"{time.strftime('%H:%M:%S')} {self.cfg.name} {name}: {line}")
 
     async def _ctl_logs(self, msg: Any) -> None:
         try:

@@ -4,7 +4,8 @@ Contract: `fleet_up(n)` starts a `nats-server` (JetStream, loopback, ``--port``)
 node processes (``wasi-hw node run``), each with a kernel file of simulated devices: node1
 has the BME280 and SHT3x on i2c-1, node2 the LCD (and an SHT3x, so the sensors can move
 there), the others none (compute only). It prints how to point `wasi-hw fleet` at it, then
-waits; Ctrl-C (or SIGTERM) stops the nodes and the server, by PID. `node_kernel_file(i)`
+waits; Ctrl-C (or SIGTERM) stops the nodes and the server, by PID. Each node's PID is in
+``<dir>/node<i>.pid`` and its output in ``<dir>/node<i>.log``. `node_kernel_file(i)`
 gives a node's kernel file text (tests use the same).
 """
 
@@ -65,6 +66,7 @@ def fleet_up(nodes: int, *, port: int = 4222, lattice: str = "default",
             kf.write_text(node_kernel_file(i, server.url, lattice))
             procs.append(spawn_node(kf, "--cache-dir", str(work / f"cache{i}"),
                                     log=work / f"node{i}.log"))
+            (work / f"node{i}.pid").write_text(f"{procs[-1].pid}\n")
         print(f"lattice {lattice!r}: nats-server at {server.url} (pid {server.pid}), "
               f"{nodes} nodes (pids {' '.join(str(p.pid) for p in procs)}); logs in {work}",
               flush=True)

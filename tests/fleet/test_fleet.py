@@ -58,7 +58,7 @@ def test_deploy_first_report_then_move_with_state(tmp_path, nats_server, nodes):
         listing = await m.listing()
         mod = listing["modules"][0]
         assert mod["node"] == "n2" and mod["epoch"] == 2 and "with its state" in mod["note"]
-        assert any("n2 state running" in line for line in await m.logs("counter"))
+        assert any("n2 counter: state running" in line for line in await m.logs("counter"))
         await nc.close()
 
     asyncio.run(go())
@@ -222,7 +222,7 @@ def test_stop_and_logs(tmp_path, nats_server, nodes):
         await m.deploy(manifest, {})
         await m.wait_for_module("counter", running_on("n1"), 20)
         lines = await m.logs("counter")
-        assert any("n1 state running" in line for line in lines), lines
+        assert any("n1 counter: state running" in line for line in lines), lines
         rec = await m.stop("counter")
         assert rec["desired"] == "stopped" and rec["epoch"] == 2
         await m.wait_for_module("counter", lambda r, st: st.get("state") == "stopped", 20)
