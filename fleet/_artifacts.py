@@ -31,6 +31,7 @@ from ._names import artifacts_bucket, snapshots_bucket
 __all__ = ["ArtifactError", "Artifacts", "ObjectBucket", "Snapshots", "sha256"]
 
 _BATCH = 64
+_CHUNK = 512 * 1024      # below the server's default max_payload (1 MiB)
 
 
 class ArtifactError(UserError):
@@ -66,7 +67,10 @@ class ObjectBucket:
         return cls(js, obs, bucket)
 
     async def put(self, name: str, data: bytes) -> None:
-        await self.obs.put(name, data)
+        # chunks of 512 KiB (nats-py's default is 128 KiB): it waits for one ack per chunk
+        meta = js_api.ObjectMeta(name=name, options=js_api.ObjectMetaOptions(
+            max_chunk_size=_CHUNK))
+        await self.obs.put(name, data, meta=meta)
 
     async def exists(self, name: str) -> bool:
         try:

@@ -108,6 +108,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lattice", default=os.environ.get("WASI_HW_LATTICE") or "default")
     p.add_argument("--dir", type=Path, help="work directory (store, node files); default a temp dir")
     p.set_defaults(func=_up)
+    p = fsub.add_parser("bench", help="fleet benchmarks on a local nats-server and 3 nodes")
+    p.add_argument("--quick", action="store_true", help="few rounds: proves it runs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_bench)
 
 
 def _lattice(args: argparse.Namespace) -> str:
@@ -270,3 +274,12 @@ def _up(args: argparse.Namespace) -> int:
     from ._up import fleet_up
 
     return fleet_up(args.nodes, port=args.port, lattice=args.lattice, workdir=args.dir)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ._bench import format_fleet_table, run_fleet_bench
+
+    results = run_fleet_bench(quick=args.quick,
+                              progress=lambda s: print(f"... {s}", file=sys.stderr, flush=True))
+    print(json.dumps(results, indent=2) if args.json else format_fleet_table(results))
+    return 0

@@ -31,7 +31,7 @@ from wasi_hw import UserError
 from wasi_hw.kernel import load_manifest
 
 from . import _placement
-from ._artifacts import Artifacts
+from ._artifacts import Artifacts, Snapshots
 from ._names import check_name, ctl_subject, module_key, status_key
 from ._registry import Registry, wait_for
 
@@ -46,8 +46,11 @@ class Manager:
     @classmethod
     async def open(cls, nc: Any, lattice: str, *, replicas: int = 1,
                    domain: str | None = None) -> "Manager":
-        return cls(nc, await Registry.open(nc, lattice, replicas=replicas, domain=domain),
-                   await Artifacts.open(nc, lattice, replicas=replicas, domain=domain))
+        registry = await Registry.open(nc, lattice, replicas=replicas, domain=domain)
+        artifacts = await Artifacts.open(nc, lattice, replicas=replicas, domain=domain)
+        # the snapshot bucket too, with the same replicas (a node would make it with its own)
+        await Snapshots.open(nc, lattice, replicas=replicas, domain=domain)
+        return cls(nc, registry, artifacts)
 
     async def _state(self) -> tuple[dict[str, dict], dict[str, Any], dict[str, dict]]:
         snap = await self.registry.snapshot()

@@ -31,7 +31,8 @@ Contract:
 - Events: every report, log and state change is published on
   ``wasihw.<lattice>.evt.<module>.<kind>`` as JSON ``{"node", "epoch", "data", "detail"}``;
   ``status.<module>`` carries state, restarts, faults, reports and the last report.
-  ``wasihw.<lattice>.ctl.<node>.logs`` answers ``{"module": M}`` with its recent log lines.
+  ``wasihw.<lattice>.ctl.<node>.logs`` answers ``{"module": M}`` with its recent log lines;
+  ``….ctl.<node>.view`` with the newest registry revision its cache has seen.
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ class NodeAgent:
         self._workdir = Path(tempfile.mkdtemp(prefix=f"wasihw-node-{config.name}-"))
         self._incarnation = uuid.uuid4().hex[:12]
         self._beats = 0
+        self.view_revision = 0                  # the newest registry revision seen
+        self._artifact_cache: dict[tuple[str, str], tuple[bytes, Any]] = {}
         self.ready = threading.Event()          # registered and caught up with the registry
         self.error: BaseException | None = None
 
@@ -256,6 +259,7 @@ class NodeAgent:
         self._dirty = asyncio.Event()
         await self._register()
         await self.nc.subscribe(ctl_subject(cfg.lattice, cfg.name, "logs"), cb=self._ctl_logs)
+        await self.nc.subscribe(ctl_subject(cfg.lattice, cfg.name, "view"), cb=self._ctl_view)
         tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._heartbeat()),
                  asyncio.create_task(self._reconcile_loop())]
         try:
@@ -302,8 +306,13 @@ class NodeAgent:
             await asyncio.sleep(self.cfg.heartbeat_s)
             self._beats += 1
             try:
+                prev = self._rev
                 self._rev = await self.registry.update(key, self._record(), self._rev)
                 self._lease_until = time.monotonic() + self.cfg.ttl_s / 2
+                # our own previous heartbeat must have come back through the watch by now;
+                # if not, the watch's consumer stalled (e.g. its server left a cluster)
+                if self.ready.is_set() and self.view_revision < prev:
+                    self._rewatch.set()
             except Conflict:
                 # someone changed our record: we were presumed lost. Re-read everything
                 # before running anything again, then come back as a fresh node.
@@ -344,6 +353,7 @@ class NodeAgent:
                 self._dirty.set()
                 continue
             view = self._view if caught_up else fresh
+            self.view_revision = max(self.view_revision, e.revision)
             if e.value is None:
                 view.pop(e.key, None)
             else:
@@ -405,13 +415,23 @@ class NodeAgent:
             pass
 
     async def _fetch(self, rec: dict) -> tuple[bytes, Any]:
-        wasm = await self.artifacts.fetch("wasm", rec["wasm"])
-        text = (await self.artifacts.fetch("manifest", rec["manifest"])).decode("utf-8")
+        """The module's wasm and parsed manifest, checked against the record's digests (kept
+        in memory by digest: a node fetches each artifact once)."""
+        key = (rec["wasm"], rec["manifest"])
+        hit = self._artifact_cache.get(key)
+        if hit is not None:
+            return hit
+        wasm, text_bytes = await asyncio.gather(self.artifacts.fetch("wasm", rec["wasm"]),
+                                                self.artifacts.fetch("manifest", rec["manifest"]))
+        text = text_bytes.decode("utf-8")
         path = self._workdir / f"{rec['name']}-{rec['manifest'][:16]}.toml"
         manifest = load_manifest(path, text)
         if manifest.name != rec["name"]:
             raise ArtifactError("digest", f"manifest names {manifest.name!r}, the deployment "
                                           f"{rec['name']!r}")
+        if len(self._artifact_cache) >= 32:
+            self._artifact_cache.pop(next(iter(self._artifact_cache)))
+        self._artifact_cache[key] = (wasm, manifest)
         return wasm, manifest
 
     async def _launch(self, name: str, e: Entry) -> None:
@@ -484,17 +504,30 @@ class NodeAgent:
         snap = await asyncio.wrap_future(self.in_kernel(snap_and_remove))
         self.local.pop(name, None)
         new_epoch = int(rec["epoch"]) + 1
-        key = await self.snapshots.put(name, new_epoch, snap.encode()) if snap else None
-        rec.update(node=target, epoch=new_epoch, move=None,
-                   snapshot=key if loc.stateful else None,
-                   note=f"moved from {self.cfg.name}" + (" with its state" if snap else ""))
         try:
+            key = await self.snapshots.put(name, new_epoch, snap.encode()) if snap else None
+            rec.update(node=target, epoch=new_epoch, move=None,
+                       snapshot=key if loc.stateful else None,
+                       note=f"moved from {self.cfg.name}" + (" with its state" if snap else ""))
             await self.registry.update(module_key(name), rec, e.revision)
         except Conflict:
             # the record changed meanwhile: keep the state; reconcile decides where it runs
             if snap is not None:
                 self._held_snap[name] = (loc.epoch, snap)
             self._dirty.set()
+            return
+        except Exception as err:
+            # the snapshot could not be stored: the module resumes here, the move is called off
+            if snap is not None:
+                self._held_snap[name] = (loc.epoch, snap)
+            self._log_line(name, f"move to {target} failed: {type(err).__name__}: {err}")
+            await self._launch(name, e)
+            back = dict(e.value or {}, move=None,
+                        note=f"move to {target} failed ({type(err).__name__}); still on {self.cfg.name}")
+            try:
+                await self.registry.update(module_key(name), back, e.revision)
+            except Exception:
+                self._dirty.set()
             return
         self._log_line(name, f"handed over to {target} at epoch {new_epoch}")
         await self._publish(name, "state", {"state": "moved", "epoch": loc.epoch, "to": target}, "")
@@ -634,3 +667,7 @@ class NodeAgent:
             module = ""
         await msg.respond(json.dumps({"node": self.cfg.name,
                                       "lines": list(self._logs.get(module, ()))}).encode())
+
+    async def _ctl_view(self, msg: Any) -> None:
+        await msg.respond(json.dumps({"node": self.cfg.name, "revision": self.view_revision,
+                                      "keys": len(self._view)}).encode())

@@ -8,8 +8,10 @@ Contract:
 - `take(instance)` is called between calls into the guest (never during one, the kernel loop
   guarantees it): a `Snapshot` of the memory's current bytes and every exported mutable
   global's value by export name. Taking copies the memory once.
-- `Snapshot.encode()` / `Snapshot.decode(data)`: a self-describing byte image (CBOR header +
-  raw memory); `decode` raises `LoadError` for anything that is not such an image.
+- `Snapshot.encode()` / `Snapshot.decode(data)`: a self-describing byte image (CBOR header:
+  pages, globals, which pages are not all zero; then those pages, raw) — a driver's mostly
+  empty memory costs only its used pages; `decode` raises `LoadError` for anything that is not
+  such an image.
 - `restore(instance, snapshot)` grows the fresh instance's memory to the snapshot's size —
   a `LoadError` when that is above the manifest's ``limits.memory_pages`` (snapshots stay
   bounded by the module's memory limit) — writes the bytes and sets the globals; a global the
@@ -33,6 +35,7 @@ __all__ = ["Snapshot", "take", "restore", "migratable", "GLOBAL_PREFIX"]
 GLOBAL_PREFIX = "__wasihw_global_"
 _MAGIC = b"WHSNAP1\n"
 _PAGE = 65536
+_ZERO_PAGE = bytes(_PAGE)
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,12 @@ class Snapshot:
         return len(self.memory) // _PAGE
 
     def encode(self) -> bytes:
-        head = cbor2.dumps({"pages": self.pages,
+        mem = memoryview(self.memory)
+        used = [i for i in range(self.pages) if mem[i * _PAGE:(i + 1) * _PAGE] != _ZERO_PAGE]
+        head = cbor2.dumps({"pages": self.pages, "used": used,
                             "globals": {k: [t, v] for k, (t, v) in self.globals.items()}})
-        return b"".join((_MAGIC, struct.pack("<I", len(head)), head, self.memory))
+        return b"".join((_MAGIC, struct.pack("<I", len(head)), head,
+                         *(mem[i * _PAGE:(i + 1) * _PAGE] for i in used)))
 
     @classmethod
     def decode(cls, data: bytes | memoryview) -> "Snapshot":
@@ -61,13 +67,19 @@ class Snapshot:
         try:
             head = cbor2.loads(bytes(data[start:start + n]))
             pages = int(head["pages"])
+            used = [int(i) for i in head["used"]]
             globs = {str(k): (str(v[0]), v[1]) for k, v in head["globals"].items()}
         except Exception as err:
             raise LoadError(f"snapshot header is malformed: {err}") from None
-        memory = bytes(data[start + n:])
-        if len(memory) != pages * _PAGE:
-            raise LoadError(f"snapshot memory is {len(memory)} bytes, header says {pages} pages")
-        return cls(memory, globs)
+        body = data[start + n:]
+        if len(body) != len(used) * _PAGE or any(not 0 <= i < pages for i in used) or \
+                len(set(used)) != len(used):
+            raise LoadError(f"snapshot holds {len(body)} bytes for pages {used[:8]}…, "
+                            f"header says {len(used)} of {pages} pages")
+        memory = bytearray(pages * _PAGE)
+        for k, i in enumerate(used):
+            memory[i * _PAGE:(i + 1) * _PAGE] = body[k * _PAGE:(k + 1) * _PAGE]
+        return cls(bytes(memory), globs)
 
 
 def _globals(instance: DriverInstance) -> dict[str, wasmtime.Global]:
