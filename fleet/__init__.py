@@ -7,22 +7,26 @@ every change by compare-and-set), `Artifacts` and `Snapshots` (Object Stores, re
 through a pull consumer and checked by SHA-256). `NodeAgent` runs what the registry assigns
 to its node under its kernel; `Manager` writes desired state (deploy, move, stop, update) and
 never runs modules. Subjects and bucket names are made in one place (`_names`).
-Nothing in this package is needed on one machine without NATS.
+`write_counter` makes a stateful test module (tests, benchmarks). Nothing in this package is
+needed on one machine without NATS.
 """
 
 from ._artifacts import ArtifactError, Artifacts, ObjectBucket, Snapshots, sha256
-from ._names import (DEFAULT_LATTICE, artifacts_bucket, ctl_subject, evt_subject, module_key,
-                     node_key, registry_bucket, snapshots_bucket, status_key, svc_subject)
+from ._names import (DEFAULT_LATTICE, artifacts_bucket, check_lattice, check_name, ctl_subject,
+                     evt_subject, module_key, node_key, registry_bucket, snapshots_bucket,
+                     status_key, svc_subject)
 from ._manager import Manager, running_on
 from ._node import NodeAgent, NodeConfig, offers_of
 from ._registry import Conflict, Credentials, Entry, Registry, connect, wait_for
 from ._server import NatsServer, NatsServerError, free_port, start_cluster
+from ._testmod import counter_wat, write_counter
 
 __all__ = [
     "NatsServer", "NatsServerError", "free_port", "start_cluster",
+    "counter_wat", "write_counter",
     "ArtifactError", "Artifacts", "ObjectBucket", "Snapshots", "sha256",
     "Conflict", "Credentials", "Entry", "Registry", "connect", "wait_for",
     "Manager", "running_on", "NodeAgent", "NodeConfig", "offers_of",
-    "DEFAULT_LATTICE", "artifacts_bucket", "ctl_subject", "evt_subject", "module_key",
+    "DEFAULT_LATTICE", "artifacts_bucket", "check_lattice", "check_name", "ctl_subject", "evt_subject", "module_key",
     "node_key", "registry_bucket", "snapshots_bucket", "status_key", "svc_subject",
 ]

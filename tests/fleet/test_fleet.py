@@ -12,7 +12,7 @@ import pytest
 
 from wasi_hw import UserError
 from wasi_hw.fleet import Conflict, module_key, running_on, sha256
-from wasi_hw.fleet._testmod import write_counter
+from wasi_hw.fleet import write_counter
 
 from fleet_testing import Nodes, Reports, manager, nodes_up, wait_for
 

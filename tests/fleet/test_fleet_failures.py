@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from wasi_hw.fleet import Manager, connect, module_key, running_on
-from wasi_hw.fleet._testmod import write_counter
+from wasi_hw.fleet import write_counter
 
 from fleet_testing import Nodes, Reports, nodes_up, wait_for
 from nats_testing import wait_leaf_connected

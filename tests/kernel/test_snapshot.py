@@ -9,7 +9,7 @@ import pytest
 import wasmtime
 
 from wasi_hw.kernel import Backends, Kernel, LoadError, Snapshot, load_manifest, migratable
-from wasi_hw.fleet._testmod import write_counter
+from wasi_hw.fleet import write_counter
 
 
 def _reports(events):
