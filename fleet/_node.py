@@ -16,6 +16,8 @@ Contract:
   modules (no calls into them) until it has renewed and re-read the registry, so a node that
   was paused, partitioned or presumed dead never runs a module another node now owns;
   modules with hardware grants keep running (no other node can take them over).
+- Checkpoints (``checkpoint_s`` > 0): stateful modules are snapshotted periodically and the
+  record points at the newest one, so re-placement after a loss resumes from it.
   A node whose record was marked lost re-registers, and runs only what the registry then
   assigns to it. An *edge* node (``edge=True``, e.g. behind a leaf server) trades this for
   availability: it keeps running everything while cut off from the registry, and when it
@@ -78,6 +80,7 @@ class NodeConfig:
     replicas: int = 1
     js_domain: str | None = None   # the registry's JetStream domain (a leaf node: the hub's)
     edge: bool = False             # keeps running its modules while cut off (see docstring)
+    checkpoint_s: float = 0.0      # > 0: snapshot stateful modules this often (failover state)
 
     def __post_init__(self) -> None:
         check_name(self.name, "node name")
@@ -122,12 +125,15 @@ class NodeAgent:
 
     def __init__(self, config: NodeConfig, backends: Backends,
                  offers: dict[str, list[str]] | None = None, *,
-                 on_event: Callable[[Event], None] | None = None) -> None:
+                 on_event: Callable[[Event], None] | None = None,
+                 kernel_options: dict[str, Any] | None = None) -> None:
         self.cfg = config
         self.offers = offers if offers is not None else offers_of(backends)
         self.audit = AuditLog()
+        # kernel_options: more `Kernel` keywords (e.g. an IMC remote link)
         self.kernel = Kernel(backends, on_event=self._on_kernel_event, audit=self.audit,
-                             cache_dir=config.cache_dir, tick_ms=config.tick_ms)
+                             cache_dir=config.cache_dir, tick_ms=config.tick_ms,
+                             **(kernel_options or {}))
         self._user_on_event = on_event
         self._commands: queue.Queue[tuple[Callable[[Kernel], Any], concurrent.futures.Future]] = queue.Queue()
         self._wake = threading.Event()
@@ -262,6 +268,8 @@ class NodeAgent:
         await self.nc.subscribe(ctl_subject(cfg.lattice, cfg.name, "view"), cb=self._ctl_view)
         tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._heartbeat()),
                  asyncio.create_task(self._reconcile_loop())]
+        if cfg.checkpoint_s > 0:
+            tasks.append(asyncio.create_task(self._checkpoints()))
         try:
             while not self._stop.is_set():
                 done = [t for t in tasks if t.done()]
@@ -555,6 +563,46 @@ class NodeAgent:
         except Conflict:
             self._dirty.set()
         self._log_line(name, rec["note"])
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    async def _checkpoints(self) -> None:
+        """Every ``checkpoint_s``: snapshot each running stateful module (between two calls),
+        store it as ``<module>/<epoch>.<n>`` and point the record at it by compare-and-set
+        (only while the record still names this node at this epoch); the previous checkpoint
+        is deleted. A node that takes over after a loss resumes from it."""
+        n = 0
+        while True:
+            await asyncio.sleep(self.cfg.checkpoint_s)
+            if time.monotonic() > self._lease_until:
+                continue
+            for name, loc in list(self.local.items()):
+                e = self._view.get(module_key(name))
+                rec = dict(e.value or {}) if e is not None else {}
+                if not loc.stateful or rec.get("node") != self.cfg.name or \
+                        rec.get("epoch") != loc.epoch or rec.get("move"):
+                    continue
+
+                def take(k: Kernel) -> Snapshot | None:
+                    slot = k.slots.get(name)
+                    return k.snapshot(name) if slot is not None and slot.state == "running" else None
+
+                try:
+                    snap = await asyncio.wrap_future(self.in_kernel(take))
+                    if snap is None:
+                        continue
+                    n += 1
+                    key = f"{name}/{loc.epoch}.{n}"
+                    await self.snapshots.bucket.put(key, snap.encode())
+                    old = rec.get("snapshot")
+                    rec["snapshot"] = key
+                    await self.registry.update(module_key(name), rec, e.revision)
+                    if old and old != key:
+                        await self.snapshots.delete(old)
+                except Conflict:
+                    await self.snapshots.delete(key)
+                except Exception as err:
+                    self._log_line(name, f"checkpoint failed: {type(err).__name__}: {err}")
 
     # -- lost nodes --------------------------------------------------------------------------
 

@@ -64,6 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats")
     p.add_argument("--ttl", type=float, default=4.0, help="seconds of silence before the node is lost")
     p.add_argument("--arch", help="advertise this architecture (default: this machine's)")
+    p.add_argument("--checkpoint", type=float, default=0.0, help="snapshot stateful modules "
+                   "every this many seconds (resumed from after a node loss; 0: never)")
     p.add_argument("--edge", action="store_true", help="keep running modules while cut off from "
                    "the registry (they are then never re-placed elsewhere)")
     p.set_defaults(func=_node_run)
@@ -146,7 +148,7 @@ def _node_run(args: argparse.Namespace) -> int:
     cfg = NodeConfig(nats=url, name=name, lattice=lattice, creds=_creds(args),
                      cache_dir=args.cache_dir, heartbeat_s=args.heartbeat, ttl_s=args.ttl,
                      tick_ms=tick, arch=args.arch or platform.machine(), replicas=args.replicas,
-                     js_domain=args.js_domain, edge=args.edge)
+                     js_domain=args.js_domain, edge=args.edge, checkpoint_s=args.checkpoint)
     agent = NodeAgent(cfg, backends)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     import faulthandler

@@ -237,3 +237,30 @@ def test_stop_and_logs(tmp_path, nats_server, nodes):
         await nc.close()
 
     asyncio.run(go())
+
+
+def test_lost_node_module_resumes_from_its_last_checkpoint(tmp_path, nats_server, nodes):
+    manifest = write_counter(tmp_path / "mod", interval_ms=10)
+
+    async def go():
+        nc, m = await manager(nats_server.url, LATTICE)
+        nodes.start("n1", extra=("--checkpoint", "0.2"))
+        nodes.start("n2", extra=("--checkpoint", "0.2"))
+        await wait_for(m.registry, nodes_up("n1", "n2"), 20)
+        reports = await Reports().subscribe(nc, LATTICE, "counter")
+        assert (await m.deploy(manifest, {}))["node"] == "n1"
+        # a checkpoint was stored and recorded
+        await m.wait_for_module("counter", lambda r, s: (r.get("snapshot") or "").startswith("counter/1."), 20)
+        await reports.until(lambda items: len(items) >= 30)
+        nodes.kill("n1")                                   # SIGKILL: no goodbye
+        await m.wait_for_module("counter", running_on("n2"), 20)
+        await reports.until(lambda items: any(n == "n2" for n, _, _ in items))
+        last_n1 = max(d["n"] for n, _, d in reports.items if n == "n1")
+        first_n2 = next(d for n, _, d in reports.items if n == "n2")
+        # resumed from a checkpoint: not from scratch, and never ahead of what n1 reached
+        assert 1 < first_n2["n"] <= last_n1 + 1 and first_n2["g"] == first_n2["n"], (first_n2, last_n1)
+        rec = (await m.registry.get(module_key("counter"))).value
+        assert "from its last snapshot" in rec["note"]
+        await nc.close()
+
+    asyncio.run(go())
