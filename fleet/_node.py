@@ -59,7 +59,7 @@ from wasi_hw.kernel import (AuditLog, Backends, Event, Kernel, ManifestError, Sn
                             load_manifest, migratable)
 
 from . import _placement
-from ._artifacts import ArtifactError, Artifacts, Snapshots
+from ._artifacts import ArtifactError, Artifacts, Snapshots, sha256
 from ._names import check_lattice, check_name, ctl_subject, evt_subject, module_key, node_key, status_key
 from ._registry import Conflict, Credentials, Entry, Registry, connect
 
@@ -152,6 +152,9 @@ class NodeAgent:
         self._beats = 0
         self.view_revision = 0                  # the newest registry revision seen
         self._artifact_cache: dict[tuple[str, str], tuple[bytes, Any]] = {}
+        # snapshot images pushed by a source node during a move: (module, epoch) → parts
+        self._pushed: dict[tuple[str, int], dict[str, Any]] = {}
+        self._pushed_ready: dict[tuple[str, int], asyncio.Event] = {}
         self.ready = threading.Event()          # registered and caught up with the registry
         self.error: BaseException | None = None
 
@@ -266,6 +269,8 @@ class NodeAgent:
         await self._register()
         await self.nc.subscribe(ctl_subject(cfg.lattice, cfg.name, "logs"), cb=self._ctl_logs)
         await self.nc.subscribe(ctl_subject(cfg.lattice, cfg.name, "view"), cb=self._ctl_view)
+        await self.nc.subscribe(ctl_subject(cfg.lattice, cfg.name, "snapshot"),
+                                cb=self._ctl_snapshot)
         tasks = [asyncio.create_task(self._watch()), asyncio.create_task(self._heartbeat()),
                  asyncio.create_task(self._reconcile_loop())]
         if cfg.checkpoint_s > 0:
@@ -457,7 +462,7 @@ class NodeAgent:
             if held is not None and held[0] == epoch:
                 snap = held[1]
             elif stateful and rec.get("snapshot"):
-                snap = Snapshot.decode(await self.snapshots.get(rec["snapshot"]))
+                snap = Snapshot.decode(await self._snapshot_image(name, rec))
             code = migratable(wasm) if stateful else wasm
 
             def start(k: Kernel) -> tuple[str, str]:
@@ -512,11 +517,23 @@ class NodeAgent:
         snap = await asyncio.wrap_future(self.in_kernel(snap_and_remove))
         self.local.pop(name, None)
         new_epoch = int(rec["epoch"]) + 1
+        storing = None
         try:
-            key = await self.snapshots.put(name, new_epoch, snap.encode()) if snap else None
+            key = digest = None
+            if snap is not None:
+                image = snap.encode()
+                digest = sha256(image)
+                # The target gets the image straight away, and the record switches while the
+                # image is being stored (the store's copy is what a restart or a later
+                # re-placement resumes from; the target waits for it if the push is lost).
+                storing = asyncio.ensure_future(self.snapshots.put(name, new_epoch, image))
+                await self._push_snapshot(target, name, new_epoch, image, digest)
+                key = f"{name}/{new_epoch}"
             rec.update(node=target, epoch=new_epoch, move=None,
-                       snapshot=key if loc.stateful else None,
+                       snapshot=key if loc.stateful else None, snapshot_sha256=digest,
                        note=f"moved from {self.cfg.name}" + (" with its state" if snap else ""))
+            if storing is not None and storing.done():
+                storing.result()                      # a store failure calls the move off
             await self.registry.update(module_key(name), rec, e.revision)
         except Conflict:
             # the record changed meanwhile: keep the state; reconcile decides where it runs
@@ -525,6 +542,8 @@ class NodeAgent:
             self._dirty.set()
             return
         except Exception as err:
+            if storing is not None:
+                storing.cancel()
             # the snapshot could not be stored: the module resumes here, the move is called off
             if snap is not None:
                 self._held_snap[name] = (loc.epoch, snap)
@@ -537,6 +556,12 @@ class NodeAgent:
             except Exception:
                 self._dirty.set()
             return
+        if storing is not None:
+            try:
+                await storing
+            except Exception as err:       # the target runs it; a later restart cannot resume
+                self._log_line(name, f"storing the snapshot failed after the hand-over: "
+                                     f"{type(err).__name__}: {err}")
         self._log_line(name, f"handed over to {target} at epoch {new_epoch}")
         await self._publish(name, "state", {"state": "moved", "epoch": loc.epoch, "to": target}, "")
 
@@ -563,6 +588,74 @@ class NodeAgent:
         except Conflict:
             self._dirty.set()
         self._log_line(name, rec["note"])
+
+    # -- snapshot transport ----------------------------------------------------------------------
+
+    _PUSH_CHUNK = 512 * 1024
+
+    async def _push_snapshot(self, target: str, name: str, epoch: int, image: bytes,
+                             digest: str) -> None:
+        """Publish ``image`` to the target node in chunks (core NATS, at most once)."""
+        subject = ctl_subject(self.cfg.lattice, target, "snapshot")
+        parts = max(1, -(-len(image) // self._PUSH_CHUNK))
+        try:
+            for i in range(parts):
+                await self.nc.publish(subject, image[i * self._PUSH_CHUNK:(i + 1) * self._PUSH_CHUNK],
+                                      headers={"module": name, "epoch": str(epoch),
+                                               "part": f"{i}/{parts}", "sha256": digest})
+        except Exception:
+            pass        # the target reads the stored copy instead
+
+    async def _ctl_snapshot(self, msg: Any) -> None:
+        h = msg.headers or {}
+        try:
+            key = (h["module"], int(h["epoch"]))
+            i, n = (int(x) for x in h["part"].split("/"))
+        except (KeyError, ValueError):
+            return
+        if not 0 <= i < n <= 1024:
+            return
+        entry = self._pushed.setdefault(key, {"sha": h.get("sha256"), "parts": [None] * n})
+        if len(entry["parts"]) != n or entry["sha"] != h.get("sha256"):
+            return
+        entry["parts"][i] = msg.data
+        if all(p is not None for p in entry["parts"]):
+            self._pushed_ready.setdefault(key, asyncio.Event()).set()
+        while len(self._pushed) > 8:                       # bounded: old pushes are dropped
+            old = next(iter(self._pushed))
+            self._pushed.pop(old, None)
+            self._pushed_ready.pop(old, None)
+
+    async def _snapshot_image(self, name: str, rec: dict) -> bytes:
+        """The image the record names: the one the source pushed here if it is complete (or
+        completes within a moment) and has the record's SHA-256, else the stored copy —
+        checked against the record's SHA-256 either way."""
+        want = rec.get("snapshot_sha256")
+        key = (name, int(rec["epoch"]))
+        if want and key in self._pushed:
+            ready = self._pushed_ready.setdefault(key, asyncio.Event())
+            try:
+                await asyncio.wait_for(ready.wait(), 0.25)
+                image = b"".join(self._pushed[key]["parts"])
+                if sha256(image) == want:
+                    self._pushed.pop(key, None)
+                    self._pushed_ready.pop(key, None)
+                    return image
+            except asyncio.TimeoutError:
+                pass
+        deadline = time.monotonic() + 10
+        while True:        # the source may still be storing it (it switched the record first)
+            try:
+                image = await self.snapshots.get(rec["snapshot"])
+                break
+            except ArtifactError as err:
+                if err.kind != "missing" or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.02)
+        if want and sha256(image) != want:
+            raise ArtifactError("digest", f"snapshot {rec['snapshot']}: its bytes hash to "
+                                          f"{sha256(image)[:12]}…, the record says {want[:12]}…")
+        return image
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -593,9 +686,10 @@ class NodeAgent:
                         continue
                     n += 1
                     key = f"{name}/{loc.epoch}.{n}"
-                    await self.snapshots.bucket.put(key, snap.encode())
+                    image = snap.encode()
+                    await self.snapshots.bucket.put(key, image)
                     old = rec.get("snapshot")
-                    rec["snapshot"] = key
+                    rec["snapshot"], rec["snapshot_sha256"] = key, sha256(image)
                     await self.registry.update(module_key(name), rec, e.revision)
                     if old and old != key:
                         await self.snapshots.delete(old)

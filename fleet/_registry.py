@@ -75,16 +75,29 @@ async def connect(url: str, creds: Credentials | None = None, *, name: str = "wa
         opts["tls"] = ctx
 
     errors: list[str] = []
+    refused = asyncio.Event()
 
     async def quiet(err: Exception) -> None:   # reconnects are expected; errors surface per call
         errors[:] = [f"{type(err).__name__}: {err}".strip()]
+        if "authorization" in str(err).lower() or "authentication" in str(err).lower():
+            refused.set()
 
     opts.update(error_cb=quiet)
     if on_reconnect is not None:
         opts["reconnected_cb"] = on_reconnect
     try:
-        # the first connection is bounded (a wrong password must not retry for ever)
-        return await asyncio.wait_for(nats.connect(**opts), connect_timeout * 3)
+        # the first connection is bounded (a wrong password must not retry for ever): it
+        # ends at the deadline, or at once when the server refuses the credentials
+        task = asyncio.ensure_future(nats.connect(**opts))
+        stop = asyncio.ensure_future(refused.wait())
+        await asyncio.wait([task, stop], timeout=connect_timeout * 3,
+                           return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise asyncio.TimeoutError()
+        return task.result()
     except Exception as err:
         why = f"{type(err).__name__}: {err}".strip().rstrip(":")
         if isinstance(err, asyncio.TimeoutError) and errors:

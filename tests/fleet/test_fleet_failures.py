@@ -149,7 +149,7 @@ def test_credentials_required(tmp_path, nats_factory):
     manifest = write_counter(tmp_path / "mod", interval_ms=50)
     nodes = Nodes(tmp_path, plain, LATTICE)
     env_cmd = [sys.executable, "-m", "wasi_hw", "fleet", "ls", "--nats", plain, "--lattice", LATTICE]
-    out = subprocess.run(env_cmd, capture_output=True, text=True, timeout=30)
+    out = subprocess.run(env_cmd, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "cannot connect to NATS" in out.stderr
     assert "Traceback" not in out.stderr
 
@@ -165,7 +165,7 @@ def test_credentials_required(tmp_path, nats_factory):
     try:
         asyncio.run(go())
         ok = subprocess.run(env_cmd + ["--user", "fleet", "--password", "s3cret"],
-                            capture_output=True, text=True, timeout=30)
+                            capture_output=True, text=True, timeout=60)
         assert ok.returncode == 0 and "counter" in ok.stdout and "running" in ok.stdout, ok
     finally:
         nodes.close()
