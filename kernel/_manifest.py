@@ -494,6 +494,7 @@ def _parse_imc(iv: _V, name: str) -> ImcPolicy:
     return ImcPolicy(**lists)
 
 
-def load_manifest(path: Path | str) -> Manifest:
-    """Read and validate the driver manifest at `path`."""
-    return parse_manifest(TomlDoc(Path(path)))
+def load_manifest(path: Path | str, text: str | None = None) -> Manifest:
+    """Read and validate the driver manifest at `path` (``text``: its content, already read —
+    e.g. fetched by a fleet node; ``wasm`` is then resolved against `path`'s directory)."""
+    return parse_manifest(TomlDoc(Path(path), text))
