@@ -5,7 +5,8 @@ The AoT cache (`AotCache`), driver manifests and their frozen grants (`Manifest`
 interrupted `KernelEngine`, a Store with limits per driver, `Sandbox` / `DriverInstance`),
 the grant table for memory shared between drivers (`GrantTable`, `_sharing`), the
 supervisor (`Kernel`: lifecycle, restart with backoff, hot update, routes) and the run
-path as an API (`run_driver`, `adhoc_manifest`, `load_kernel_file`).
+path as an API (`run_driver`, `adhoc_manifest`, `load_kernel_file`), and a clean stop on a
+signal (`stop_on_signals`).
 The contract-violation policy is documented in `wasi_hw.kernel._policy`.
 """
 
@@ -20,6 +21,7 @@ from ._run import (KernelPlan, RunResult, SimDevice, adhoc_manifest, load_kernel
                    plan_backends, run_driver, sim_i2c, sim_usb)
 from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox
 from ._sharing import DriverSharing, GrantInfo, GrantTable
+from ._signals import SignalStop, stop_on_signals
 from ._supervisor import DriverSlot, Event, Kernel
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "I2cGrant", "Limits", "Manifest", "ManifestError", "RegisterRange", "RestartPolicy",
     "SharingPolicy", "UsbGrant", "load_manifest",
     "DriverSharing", "GrantInfo", "GrantTable",
+    "SignalStop", "stop_on_signals",
     "KernelEngine",
     "KernelPlan", "RunResult", "SimDevice", "adhoc_manifest", "load_kernel_file",
     "plan_backends", "run_driver", "sim_i2c", "sim_usb",
