@@ -11,8 +11,8 @@ The contract-violation policy is documented in `wasi_hw.kernel._policy`.
 """
 
 from ._audit import AuditLog
-from ._cache import AotCache, LoadedModule, default_cache_dir
-from ._engine import KernelEngine
+from ._cache import AotCache, LoadedModule, cache_dir_problem, default_cache_dir
+from ._engine import KernelEngine, host_target
 from ._hosts import Backends, make_hosts
 from ._inspect import CAPABILITIES, Inspection, inspect_wasm
 from ._manifest import (I2cGrant, Limits, Manifest, ManifestError, RegisterRange, RestartPolicy,
@@ -25,7 +25,7 @@ from ._signals import SignalStop, stop_on_signals
 from ._supervisor import DriverSlot, Event, Kernel
 
 __all__ = [
-    "AotCache", "LoadedModule", "default_cache_dir",
+    "AotCache", "LoadedModule", "cache_dir_problem", "default_cache_dir",
     "AuditLog",
     "Backends", "make_hosts",
     "CAPABILITIES", "Inspection", "inspect_wasm",
@@ -35,7 +35,7 @@ __all__ = [
     "SharingPolicy", "UsbGrant", "load_manifest",
     "DriverSharing", "GrantInfo", "GrantTable",
     "SignalStop", "stop_on_signals",
-    "KernelEngine",
+    "KernelEngine", "host_target",
     "KernelPlan", "RunResult", "SimDevice", "adhoc_manifest", "load_kernel_file",
     "plan_backends", "run_driver", "sim_i2c", "sim_usb",
 ]

@@ -64,7 +64,7 @@ from wasi_hw import UserError
 from ._engine import WASMTIME_VERSION, KernelEngine, target_arch
 
 __all__ = ["AotCache", "LoadedModule", "default_cache_dir", "SETTLE_S", "cwasm_arch",
-           "foreign_cwasm"]
+           "foreign_cwasm", "cache_dir_problem"]
 
 # ELF e_machine values of the architectures wasmtime's Cranelift emits
 _ELF_MACHINES = {62: "x86_64", 183: "aarch64", 243: "riscv64", 22: "s390x"}
@@ -94,6 +94,24 @@ def foreign_cwasm(head: bytes, engine: KernelEngine) -> str | None:
 
 #: A `.cwasm` unchanged for this long after a verified load is sealed (module docstring).
 SETTLE_S = 2.0
+
+
+def cache_dir_problem(root: Path, uid: int | None = None) -> str | None:
+    """None if the cache directory `root` is ours (`uid`'s) alone or absent, else why it cannot
+    be trusted: anyone who can write there could plant a matching `.cwasm` + sidecar pair."""
+    try:
+        st = Path(root).stat()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"cache directory unusable: {err}"
+    if uid is None and hasattr(os, "getuid"):
+        uid = os.getuid()
+    if uid is not None and st.st_uid != uid:
+        return f"cache directory {root} is owned by another user"
+    if st.st_mode & 0o022:
+        return f"cache directory {root} is writable by others"
+    return None
 
 
 def default_cache_dir() -> Path:
@@ -131,19 +149,7 @@ class AotCache:
         return self.root / f"{stem}.cwasm", self.root / f"{stem}.json"
 
     def _private(self) -> str | None:
-        """None if the cache directory is ours alone, else why it cannot be trusted. Anyone
-        who can write there could plant a matching `.cwasm` + sidecar pair."""
-        try:
-            st = self.root.stat()
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            return f"cache directory unusable: {err}"
-        if hasattr(os, "getuid") and st.st_uid != os.getuid():
-            return f"cache directory {self.root} is owned by another user"
-        if st.st_mode & 0o022:
-            return f"cache directory {self.root} is writable by others"
-        return None
+        return cache_dir_problem(self.root)
 
     def load(self, wasm: bytes) -> LoadedModule:
         """The module for `wasm`: a verified cache entry, else a fresh compile (then stored).
