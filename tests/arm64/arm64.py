@@ -31,7 +31,7 @@ Contract:
 - **Runs** — `run(script)` runs ``/bin/sh -c script`` chrooted into the root, in a private
   mount namespace (``unshare --mount``) that mounts ``/proc``, binds ``/dev``, a fresh tmpfs
   on ``/tmp`` and the checkout's ``tests/`` and ``build/wasm/`` read-only under
-  ``/srv/wasi-hw``: every mount disappears with the namespace, whatever happens to the run.
+  ``/srv/wasi-hw`` (and `binds`, read-write): every mount disappears with the namespace, whatever happens to the run.
   ``PATH`` starts with ``/opt/venv/bin``. Returns the `subprocess.CompletedProcess` (text);
   a run past its timeout is killed and raises `Arm64Error`.
 """
@@ -52,6 +52,7 @@ import time
 import tomllib
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterable
 
 __all__ = ["Arm64Unavailable", "Arm64Error", "RECIPE", "recipe_hash", "enable_binfmt",
            "prepare", "install", "run", "Root"]
@@ -298,7 +299,7 @@ def install(root: Root | Path) -> dict:
 
 # -- runs ------------------------------------------------------------------------------------
 
-def _mounts(root: Path, mount_srv: bool) -> str:
+def _mounts(root: Path, mount_srv: bool, binds: Iterable[tuple[Path, str]] = ()) -> str:
     q = lambda p: "'" + str(p).replace("'", "'\\''") + "'"  # noqa: E731
     lines = [
         "set -e",
@@ -314,17 +315,21 @@ def _mounts(root: Path, mount_srv: bool) -> str:
             if src.is_dir():
                 lines += [f"mount --bind {q(src)} {q(dst)}",
                           f"mount -o remount,bind,ro {q(dst)}"]
+    for src, inside in binds:                  # read-write exchange directories
+        dst = root / inside.lstrip("/")
+        lines += [f"mkdir -p {q(dst)}", f"mount --bind {q(src)} {q(dst)}"]
     return "\n".join(lines)
 
 
 def run(root: Root | Path, script: str, *, timeout: float = 600, env: dict | None = None,
-        mount_srv: bool = True, cwd: str = "/") -> subprocess.CompletedProcess:
+        mount_srv: bool = True, cwd: str = "/",
+        binds: Iterable[tuple[Path, str]] = ()) -> subprocess.CompletedProcess:
     """Run ``/bin/sh -c script`` in the root (module docstring)."""
     path = root.path if isinstance(root, Root) else Path(root)
     genv = {"PATH": "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             "HOME": "/root", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
             "WASI_HW_IN_ARM64": "1", **(env or {})}
-    inner = (f"{_mounts(path, mount_srv)}\n"
+    inner = (f"{_mounts(path, mount_srv, binds)}\n"
              f"exec chroot '{path}' /bin/sh -c 'cd {cwd} && exec /bin/sh -c \"$WASI_HW_ARM64_SCRIPT\"'")
     proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
                              inner], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
