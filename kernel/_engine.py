@@ -96,7 +96,7 @@ def check_target(target: str) -> str | None:
         return f"unknown target {target!r}: {r.stdout.strip()}"
     if "Support for this target is disabled" in r.stderr:
         return (f"this wasmtime build ({WASMTIME_VERSION}, {host_target()}) has no "
-                f"{target_arch(target)} compiler: compile on a {target_arch(target)} machine "
+                f"{target_arch(target)} compiler: compile on an {target_arch(target)} machine "
                 f"(e.g. `wasi-hw compile` on the target itself)")
     return f"this wasmtime build cannot compile for {target} (probe exit {r.returncode})"
 

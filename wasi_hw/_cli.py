@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "wasi_hw.host._cli_trace",  # trace show / record
     "wasi_hw.kernel._cli",      # run, compile, inspect, kernel run
     "wasi_hw._cli_extra",       # parity, bench, trace record (later issues)
+    "wasi_hw._cli_system",      # doctor, demo, service install
 )
 
 
