@@ -3,7 +3,8 @@
 #   ./dev.sh demo   build every driver and run the demo kernel on simulated devices
 #   ./dev.sh test   run every test
 # Each installs what it needs first (Debian packages, the venv, the Rust wasm
-# toolchain) and skips what is already in place. Other verbs: setup, build, shell.
+# toolchain) and skips what is already in place. Other verbs: setup, build, shell,
+# dist (sdist + wheel in dist/, drivers included: what a Raspberry Pi installs).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -76,6 +77,11 @@ case "$cmd" in
   test)
     setup; build
     exec "$VENV/bin/python" -m pytest -n 2 "$@" ;;
+  dist)
+    setup; build
+    mkdir -p dist
+    exec "$VENV/bin/python" -c 'import setuptools.build_meta as b
+for f in (b.build_sdist, b.build_wheel): print("dist/" + f("dist"))' ;;
   shell) setup; exec bash --rcfile <(echo "source '$VENV/bin/activate'") ;;
-  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
