@@ -83,5 +83,5 @@ case "$cmd" in
     exec "$VENV/bin/python" -c 'import setuptools.build_meta as b
 for f in (b.build_sdist, b.build_wheel): print("dist/" + f("dist"))' ;;
   shell) setup; exec bash --rcfile <(echo "source '$VENV/bin/activate'") ;;
-  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
