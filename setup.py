@@ -1,5 +1,8 @@
 """Build hook: the demo ships inside the wheel (everything else is in pyproject.toml).
 
+The sdist carries the kernel file and manifests (MANIFEST.in) and, put in by `SdistWithDrivers`
+at their place in the tree, the ``.wasm`` files they name (setuptools keeps ``build/`` out of
+an sdist otherwise) — so a Raspberry Pi builds the wheel without a Rust toolchain.
 A non-editable build copies ``drivers/demo.kernel.toml``, every ``drivers/*/manifest.toml``
 and the ``.wasm`` files they name (``build/wasm/``, made by ``wasi-hw build``; wasm is the
 same on every machine) into ``wasi_hw/demo/`` with the checkout's relative layout, so the
@@ -14,8 +17,29 @@ from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
+from setuptools.command.sdist import sdist
 
 HERE = Path(__file__).resolve().parent
+
+
+def _driver_wasm() -> list[tuple[Path, Path]]:
+    """(manifest, the .wasm it names) for every driver manifest whose .wasm exists."""
+    found = []
+    for manifest in sorted((HERE / "drivers").glob("*/manifest.toml")):
+        wasm_rel = tomllib.loads(manifest.read_text()).get("wasm")
+        wasm = (manifest.parent / wasm_rel).resolve() if wasm_rel else None
+        found.append((manifest, wasm if wasm is not None and wasm.exists() else None))
+    return found
+
+
+class SdistWithDrivers(sdist):
+    def make_release_tree(self, base_dir, files):
+        super().make_release_tree(base_dir, files)
+        for _, wasm in _driver_wasm():
+            if wasm is not None:
+                dst = Path(base_dir) / wasm.relative_to(HERE)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(wasm, dst)
 
 
 class BuildPyWithDemo(build_py):
@@ -30,10 +54,8 @@ class BuildPyWithDemo(build_py):
         missing = []
         (out / "drivers").mkdir(parents=True, exist_ok=True)
         shutil.copy2(demo, out / "drivers" / demo.name)
-        for manifest in sorted((HERE / "drivers").glob("*/manifest.toml")):
-            wasm_rel = tomllib.loads(manifest.read_text()).get("wasm")
-            wasm = (manifest.parent / wasm_rel).resolve() if wasm_rel else None
-            if wasm is None or not wasm.exists():
+        for manifest, wasm in _driver_wasm():
+            if wasm is None:
                 missing.append(manifest.parent.name)
                 continue
             dst = out / manifest.relative_to(HERE)
@@ -47,4 +69,4 @@ class BuildPyWithDemo(build_py):
                   f"{', '.join(missing)} (run `wasi-hw build` first)", file=sys.stderr)
 
 
-setup(cmdclass={"build_py": BuildPyWithDemo})
+setup(cmdclass={"build_py": BuildPyWithDemo, "sdist": SdistWithDrivers})

@@ -88,3 +88,19 @@ def test_installed_wasi_hw_runs_outside_the_checkout(venv, tmp_path):
     reports = {e["driver"] for e in map(json.loads, r.stdout.splitlines())
                if e["event"] == "report"}
     assert {"bme280", "sht3x", "tmp102", "lcd", "usb-echo"} <= reports, r.stdout[-2000:]
+
+
+def test_the_sdist_carries_the_drivers_a_pi_cannot_build(tmp_path, build_drivers):
+    """A Pi builds its wheel from the sdist, without Rust: the .wasm must be inside."""
+    import tarfile
+
+    build_drivers(*DEMO_DRIVERS)
+    code = "import sys, setuptools.build_meta as b; print(b.build_sdist(sys.argv[1]))"
+    r = _run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    names = tarfile.open(tmp_path / r.stdout.strip().splitlines()[-1]).getnames()
+    top = names[0].split("/")[0]
+    for d in DEMO_DRIVERS:
+        assert f"{top}/build/wasm/{d}.wasm" in names
+        assert f"{top}/drivers/{d}/manifest.toml" in names
+    assert f"{top}/drivers/demo.kernel.toml" in names and f"{top}/setup.py" in names
