@@ -245,7 +245,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
             wasm = _read(path)
             loaded = _wasm_error(path, lambda: cache.compile(wasm))
             where = loaded.cwasm if loaded.cwasm else "(cache not writable)"
-            print(f"{path}: compiled for {engine.target} in {loaded.seconds * 1000:.1f} ms "
+            print(f"{path}: compiled in {loaded.seconds * 1000:.1f} ms for {engine.target} "
                   f"→ {where}")
     return 0
 
