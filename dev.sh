@@ -21,7 +21,8 @@ APT_PKGS=(python3-venv python3-dev gcc pkg-config libgirepository1.0-dev libcair
           libusb-1.0-0 umockdev gir1.2-umockdev-1.0 usbip
           qemu-system-x86 busybox-static cpio kmod xz-utils zstd wasi-libc)
 APT_PKGS+=(debootstrap qemu-user-static binfmt-support)  # the aarch64 tier: a bookworm arm64 root run under qemu-user
-# The Rust wasm toolchain (FACTS.md): a rustup toolchain that already has the
+APT_PKGS+=(libasan8 libubsan1)  # the C extension's sanitizer test tier (tests/kernel/test_sanitizers.py)
+# The Rust wasm toolchain: a rustup toolchain that already has the
 # wasm32 target, else Debian's rustc-web + std sources + wasm-ld.
 RUST_PKGS=(rustc-web cargo-web rust-web-src lld-22)
 

@@ -13,15 +13,17 @@ from ._clock import Clock, RealClock, VirtualClock
 from ._driver_env import DriverEnv, Sharing
 from ._i2c import I2cHost
 from ._i2c_backend import I2cBackend, Read, Write
+from ._models import MODEL_ALIASES, find_model, i2c_models, model_key, usb_models
 from ._pyusb_usb import PyusbUsbBackend
 from ._replay import ReplayDivergence, ReplayI2cBackend, ReplayUsbBackend, replaying
 from ._sim_i2c import SimI2cBackend
 from ._sim_usb import SimUsbBackend
-from ._smbus2_i2c import Smbus2I2cBackend
-from ._trace import (RecordingI2cBackend, RecordingUsbBackend, Trace, TraceWriter, read_trace,
-                     recording, traced)
+from ._smbus2_i2c import Smbus2I2cBackend, linux_i2c_buses
+from ._trace import (RecordingI2cBackend, RecordingUsbBackend, Trace, TraceWriter, format_record,
+                     read_trace, recording, traced)
 from ._usb import UsbHost
 from ._usb_backend import UsbBackend, UsbDeviceInfo
+from ._usbip_proto import speed_name
 from ._usbip_server import UsbipServer
 from ._usbip_usb import UsbipUsbBackend
 
@@ -30,12 +32,16 @@ __all__ = [
     "Clock", "VirtualClock", "RealClock",
     # I2C: contract, host module, backends
     "I2cBackend", "Read", "Write", "I2cHost", "SimI2cBackend", "Smbus2I2cBackend",
+    "linux_i2c_buses",
     # wasi_driver host module
     "DriverEnv", "Sharing",
     # USB: contract, host module, backends, USB/IP server
     "UsbBackend", "UsbDeviceInfo", "UsbHost", "SimUsbBackend", "PyusbUsbBackend",
-    "UsbipUsbBackend", "UsbipServer",
+    "UsbipUsbBackend", "UsbipServer", "speed_name",
+    # simulated device models by name (`wasi_hw.host.devices`, `wasi_hw.host.usbdevices`)
+    "MODEL_ALIASES", "i2c_models", "usb_models", "find_model", "model_key",
     # traces and replay
-    "Trace", "TraceWriter", "read_trace", "RecordingI2cBackend", "RecordingUsbBackend",
+    "Trace", "TraceWriter", "read_trace", "format_record", "RecordingI2cBackend",
+    "RecordingUsbBackend",
     "recording", "traced", "ReplayI2cBackend", "ReplayUsbBackend", "ReplayDivergence", "replaying",
 ]

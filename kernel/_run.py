@@ -8,15 +8,12 @@ Contract:
   N times (or until it is quarantined) and returns a `RunResult` (readings, events, audit
   entries, final state). Callers choose the backends — e.g. a recorder wrapping a sim backend
   for traces, or a benchmark's own — the kernel never names a backend class.
-- `sim_i2c(specs)` / `sim_usb(names)` build simulated backends from ``"bme280@0x76"`` /
-  ``"bme280@i2c-1:0x76"`` and ``"echo"`` specs; unknown models or malformed specs raise
-  `UserError` naming what is available.
 - `load_kernel_file(path)` validates a kernel file (drivers, routes, simulated devices, a
   USB/IP server) into a `KernelPlan`, errors located ``file:line`` like manifests.
 - `parse_usbip("HOST[:PORT]")` → ``(host, port)`` (port 3240, usbipd's, when left out; an
-  IPv6 host in brackets: ``[::1]:3240``); `usbip_usb(address)` the `UsbipUsbBackend` that
-  imports the devices that server exports — how a USB driver runs against a device plugged
-  into another machine (``usbipd`` + ``usbip bind`` there, or ``wasi-hw usbip serve``).
+  IPv6 host in brackets: ``[::1]:3240``).
+A `KernelPlan` only describes simulated devices and a USB/IP server (`SimDevice`, ``usbip``):
+the application layer builds the backends (`wasi_hw.apps.plan_backends`).
 """
 
 from __future__ import annotations
@@ -36,100 +33,20 @@ from ._manifest import I2cGrant, Limits, Manifest, RestartPolicy, TomlDoc, _V, p
 from ._supervisor import Event, Kernel
 
 __all__ = [
-    "adhoc_manifest", "run_driver", "RunResult", "sim_i2c", "sim_usb", "parse_sim_spec",
-    "i2c_models", "usb_models", "KernelPlan", "SimDevice", "load_kernel_file", "plan_backends",
-    "parse_usbip", "usbip_usb", "USBIP_PORT",
+    "adhoc_manifest", "run_driver", "RunResult", "KernelPlan", "SimDevice", "load_kernel_file",
+    "parse_usbip", "USBIP_PORT",
 ]
-
-_SPEC = re.compile(r"^([A-Za-z0-9_]+)@(?:([A-Za-z0-9_.-]+):)?(0x[0-9a-fA-F]+|\d+)$")
-_ALIASES = {"lcd": "pcf8574hd44780", "hd44780": "pcf8574hd44780", "pcf8574": "pcf8574hd44780",
-            "msc": "massstorage", "mass_storage": "massstorage", "keyboard": "hidkeyboard",
-            "echo": "echodevice"}
-
-
-def _models(package: str, base: str) -> dict[str, type]:
-    import importlib
-    mod = importlib.import_module(package)
-    base_cls = getattr(mod, base)
-    out = {}
-    for name in getattr(mod, "__all__", ()):
-        obj = getattr(mod, name)
-        if isinstance(obj, type) and issubclass(obj, base_cls) and obj is not base_cls:
-            out[name.lower()] = obj
-    return out
-
-
-def i2c_models() -> dict[str, type]:
-    """Simulated I2C device models by lower-case class name (`wasi_hw.host.devices`)."""
-    models = _models("wasi_hw.host.devices", "I2cDevice")
-    models.pop("registerdevice", None)
-    return models
-
-
-def usb_models() -> dict[str, type]:
-    """Simulated USB device models by lower-case class name (`wasi_hw.host.usbdevices`)."""
-    return _models("wasi_hw.host.usbdevices", "UsbDeviceModel")
-
-
-def _lookup(kind: str, name: str, models: Mapping[str, type]) -> type:
-    key = name.lower()
-    key = _ALIASES.get(key, key)
-    if key not in models:
-        raise UserError(f"no simulated {kind} device {name!r} (available: "
-                        f"{', '.join(sorted(models)) or 'none'})")
-    return models[key]
-
-
-def parse_sim_spec(spec: str, default_bus: str) -> tuple[str, str, int]:
-    """``"bme280@0x76"`` → (model, bus, address)."""
-    m = _SPEC.match(spec.strip())
-    if not m:
-        raise UserError(f"--sim {spec!r}: expected MODEL@ADDRESS or MODEL@BUS:ADDRESS, "
-                        "e.g. bme280@0x76")
-    address = int(m.group(3), 0)
-    if not 0 <= address <= 0x7F:
-        raise UserError(f"--sim {spec!r}: address {address:#x} is not a 7-bit address")
-    return m.group(1), m.group(2) or default_bus, address
 
 
 @dataclass(frozen=True)
 class SimDevice:
+    """A simulated device a kernel file asks for: a model name or alias (``bme280``,
+    ``echo``), for I2C the bus and address it answers on, and its constructor parameters."""
+
     model: str
     bus: str = "i2c-1"
     address: int = 0
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-
-
-def sim_i2c(devices: Iterable[SimDevice], buses: Iterable[str] = ()) -> Any:
-    """A `SimI2cBackend` with the given device models attached."""
-    from wasi_hw.host import SimI2cBackend
-
-    devices = list(devices)
-    models = i2c_models()
-    names = sorted({*buses, *(d.bus for d in devices)}) or ["i2c-1"]
-    backend = SimI2cBackend(names)
-    for d in devices:
-        cls = _lookup("I2C", d.model, models)
-        try:
-            backend.attach(d.bus, d.address, cls(**dict(d.params)))
-        except TypeError as err:
-            raise UserError(f"simulated {d.model}: bad parameters: {err}") from None
-    return backend
-
-
-def sim_usb(devices: Iterable[SimDevice]) -> Any:
-    """A `SimUsbBackend` with the given device models plugged in."""
-    from wasi_hw.host import SimUsbBackend
-
-    models = usb_models()
-    built = []
-    for d in devices:
-        cls = _lookup("USB", d.model, models)
-        try:
-            built.append(cls(**dict(d.params)))
-        except TypeError as err:
-            raise UserError(f"simulated {d.model}: bad parameters: {err}") from None
-    return SimUsbBackend(built)
 
 
 USBIP_PORT = 3240   # usbipd's TCP port
@@ -144,16 +61,6 @@ def parse_usbip(text: str) -> tuple[str, int]:
         raise UserError(f"usbip {text!r}: expected HOST[:PORT] (e.g. 192.168.1.20:3240, "
                         "[::1]:3240), port 1..65535")
     return (m.group(1) or m.group(2)), port
-
-
-def usbip_usb(address: tuple[str, int] | str) -> Any:
-    """A `UsbipUsbBackend` for the USB/IP server at ``address`` (``(host, port)`` or
-    ``"HOST[:PORT]"``). Nothing is connected until the driver looks for a device; an
-    unreachable server then shows as no device present."""
-    from wasi_hw.host import UsbipUsbBackend
-
-    host, port = parse_usbip(address) if isinstance(address, str) else address
-    return UsbipUsbBackend(host, port)
 
 
 def adhoc_manifest(wasm: Path | str, *, bus: str, allow: Iterable[int],
@@ -324,33 +231,3 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
                                         "devices: keep one")
     return KernelPlan(doc.path, tuple(manifests), tuple(routes), tuple(i2c_sim), tuple(usb_sim),
                       float(tick_ms), rounds or None, usbip=usbip)
-
-
-def plan_backends(plan: KernelPlan) -> Backends:
-    """Backends for a kernel file: simulated devices if it lists any, else the real buses;
-    USB from the file's USB/IP server (``kernel.usbip``) when it names one."""
-    i2c_buses = sorted({g.bus for m in plan.manifests for g in m.i2c})
-    wants_usb = any(m.usb for m in plan.manifests)
-    usbip = usbip_usb(plan.usbip) if plan.usbip else None
-    if plan.i2c_sim or plan.usb_sim:
-        i2c = sim_i2c(plan.i2c_sim, i2c_buses) if (plan.i2c_sim or i2c_buses) else None
-        usb = usbip or (sim_usb(plan.usb_sim) if (plan.usb_sim or wants_usb) else None)
-        return Backends(i2c=i2c, usb=usb, clock=getattr(i2c, "clock", None))
-    real = real_backends(i2c_buses, usb=wants_usb and usbip is None)
-    return Backends(i2c=real.i2c, usb=usbip or real.usb)
-
-
-def real_backends(i2c_buses: Iterable[str], *, usb: bool = False) -> Backends:
-    """The host's real buses: ``/dev/i2c-N`` through smbus2, USB through pyusb."""
-    import wasi_hw.host as host
-
-    i2c = None
-    buses = list(i2c_buses)
-    if buses:
-        for bus in buses:
-            if not re.fullmatch(r"i2c-\d+", bus):
-                raise UserError(f"bus {bus!r}: real I2C buses are named i2c-N (/dev/i2c-N)")
-        i2c = host.Smbus2I2cBackend(buses)
-    usb_backend = host.PyusbUsbBackend() if usb else None
-    return Backends(i2c=i2c, usb=usb_backend)
-

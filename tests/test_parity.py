@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from wasi_hw import UserError
-from wasi_hw._cli import main
-from wasi_hw._parity import Leg, compare, normalise, run_parity, setup_for
+from wasi_hw.apps.cli import main
+from wasi_hw.apps._parity import Leg, compare, normalise, run_parity, setup_for
 
 ROOT = Path(__file__).resolve().parents[1]
 WASM = ROOT / "build" / "wasm"
@@ -30,7 +30,7 @@ USB_DRIVERS = ("usb-echo", "msc", "hid-keyboard")
 def wasm(name: str) -> Path:
     path = WASM / f"{name}.wasm"
     if not path.exists():
-        from wasi_hw._build import build, select_toolchain
+        from wasi_hw.apps._build import build, select_toolchain
         try:
             select_toolchain()
         except UserError as err:
@@ -49,11 +49,11 @@ def emulated_bus(setup):
     """An emulated /dev/i2c-1 serving the same device models the sim leg uses."""
     from umockdev_i2c import EmulatedI2cDev
     from wasi_hw.host import RealClock, SimI2cBackend
-    from wasi_hw.kernel._run import _lookup, i2c_models
+    from wasi_hw.host import find_model
 
     sim = SimI2cBackend(["i2c-1"], clock=RealClock())
     for d in setup.i2c_devices:
-        sim.attach(d.bus, d.address, _lookup("I2C", d.model, i2c_models())(**dict(d.params)))
+        sim.attach(d.bus, d.address, find_model("i2c", d.model)(**dict(d.params)))
     return EmulatedI2cDev(sim)
 
 
@@ -170,11 +170,11 @@ def pyusb_leg(driver: str, trace_dir: str) -> dict:
     """Run in a child under umockdev-wrapper: the driver's pyusb leg against emulated usbfs
     serving the same device models the sim leg uses."""
     from umockdev_usb import EmulatedUsb
-    from wasi_hw._parity import run_leg
-    from wasi_hw.kernel._run import _lookup, usb_models
+    from wasi_hw.apps._parity import run_leg
+    from wasi_hw.host import find_model
 
     setup = setup_for(WASM / f"{driver}.wasm")
-    models = [_lookup("USB", d.model, usb_models())(**dict(d.params)) for d in setup.usb_devices]
+    models = [find_model("usb", d.model)(**dict(d.params)) for d in setup.usb_devices]
     with EmulatedUsb(models):
         leg = run_leg(setup, "pyusb", trace_dir=Path(trace_dir))
     return {"readings": leg.readings, "outcome": leg.outcome, "trace": str(leg.trace_path)}
@@ -183,7 +183,7 @@ def pyusb_leg(driver: str, trace_dir: str) -> dict:
 @pytest.mark.parametrize("driver", ["usb-echo", "msc"])
 def test_usb_driver_parity_pyusb_under_umockdev(driver, tmp_path, monkeypatch):
     from umockdev_usb import available, run_under_umockdev
-    from wasi_hw._parity import run_leg
+    from wasi_hw.apps._parity import run_leg
     from wasi_hw.host import read_trace
 
     reason = available()

@@ -1,6 +1,6 @@
 """Installed like a user installs it: the built wheel (not editable) in a fresh venv.
 
-The wheel is built from the checkout by setuptools (the C extension compiled, the demo's
+The wheel is built by setuptools from the checkout's sdist (the C extension compiled, the demo's
 kernel file, manifests and driver ``.wasm`` copied in by ``setup.py``), installed with
 ``pip install --no-index`` into a new venv whose dependencies come from this venv's
 site-packages (offline; ``--no-index`` still checks the wheel's declared dependencies are
@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -28,11 +29,26 @@ def _run(argv, **kw) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory, build_drivers) -> Path:
+def sdist(tmp_path_factory, build_drivers) -> Path:
+    """The sdist, built in the checkout under the lock the arm64 tier's build takes too
+    (setuptools writes its egg-info there: two builds at once break each other)."""
+    sys.path.insert(0, str(ROOT / "tests" / "arm64"))
+    import arm64
+
     build_drivers(*DEMO_DRIVERS)
+    return arm64.build_sdist(tmp_path_factory.mktemp("sdist"))
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory, sdist) -> Path:
+    """The wheel, built from the unpacked sdist as on a Pi (nothing written in the checkout)."""
+    src = tmp_path_factory.mktemp("src")
+    with tarfile.open(sdist) as tar:
+        tar.extractall(src, filter="data")
+    (top,) = src.iterdir()
     out = tmp_path_factory.mktemp("dist")
     code = "import sys, setuptools.build_meta as b; print(b.build_wheel(sys.argv[1]))"
-    r = _run([sys.executable, "-c", code, str(out)], cwd=ROOT)
+    r = _run([sys.executable, "-c", code, str(out)], cwd=top)
     assert r.returncode == 0, r.stderr[-3000:]
     return out / r.stdout.strip().splitlines()[-1]
 
@@ -90,15 +106,9 @@ def test_installed_wasi_hw_runs_outside_the_checkout(venv, tmp_path):
     assert {"bme280", "sht3x", "tmp102", "lcd", "usb-echo"} <= reports, r.stdout[-2000:]
 
 
-def test_the_sdist_carries_the_drivers_a_pi_cannot_build(tmp_path, build_drivers):
+def test_the_sdist_carries_the_drivers_a_pi_cannot_build(sdist):
     """A Pi builds its wheel from the sdist, without Rust: the .wasm must be inside."""
-    import tarfile
-
-    build_drivers(*DEMO_DRIVERS)
-    code = "import sys, setuptools.build_meta as b; print(b.build_sdist(sys.argv[1]))"
-    r = _run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-3000:]
-    names = tarfile.open(tmp_path / r.stdout.strip().splitlines()[-1]).getnames()
+    names = tarfile.open(sdist).getnames()
     top = names[0].split("/")[0]
     for d in DEMO_DRIVERS:
         assert f"{top}/build/wasm/{d}.wasm" in names

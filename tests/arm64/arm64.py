@@ -250,11 +250,12 @@ def _copy_host_config(root: Path) -> None:
 
 
 def build_sdist(out: Path) -> Path:
-    """An sdist of the checkout (``python -m build``-free: setuptools' own backend)."""
+    """An sdist of the checkout (setuptools' own backend; one build at a time per checkout)."""
     out.mkdir(parents=True, exist_ok=True)
     code = ("import sys, setuptools.build_meta as b; "
             "print(b.build_sdist(sys.argv[1]))")
-    r = _check([sys.executable, "-c", code, str(out)], "building the sdist", 300, cwd=REPO)
+    with _locked(REPO / ".cache" / "sdist.lock"):     # setuptools writes egg-info in the tree
+        r = _check([sys.executable, "-c", code, str(out)], "building the sdist", 300, cwd=REPO)
     return out / r.stdout.strip().splitlines()[-1]
 
 

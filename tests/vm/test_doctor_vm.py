@@ -9,7 +9,7 @@ import sys
 
 def test_doctor_sees_what_the_kernel_has(run_in_vm, tmp_path):
     py = sys.executable
-    judge = ("from wasi_hw._doctor import diagnose; import json; "
+    judge = ("from wasi_hw.apps._doctor import diagnose; import json; "
              "print(json.dumps({c.name: c.status for c in diagnose(uid=65534, gids=[65534], "
              "engine=False, cache_dir='/tmp/aot')}))")
     script = f"""
