@@ -63,6 +63,7 @@ def i2c_models() -> dict[str, type]:
     """Simulated I2C device models by lower-case class name (`wasi_hw.host.devices`)."""
     models = _models("wasi_hw.host.devices", "I2cDevice")
     models.pop("registerdevice", None)
+    models.pop("registermapdevice", None)
     return models
 
 
