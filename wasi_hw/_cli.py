@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "wasi_hw.witx._cli",        # witx check / abi
     "wasi_hw._cli_gen",         # gen (binding generator)
     "wasi_hw._cli_build",       # build (Rust → wasm)
+    "wasi_hw._cli_new",         # new driver (scaffold)
     "wasi_hw.host._cli",        # devices
     "wasi_hw.host._cli_usb",    # usbip serve
     "wasi_hw.host._cli_trace",  # trace show / record
