@@ -7,7 +7,8 @@ Contract:
   canonical name each, with aliases (`BUILTIN_MODELS`), plus the models that installed
   distributions offer through the entry-point group ``wasi_hw.devices``
   (``name = "package.module:Class"``). A reference may also be ``package.module:Class``
-  directly. A model is a subclass of `I2cDevice` (kind ``"i2c"``) or `UsbDeviceModel`
+  directly (the module found on ``sys.path``, else in the current directory). A model is
+  a subclass of `I2cDevice` (kind ``"i2c"``) or `UsbDeviceModel`
   (kind ``"usb"``); its constructor's keyword parameters are its parameters.
 - Names compare case-insensitively with ``_`` equal to ``-``. A plugin cannot take a
   built-in name; a plugin that fails to import is reported when it is asked for, not before.
@@ -28,7 +29,9 @@ import ast
 import difflib
 import importlib
 import inspect
+import os
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -122,7 +125,14 @@ def _kind_of(cls: Any) -> str | None:
 def _import_ref(ref: str, where: str) -> Any:
     module, _, attr = ref.partition(":")
     try:
-        mod = importlib.import_module(module)
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:     # a module next to the user: the current dir
+            here = os.getcwd()
+            if err.name != module.split(".")[0] or here in sys.path:
+                raise
+            sys.path.append(here)
+            mod = importlib.import_module(module)
     except ImportError as err:
         raise DeviceSpecError(f"{where}cannot import {module!r} for {ref}: {err}") from None
     except Exception as err:  # noqa: BLE001 — a plugin's own bug, shown in one line
@@ -279,30 +289,18 @@ class DeviceModels:
         return ", ".join(parts) or "none"
 
     # -- construction ------------------------------------------------------------------------
-    def create(self, ref: str | DeviceSpec, params: Mapping[str, Any] | None = None, *,
-               kind: str | None = None, where: str = "") -> Any:
-        """Build a model from a reference (or a parsed `DeviceSpec`) and parameters."""
-        raw: Mapping[str, str] = {}
-        positional = None
-        if isinstance(ref, DeviceSpec):
-            spec = ref
-            ref, raw, positional = spec.model, spec.raw, spec.positional
-            params = {**spec.params, **(params or {})}
-            where = where or f"{spec.text!r}"
-        params = dict(params or {})
+    def check(self, ref: str, params: Mapping[str, Any] | None = None, *,
+              kind: str | None = None, where: str = "",
+              raw: Mapping[str, str] | None = None) -> tuple[ModelInfo, dict[str, Any]]:
+        """Resolve ``ref`` and check ``params`` against its constructor without building
+        anything; returns the model and the parameters converted to the annotated types."""
         info = self.resolve(ref, kind, where=where)
         prefix = f"{where}: " if where else ""
         accepted = info.parameters()
         var_kw = _has_var_keyword(info.factory)
-        if positional is not None:
-            first = next(iter(accepted), None)
-            if first is None:
-                raise DeviceSpecError(f"{prefix}{info.name} takes no parameters "
-                                      f"(got :{positional})")
-            params = {first: positional, **params}
-            raw = {first: positional, **raw}
+        raw = raw or {}
         checked = {}
-        for key, value in params.items():
+        for key, value in (params or {}).items():
             p = accepted.get(key)
             if p is None and not var_kw:
                 close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.6)
@@ -315,6 +313,19 @@ class DeviceModels:
         if missing:
             raise DeviceSpecError(f"{prefix}{info.name} needs parameter "
                                   f"{', '.join(missing)} (e.g. {info.name}({missing[0]}=…))")
+        return info, checked
+
+    def create(self, ref: str | DeviceSpec, params: Mapping[str, Any] | None = None, *,
+               kind: str | None = None, where: str = "") -> Any:
+        """Build a model from a reference (or a parsed `DeviceSpec`) and parameters."""
+        raw: Mapping[str, str] = {}
+        if isinstance(ref, DeviceSpec):
+            spec = ref
+            ref, raw = spec.model, spec.raw
+            params = {**spec.params, **(params or {})}
+            where = where or f"{spec.text!r}"
+        info, checked = self.check(ref, params, kind=kind, where=where, raw=raw)
+        prefix = f"{where}: " if where else ""
         try:
             return info.factory(**checked)
         except OSError as err:
@@ -442,6 +453,11 @@ def parse_device_spec(text: str, *, address: bool = True, where: str = "device",
             ref, i = f"{ref}:{c.group(0)}", c.end()
     params: dict[str, Any] = {}
     raw: dict[str, str] = {}
+    if positional is not None:                          # the model's first parameter
+        first = next(iter(registry.resolve(ref, where=f"{where} {text!r}").parameters()), None)
+        if first is None:
+            raise err(f"{ref} takes no parameters (got :{positional})")
+        params[first], raw[first] = positional, positional
     if i < len(s) and s[i] == "(":
         depth_end = _closing(s, i)
         if depth_end == -2:

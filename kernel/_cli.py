@@ -41,9 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow", type=_addr, action="append", default=[], metavar="ADDR",
                    help="grant this I2C address (repeatable)")
     p.add_argument("--sim", action="append", default=[], metavar="MODEL@ADDR",
-                   help="simulate a device, e.g. bme280@0x76 (repeatable); without it the real bus is used")
+                   help="simulate a chip: bme280@0x76, 'bme280(temperature_c=30)@0x76', "
+                        "pkg.module:Class@0x18 (repeatable); without it the real bus is used")
     p.add_argument("--usb-sim", action="append", default=[], metavar="MODEL",
-                   help="plug in a simulated USB device model (repeatable)")
+                   help="plug in a simulated USB device: echo, hid:TEXT, msc:IMAGE, "
+                        "pkg.module:Class (repeatable)")
     p.add_argument("--usbip", metavar="HOST[:PORT]",
                    help="USB devices from this USB/IP server (usbipd on another machine, "
                         "or wasi-hw usbip serve; default port 3240)")
@@ -173,7 +175,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ._hosts import Backends
     from ._manifest import load_manifest
     from ._run import adhoc_manifest, parse_sim_spec, real_backends, run_driver, sim_i2c, sim_usb
-    from ._run import SimDevice, parse_usbip, usbip_usb
+    from ._run import parse_usbip, usbip_usb
 
     if args.driver.suffix == ".toml":
         manifest = load_manifest(args.driver)
@@ -191,12 +193,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                   poll_interval_ms=interval)
         bus = args.i2c
     specs = [parse_sim_spec(s, bus) for s in args.sim]
+    usb_specs = [parse_sim_spec(s, bus, usb=True) for s in args.usb_sim]
     if args.usbip and args.usb_sim:
         raise UserError("--usbip and --usb-sim both choose the USB devices: give one")
     usbip = usbip_usb(parse_usbip(args.usbip)) if args.usbip else None
     if specs or args.usb_sim:
-        i2c = sim_i2c([SimDevice(m, b, a) for m, b, a in specs], [bus])
-        usb = usbip or (sim_usb([SimDevice(m) for m in args.usb_sim])
+        i2c = sim_i2c(specs, [bus])
+        usb = usbip or (sim_usb(usb_specs)
                         if (args.usb_sim or manifest.usb) else None)
         backends = Backends(i2c=i2c, usb=usb, clock=i2c.clock)
     elif usbip is not None:     # USB from the server; a real I2C bus only if one is granted

@@ -41,56 +41,34 @@ __all__ = [
     "parse_usbip", "usbip_usb", "USBIP_PORT",
 ]
 
-_SPEC = re.compile(r"^([A-Za-z0-9_]+)@(?:([A-Za-z0-9_.-]+):)?(0x[0-9a-fA-F]+|\d+)$")
-_ALIASES = {"lcd": "pcf8574hd44780", "hd44780": "pcf8574hd44780", "pcf8574": "pcf8574hd44780",
-            "msc": "massstorage", "mass_storage": "massstorage", "keyboard": "hidkeyboard",
-            "echo": "echodevice"}
-
-
-def _models(package: str, base: str) -> dict[str, type]:
-    import importlib
-    mod = importlib.import_module(package)
-    base_cls = getattr(mod, base)
-    out = {}
-    for name in getattr(mod, "__all__", ()):
-        obj = getattr(mod, name)
-        if isinstance(obj, type) and issubclass(obj, base_cls) and obj is not base_cls:
-            out[name.lower()] = obj
-    return out
-
-
 def i2c_models() -> dict[str, type]:
-    """Simulated I2C device models by lower-case class name (`wasi_hw.host.devices`)."""
-    models = _models("wasi_hw.host.devices", "I2cDevice")
-    models.pop("registerdevice", None)
-    models.pop("registermapdevice", None)
-    return models
+    """Simulated I2C device models by canonical name (`wasi_hw.host.device_models`)."""
+    from wasi_hw.host import device_models
+
+    reg = device_models()
+    return {n: reg.resolve(n).factory for n in reg.names("i2c")}
 
 
 def usb_models() -> dict[str, type]:
-    """Simulated USB device models by lower-case class name (`wasi_hw.host.usbdevices`)."""
-    return _models("wasi_hw.host.usbdevices", "UsbDeviceModel")
+    """Simulated USB device models by canonical name (`wasi_hw.host.device_models`)."""
+    from wasi_hw.host import device_models
+
+    reg = device_models()
+    return {n: reg.resolve(n).factory for n in reg.names("usb")}
 
 
-def _lookup(kind: str, name: str, models: Mapping[str, type]) -> type:
-    key = name.lower()
-    key = _ALIASES.get(key, key)
-    if key not in models:
-        raise UserError(f"no simulated {kind} device {name!r} (available: "
-                        f"{', '.join(sorted(models)) or 'none'})")
-    return models[key]
+def parse_sim_spec(spec: str, default_bus: str, *, usb: bool = False) -> "SimDevice":
+    """``"bme280(temperature_c=30)@0x76"`` → a `SimDevice` (bus: ``default_bus`` unless the
+    spec names one); ``usb``: a USB spec (``"hid:hello"``), no address. The model and its
+    parameters are checked now: mistakes are `UserError`s naming the spec."""
+    from wasi_hw.host import device_models, parse_device_spec
 
-
-def parse_sim_spec(spec: str, default_bus: str) -> tuple[str, str, int]:
-    """``"bme280@0x76"`` → (model, bus, address)."""
-    m = _SPEC.match(spec.strip())
-    if not m:
-        raise UserError(f"--sim {spec!r}: expected MODEL@ADDRESS or MODEL@BUS:ADDRESS, "
-                        "e.g. bme280@0x76")
-    address = int(m.group(3), 0)
-    if not 0 <= address <= 0x7F:
-        raise UserError(f"--sim {spec!r}: address {address:#x} is not a 7-bit address")
-    return m.group(1), m.group(2) or default_bus, address
+    flag = "--usb-sim" if usb else "--sim"
+    parsed = parse_device_spec(spec, address=not usb, where=flag)
+    _, params = device_models().check(parsed.model, parsed.params, kind="usb" if usb else "i2c",
+                                      where=f"{flag} {spec!r}", raw=parsed.raw)
+    return SimDevice(parsed.model, parsed.bus or default_bus, parsed.address or 0,
+                     MappingProxyType(params))
 
 
 @dataclass(frozen=True)
@@ -103,34 +81,28 @@ class SimDevice:
 
 def sim_i2c(devices: Iterable[SimDevice], buses: Iterable[str] = ()) -> Any:
     """A `SimI2cBackend` with the given device models attached."""
-    from wasi_hw.host import SimI2cBackend
+    from wasi_hw.host import SimI2cBackend, device_models
 
     devices = list(devices)
-    models = i2c_models()
     names = sorted({*buses, *(d.bus for d in devices)}) or ["i2c-1"]
     backend = SimI2cBackend(names)
     for d in devices:
-        cls = _lookup("I2C", d.model, models)
+        model = device_models().create(d.model, d.params, kind="i2c",
+                                       where=f"simulated {d.model}@{d.address:#04x}")
         try:
-            backend.attach(d.bus, d.address, cls(**dict(d.params)))
-        except TypeError as err:
-            raise UserError(f"simulated {d.model}: bad parameters: {err}") from None
+            backend.attach(d.bus, d.address, model)
+        except ValueError as err:
+            raise UserError(f"simulated {d.model}: {err}") from None
     return backend
 
 
 def sim_usb(devices: Iterable[SimDevice]) -> Any:
     """A `SimUsbBackend` with the given device models plugged in."""
-    from wasi_hw.host import SimUsbBackend
+    from wasi_hw.host import SimUsbBackend, device_models
 
-    models = usb_models()
-    built = []
-    for d in devices:
-        cls = _lookup("USB", d.model, models)
-        try:
-            built.append(cls(**dict(d.params)))
-        except TypeError as err:
-            raise UserError(f"simulated {d.model}: bad parameters: {err}") from None
-    return SimUsbBackend(built)
+    return SimUsbBackend([device_models().create(d.model, d.params, kind="usb",
+                                                 where=f"simulated {d.model}")
+                          for d in devices])
 
 
 USBIP_PORT = 3240   # usbipd's TCP port
@@ -311,12 +283,14 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
             address = dv.int("address", lo=0, hi=0x7F, desc="a 7-bit address")
             params = dv.get("params", dict, {}, desc="a table of model parameters")
             dv.done()
+            params = _check_model(dv, model, params, "i2c")
             i2c_sim.append(SimDevice(model, bus, address, MappingProxyType(params)))
         for n, s in enumerate(sv.get("usb", list, [], desc="an array of tables [[sim.usb]]")):
             dv = _V(doc, s, ("sim", "usb", n), "sim.usb")
             model = dv.get("model", str, desc="a device model name")
             params = dv.get("params", dict, {}, desc="a table of model parameters")
             dv.done()
+            params = _check_model(dv, model, params, "usb")
             usb_sim.append(SimDevice(model, params=MappingProxyType(params)))
         sv.done()
     v.done()
@@ -325,6 +299,17 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
                                         "devices: keep one")
     return KernelPlan(doc.path, tuple(manifests), tuple(routes), tuple(i2c_sim), tuple(usb_sim),
                       float(tick_ms), rounds or None, usbip=usbip)
+
+
+def _check_model(dv: Any, model: str, params: dict, kind: str) -> dict:
+    """The model and its parameters checked at load time, errors at their ``file:line``."""
+    from wasi_hw.host import device_models
+
+    try:
+        return device_models().check(model, params, kind=kind)[1]
+    except UserError as err:
+        key = "params" if "parameter" in str(err) and "params" in dv.table else "model"
+        raise dv.err(key, f"sim.{kind}: {err}") from None
 
 
 def plan_backends(plan: KernelPlan) -> Backends:

@@ -102,7 +102,8 @@ def setup_for(driver: Path | str, *, manifest: Path | str | None = None, polls: 
               allow: Sequence[int] = (), interval_ms: int = 10) -> ParitySetup:
     """The `ParitySetup` for ``driver`` (a .wasm) — see the module docstring."""
     from .kernel import adhoc_manifest, load_manifest
-    from .kernel._run import SimDevice, i2c_models, parse_sim_spec, usb_models, _ALIASES
+    from .host import device_models
+    from .kernel._run import SimDevice, parse_sim_spec, usb_models
 
     driver = Path(driver)
     try:
@@ -117,15 +118,14 @@ def setup_for(driver: Path | str, *, manifest: Path | str | None = None, polls: 
     m = dataclasses.replace(m, wasm=driver.resolve(), poll_interval_ms=interval_ms)
     if sim:
         default_bus = m.i2c[0].bus if m.i2c else i2c
-        i2c_devs = tuple(SimDevice(model, bus, addr)
-                         for model, bus, addr in (parse_sim_spec(s, default_bus) for s in sim))
+        i2c_devs = tuple(parse_sim_spec(s, default_bus) for s in sim)
     else:
-        models = i2c_models()
-        key = _ALIASES.get(m.name.lower(), m.name.lower())
+        models = device_models()
+        known = models.is_name(m.name) and models.resolve(m.name).kind == "i2c"
         i2c_devs = tuple(SimDevice(m.name, g.bus, a) for g in m.i2c for a in sorted(g.addresses)
-                         if key in models)
+                         if known)
     if usb_sim:
-        usb_devs = tuple(SimDevice(name) for name in usb_sim)
+        usb_devs = tuple(parse_sim_spec(name, "", usb=True) for name in usb_sim)
     else:
         found = []
         for g in m.usb:
@@ -254,8 +254,8 @@ def run_leg(setup: ParitySetup, backend: str, *, trace_dir: Path | None = None,
         from .host import UsbipServer, UsbipUsbBackend
         if not setup.uses_usb:
             raise UserError(f"driver {setup.manifest.name} uses no USB: no usbip leg")
-        from .kernel._run import _lookup, usb_models
-        models = [_lookup("USB", d.model, usb_models())(**dict(d.params))
+        from .host import device_models
+        models = [device_models().create(d.model, d.params, kind="usb")
                   for d in setup.usb_devices]
         server = UsbipServer(models, port=0).start()
         try:
