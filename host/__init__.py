@@ -20,11 +20,12 @@ from ._pyusb_usb import PyusbUsbBackend
 from ._replay import ReplayDivergence, ReplayI2cBackend, ReplayUsbBackend, replaying
 from ._sim_i2c import SimI2cBackend
 from ._sim_usb import SimUsbBackend
-from ._smbus2_i2c import Smbus2I2cBackend
-from ._trace import (RecordingI2cBackend, RecordingUsbBackend, Trace, TraceWriter, read_trace,
-                     recording, traced)
+from ._smbus2_i2c import Smbus2I2cBackend, linux_i2c_buses
+from ._trace import (RecordingI2cBackend, RecordingUsbBackend, Trace, TraceWriter, format_record,
+                     read_trace, recording, traced)
 from ._usb import UsbHost
 from ._usb_backend import UsbBackend, UsbDeviceInfo
+from ._usbip_proto import speed_name
 from ._usbip_server import UsbipServer
 from ._usbip_usb import UsbipUsbBackend
 
@@ -33,15 +34,17 @@ __all__ = [
     "Clock", "VirtualClock", "RealClock",
     # I2C: contract, host module, backends
     "I2cBackend", "Read", "Write", "I2cHost", "SimI2cBackend", "Smbus2I2cBackend",
+    "linux_i2c_buses",
     # wasi_driver host module
     "DriverEnv", "Sharing",
     # USB: contract, host module, backends, USB/IP server
     "UsbBackend", "UsbDeviceInfo", "UsbHost", "SimUsbBackend", "PyusbUsbBackend",
-    "UsbipUsbBackend", "UsbipServer",
+    "UsbipUsbBackend", "UsbipServer", "speed_name",
     # simulated device models by name (plugins: entry points "wasi_hw.devices")
     "DeviceModels", "DeviceSpec", "DeviceSpecError", "ModelInfo", "device_models",
     "parse_device_spec", "BUILTIN_MODELS", "ENTRY_POINT_GROUP",
     # traces and replay
-    "Trace", "TraceWriter", "read_trace", "RecordingI2cBackend", "RecordingUsbBackend",
+    "Trace", "TraceWriter", "read_trace", "format_record", "RecordingI2cBackend",
+    "RecordingUsbBackend",
     "recording", "traced", "ReplayI2cBackend", "ReplayUsbBackend", "ReplayDivergence", "replaying",
 ]

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping
 
-from .._errors import UserError
+from wasi_hw import UserError
 
 __all__ = [
     "BUILTIN_MODELS", "ENTRY_POINT_GROUP", "DeviceModels", "DeviceSpec", "DeviceSpecError",

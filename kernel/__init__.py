@@ -5,20 +5,29 @@ The AoT cache (`AotCache`), driver manifests and their frozen grants (`Manifest`
 interrupted `KernelEngine`, a Store with limits per driver, `Sandbox` / `DriverInstance`),
 the grant table for memory shared between drivers (`GrantTable`, `_sharing`), the
 supervisor (`Kernel`: lifecycle, restart with backoff, hot update, routes) and the run
-path as an API (`run_driver`, `adhoc_manifest`, `load_kernel_file`).
+path as an API (`run_driver`, `adhoc_manifest`, `load_kernel_file`). The kernel never builds
+a backend: it runs against the `Backends` it is handed.
 The contract-violation policy is documented in `wasi_hw.kernel._policy`.
+
+For measuring the kernel's own paths (``wasi-hw bench``), and nothing else: `HostCalls` (the
+host-call and export-call path: unchecked where `fast_path_available()`, for the
+`installed_wasmtime()`), `native` (the C fast path: ``available``, ``define``, ``entry``,
+``set_current``), `module_interface` (what the AoT cache records of a module) and
+`SETTLE_S` (the age at which a cache entry is sealed).
 """
 
 from ._audit import AuditLog
-from ._cache import AotCache, LoadedModule, default_cache_dir
+from . import _native as native
+from ._cache import SETTLE_S, AotCache, LoadedModule, default_cache_dir
 from ._engine import KernelEngine
+from ._fastcall import HostCalls, fast_path_available, installed_wasmtime
 from ._hosts import Backends, make_hosts
 from ._inspect import CAPABILITIES, Inspection, inspect_wasm
 from ._manifest import (I2cGrant, Limits, Manifest, ManifestError, RegisterRange, RestartPolicy,
                         SharingPolicy, UsbGrant, load_manifest)
-from ._run import (KernelPlan, RunResult, SimDevice, adhoc_manifest, load_kernel_file,
-                   plan_backends, run_driver, sim_i2c, sim_usb)
-from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox
+from ._run import (USBIP_PORT, KernelPlan, RunResult, SimDevice, adhoc_manifest,
+                   load_kernel_file, parse_usbip, run_driver)
+from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox, module_interface
 from ._sharing import DriverSharing, GrantInfo, GrantTable
 from ._supervisor import DriverSlot, Event, Kernel
 
@@ -34,5 +43,8 @@ __all__ = [
     "DriverSharing", "GrantInfo", "GrantTable",
     "KernelEngine",
     "KernelPlan", "RunResult", "SimDevice", "adhoc_manifest", "load_kernel_file",
-    "plan_backends", "run_driver", "sim_i2c", "sim_usb",
+    "parse_usbip", "USBIP_PORT", "run_driver",
+    # measuring the kernel's paths (wasi-hw bench)
+    "HostCalls", "fast_path_available", "installed_wasmtime", "native", "module_interface",
+    "SETTLE_S",
 ]

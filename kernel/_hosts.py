@@ -34,7 +34,7 @@ class Backends:
 def traced_backends(backends: Backends) -> Backends:
     """`backends` with its I2C and USB backends passed through `wasi_hw.host.traced`
     (the same object when no ``wasi-hw trace`` session is active)."""
-    from wasi_hw.host._trace import traced
+    from wasi_hw.host import traced
 
     i2c, usb = traced(backends.i2c), traced(backends.usb)
     if i2c is backends.i2c and usb is backends.usb:

@@ -8,15 +8,12 @@ Contract:
   N times (or until it is quarantined) and returns a `RunResult` (readings, events, audit
   entries, final state). Callers choose the backends — e.g. a recorder wrapping a sim backend
   for traces, or a benchmark's own — the kernel never names a backend class.
-- `sim_i2c(specs)` / `sim_usb(names)` build simulated backends from ``"bme280@0x76"`` /
-  ``"bme280@i2c-1:0x76"`` and ``"echo"`` specs; unknown models or malformed specs raise
-  `UserError` naming what is available.
 - `load_kernel_file(path)` validates a kernel file (drivers, routes, simulated devices, a
   USB/IP server) into a `KernelPlan`, errors located ``file:line`` like manifests.
 - `parse_usbip("HOST[:PORT]")` → ``(host, port)`` (port 3240, usbipd's, when left out; an
-  IPv6 host in brackets: ``[::1]:3240``); `usbip_usb(address)` the `UsbipUsbBackend` that
-  imports the devices that server exports — how a USB driver runs against a device plugged
-  into another machine (``usbipd`` + ``usbip bind`` there, or ``wasi-hw usbip serve``).
+  IPv6 host in brackets: ``[::1]:3240``).
+A `KernelPlan` only describes simulated devices and a USB/IP server (`SimDevice`, ``usbip``):
+the application layer builds the backends (`wasi_hw.apps.plan_backends`).
 """
 
 from __future__ import annotations
@@ -36,73 +33,20 @@ from ._manifest import I2cGrant, Limits, Manifest, RestartPolicy, TomlDoc, _V, p
 from ._supervisor import Event, Kernel
 
 __all__ = [
-    "adhoc_manifest", "run_driver", "RunResult", "sim_i2c", "sim_usb", "parse_sim_spec",
-    "i2c_models", "usb_models", "KernelPlan", "SimDevice", "load_kernel_file", "plan_backends",
-    "parse_usbip", "usbip_usb", "USBIP_PORT",
+    "adhoc_manifest", "run_driver", "RunResult", "KernelPlan", "SimDevice", "load_kernel_file",
+    "parse_usbip", "USBIP_PORT",
 ]
-
-def i2c_models() -> dict[str, type]:
-    """Simulated I2C device models by canonical name (`wasi_hw.host.device_models`)."""
-    from wasi_hw.host import device_models
-
-    reg = device_models()
-    return {n: reg.resolve(n).factory for n in reg.names("i2c")}
-
-
-def usb_models() -> dict[str, type]:
-    """Simulated USB device models by canonical name (`wasi_hw.host.device_models`)."""
-    from wasi_hw.host import device_models
-
-    reg = device_models()
-    return {n: reg.resolve(n).factory for n in reg.names("usb")}
-
-
-def parse_sim_spec(spec: str, default_bus: str, *, usb: bool = False) -> "SimDevice":
-    """``"bme280(temperature_c=30)@0x76"`` → a `SimDevice` (bus: ``default_bus`` unless the
-    spec names one); ``usb``: a USB spec (``"hid:hello"``), no address. The model and its
-    parameters are checked now: mistakes are `UserError`s naming the spec."""
-    from wasi_hw.host import device_models, parse_device_spec
-
-    flag = "--usb-sim" if usb else "--sim"
-    parsed = parse_device_spec(spec, address=not usb, where=flag)
-    _, params = device_models().check(parsed.model, parsed.params, kind="usb" if usb else "i2c",
-                                      where=f"{flag} {spec!r}", raw=parsed.raw)
-    return SimDevice(parsed.model, parsed.bus or default_bus, parsed.address or 0,
-                     MappingProxyType(params))
 
 
 @dataclass(frozen=True)
 class SimDevice:
+    """A simulated device a kernel file asks for: a model name or alias (``bme280``,
+    ``echo``), for I2C the bus and address it answers on, and its constructor parameters."""
+
     model: str
     bus: str = "i2c-1"
     address: int = 0
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-
-
-def sim_i2c(devices: Iterable[SimDevice], buses: Iterable[str] = ()) -> Any:
-    """A `SimI2cBackend` with the given device models attached."""
-    from wasi_hw.host import SimI2cBackend, device_models
-
-    devices = list(devices)
-    names = sorted({*buses, *(d.bus for d in devices)}) or ["i2c-1"]
-    backend = SimI2cBackend(names)
-    for d in devices:
-        model = device_models().create(d.model, d.params, kind="i2c",
-                                       where=f"simulated {d.model}@{d.address:#04x}")
-        try:
-            backend.attach(d.bus, d.address, model)
-        except ValueError as err:
-            raise UserError(f"simulated {d.model}: {err}") from None
-    return backend
-
-
-def sim_usb(devices: Iterable[SimDevice]) -> Any:
-    """A `SimUsbBackend` with the given device models plugged in."""
-    from wasi_hw.host import SimUsbBackend, device_models
-
-    return SimUsbBackend([device_models().create(d.model, d.params, kind="usb",
-                                                 where=f"simulated {d.model}")
-                          for d in devices])
 
 
 USBIP_PORT = 3240   # usbipd's TCP port
@@ -117,16 +61,6 @@ def parse_usbip(text: str) -> tuple[str, int]:
         raise UserError(f"usbip {text!r}: expected HOST[:PORT] (e.g. 192.168.1.20:3240, "
                         "[::1]:3240), port 1..65535")
     return (m.group(1) or m.group(2)), port
-
-
-def usbip_usb(address: tuple[str, int] | str) -> Any:
-    """A `UsbipUsbBackend` for the USB/IP server at ``address`` (``(host, port)`` or
-    ``"HOST[:PORT]"``). Nothing is connected until the driver looks for a device; an
-    unreachable server then shows as no device present."""
-    from wasi_hw.host import UsbipUsbBackend
-
-    host, port = parse_usbip(address) if isinstance(address, str) else address
-    return UsbipUsbBackend(host, port)
 
 
 def adhoc_manifest(wasm: Path | str, *, bus: str, allow: Iterable[int],
@@ -310,33 +244,3 @@ def _check_model(dv: Any, model: str, params: dict, kind: str) -> dict:
     except UserError as err:
         key = "params" if "parameter" in str(err) and "params" in dv.table else "model"
         raise dv.err(key, f"sim.{kind}: {err}") from None
-
-
-def plan_backends(plan: KernelPlan) -> Backends:
-    """Backends for a kernel file: simulated devices if it lists any, else the real buses;
-    USB from the file's USB/IP server (``kernel.usbip``) when it names one."""
-    i2c_buses = sorted({g.bus for m in plan.manifests for g in m.i2c})
-    wants_usb = any(m.usb for m in plan.manifests)
-    usbip = usbip_usb(plan.usbip) if plan.usbip else None
-    if plan.i2c_sim or plan.usb_sim:
-        i2c = sim_i2c(plan.i2c_sim, i2c_buses) if (plan.i2c_sim or i2c_buses) else None
-        usb = usbip or (sim_usb(plan.usb_sim) if (plan.usb_sim or wants_usb) else None)
-        return Backends(i2c=i2c, usb=usb, clock=getattr(i2c, "clock", None))
-    real = real_backends(i2c_buses, usb=wants_usb and usbip is None)
-    return Backends(i2c=real.i2c, usb=usbip or real.usb)
-
-
-def real_backends(i2c_buses: Iterable[str], *, usb: bool = False) -> Backends:
-    """The host's real buses: ``/dev/i2c-N`` through smbus2, USB through pyusb."""
-    import wasi_hw.host as host
-
-    i2c = None
-    buses = list(i2c_buses)
-    if buses:
-        for bus in buses:
-            if not re.fullmatch(r"i2c-\d+", bus):
-                raise UserError(f"bus {bus!r}: real I2C buses are named i2c-N (/dev/i2c-N)")
-        i2c = host.Smbus2I2cBackend(buses)
-    usb_backend = host.PyusbUsbBackend() if usb else None
-    return Backends(i2c=i2c, usb=usb_backend)
-

@@ -13,7 +13,7 @@ from typing import Callable
 import pytest
 
 from wasi_hw import UserError
-from wasi_hw._build import build, select_toolchain
+from wasi_hw.apps._build import build, select_toolchain
 
 ROOT = Path(__file__).resolve().parents[1]
 

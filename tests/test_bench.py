@@ -12,8 +12,8 @@ import math
 
 import pytest
 
-from wasi_hw._bench import FIGURES, format_table, measure_pair
-from wasi_hw._cli import main
+from wasi_hw.apps._bench import FIGURES, format_table, measure_pair
+from wasi_hw.apps.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The Rust → wasm build route (`wasi_hw._build`, `wasi-hw build`).
+"""The Rust → wasm build route (`wasi_hw.apps.build`, `wasi-hw build`).
 
 Route selection runs against fake machines; the real build compiles the `hello` driver with
 whatever toolchain this machine has, loads it with wasmtime and checks its imports against
@@ -16,8 +16,8 @@ import pytest
 import wasmtime
 
 from wasi_hw import UserError
-from wasi_hw import _build
-from wasi_hw._cli import main
+from wasi_hw.apps import _build
+from wasi_hw.apps.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import wasmtime
 
 from wasi_hw import GuestFault, HwError
 from wasi_hw._bindings import MODULES, _wasi_driver, _wasi_i2c, _wasi_usb
-from wasi_hw._cli_gen import generate, stale
+from wasi_hw import generate_bindings as generate, stale_bindings as stale
 from wasi_hw._memory import GuestMemory, GuestRegion
 from wasi_hw.witx import load, lower_document
 
@@ -28,7 +28,7 @@ def test_committed_bindings_are_fresh():
 
 
 def test_gen_check_detects_stale(tmp_path):
-    from wasi_hw._cli import main
+    from wasi_hw.apps.cli import main
     shutil.copytree(REPO / "witx", tmp_path / "witx")
     (tmp_path / "wasi_hw").mkdir()
     assert main(["gen", "--root", str(tmp_path)]) == 0

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from wasi_hw import UserError
-from wasi_hw._build import select_toolchain
+from wasi_hw.apps._build import select_toolchain
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = (ROOT / "drivers" / "README.md").read_text()

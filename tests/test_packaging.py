@@ -1,4 +1,4 @@
-"""The distribution maps host/ and kernel/ under the one import root `wasi_hw`."""
+"""The distribution maps host/, kernel/ and apps/ under the one import root `wasi_hw`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_ROOTS = {"wasi_hw": ROOT / "wasi_hw", "wasi_hw.host": ROOT / "host", "wasi_hw.kernel": ROOT / "kernel"}
+_ROOTS = {"wasi_hw": ROOT / "wasi_hw", "wasi_hw.host": ROOT / "host", "wasi_hw.kernel": ROOT / "kernel",
+          "wasi_hw.apps": ROOT / "apps"}
 
 
 def _packages_on_disk() -> set[str]:
@@ -25,7 +26,7 @@ def test_every_package_is_listed_in_pyproject():
     listed = set(config["packages"])
     on_disk = _packages_on_disk()
     # wasi_hw/host or wasi_hw/kernel must not exist as real directories (they are mapped).
-    assert not (ROOT / "wasi_hw" / "host").exists() and not (ROOT / "wasi_hw" / "kernel").exists()
+    assert not any((ROOT / "wasi_hw" / d).exists() for d in ("host", "kernel", "apps"))
     assert on_disk - listed == set(), "packages missing from pyproject.toml [tool.setuptools] packages"
     assert listed - on_disk == set(), "pyproject.toml lists packages that do not exist"
 
@@ -34,9 +35,11 @@ def test_import_root_and_console_script():
     import wasi_hw
     import wasi_hw.host
     import wasi_hw.kernel
+    import wasi_hw.apps
 
     assert Path(wasi_hw.host.__file__).parent == ROOT / "host"
     assert Path(wasi_hw.kernel.__file__).parent == ROOT / "kernel"
+    assert Path(wasi_hw.apps.__file__).parent == ROOT / "apps"
     out = subprocess.run([sys.executable, "-m", "wasi_hw", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "usage: wasi-hw" in out.stdout
 

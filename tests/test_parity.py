@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from wasi_hw import UserError
-from wasi_hw._cli import main
-from wasi_hw._parity import Leg, compare, normalise, run_parity, setup_for
+from wasi_hw.apps.cli import main
+from wasi_hw.apps._parity import Leg, compare, normalise, run_parity, setup_for
 
 ROOT = Path(__file__).resolve().parents[1]
 WASM = ROOT / "build" / "wasm"
@@ -30,7 +30,7 @@ USB_DRIVERS = ("usb-echo", "msc", "hid-keyboard")
 def wasm(name: str) -> Path:
     path = WASM / f"{name}.wasm"
     if not path.exists():
-        from wasi_hw._build import build, select_toolchain
+        from wasi_hw.apps._build import build, select_toolchain
         try:
             select_toolchain()
         except UserError as err:
@@ -170,7 +170,7 @@ def pyusb_leg(driver: str, trace_dir: str) -> dict:
     """Run in a child under umockdev-wrapper: the driver's pyusb leg against emulated usbfs
     serving the same device models the sim leg uses."""
     from umockdev_usb import EmulatedUsb
-    from wasi_hw._parity import run_leg
+    from wasi_hw.apps._parity import run_leg
     from wasi_hw.host import device_models
 
     setup = setup_for(WASM / f"{driver}.wasm")
@@ -183,7 +183,7 @@ def pyusb_leg(driver: str, trace_dir: str) -> dict:
 @pytest.mark.parametrize("driver", ["usb-echo", "msc"])
 def test_usb_driver_parity_pyusb_under_umockdev(driver, tmp_path, monkeypatch):
     from umockdev_usb import available, run_under_umockdev
-    from wasi_hw._parity import run_leg
+    from wasi_hw.apps._parity import run_leg
     from wasi_hw.host import read_trace
 
     reason = available()

@@ -1,7 +1,7 @@
-"""`python -m wasi_hw` is `wasi-hw`."""
+"""`python -m wasi_hw` is `wasi-hw`: a program, at the top of the layers (nothing imports it)."""
 
 import sys
 
-from ._cli import main
+from wasi_hw.apps.cli import main
 
 sys.exit(main())

@@ -8,7 +8,8 @@
   bad UTF-8 where a string is required is *not* a fault but ``invalid_argument``).
   Kind ``fault``; the kernel's policy decides errno + audit or trap + quarantine.
 - `UserError`: a mistake of the person at the command line or in a file (bad path,
-  malformed manifest). The CLI prints it as one line and exits non-zero.
+  malformed manifest), or an outcome they must act on. It carries its exit status
+  (``exit_code``, 2 unless given); the CLI prints it as one line and exits with it.
 """
 
 from __future__ import annotations
@@ -35,4 +36,11 @@ class GuestFault(HwError):
 
 
 class UserError(Exception):
-    """A user-facing mistake; the CLI prints ``str(err)`` as one line."""
+    """A user-facing failure: the CLI prints ``str(err)`` as one line, exits ``exit_code``."""
+
+    exit_code: int = 2
+
+    def __init__(self, message: str = "", *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code

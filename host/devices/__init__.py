@@ -12,12 +12,16 @@ it, ending the read), ``stop()`` at the end of every transaction (also after a f
 ``read_<name>`` / ``write_<name>``) — the base class for new sensor models and plugins.
 
 Models: `Bme280`, `Sht3x`, `Tmp102`, `Pcf8574Hd44780` (a character LCD behind an I/O
-expander; `A00_ROM` is how its `lines()` decodes character codes), `NackAfter` (a fault model NACKing after N written bytes).
+expander; `A00_ROM` is how its `lines()` decodes character codes), `NackAfter` (a fault model
+NACKing after N written bytes). Datasheet arithmetic, pure (`_datasheet`): BME280
+calibration layout and compensation (`Bme280Calibration`, `bme280_compensate`), Sensirion
+CRC-8 (`crc8`), single-precision rounding (`f32`).
 """
 
 from ._base import I2cDevice, RegisterDevice
 from ._regmap import Register, RegisterMapDevice
 from ._bme280 import Bme280
+from ._datasheet import Bme280Calibration, bme280_compensate, crc8, f32
 from ._fault import NackAfter
 from ._hd44780 import A00_ROM, Pcf8574Hd44780
 from ._sht3x import Sht3x
@@ -30,4 +34,6 @@ __all__ = [
     "Tmp102",
     "Pcf8574Hd44780", "A00_ROM",
     "NackAfter",
+    # datasheet arithmetic (also used by the reference drivers in wasi_hw.apps.reference)
+    "Bme280Calibration", "bme280_compensate", "crc8", "f32",
 ]

@@ -25,7 +25,7 @@ The raw ADC values are produced by inverting the datasheet's integer compensatio
 
 from __future__ import annotations
 
-from ...reference._datasheet import Bme280Calibration, bme280_compensate
+from ._datasheet import Bme280Calibration, bme280_compensate
 from ._base import RegisterDevice
 
 __all__ = ["Bme280"]
@@ -191,6 +191,7 @@ class Bme280(RegisterDevice):
             self._pair_reg = False
             return True
         self._pair_reg = True
+        self._touch("w", self.pointer)
         return self.write_register(self.pointer, byte)
 
     def read_register(self, reg: int) -> int:

@@ -20,7 +20,7 @@ repeatability).
 
 from __future__ import annotations
 
-from ...reference._datasheet import crc8
+from ._datasheet import crc8
 from ._base import I2cDevice
 
 __all__ = ["Sht3x"]

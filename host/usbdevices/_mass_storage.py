@@ -55,6 +55,7 @@ class MassStorage(UsbDeviceModel):
     """A BOT/SCSI disk over ``image`` (opened read-write); see the module docstring."""
 
     VENDOR_ID, PRODUCT_ID = 0x1209, 0x0003
+    BLOCK = BLOCK           # bytes per logical block; an image is a whole number of them
     speed = "high"
 
     def __init__(self, image: str | os.PathLike[str] | None = None, *, blocks: int = 2048,

@@ -1,7 +1,7 @@
 """Shared fixture for the native `cargo test` runs of the Rust crates.
 
 `cargo_test(package, name_filter=None)` runs ``cargo test --lib -p <package> [filter]`` on
-the host target with the toolchain `wasi_hw._build.select_toolchain` picks (skipping when
+the host target with the toolchain `wasi_hw.apps.select_toolchain` picks (skipping when
 there is none), fails with cargo's output when it fails, and returns the set of test names
 that passed — callers assert the tests they require are among them, so a crate whose tests
 vanish fails too.
@@ -18,7 +18,7 @@ from typing import Callable
 import pytest
 
 from wasi_hw import UserError
-from wasi_hw._build import select_toolchain
+from wasi_hw.apps._build import select_toolchain
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """Native `cargo test` of the guest SDK and of every driver crate under drivers/.
 
-The crates are discovered (`wasi_hw._build.crates`: sdk-rust and every drivers/<dir> with a
+The crates are discovered (`wasi_hw.apps._build.crates`: sdk-rust and every drivers/<dir> with a
 Cargo.toml), not listed: a new driver is tested as soon as it exists. Each crate's unit tests
 must run and pass, and a crate without any must say why in NO_UNIT_TESTS. REQUIRED names
 tests that must be among those that passed, so a crate whose tests vanish fails too:
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from wasi_hw._build import crates
+from wasi_hw.apps._build import crates
 from wasi_hw.kernel import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from wasi_hw import UserError
-from wasi_hw._build import select_toolchain
+from wasi_hw.apps._build import select_toolchain
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import cbor2
 import pytest
 
-from wasi_hw._cli import main
+from wasi_hw.apps.cli import main
 from wasi_hw.host import read_trace
 
 REPO = Path(__file__).resolve().parents[2]

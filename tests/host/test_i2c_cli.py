@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 
-import wasi_hw.host._cli as cli
-from wasi_hw._cli import main
+import wasi_hw.apps.cli._devices as cli
+from wasi_hw.apps.cli import main
 
 
 def test_no_buses(monkeypatch, capsys):

@@ -103,7 +103,7 @@ _DRIVERS_CHILD = r'''
 import json
 from wasi_hw import HwError
 from wasi_hw.host import Smbus2I2cBackend
-from wasi_hw.reference import Bme280Driver, Sht3xDriver
+from wasi_hw.apps.reference import Bme280Driver, Sht3xDriver
 b = Smbus2I2cBackend()
 out = []
 for drv in (Bme280Driver(b, "i2c-1", 0x76), Sht3xDriver(b, "i2c-1", 0x44)):
@@ -117,7 +117,7 @@ print(json.dumps(out))
 
 
 def _drivers_direct(backend):
-    from wasi_hw.reference import Bme280Driver, Sht3xDriver
+    from wasi_hw.apps.reference import Bme280Driver, Sht3xDriver
     out = []
     for drv in (Bme280Driver(backend, "i2c-1", 0x76), Sht3xDriver(backend, "i2c-1", 0x44)):
         drv.init()
@@ -148,7 +148,7 @@ def test_reference_drivers_identical_under_kernel_abi(funcs):
 def test_devices_command_lists_emulated_bus():
     with EmulatedI2cDev(world(RealClock()), {"i2c-1": "i2c-1", "i2c-7": "i2c-1"},
                         adapter_name="Simulated adapter") as emu:
-        proc = emu.run_python("from wasi_hw._cli import main; sys.exit(main(['devices']))")
+        proc = emu.run_python("from wasi_hw.apps.cli import main; sys.exit(main(['devices']))")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert any("/dev/i2c-1" in l and "Simulated adapter" in l for l in lines), proc.stdout
@@ -161,7 +161,7 @@ def test_wasm_driver_over_kernel_abi_matches_reference(chip, address):
     emulated i2c-dev, reports what the reference driver reads from the simulator."""
     from pathlib import Path
 
-    from wasi_hw.reference import Bme280Driver, Sht3xDriver
+    from wasi_hw.apps.reference import Bme280Driver, Sht3xDriver
     wasm = Path(__file__).resolve().parents[2] / "build" / "wasm" / f"{chip}.wasm"
     if not wasm.exists():
         pytest.skip(f"{wasm} not built (wasi-hw build)")
@@ -172,7 +172,7 @@ def test_wasm_driver_over_kernel_abi_matches_reference(chip, address):
     emulated = world(RealClock())
     with EmulatedI2cDev(emulated) as emu:
         proc = emu.run_python(
-            "from wasi_hw._cli import main\n"
+            "from wasi_hw.apps.cli import main\n"
             f"sys.exit(main(['run', {str(wasm)!r}, '--allow', '{address:#x}', '--json', '--polls', '1']))")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected

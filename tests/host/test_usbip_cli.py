@@ -24,7 +24,7 @@ def test_serve_prints_bus_ids_and_creates_missing_image(tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "wasi_hw._cli", "usbip", *args],
+    return subprocess.run([sys.executable, "-m", "wasi_hw", "usbip", *args],
                           capture_output=True, text=True, timeout=30)
 
 

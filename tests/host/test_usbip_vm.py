@@ -118,7 +118,7 @@ out["msc_seconds"] = round(time.monotonic() - t_msc, 2)
 t_msc = time.monotonic()
 # and `wasi-hw parity` (its CLI entry point, in this process): sim vs pyusb on this disk
 import contextlib
-from wasi_hw._cli import main
+from wasi_hw.apps.cli import main
 report = io.StringIO()
 with contextlib.redirect_stdout(report):
     rc = main(["parity", os.path.join(repo, "build/wasm/msc.wasm"), "--backends", "sim,pyusb",
@@ -146,7 +146,7 @@ set -e
 modprobe vhci-hcd
 modprobe -a usbhid usb-storage sd_mod  # no udev in the guest: class drivers by hand
 export IMG=/tmp/disk.img
-{py} -m wasi_hw._cli usbip serve --port 3240 --device echo --device hid:hi \\
+{py} -m wasi_hw usbip serve --port 3240 --device echo --device hid:hi \\
     --device msc:$IMG --msc-size 1M > /tmp/serve.log 2>&1 &
 for i in $(seq 1 200); do grep -q serving /tmp/serve.log && break; sleep 0.1; done
 usbip list -r 127.0.0.1 | grep -c 1209: 
@@ -190,7 +190,8 @@ def _assert_msc_driver_matches_sim(out: dict) -> None:
     detach_kernel_driver answers not_found on both legs): the whole normalised USB trace —
     every CBW, data and CSW byte — readings and outcome equal."""
     from wasi_hw.host import VirtualClock
-    from wasi_hw.kernel import Backends, SimDevice, load_manifest, run_driver, sim_usb
+    from wasi_hw.apps import sim_usb
+    from wasi_hw.kernel import Backends, SimDevice, load_manifest, run_driver
 
     root = Path(__file__).resolve().parents[2]
     msc = out["msc"]

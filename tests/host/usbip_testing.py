@@ -46,7 +46,7 @@ class ServerProcess:
     """``wasi-hw usbip serve`` in a child process (killable); `port` once it listens."""
 
     def __init__(self, *device_specs: str, port: int = 0, extra: tuple[str, ...] = ()) -> None:
-        args = [sys.executable, "-m", "wasi_hw._cli", "usbip", "serve", "--port", str(port)]
+        args = [sys.executable, "-m", "wasi_hw", "usbip", "serve", "--port", str(port)]
         for spec in device_specs:
             args += ["--device", spec]
         self.proc = subprocess.Popen(args + list(extra), stdout=subprocess.PIPE,

@@ -1,6 +1,6 @@
 """The I2C drivers end to end: each `.wasm` built by `wasi-hw build`, loaded from its
 manifest (`drivers/<name>/manifest.toml`, register grants included), run by the kernel against
-simulated chips, compared with the native Python reference drivers (`wasi_hw.reference`) run
+simulated chips, compared with the native Python reference drivers (`wasi_hw.apps.reference`) run
 on an identical simulated chip, and with the physical values the chip model was given.
 Also: an absent device makes the driver see ``nack_address``; a denied address ``access``
 (audited); `wasi-hw run` prints the same readings.
@@ -16,11 +16,11 @@ from types import MappingProxyType
 
 import pytest
 
-from wasi_hw._cli import main
+from wasi_hw.apps.cli import main
 from wasi_hw.host import RealClock, SimI2cBackend
 from wasi_hw.host.devices import Bme280, Pcf8574Hd44780, Sht3x, Tmp102
 from wasi_hw.kernel import Backends, I2cGrant, Kernel, load_manifest, run_driver
-from wasi_hw.reference import Bme280Driver, Sht3xDriver
+from wasi_hw.apps.reference import Bme280Driver, Sht3xDriver
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVERS = ("bme280", "sht3x", "tmp102", "hd44780")

@@ -188,7 +188,7 @@ def test_echo_ungranted_endpoint_is_denied_and_audited(built, cache):
 
 
 def test_echo_cli_run_with_manifest(built, cache, capsys):
-    from wasi_hw._cli import main
+    from wasi_hw.apps.cli import main
 
     rc = main(["run", str(ROOT / "drivers/usb-echo/manifest.toml"), "--usb-sim", "echo",
                "--polls", "2", "--json", "--cache-dir", str(cache)])
@@ -203,7 +203,7 @@ def test_echo_cli_run_over_usbip_from_another_process(built, cache, capsys):
     usbipd would export a device on another machine), `wasi-hw run --usbip HOST:PORT`."""
     import sys
 
-    from wasi_hw._cli import main
+    from wasi_hw.apps.cli import main
 
     sys.path.insert(0, str(ROOT / "tests" / "host"))
     from usbip_testing import ServerProcess
@@ -231,7 +231,7 @@ def test_echo_cli_run_over_usbip_from_another_process(built, cache, capsys):
     (["--usbip", "127.0.0.1", "--usb-sim", "echo"], "--usbip and --usb-sim"),
 ])
 def test_cli_usbip_bad_arguments_are_one_line(capsys, argv, message):
-    from wasi_hw._cli import main
+    from wasi_hw.apps.cli import main
 
     assert main(["run", str(ROOT / "drivers/usb-echo/manifest.toml"), *argv]) == 2
     err = capsys.readouterr().err

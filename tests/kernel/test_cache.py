@@ -115,7 +115,7 @@ def test_cache_dir_of_another_user_is_never_trusted(engine, wasm, tmp_path, monk
 
 
 def test_interface_is_recorded_with_the_entry(engine, tmp_path):
-    from wasi_hw import _bench as B
+    from wasi_hw.apps import _bench as B
     from wasi_hw.kernel._sandbox import module_interface
     wasm = B._driver_wasm("bme280")
     cache = AotCache(engine, tmp_path, describe=module_interface)
@@ -140,7 +140,7 @@ def test_interface_is_recorded_with_the_entry(engine, tmp_path):
                                  {"imports": [["wasi_i2c", "open"]], "exports": {}},
                                  {"imports": [], "exports": {"poll": ["func", [], "i32"]}}])
 def test_sandbox_reads_the_module_when_the_interface_is_malformed(engine, tmp_path, bad):
-    from wasi_hw import _bench as B
+    from wasi_hw.apps import _bench as B
     from wasi_hw.kernel import load_manifest
     from wasi_hw.kernel._sandbox import Sandbox, module_interface
     wasm = B._driver_wasm("bme280")
@@ -152,7 +152,7 @@ def test_sandbox_reads_the_module_when_the_interface_is_malformed(engine, tmp_pa
 
 def test_sandbox_checks_the_recorded_interface(engine):
     """The checks read the interface they are given (the cache's record of the module)."""
-    from wasi_hw import _bench as B
+    from wasi_hw.apps import _bench as B
     from wasi_hw.kernel import LoadError, load_manifest
     from wasi_hw.kernel._sandbox import Sandbox, module_interface
     wasm = B._driver_wasm("bme280")

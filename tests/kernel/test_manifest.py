@@ -129,7 +129,8 @@ def test_bad_name(tmp_path):
 
 # -- kernel files ---------------------------------------------------------------------------
 
-from wasi_hw.kernel import load_kernel_file, plan_backends  # noqa: E402
+from wasi_hw.apps import plan_backends  # noqa: E402
+from wasi_hw.kernel import load_kernel_file  # noqa: E402
 
 KFILE = """\
 [kernel]
@@ -156,7 +157,7 @@ def test_kernel_file_with_manifest_and_sim(tmp_path):
 
 
 @pytest.mark.parametrize("old,new,line,fragment", [
-    ('model = "bme280"', 'model = "toaster"', None, "no simulated I2C device 'toaster'"),
+    ('model = "bme280"', 'model = "toaster"', None, "no I2C device model 'toaster'"),
     ('address = 0x76', 'address = 0x99', 9, "out of range"),
     ('rounds = 3', 'rounds = 3\nspeed = 1', 3, "kernel: unknown key 'speed'"),
     ('manifest = "m.toml"', 'manifest = "missing.toml"', None, "missing.toml: no such file"),
@@ -193,3 +194,26 @@ def test_programmatic_manifests_are_frozen_too():
     assert isinstance(m.usb[0].endpoints, frozenset) and m.usb[0].operations == {"reset"}
     with pytest.raises(TypeError):
         m.config["bus"] = "i2c-2"
+
+
+@pytest.mark.parametrize("lines,pointer", [
+    ("", "auto_increment"),
+    ('write_pairs = true', "write_pairs"),
+    ('pointer = "write_pairs"', "write_pairs"),
+    ('pointer = "none"', "none"),
+])
+def test_register_pointer_behaviour(tmp_path, lines, pointer):
+    text = GOOD.replace("addresses = [0x76, 0x77]", f"addresses = [0x76, 0x77]\n{lines}")
+    g = load_manifest(write(tmp_path, text)).i2c[0]
+    assert g.pointer == pointer and g.write_pairs == (pointer == "write_pairs")
+
+
+@pytest.mark.parametrize("lines,fragment", [
+    ('pointer = "sideways"', 'i2c.pointer must be one of auto_increment, write_pairs, none'),
+    ('write_pairs = true\npointer = "none"', "contradicts pointer = 'none'"),
+])
+def test_register_pointer_errors(tmp_path, lines, fragment):
+    text = GOOD.replace("addresses = [0x76, 0x77]", f"addresses = [0x76, 0x77]\n{lines}")
+    with pytest.raises(ManifestError) as info:
+        load_manifest(write(tmp_path, text))
+    assert fragment in str(info.value)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from wasi_hw import UserError, _build
+from wasi_hw import UserError
+from wasi_hw.apps import _build
 from wasi_hw.kernel import SharingPolicy
 from kernel_testing import manifest, reports
 

@@ -9,7 +9,8 @@ import pytest
 from wasi_hw import HwError
 from wasi_hw.host import Read, SimI2cBackend, Write
 from wasi_hw.host.devices import Sht3x
-from wasi_hw.reference import DriverError, Sht3xDriver, crc8
+from wasi_hw.apps.reference import DriverError, Sht3xDriver
+from wasi_hw.host.devices import crc8
 
 
 def setup(repeatability="high", **env):
@@ -49,7 +50,7 @@ def test_readings(t, rh):
 
 
 def test_conversion_bit_exact_over_the_range():
-    from wasi_hw.reference._datasheet import f32
+    from wasi_hw.host.devices import f32
     for raw in range(0, 65536, 97):
         t, rh = datasheet_f32(raw, raw)
         assert f32(-45.0 + f32(f32(175.0 * raw) / 65535.0)) == t

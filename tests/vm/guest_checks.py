@@ -67,7 +67,7 @@ def parity_cli(*argv: str) -> dict:
     import contextlib
     import io
 
-    from wasi_hw._cli import main
+    from wasi_hw.apps.cli import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -183,7 +183,7 @@ def _trace_on_stub():
     import io
 
     from wasi_hw.host import RecordingI2cBackend, Smbus2I2cBackend, TraceWriter
-    from wasi_hw.reference import Bme280Driver
+    from wasi_hw.apps.reference import Bme280Driver
 
     buf = io.BytesIO()
     bus = results["stub_bus"]
@@ -210,7 +210,7 @@ def _wasm_driver_on_stub():
     import contextlib
     import io
 
-    from wasi_hw._cli import main
+    from wasi_hw.apps.cli import main
 
     wasm = wasm_path("bme280")
     out, err = io.StringIO(), io.StringIO()
@@ -253,7 +253,7 @@ def _usb_echo_driver():
     from wasi_hw.host import PyusbUsbBackend, RealClock, RecordingUsbBackend, TraceWriter
     from wasi_hw.kernel._hosts import Backends
     from wasi_hw.kernel._manifest import load_manifest
-    from wasi_hw.kernel._run import run_driver
+    from wasi_hw.kernel import run_driver
 
     manifest = load_manifest(os.path.join(REPO, "drivers/usb-echo/manifest.toml"))
     buf = io.BytesIO()
@@ -328,7 +328,7 @@ def _usbip():
     from wasi_hw.host.usbdevices import EchoDevice
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "wasi_hw._cli", "usbip", "serve", "--device", "echo"],
+        [sys.executable, "-m", "wasi_hw", "usbip", "serve", "--device", "echo"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     SERVER.append(server)
     line = server.stdout.readline()
@@ -396,7 +396,7 @@ def _usbip_detach():
     port = _vhci_port("1209:0001")
     start = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wasi_hw._cli", "run",
+        [sys.executable, "-m", "wasi_hw", "run",
          os.path.join(REPO, "drivers/usb-echo/manifest.toml"), "--json",
          "--polls", str(DETACH_POLLS), "--interval-ms", "100"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -454,7 +454,7 @@ def _parity_usb_more():
     if os.path.exists(image):
         os.unlink(image)
     server = subprocess.Popen(
-        [sys.executable, "-m", "wasi_hw._cli", "usbip", "serve", "--device", f"msc:{image}",
+        [sys.executable, "-m", "wasi_hw", "usbip", "serve", "--device", f"msc:{image}",
          "--msc-size", "1M", "--device", "hid"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out: dict[str, object] = {"server": server.stdout.readline().strip()}

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import vm
-from wasi_hw.reference import Bme280Calibration, bme280_compensate
+from wasi_hw.host.devices import Bme280Calibration, bme280_compensate
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
@@ -238,7 +238,7 @@ def test_trace_recorded_on_the_real_kernel_replays_on_the_host(checks):
     import base64
 
     from wasi_hw.host import ReplayI2cBackend, read_trace
-    from wasi_hw.reference import Bme280Driver
+    from wasi_hw.apps.reference import Bme280Driver
 
     out = _ok(checks["trace_on_stub"])
     trace = read_trace(base64.b64decode(out["trace"]))
@@ -286,7 +286,7 @@ def test_compiled_usb_driver_over_vhci_and_its_trace_replays(checks):
     from wasi_hw.host import ReplayUsbBackend, VirtualClock, read_trace
     from wasi_hw.kernel._hosts import Backends
     from wasi_hw.kernel._manifest import load_manifest
-    from wasi_hw.kernel._run import run_driver
+    from wasi_hw.kernel import run_driver
 
     out = _ok(checks["usb_driver"])
     readings = cbor2.loads(base64.b64decode(out["readings_cbor"]))

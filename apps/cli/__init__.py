@@ -1,0 +1,10 @@
+"""The ``wasi-hw`` command line (`main`): one module per command group, one error boundary.
+
+Groups: ``witx`` (`_witx`), ``gen`` (`_gen`), ``build`` (`_build`), ``devices``
+(`_devices`), ``usbip`` (`_usbip`), ``trace`` (`_trace`), ``run`` / ``compile`` /
+``inspect`` / ``kernel`` (`_run`), ``parity`` (`_parity`), ``bench`` (`_bench`).
+"""
+
+from ._main import COMMANDS, main
+
+__all__ = ["main", "COMMANDS"]
