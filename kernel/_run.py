@@ -6,7 +6,7 @@ Contract:
   allowed addresses; ``config`` gets ``bus`` and ``address`` (the first allowed) unless given.
 - `run_driver(manifest, backends, polls=N)` starts the driver under a fresh `Kernel`, polls it
   N times (or until it is quarantined) and returns a `RunResult` (readings, events, audit
-  entries, final state). Callers choose the backends — e.g. a recorder wrapping a sim backend
+  entries, final state, the configuration keys the driver asked for). Callers choose the backends — e.g. a recorder wrapping a sim backend
   for traces, or a benchmark's own — the kernel never names a backend class.
 - `load_kernel_file(path)` validates a kernel file (drivers, routes, simulated devices, a
   USB/IP server) into a `KernelPlan`, errors located ``file:line`` like manifests.
@@ -94,6 +94,7 @@ class RunResult:
     polls: int
     faults: int
     errors: int
+    config_read: dict[str, bool] = field(default_factory=dict)   # keys asked → were they set
 
 
 def run_driver(manifest: Manifest, backends: Backends, *, polls: int = 1,
@@ -121,6 +122,8 @@ def run_driver(manifest: Manifest, backends: Backends, *, polls: int = 1,
             polls=slot.polls,
             faults=slot.faults,
             errors=sum(1 for e in events if e.kind == "error"),
+            config_read={**slot.config_read,
+                         **getattr(slot.hosts.get("wasi_driver"), "config_read", {})},
         )
 
 

@@ -200,6 +200,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         bus = args.i2c
     specs = [parse_sim_spec(s, bus) for s in args.sim]
     usb_specs = [parse_sim_spec(s, bus, usb=True) for s in args.usb_sim]
+    _warn_ungranted(manifest, specs, args.sim)
     if args.usbip and args.usb_sim:
         raise UserError("--usbip and --usb-sim both choose the USB devices: give one")
     usbip = usbip_usb(parse_usbip(args.usbip)) if args.usbip else None
@@ -221,13 +222,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         if usbip is not None:
             usbip.shutdown()     # close the imports' connections (the server's devices are freed)
+    given = dict(args.config) if args.driver.suffix != ".toml" else dict(manifest.config)
+    _warn_unread(given, result.config_read)
     why = ("quarantined" if result.state == "quarantined" else
            f"{result.faults} fault(s)" if result.faults else
            f"{result.errors} poll error(s)" if result.errors else
            "no reading" if not result.readings else "")
     if why:
-        raise UserError(f"{manifest.name}: {why} in {result.polls} poll(s)", exit_code=1)
+        unset = sorted(k for k, found in result.config_read.items() if not found)
+        hint = (f"; it asked for configuration that is not set: {', '.join(unset)} "
+                f"(--config KEY=VALUE)" if unset and not result.readings else "")
+        raise UserError(f"{manifest.name}: {why} in {result.polls} poll(s){hint}", exit_code=1)
     return 0
+
+
+def _warn(text: str) -> None:
+    print(f"wasi-hw: warning: {text}", file=sys.stderr, flush=True)
+
+
+def _warn_ungranted(manifest: Any, specs: list, texts: list[str]) -> None:
+    """A simulated chip the driver may not reach is almost always a typo: say so first."""
+    for spec, text in zip(specs, texts):
+        grants = [g for g in manifest.i2c if g.bus == spec.bus]
+        if not any(spec.address in g.addresses for g in grants):
+            have = ", ".join(f"{a:#04x}" for g in grants for a in sorted(g.addresses))
+            _warn(f"--sim {text}: {spec.bus} address {spec.address:#04x} is not granted to "
+                  f"{manifest.name} (granted: {have or 'none'}; add --allow "
+                  f"{spec.address:#04x}): the driver cannot reach it")
+
+
+def _warn_unread(given: dict, read: dict) -> None:
+    """Configuration the driver never asked for (a typo, or a key of another driver)."""
+    import difflib
+
+    asked = sorted(read)
+    for key in sorted(set(given) - set(read)):
+        close = difflib.get_close_matches(key, asked, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        _warn(f"configuration key {key!r} was never read by the driver{hint}; "
+              f"it read: {', '.join(asked) or 'nothing'}")
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:

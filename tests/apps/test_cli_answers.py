@@ -1,0 +1,103 @@
+"""The command line never misleads: each case here gave a wrong answer before (an "OK" that
+proved nothing, a traceback, a silent exit 1, a failure without its cause)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from wasi_hw.apps.cli import main
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def wasm(build_drivers):
+    return build_drivers("bme280", "hd44780")
+
+
+def test_parity_fails_when_every_leg_was_quarantined(wasm, capsys):
+    # the sensor is at 0x77, the driver talks to 0x76: every leg faults the same way
+    rc = main(["parity", str(wasm["bme280"]), "--sim", "bme280@0x77", "--backends", "sim,replay"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert "parity: OK" not in out
+    assert "proves nothing" in err and "quarantined" in err and "no readings" in err
+
+
+def test_parity_still_passes_when_the_legs_work(wasm, capsys):
+    assert main(["parity", str(wasm["bme280"]), "--backends", "sim,replay"]) == 0
+    assert "parity: OK" in capsys.readouterr().out
+
+
+def test_usbip_serve_bad_port_is_one_line():
+    out = subprocess.run([sys.executable, "-m", "wasi_hw", "usbip", "serve", "--port", "99999"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert "'99999' is not a TCP port (0..65535)" in out.stderr
+
+
+def test_usbip_serve_devices_come_from_the_model_registry(capsys):
+    assert main(["usbip", "serve", "--device", "toaster"]) == 2
+    assert "no USB device model 'toaster'" in capsys.readouterr().err
+    assert main(["usbip", "serve", "--device", "msc"]) == 2
+    assert "msc needs its disk image" in capsys.readouterr().err
+
+
+def test_lcd_without_text_says_what_is_missing(wasm, capsys):
+    rc = main(["run", str(wasm["hd44780"]), "--allow", "0x27", "--sim", "lcd@0x27"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "hd44780: no reading in 1 poll(s)" in err
+    assert "configuration that is not set: " in err and "text" in err.split("not set:")[1]
+
+
+def test_unread_config_keys_and_ungranted_sims_are_warned(wasm, capsys):
+    rc = main(["run", str(wasm["bme280"]), "--allow", "0x76", "--sim", "bme280@0x76",
+               "--sim", "sht3x@0x44", "--config", "adress=0x76"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    warn_sim = err.index("--sim sht3x@0x44: i2c-1 address 0x44 is not granted to bme280")
+    assert warn_sim < err.index("state starting")          # before running
+    assert "configuration key 'adress' was never read by the driver (did you mean address?)" in err
+
+
+def test_sim_parameters_reach_the_model(wasm, capsys):
+    rc = main(["run", str(wasm["bme280"]), "--allow", "0x76",
+               "--sim", "bme280(temperature_c=31.25, humidity_pct=70)@0x76", "--json"])
+    assert rc == 0
+    import json
+
+    reading = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert abs(reading["temperature_c"] - 31.25) < 0.02
+    assert abs(reading["humidity_pct"] - 70) < 0.1
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("bme280(temprature_c=3)@0x76", "has no parameter 'temprature_c' (did you mean temperature_c?)"),
+    ("bme280(temperature_c=hot)@0x76", "parameter temperature_c must be a number, got hot"),
+    ("bme28@0x76", "no I2C device model 'bme28' (did you mean bme280?)"),
+])
+def test_sim_mistakes_are_named(wasm, capsys, spec, fragment):
+    assert main(["run", str(wasm["bme280"]), "--allow", "0x76", "--sim", spec]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_kernel_file_model_mistakes_have_file_and_line(tmp_path, capsys):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    k = tmp_path / "k.toml"
+    k.write_text(f'[[driver]]\nmanifest = "{root}/drivers/bme280/manifest.toml"\n\n'
+                 '[[sim.i2c]]\nmodel = "bme280"\naddress = 0x76\n'
+                 'params = {{ temprature_c = 21.0 }}\n'.replace("{{", "{").replace("}}", "}"))
+    assert main(["kernel", "run", str(k)]) == 2
+    err = capsys.readouterr().err
+    assert f"{k}:7: sim.i2c: bme280 has no parameter 'temprature_c'" in err
