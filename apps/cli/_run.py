@@ -62,6 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interval-ms", type=_positive, default=None, metavar="MS",
                    help="poll interval (default 1000, 50 with --sim)")
     p.add_argument("--json", action="store_true", help="one JSON object per reading on stdout")
+    p.add_argument("--plot", type=Path, metavar="FILE",
+                   help="draw the readings over time into FILE (.png, .svg, .pdf)")
     p.add_argument("--audit", type=Path, metavar="FILE", help="append audit entries (JSON lines)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
     p.set_defaults(func=_cmd_run)
@@ -90,6 +92,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--watch", action="store_true",
                    help="hot-update a driver when its .wasm changes (others keep running)")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
+    p.add_argument("--plot", type=Path, metavar="FILE",
+                   help="draw every driver's readings over time into FILE (.png, .svg, .pdf)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
     p.set_defaults(func=_cmd_kernel_run)
 
@@ -222,6 +226,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         if usbip is not None:
             usbip.shutdown()     # close the imports' connections (the server's devices are freed)
+    if args.plot is not None:
+        from .._plot import plot_readings
+
+        plot_readings(result.events, args.plot, title=manifest.name)
+        print(f"wasi-hw: readings drawn in {args.plot}", file=sys.stderr)
     given = dict(args.config) if args.driver.suffix != ".toml" else dict(manifest.config)
     _warn_unread(given, result.config_read)
     why = ("quarantined" if result.state == "quarantined" else
@@ -333,8 +342,15 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
     backends = plan_backends(plan)
     width = max(len(m.name) for m in plan.manifests)
     printer = _printer(json_out=args.json, readings_only=False, width=width, dedupe=True)
+    seen: list[Any] = []
+
+    def on_event(ev: Any) -> None:
+        if args.plot is not None and ev.kind == "report":
+            seen.append(ev)
+        printer(ev)
+
     audit = _audit_log(args.audit)
-    kernel = Kernel(backends, on_event=printer, audit=audit, cache_dir=args.cache_dir,
+    kernel = Kernel(backends, on_event=on_event, audit=audit, cache_dir=args.cache_dir,
                     tick_ms=plan.tick_ms)
     try:
         _build_missing(plan, width)
@@ -366,6 +382,11 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{s.name}: {s.polls} polls, {s.faults} faults, {s.state}"
                         for s in kernel.slots.values())
     print(f"kernel: {summary}", file=sys.stderr)
+    if args.plot is not None:
+        from .._plot import plot_readings
+
+        plot_readings(seen, args.plot, title=plan.path.name)
+        print(f"wasi-hw: readings drawn in {args.plot}", file=sys.stderr)
     if interrupted:
         return 130
     if bad:

@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     show = sub.add_parser("show", help="list a trace's records")
     show.add_argument("file", type=Path, help="a .cbor trace")
+    show.add_argument("--plot", type=Path, metavar="FILE",
+                      help="also draw the bus operations on a timeline into FILE (.png, .svg)")
     show.add_argument("--limit", type=int, default=None, metavar="N",
                       help="show only the first N records")
     show.set_defaults(func=_show)
@@ -68,6 +70,12 @@ def _show(args: argparse.Namespace) -> int:
         out.write(f"… {len(trace.records) - len(records)} more\n")
     if trace.truncated:
         out.write("(the file ends inside a record: the trace was cut short)\n")
+    if args.plot is not None:
+        from .._plot import plot_trace
+
+        lanes = plot_trace(trace.records, args.plot, title=str(args.file))
+        out.write(f"timeline of {len(trace.records)} operations on {lanes} lane(s) drawn in "
+                  f"{args.plot}\n")
     return 0
 
 
