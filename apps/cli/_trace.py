@@ -1,14 +1,16 @@
 """``wasi-hw trace`` subcommands: ``show`` lists a trace, ``record`` / ``replay`` a ``run``.
 
-- ``wasi-hw trace show FILE [--limit N]`` — the header, then one numbered line per record:
-  time since start, bus kind, the request, and ``-> result`` or ``!! error-kind``.
+- ``wasi-hw trace show FILE [--limit N] [--plot IMAGE]`` — the header, then one numbered
+  line per record: time since start, bus kind, the request, and ``-> result`` or
+  ``!! error-kind``; ``--plot`` also draws the operations on a timeline.
 - ``wasi-hw trace record OUT.cbor -- run ARGS...`` — runs ``wasi-hw run ARGS...`` with a
   `recording` active, so every backend the run builds through `traced` is recorded to
   ``OUT.cbor``; exits with the run's status.
 - ``wasi-hw trace replay TRACE.cbor -- run ARGS...`` — runs ``wasi-hw run ARGS...`` with
   every backend it builds replaced by a replay of the trace. Prints whether the driver
   asked exactly what was recorded; a divergence (both sides shown) or recorded requests
-  left over exit 1.
+  left over exit 1. The polls run back to back (``--interval-ms 1``: the trace holds the
+  timing) unless the command gives ``--interval-ms``.
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ def _record(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     command = _run_command(args, "wasi-hw trace replay TRACE.cbor -- run ARGS...")
+    if not any(a == "--interval-ms" or a.startswith("--interval-ms=") for a in command):
+        command += ["--interval-ms", "1"]   # the trace holds the timing: polls back to back
     trace = read_trace(args.trace)
     from ._main import main
 

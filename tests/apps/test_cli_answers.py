@@ -101,3 +101,23 @@ def test_kernel_file_model_mistakes_have_file_and_line(tmp_path, capsys):
     assert main(["kernel", "run", str(k)]) == 2
     err = capsys.readouterr().err
     assert f"{k}:7: sim.i2c: bme280 has no parameter 'temprature_c'" in err
+
+
+def test_trace_replay_does_not_wait_real_poll_intervals(wasm, tmp_path, monkeypatch, capsys):
+    import wasi_hw.apps.cli._run as run_cli
+
+    trace = tmp_path / "t.cbor"
+    assert main(["trace", "record", str(trace), "--", "run", str(wasm["bme280"]), "--allow",
+                 "0x76", "--sim", "bme280@0x76", "--polls", "3", "--interval-ms", "20"]) == 0
+    intervals = []
+    real = run_cli.run_driver
+
+    def spy(manifest, *a, **kw):
+        intervals.append(manifest.poll_interval_ms)
+        return real(manifest, *a, **kw)
+
+    monkeypatch.setattr(run_cli, "run_driver", spy)
+    assert main(["trace", "replay", str(trace), "--", "run", str(wasm["bme280"]), "--allow",
+                 "0x76", "--polls", "3"]) == 0
+    assert intervals == [1]
+    assert "replay matched" in capsys.readouterr().err
