@@ -168,6 +168,7 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
     v = _V(doc, doc.data, (), "kernel file")
     tick_ms, rounds = 5.0, 5
     usbip: tuple[str, int] | None = None
+    v.seen.update(("kernel", "sim"))  # optional tables: known even when absent
     if "kernel" in v.table:
         kv = _V(doc, v.get("kernel", dict, desc="a table"), ("kernel",), "kernel")
         tick_ms = kv.get("tick_ms", (int, float), 5.0, desc="milliseconds")

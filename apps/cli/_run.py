@@ -119,30 +119,57 @@ def _jsonable(item: Any) -> Any:
     return str(item)
 
 
-def _human(item: Any, limit: int = 48) -> str:
-    """A reading as ``key=value ...``; long values are cut (``--json`` prints them whole)."""
-    if isinstance(item, dict):
-        parts = []
-        for k, v in item.items():
-            v = round(v, 3) if isinstance(v, float) else v
-            text = repr(v) if isinstance(v, str) and (" " in v or not v) else str(v)
-            if len(text) > limit:
-                text = text[:limit] + "…"
-            parts.append(f"{k}={text}")
-        return " ".join(parts)
-    return repr(item)
+def _value_text(v: Any) -> str:
+    """One value as a person reads it: bytes in hex, text quoted only when it has spaces,
+    lists and maps spelled out (never a Python repr)."""
+    if isinstance(v, float):
+        return str(round(v, 3))
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).hex(" ") if v else "(no bytes)"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False) if (" " in v or not v) else v
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}={_value_text(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value_text(x) for x in v) + "]"
+    return str(v)
+
+
+def _human(item: Any, limit: int = 120) -> str:
+    """A reading as ``key=value ...``; a value longer than ``limit`` characters is cut with
+    how much was left out (``--json`` prints it whole)."""
+    if not isinstance(item, dict):
+        item = {"value": item}
+    parts = []
+    for k, v in item.items():
+        text = _value_text(v)
+        if len(text) > limit:
+            text = f"{text[:limit]}… ({len(text) - limit} more characters; --json shows all)"
+        parts.append(f"{k}={text}")
+    return " ".join(parts)
 
 
 def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: bool = False):
     """Event printer; with `dedupe`, a human-format reading equal to the driver's previous one
-    is not printed again (``--json`` always prints every reading)."""
+    is not printed again but counted, and the count is shown (``= same reading, N more
+    time(s)``) when the reading changes or `on_event.flush()` is called at the end
+    (``--json`` always prints every reading)."""
     last: dict[str, Any] = {}
+    repeats: dict[str, int] = {}
+
+    def flush(driver: str | None = None) -> None:
+        for name in [driver] if driver is not None else list(repeats):
+            n = repeats.pop(name, 0)
+            if n:
+                print(f"{name:<{width}}  = same reading, {n} more time(s)", flush=True)
 
     def on_event(ev: Any) -> None:
         if ev.kind == "report":
             if dedupe and not json_out:
                 if ev.driver in last and last[ev.driver] == ev.data:
+                    repeats[ev.driver] = repeats.get(ev.driver, 0) + 1
                     return
+                flush(ev.driver)
                 last[ev.driver] = ev.data
             if json_out:
                 obj = _jsonable(ev.data) if readings_only else {
@@ -159,13 +186,14 @@ def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: boo
         elif ev.kind == "state":
             line = f"{ev.driver:<{width}}  state {ev.data}" + (f" — {ev.detail}" if ev.detail else "")
         else:
-            line = f"{ev.driver:<{width}}  {ev.kind}: {ev.detail or ev.data}"
+            line = f"{ev.driver:<{width}}  {ev.kind}: {ev.detail or _value_text(ev.data)}"
         if json_out and not readings_only:
             print(json.dumps({"time": ev.time, "driver": ev.driver, "event": ev.kind,
                               "data": _jsonable(ev.data), "detail": ev.detail}), flush=True)
         else:
             print(line, file=sys.stderr, flush=True)
 
+    on_event.flush = flush  # type: ignore[attr-defined]
     return on_event
 
 
@@ -378,10 +406,9 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
         kernel.close()
         audit.close()
         _show_sim_state(backends, plan)
+    printer.flush()
     bad = [s.name for s in kernel.slots.values() if s.state == "quarantined"]
-    summary = ", ".join(f"{s.name}: {s.polls} polls, {s.faults} faults, {s.state}"
-                        for s in kernel.slots.values())
-    print(f"kernel: {summary}", file=sys.stderr)
+    print(summary_table(kernel.slots.values()), file=sys.stderr)
     if args.plot is not None:
         from .._plot import plot_readings
 
@@ -392,6 +419,19 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
     if bad:
         raise UserError(f"quarantined: {', '.join(bad)}", exit_code=1)
     return 0
+
+
+def summary_table(slots: Any) -> str:
+    """The kernel's end-of-run summary: one row per driver (state, polls, faults, restarts)."""
+    rows = [(s.name, s.state, str(s.polls), str(s.faults), str(s.restarts)) for s in slots]
+    head = ("driver", "state", "polls", "faults", "restarts")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(r: tuple) -> str:
+        return "  " + "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+
+    return "\n".join(["kernel summary:", line(head), *(line(r) for r in rows)])
 
 
 class _Watcher:

@@ -121,3 +121,35 @@ def test_trace_replay_does_not_wait_real_poll_intervals(wasm, tmp_path, monkeypa
                  "0x76", "--polls", "3"]) == 0
     assert intervals == [1]
     assert "replay matched" in capsys.readouterr().err
+
+
+def test_readings_read_as_text_not_python_reprs():
+    from wasi_hw.apps.cli._run import _human
+
+    assert _human({"port": b"\x01\xff", "events": [], "text": "", "t": 21.23456,
+                   "nested": {"a": [1, b"\x02"]}, "name": "two words"}) == (
+        'port=01 ff events=[] text="" t=21.235 nested={a=[1, 02]} name="two words"')
+    long = _human({"blob": b"\x00" * 100})
+    assert "more characters; --json shows all" in long and "b'" not in long
+
+
+def test_kernel_run_marks_repeats_and_ends_with_a_table(build_drivers, capsys):
+    from pathlib import Path
+
+    build_drivers()
+    root = Path(__file__).resolve().parents[2]
+    assert main(["kernel", "run", str(root / "drivers" / "demo.kernel.toml"), "--rounds", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert "bme280        = same reading, 2 more time(s)" in out
+    lines = err[err.index("kernel summary:"):].splitlines()
+    assert lines[1].split() == ["driver", "state", "polls", "faults", "restarts"]
+    assert any(l.split()[:3] == ["bme280", "stopped", "3"] for l in lines[2:])
+
+
+def test_unknown_manifest_key_has_a_did_you_mean(tmp_path, capsys):
+    m = tmp_path / "m.toml"
+    m.write_text('name = "x"\nwasm = "x.wasm"\npoll_intervall_ms = 5\n')
+    assert main(["run", str(m)]) == 2
+    err = capsys.readouterr().err
+    assert (f"{m}:3: manifest: unknown key 'poll_intervall_ms' (did you mean "
+            "'poll_interval_ms'?); known keys: config, i2c, limits") in err

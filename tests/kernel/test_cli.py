@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -199,5 +200,6 @@ def test_kernel_run_ctrl_c_stops_cleanly(chipid, tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
-    assert "interrupted, stopping drivers" in err and "kernel: chipid:" in err
+    assert "interrupted, stopping drivers" in err and "kernel summary:" in err
+    assert re.search(r"^  chipid +\w+ +\d+ +\d+ +\d+$", err, re.M)
     assert "Traceback" not in err
