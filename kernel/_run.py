@@ -189,7 +189,10 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
             rel = dv.get("manifest", str, desc="a manifest path")
             interval = dv.int("poll_interval_ms", None, lo=1, hi=86_400_000, desc="milliseconds")
             dv.done()
-            m = parse_manifest(TomlDoc(doc.path.parent / rel))
+            target = doc.path.parent / rel
+            if not target.is_file():
+                raise dv.err("manifest", f"driver.manifest: {target}: no such file")
+            m = parse_manifest(TomlDoc(target))
             if interval is not None:      # scheduling only: grants stay the manifest's
                 m = replace(m, poll_interval_ms=interval)
             manifests.append(m)

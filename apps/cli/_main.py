@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from wasi_hw import HwError, UserError
@@ -41,8 +42,29 @@ COMMANDS = (
 _REPORTED = (HwError, WitxError, DriverError, OSError)
 
 
+class _PlainHelp(argparse.HelpFormatter):
+    """Help for a person: descriptions written as docstrings lose their reStructuredText
+    (``literal``, `name`) markup."""
+
+    def _format_text(self, text: str) -> str:
+        text = re.sub(r"``([^`]+)``", r"\1", text)
+        text = re.sub(r"`([^`]+)`", r"\1", text)
+        return super()._format_text(text)
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return self._format_text(super()._expand_help(action)).strip()
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser and subparser of the command line formats its help plainly."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _PlainHelp)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wasi-hw", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="wasi-hw", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)

@@ -98,8 +98,14 @@ def _list(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     usbip = subparsers.add_parser("usbip", help="USB/IP: export virtual USB devices")
     sub = usbip.add_subparsers(dest="usbip_command", metavar="COMMAND", required=True)
-    serve = sub.add_parser("serve", help="serve virtual devices over USB/IP until Ctrl-C",
-                           description=__doc__.split("\n\n")[1])
+    serve = sub.add_parser(
+        "serve", help="serve virtual devices over USB/IP until Ctrl-C",
+        description="Serve simulated USB devices over USB/IP until Ctrl-C, as bus ids 1-1, "
+                    "1-2, … in the order given. A device is any USB model wasi-hw knows "
+                    "(aliases and installed plugins included): echo, hid or hid:TEXT (a "
+                    "keyboard typing TEXT), msc:PATH (mass storage over the disk image PATH, "
+                    "created zero-filled with --msc-size bytes if missing), or "
+                    "MODEL(KEY=VALUE, …).")
     serve.add_argument("--device", action="append", metavar="SPEC",
                        help="echo | hid[:TEXT] | msc:PATH | a plugin MODEL or module:Class, "
                             "parameters as MODEL(KEY=VALUE) (repeatable; default: echo)")

@@ -153,3 +153,25 @@ def test_unknown_manifest_key_has_a_did_you_mean(tmp_path, capsys):
     err = capsys.readouterr().err
     assert (f"{m}:3: manifest: unknown key 'poll_intervall_ms' (did you mean "
             "'poll_interval_ms'?); known keys: config, i2c, limits") in err
+
+
+def _all_help(parser, prefix=()):
+    import argparse
+
+    yield " ".join(prefix), parser.format_help()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_help(sub, (*prefix, name))
+
+
+def test_help_is_plain_text_without_markup_or_class_names():
+    import re
+
+    from wasi_hw.apps.cli._main import _parser
+
+    for command, text in _all_help(_parser()):
+        assert "`" not in text, f"wasi-hw {command} --help shows reST markup"
+        assert not re.search(r"\b[A-Z][a-z]+(?:[A-Z][a-z]+)*(?:Error|Backend)\b", text), \
+            f"wasi-hw {command} --help names a class"
+        assert "wasi_hw." not in text, f"wasi-hw {command} --help names a module"
