@@ -15,7 +15,8 @@
   beyond it ``no_mem`` and the message is dropped (counted in ``dropped_logs``).
 - ``config_get(key, buf)``: copies the UTF-8 value of ``key`` into ``buf`` and returns its
   length; ``not_found`` for an unknown key, ``too_large`` (nothing written) when it does
-  not fit.
+  not fit. Every key asked for is noted in ``config_read`` (key → whether it was set), so a
+  front end can name keys given but never read, and keys read but never given.
 - ``inbox(buf)``: takes the newest message given to `deliver` (CBOR bytes) into ``buf``;
   returns its length, 0 when empty; ``too_large`` leaves it in the inbox.
 - ``now_ns()``: ``clock.now_ns()`` (virtual time under simulation).
@@ -193,6 +194,7 @@ class DriverEnv:
         sharing: Sharing | None = None,
     ) -> None:
         self._config: dict[str, bytes] = {}
+        self.config_read: dict[str, bool] = {}
         for key, value in (config or {}).items():
             if not isinstance(value, (str, bytes)):
                 raise TypeError(f"configuration value of {key!r} must be str or bytes, not {type(value).__name__}")
@@ -250,6 +252,8 @@ class DriverEnv:
 
     def config_get(self, key: str, buf: Any) -> int:
         value = self._config.get(key)
+        if len(self.config_read) < 256:
+            self.config_read[key[:64]] = value is not None
         if value is None:
             raise HwError("not_found", f"no configuration key {key!r}")
         if len(value) > len(buf):

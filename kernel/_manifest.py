@@ -337,9 +337,17 @@ class _V:
         return frozenset(out)
 
     def done(self) -> None:
+        """Every key of the table was read: anything else is an unknown key (with the
+        nearest known one as a "did you mean", and the keys this table takes)."""
+        import difflib
+
         for key in self.table:
             if key not in self.seen:
-                raise self.err(key, f"{self.what}: unknown key '{key}'")
+                close = difflib.get_close_matches(str(key), sorted(self.seen), n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                known = ", ".join(sorted(self.seen))
+                raise self.err(key, f"{self.what}: unknown key '{key}'{hint}; "
+                                    f"known keys: {known}")
 
 
 def _tname(v: Any) -> str:
@@ -358,6 +366,7 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
     poll = v.int("poll_interval_ms", 1000, lo=1, hi=86_400_000, desc="milliseconds")
 
     cfg: dict[str, str] = {}
+    v.seen.add("config")              # optional table: known even when absent
     if "config" in v.table:
         c = _V(doc, v.get("config", dict, desc="a table of strings"), path + ("config",), "config")
         for key in c.table:

@@ -92,6 +92,7 @@ class DriverSlot:
     faults: int = 0
     restarts: int = 0
     polls: int = 0
+    config_read: dict[str, bool] = field(default_factory=dict)   # key → was it set
     next_due: float = 0.0
     last_report: Any = None
     last_error: str = ""
@@ -222,6 +223,7 @@ class Kernel:
 
     def _stop_instance(self, slot: DriverSlot) -> None:
         slot.instance = None
+        slot.config_read.update(getattr(slot.hosts.get("wasi_driver"), "config_read", {}))
         close_hosts(slot.hosts)
         slot.hosts = {}
 

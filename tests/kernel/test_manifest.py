@@ -157,7 +157,7 @@ def test_kernel_file_with_manifest_and_sim(tmp_path):
 
 
 @pytest.mark.parametrize("old,new,line,fragment", [
-    ('model = "bme280"', 'model = "toaster"', None, "no simulated I2C device 'toaster'"),
+    ('model = "bme280"', 'model = "toaster"', None, "no I2C device model 'toaster'"),
     ('address = 0x76', 'address = 0x99', 9, "out of range"),
     ('rounds = 3', 'rounds = 3\nspeed = 1', 3, "kernel: unknown key 'speed'"),
     ('manifest = "m.toml"', 'manifest = "missing.toml"', None, "missing.toml: no such file"),
