@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from wasi_hw import UserError
 from wasi_hw.host import (
@@ -47,8 +47,8 @@ def parse_sim_spec(spec: str, default_bus: str) -> tuple[str, str, int]:
     return m.group(1), m.group(2) or default_bus, address
 
 
-def _build(kind: str, d: SimDevice) -> Any:
-    cls = find_model(kind, d.model)  # type: ignore[arg-type]
+def _build(kind: Literal["i2c", "usb"], d: SimDevice) -> Any:
+    cls = find_model(kind, d.model)
     try:
         return cls(**dict(d.params))
     except TypeError as err:
