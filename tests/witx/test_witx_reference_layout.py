@@ -103,10 +103,11 @@ def probe(reference_crates) -> Path:
     cargo = shutil.which("cargo") or "/usr/bin/cargo"
     src = PROBE / "src" / "main.rs"
     src.parent.mkdir(parents=True, exist_ok=True)
-    if not (PROBE / "Cargo.toml").is_file() or (PROBE / "Cargo.toml").read_text() != CARGO_TOML:
-        (PROBE / "Cargo.toml").write_text(CARGO_TOML)
-    if not src.is_file() or src.read_text() != MAIN_RS:
-        src.write_text(MAIN_RS)
+    for path, text in ((PROBE / "Cargo.toml", CARGO_TOML), (src, MAIN_RS)):
+        if not path.is_file() or path.read_text() != text:  # atomic: xdist workers race
+            tmp = path.with_name(f"{path.name}.{os.getpid()}")
+            tmp.write_text(text)
+            tmp.replace(path)
     env = {**os.environ, "CARGO_TARGET_DIR": str(PROBE / "target")}
     proc = subprocess.run([cargo, "build", "--release", "-q"], cwd=PROBE, env=env,
                           capture_output=True, text=True, timeout=900)
