@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import fractions
 import io
+import re
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -83,8 +84,8 @@ def decode_cbor_item(data: bytes, *, max_depth: int = 32) -> Any:
         item = framed[0]
     else:
         item = _decode_exactly(data, max_depth)
-    if type(item) not in _FLAT:
-        _check_routable(item, len(data))
+    if type(item) not in _FLAT and _TAG.search(data) is not None:
+        _check_routable(item, len(data))     # without such a tag: no sharing, no bignum
     return item
 
 
@@ -102,6 +103,9 @@ def _decode_exactly(data: bytes, max_depth: int) -> Any:
 
 
 _FLAT = frozenset({float, str, bytes, bool, type(None)})
+# where a tag that shares values (28, 29), makes a bignum (2, 3) or a fraction (30) could
+# start: 0xc2 / 0xc3, 0xd8 followed by one of those numbers, or a longer tag head
+_TAG = re.compile(rb"[\xc2\xc3\xd9-\xdb]|\xd8[\x02\x03\x1c-\x1e]")
 _MAX_INT = 10 ** 4000        # str() refuses ints beyond 4300 digits
 
 
@@ -125,6 +129,8 @@ def _check_routable(item: Any, size: int) -> None:
             raise HwError("invalid_argument", "the report shares values (CBOR tags 28/29): "
                                               "it contains itself or repeats a shared part")
         t = type(node)
+        if t in _FLAT:
+            continue
         if t is int:
             if not -_MAX_INT < node < _MAX_INT:
                 raise HwError("invalid_argument", "an integer in the report has more than "
