@@ -103,9 +103,10 @@ def _decode_exactly(data: bytes, max_depth: int) -> Any:
 
 
 _FLAT = frozenset({float, str, bytes, bool, type(None)})
-# where a tag that shares values (28, 29), makes a bignum (2, 3) or a fraction (30) could
-# start: 0xc2 / 0xc3, 0xd8 followed by one of those numbers, or a longer tag head
-_TAG = re.compile(rb"[\xc2\xc3\xd9-\xdb]|\xd8[\x02\x03\x1c-\x1e]")
+# where a tag that shares values (28, 29) or makes a bignum (2, 3) could start, in any of
+# the encodings of its head (one byte, or 0xd8..0xdb and the number in 1, 2, 4 or 8 bytes)
+_TAG = re.compile(rb"[\xc2\xc3]|\xd8[\x02\x03\x1c\x1d]|\xd9\x00[\x02\x03\x1c\x1d]"
+                  rb"|\xda\x00{3}[\x02\x03\x1c\x1d]|\xdb\x00{7}[\x02\x03\x1c\x1d]")
 _MAX_INT = 10 ** 4000        # str() refuses ints beyond 4300 digits
 
 
@@ -224,16 +225,17 @@ class DriverEnv:
     def report(self, data: bytes) -> None:
         if len(data) > self._max_report:
             raise HwError("no_mem", f"report of {len(data)} bytes exceeds the quota of {self._max_report}")
-        now = self.clock.now_ns()
-        with self._lock:
+        tokens = self._report_tokens - 1      # the clock is read only when the bucket is dry
+        if tokens < 0:
+            now = self.clock.now_ns()
             tokens = min(self._report_burst, self._report_tokens
-                         + (now - self._report_refilled) * self._report_rate / 1e9)
+                         + (now - self._report_refilled) * self._report_rate / 1e9) - 1
             self._report_refilled = now
-            if tokens < 1:
-                self._report_tokens = tokens
+            if tokens < 0:
+                self._report_tokens = tokens + 1
                 self.dropped_reports += 1
                 raise HwError("no_mem", "report rate quota exceeded")
-            self._report_tokens = tokens - 1
+        self._report_tokens = tokens
         self._report_sink(decode_cbor_item(bytes(data)))
 
     def log(self, level: int, message: str) -> None:
