@@ -19,8 +19,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 APT_PKGS=(python3-venv python3-dev gcc pkg-config libgirepository1.0-dev libcairo2-dev
           libusb-1.0-0 umockdev gir1.2-umockdev-1.0 usbip
           qemu-system-x86 busybox-static cpio kmod xz-utils zstd wasi-libc)
+APT_PKGS+=(libasan8 libubsan1)  # the C extension's sanitizer test tier (tests/kernel/test_sanitizers.py)
 APT_PKGS+=(nats-server)  # IMC remote path and fleet tests start a real NATS server
-# The Rust wasm toolchain (FACTS.md): a rustup toolchain that already has the
+# The Rust wasm toolchain: a rustup toolchain that already has the
 # wasm32 target, else Debian's rustc-web + std sources + wasm-ld.
 RUST_PKGS=(rustc-web cargo-web rust-web-src lld-22)
 

@@ -15,11 +15,18 @@ The kernel runs against whatever `Backends` it is handed; this module builds the
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from wasi_hw import UserError
-from wasi_hw.host import (PyusbUsbBackend, SimI2cBackend, SimUsbBackend, Smbus2I2cBackend,
-                          UsbipUsbBackend, find_model)
+from wasi_hw.host import (
+    PyusbUsbBackend,
+    SimI2cBackend,
+    SimUsbBackend,
+    Smbus2I2cBackend,
+    UsbipUsbBackend,
+    find_model,
+)
 from wasi_hw.kernel import Backends, KernelPlan, SimDevice, parse_usbip
 
 __all__ = ["sim_i2c", "sim_usb", "parse_sim_spec", "usbip_usb", "real_backends",

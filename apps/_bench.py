@@ -19,7 +19,7 @@ Contract:
 - Subjects run the real paths: the kernel (`wasi_hw.kernel.Kernel`: sandbox, guard, shims,
   host modules, the fast host-call path of `kernel._fastcall`) against simulated backends;
   baselines are native Python on the same backend instance type (the reference drivers of
-  `wasi_hw.reference`, direct backend calls shaped like smbus2 / pyusb code).
+  `wasi_hw.apps.reference`, direct backend calls shaped like smbus2 / pyusb code).
 - Memory figures run in child processes (``python -c``) and read ``VmRSS``.
 - `format_table(results)` renders the human table; `plot_ratios(results, path)` draws each
   figure's ratio against its goal (matplotlib, Agg backend) as a PNG.

@@ -41,6 +41,7 @@ __all__ = [
     # simulated device models by name (`wasi_hw.host.devices`, `wasi_hw.host.usbdevices`)
     "MODEL_ALIASES", "i2c_models", "usb_models", "find_model", "model_key",
     # traces and replay
-    "Trace", "TraceWriter", "read_trace", "format_record", "RecordingI2cBackend", "RecordingUsbBackend",
+    "Trace", "TraceWriter", "read_trace", "format_record", "RecordingI2cBackend",
+    "RecordingUsbBackend",
     "recording", "traced", "ReplayI2cBackend", "ReplayUsbBackend", "ReplayDivergence", "replaying",
 ]

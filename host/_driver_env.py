@@ -2,7 +2,11 @@
 
 - ``report(data)``: ``data`` must be exactly one well-formed CBOR item (cbor2, nesting
   depth ≤ 32, no trailing bytes) of at most ``max_report`` bytes — else ``invalid_argument``
-  / ``no_mem``. The decoded item goes to ``report_sink(item)``.
+  / ``no_mem``. The item must also be one the kernel can route and print: no value sharing
+  that makes it larger than its encoding (tags 28/29: a list that contains itself, or
+  repeats a shared part), no integer beyond 4000 decimal digits — else ``invalid_argument``.
+  Rate-limited like ``log`` (``report_burst``, ``report_rate``; beyond it ``no_mem``,
+  counted in ``dropped_reports``). The decoded item goes to ``report_sink(item)``.
 - ``log(level, message)``: to ``log_sink(level_name, message)`` (``"error"`` … ``"trace"``);
   control characters (newlines, terminal escapes) are shown as ``\\xNN`` so a driver cannot
   forge log lines or drive the terminal; messages longer than ``max_log`` characters are cut
@@ -27,6 +31,7 @@
 
 from __future__ import annotations
 
+import fractions
 import io
 import os
 import threading
@@ -35,7 +40,8 @@ from typing import Any, Protocol
 
 import cbor2
 
-from .._errors import HwError
+from wasi_hw import HwError
+
 from ._clock import Clock, RealClock
 
 __all__ = ["DriverEnv", "Sharing"]
@@ -68,25 +74,73 @@ _TAIL = b"\x50" + _SECRET          # byte string of 16 bytes
 
 
 def decode_cbor_item(data: bytes, *, max_depth: int = 32) -> Any:
-    """Exactly one CBOR data item, or ``HwError("invalid_argument")``."""
+    """Exactly one CBOR data item that can be routed and printed (module docstring), or
+    ``HwError("invalid_argument")``."""
     try:
         framed = cbor2.loads(b"\x82" + data + _TAIL, max_depth=max_depth + 1)
     except Exception:  # noqa: BLE001 — any failure: the exact path names it
         framed = None
     if type(framed) is list and len(framed) == 2 and framed[1] == _SECRET:
-        return framed[0]
-    return _decode_exactly(data, max_depth)
+        item = framed[0]
+    else:
+        item = _decode_exactly(data, max_depth)
+    if type(item) not in _FLAT:
+        _check_routable(item, len(data))
+    return item
 
 
 def _decode_exactly(data: bytes, max_depth: int) -> Any:
     fp = io.BytesIO(data)
     try:
         item = cbor2.CBORDecoder(fp, read_size=_READ_SIZE, max_depth=max_depth).decode()
-    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as err:
-        raise HwError("invalid_argument", f"malformed CBOR: {err}") from None
+    except Exception as err:  # noqa: BLE001 — whatever cbor2 raises (or a semantic tag's
+        # constructor): a report the host cannot decode is the guest's error, not a host bug
+        raise HwError("invalid_argument", f"malformed CBOR: {type(err).__name__}: "
+                                          f"{_cut(err)}") from None
     if fp.tell() != len(data):
         raise HwError("invalid_argument", f"{len(data) - fp.tell()} bytes after the CBOR item")
     return item
+
+
+_FLAT = frozenset({float, str, bytes, bool, type(None)})
+_MAX_INT = 10 ** 4000        # str() refuses ints beyond 4300 digits
+
+
+def _cut(err: BaseException) -> str:
+    try:
+        text = str(err)
+    except Exception:  # noqa: BLE001
+        return "?"
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+def _check_routable(item: Any, size: int) -> None:
+    """Every node visited without deduplication: more nodes than encoded bytes means value
+    sharing (tags 28/29) made the item larger than its encoding — a cycle never ends."""
+    budget = size + 1
+    stack = [item]
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise HwError("invalid_argument", "the report shares values (CBOR tags 28/29): "
+                                              "it contains itself or repeats a shared part")
+        t = type(node)
+        if t is int:
+            if not -_MAX_INT < node < _MAX_INT:
+                raise HwError("invalid_argument", "an integer in the report has more than "
+                                                  "4000 digits")
+        elif t is list or t is tuple:
+            stack.extend(node)
+        elif t is dict:
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (set, frozenset)):
+            stack.extend(node)
+        elif isinstance(node, cbor2.CBORTag):
+            stack.append(node.value)
+        elif isinstance(node, fractions.Fraction):
+            stack.extend((node.numerator, node.denominator))
 
 
 class Sharing(Protocol):
@@ -133,6 +187,8 @@ class DriverEnv:
         max_report: int = 4096,
         max_log: int = 1024,
         log_burst: int = 50,
+        report_burst: int = 200,
+        report_rate: float = 2000.0,
         log_rate: float = 20.0,
         sharing: Sharing | None = None,
     ) -> None:
@@ -154,22 +210,26 @@ class DriverEnv:
         self._inbox: bytes | None = None
         self._lock = threading.Lock()
         self.dropped_logs = 0
+        self._report_burst = report_burst
+        self._report_rate = report_rate
+        self._report_tokens = float(report_burst)
+        self._report_refilled = self._refilled
+        self.dropped_reports = 0
 
     def report(self, data: bytes) -> None:
         if len(data) > self._max_report:
             raise HwError("no_mem", f"report of {len(data)} bytes exceeds the quota of {self._max_report}")
+        now = self.clock.now_ns()
+        with self._lock:
+            tokens = min(self._report_burst, self._report_tokens
+                         + (now - self._report_refilled) * self._report_rate / 1e9)
+            self._report_refilled = now
+            if tokens < 1:
+                self._report_tokens = tokens
+                self.dropped_reports += 1
+                raise HwError("no_mem", "report rate quota exceeded")
+            self._report_tokens = tokens - 1
         self._report_sink(decode_cbor_item(bytes(data)))
-
-    def fused_report(self) -> tuple[Callable[[bytes], None], int]:
-        """What the kernel's fused ``report`` (``wasi_hw.kernel._driver_fast``) needs to do
-        exactly what `report` does once the size is within ``max_report``: ``(deliver,
-        max_report)`` — ``deliver(data)`` decodes (the same CBOR rules) and hands the item to
-        the sink."""
-        sink = self._report_sink
-
-        def deliver(data: bytes) -> None:
-            sink(decode_cbor_item(data))
-        return deliver, self._max_report
 
     def log(self, level: int, message: str) -> None:
         level = int(level)

@@ -33,13 +33,14 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
-from .._bindings._wasi_i2c import AddressMode, OpKind
-from .._errors import HwError
+from wasi_hw import HwError, wasi_i2c_bindings
+
 from ._clock import Clock, RealClock
 from ._i2c_backend import I2cBackend, Read, Write
 
 __all__ = ["I2cHost"]
 
+AddressMode, OpKind = wasi_i2c_bindings.AddressMode, wasi_i2c_bindings.OpKind
 _OP_READ, _OP_WRITE = OpKind.READ, OpKind.WRITE
 
 # (backend → bus name → lock), shared by every I2cHost so drivers serialise per real bus

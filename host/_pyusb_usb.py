@@ -36,7 +36,8 @@ from typing import Any
 import usb.core
 import usb.util
 
-from .._errors import HwError
+from wasi_hw import HwError
+
 from ._usb_backend import SPEEDS, UsbBackend, UsbDeviceInfo
 
 __all__ = ["PyusbUsbBackend", "ERRNO_KINDS"]

@@ -37,7 +37,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .._errors import HwError
+from wasi_hw import HwError
+
 from ._clock import VirtualClock
 from ._i2c_backend import I2cBackend, Op
 from ._trace import (

@@ -24,7 +24,8 @@ import collections
 import threading
 from collections.abc import Iterable, Sequence
 
-from .._errors import HwError
+from wasi_hw import HwError
+
 from ._clock import Clock, VirtualClock
 from ._i2c_backend import Op, Read, Write
 from .devices._base import I2cDevice

@@ -33,7 +33,8 @@ import threading
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
-from .._errors import HwError
+from wasi_hw import HwError
+
 from ._clock import Clock, VirtualClock
 from ._usb_backend import UsbBackend, UsbDeviceInfo
 from .usbdevices._model import Setup, Stall, UsbDeviceModel

@@ -59,7 +59,8 @@ from collections.abc import Iterable, Sequence
 from smbus2 import SMBus, i2c_msg
 from smbus2.smbus2 import I2cFunc
 
-from .._errors import HwError
+from wasi_hw import HwError
+
 from ._clock import Clock, RealClock
 from ._i2c_backend import Op, Read, Write
 

@@ -74,7 +74,8 @@ from typing import Any, BinaryIO
 
 import cbor2
 
-from .._errors import HwError, UserError
+from wasi_hw import HwError, UserError
+
 from ._i2c_backend import I2cBackend, Op, Read, Write
 from ._usb_backend import UsbBackend, UsbDeviceInfo
 

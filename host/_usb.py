@@ -46,9 +46,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._bindings import _wasi_usb as _abi
-from .._errors import HwError
-from .._memory import GuestRegion
+from wasi_hw import GuestRegion, HwError, wasi_usb_bindings as _abi
+
 from ._usb_backend import SPEEDS, ConfigLayout, UsbBackend, UsbDeviceInfo
 
 __all__ = ["UsbHost"]

@@ -290,7 +290,7 @@ class UsbBackend(abc.ABC):
         """Isochronous transfer: per packet (IN: bytes read, OUT: bytes written; status
         kind, ``"success"`` when fine). Backends without isochronous support keep this
         default, which raises ``not_supported``."""
-        from .._errors import HwError
+        from wasi_hw import HwError
 
         raise HwError("not_supported", f"{self.name} backend has no isochronous transfers")
 

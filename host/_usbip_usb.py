@@ -40,7 +40,8 @@ import socket
 import threading
 from collections.abc import Hashable
 
-from .._errors import HwError
+from wasi_hw import HwError
+
 from . import _usbip_proto as proto
 from ._usb_backend import UsbBackend, UsbDeviceInfo
 

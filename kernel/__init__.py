@@ -4,10 +4,11 @@ The AoT cache (`AotCache`), driver manifests and their frozen grants (`Manifest`
 `load_manifest`), the kernel guard and its audit log (`AuditLog`), the sandbox (one epoch-
 interrupted `KernelEngine`, a Store with limits per driver, `Sandbox` / `DriverInstance`),
 the grant table for memory shared between drivers (`GrantTable`, `_sharing`), the
-supervisor (`Kernel`: lifecycle, restart with backoff, hot update, routes), the IMC handler
-(`ImcHub`: services by name, publications; `RemoteLink` is what a messaging engine provides)
-and the run path as an API (`run_driver`, `adhoc_manifest`, `load_kernel_file`). The kernel
-never builds a backend: it runs against the `Backends` it is handed.
+supervisor (`Kernel`: lifecycle, restart with backoff, hot update, routes, snapshots for
+migration: `Snapshot`, `migratable`), the IMC handler (`ImcHub`: services by name,
+publications; `RemoteLink` is what a messaging engine provides) and the run path as an API
+(`run_driver`, `adhoc_manifest`, `load_kernel_file`). The kernel never builds a backend: it
+runs against the `Backends` it is handed.
 The contract-violation policy is documented in `wasi_hw.kernel._policy`.
 
 For measuring the kernel's own paths (``wasi-hw bench``), and nothing else: `HostCalls` (the
@@ -31,6 +32,7 @@ from ._run import (USBIP_PORT, KernelPlan, RunResult, SimDevice, adhoc_manifest,
                    load_kernel_file, parse_usbip, run_driver)
 from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox, module_interface
 from ._sharing import DriverSharing, GrantInfo, GrantTable
+from ._snapshot import Snapshot, migratable
 from ._supervisor import DriverSlot, Event, Kernel
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "I2cGrant", "ImcPolicy", "Limits", "Manifest", "ManifestError", "RegisterRange", "RestartPolicy",
     "SharingPolicy", "UsbGrant", "load_manifest",
     "DriverSharing", "GrantInfo", "GrantTable",
+    "Snapshot", "migratable",
     "KernelEngine",
     "KernelPlan", "RunResult", "SimDevice", "adhoc_manifest", "load_kernel_file",
     "parse_usbip", "USBIP_PORT", "run_driver",

@@ -306,11 +306,26 @@ typedef struct {
     uint64_t max_copy;
 } MemoryObject;
 
+static int Memory_traverse(MemoryObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->keep);
+    Py_VISIT(self->fault);
+    Py_VISIT(self->hwerror);
+    return 0;
+}
+
+static int Memory_clear(MemoryObject *self)
+{
+    Py_CLEAR(self->keep);
+    Py_CLEAR(self->fault);
+    Py_CLEAR(self->hwerror);
+    return 0;
+}
+
 static void Memory_dealloc(MemoryObject *self)
 {
-    Py_XDECREF(self->keep);
-    Py_XDECREF(self->fault);
-    Py_XDECREF(self->hwerror);
+    PyObject_GC_UnTrack(self);
+    Memory_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -363,7 +378,12 @@ static int quota(MemoryObject *self, uint64_t n)
 /* [ptr, ptr + n) checked against the current size: the host address, or NULL (raised). */
 static uint8_t *span(MemoryObject *self, uint64_t ptr, uint64_t n)
 {
-    uint64_t size = (uint64_t)mem_data_size(self->ctx, &self->mem);
+    uint64_t size;
+    if (self->keep == NULL) {             /* cleared by the cycle collector: no store */
+        PyErr_SetString(PyExc_RuntimeError, "guest memory released");
+        return NULL;
+    }
+    size = (uint64_t)mem_data_size(self->ctx, &self->mem);
     if (ptr + n > size) {
         PyErr_Format(self->fault, "region 0x%x+%llu is outside linear memory (%llu bytes)",
                      (unsigned int)ptr, (unsigned long long)n, (unsigned long long)size);
@@ -388,6 +408,10 @@ static int u32_arg(PyObject *o, uint64_t *out)
 
 static PyObject *Memory_size(MemoryObject *self, PyObject *noargs)
 {
+    if (self->keep == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "guest memory released");
+        return NULL;
+    }
     return PyLong_FromSize_t(mem_data_size(self->ctx, &self->mem));
 }
 
@@ -462,7 +486,9 @@ static PyTypeObject MemoryType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "wasi_hw.kernel._cnative.Memory",
     .tp_basicsize = sizeof(MemoryObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Memory_traverse,
+    .tp_clear = (inquiry)Memory_clear,
     .tp_doc = "Bounds-checked access to one instance's linear memory (see the module).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Memory_init,
@@ -487,16 +513,35 @@ typedef struct BulkObject {
     vectorcallfunc vectorcall;
 } BulkObject;
 
+static int Bulk_traverse(BulkObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->plans);
+    Py_VISIT(self->granted);
+    Py_VISIT(self->generic);
+    Py_VISIT(self->fail);
+    Py_VISIT(self->pack);
+    Py_VISIT(self->hwerror);
+    Py_VISIT(self->mem);
+    return 0;
+}
+
+static int Bulk_clear(BulkObject *self)
+{
+    Py_CLEAR(self->plans);
+    Py_CLEAR(self->granted);
+    Py_CLEAR(self->generic);
+    Py_CLEAR(self->fail);
+    Py_CLEAR(self->pack);
+    Py_CLEAR(self->hwerror);
+    Py_CLEAR(self->mem);
+    return 0;
+}
+
 static void Bulk_dealloc(BulkObject *self)
 {
-    Py_XDECREF(self->plans);
-    Py_XDECREF(self->granted);
-    Py_XDECREF(self->generic);
-    Py_XDECREF(self->fail);
-    Py_XDECREF(self->pack);
-    Py_XDECREF(self->hwerror);
-    Py_XDECREF(self->name);
-    Py_XDECREF(self->mem);
+    PyObject_GC_UnTrack(self);
+    Bulk_clear(self);
+    Py_CLEAR(self->name);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -572,6 +617,10 @@ static PyObject *bulk_run(BulkObject *self, const int32_t *sa)
     uint32_t a[6];
     PyObject *key, *plan, *h, *ep, *r = NULL, *got = NULL, *cnt = NULL, *packed = NULL;
     PyObject *backend_handle, *io, *argv[4];
+    if (self->mem == NULL || self->mem->keep == NULL || self->generic == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "bulk_transfer released");
+        return NULL;
+    }
     uint64_t size, n, data, ret, timeout;
     int is_in, i, granted;
     for (i = 0; i < 6; i++)
@@ -795,7 +844,9 @@ static PyTypeObject BulkType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "wasi_hw.kernel._cnative.Bulk",
     .tp_basicsize = sizeof(BulkObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Bulk_traverse,
+    .tp_clear = (inquiry)Bulk_clear,
     .tp_doc = "The fused wasi_usb.bulk_transfer (see kernel/_usb_fast.py).",
     .tp_new = Bulk_new,
     .tp_init = (initproc)Bulk_init,
@@ -813,68 +864,88 @@ static const char *const i2c_names[] = {"write_read", "write", "read"};
 typedef struct I2cObject {
     PyObject_HEAD
     int kind;
-    PyObject *rules;      /* dict handle -> the guard's grant rule (I2cGuard._rules) */
+    PyObject *rules;      /* dict handle -> the guard's compiled rule (I2cGuard._rules) */
     PyObject *handles;    /* dict handle -> (backend, bus, lock) (I2cHost's handle table) */
-    PyObject *fallback;   /* the Python fused function: registers, and all it hands on */
+    PyObject *fallback;   /* the generic chain (generated shim -> guard -> host) */
     PyObject *fail;       /* fail(exc, name) -> errno */
     PyObject *write_op, *read_op, *wait, *deliver, *region;
     PyObject *wcache;     /* short written bytes -> write_op(bytes); n -> read_op(n): the host's
                              ops are immutable and cached by the host too, so a hit is the
                              very object write_op / read_op would return */
     PyObject *rcache;
-    PyObject *buses;      /* dict handle -> bus name (I2cGuard._buses) */
-    PyObject *pointers;   /* dict (bus, address) -> register pointer (I2cGuard._pointer) */
     PyObject *name;
     MemoryObject *mem;
     uint64_t limit;
     vectorcallfunc vectorcall;
-    /* the last grant rule seen, compiled (rules are immutable once made; held strongly so
-       its address cannot be reused while cached) */
+    /* the last rule seen, its tables loaded (rules are immutable once made; held strongly
+       so its address cannot be reused while cached). No rule is decided here: the tables
+       are the rule's own answers (kernel/_rules.py), looked up, never recomputed. */
     PyObject *rule;
     PyObject *addresses;
-    int ten_bit, registers, write_pairs;
-    uint8_t covered[256], writable[256];
-    uint16_t read_run[257], write_run[257];
+    int ten_bit, registers;
+    int32_t wr_limit[256], w_limit[256];
 } I2cObject;
 
 static PyObject *s_addresses, *s_ten_bit, *s_registers, *s_transaction, *s_acquire, *s_release,
-                *s_write_pairs, *s_covered, *s_writable, *s_read_run, *s_write_run;
+                *s_write_read_limit, *s_write_limit;
+
+static int I2c_traverse(I2cObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->rules);
+    Py_VISIT(self->handles);
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->fail);
+    Py_VISIT(self->write_op);
+    Py_VISIT(self->read_op);
+    Py_VISIT(self->wait);
+    Py_VISIT(self->deliver);
+    Py_VISIT(self->region);
+    Py_VISIT(self->wcache);
+    Py_VISIT(self->rcache);
+    Py_VISIT(self->mem);
+    Py_VISIT(self->rule);
+    Py_VISIT(self->addresses);
+    return 0;
+}
+
+static int I2c_clear(I2cObject *self)
+{
+    Py_CLEAR(self->rules);
+    Py_CLEAR(self->handles);
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->fail);
+    Py_CLEAR(self->write_op);
+    Py_CLEAR(self->read_op);
+    Py_CLEAR(self->wait);
+    Py_CLEAR(self->deliver);
+    Py_CLEAR(self->region);
+    Py_CLEAR(self->wcache);
+    Py_CLEAR(self->rcache);
+    Py_CLEAR(self->mem);
+    Py_CLEAR(self->rule);
+    Py_CLEAR(self->addresses);
+    return 0;
+}
 
 static void I2c_dealloc(I2cObject *self)
 {
-    Py_XDECREF(self->rules);
-    Py_XDECREF(self->handles);
-    Py_XDECREF(self->fallback);
-    Py_XDECREF(self->fail);
-    Py_XDECREF(self->write_op);
-    Py_XDECREF(self->read_op);
-    Py_XDECREF(self->wait);
-    Py_XDECREF(self->deliver);
-    Py_XDECREF(self->region);
-    Py_XDECREF(self->wcache);
-    Py_XDECREF(self->rcache);
-    Py_XDECREF(self->buses);
-    Py_XDECREF(self->pointers);
-    Py_XDECREF(self->name);
-    Py_XDECREF(self->mem);
-    Py_XDECREF(self->rule);
-    Py_XDECREF(self->addresses);
+    PyObject_GC_UnTrack(self);
+    I2c_clear(self);
+    Py_CLEAR(self->name);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int I2c_init(I2cObject *self, PyObject *args, PyObject *kw)
 {
-    PyObject *rules, *handles, *buses, *pointers, *fallback, *fail, *write_op, *read_op, *wait,
-             *deliver, *region, *mem;
+    PyObject *rules, *handles, *fallback, *fail, *write_op, *read_op, *wait, *deliver, *region,
+             *mem;
     const char *kind;
     unsigned long long limit;
     int k;
-    static char *names[] = {"kind", "rules", "handles", "buses", "pointers", "fallback", "fail",
-                            "write_op", "read_op", "wait", "deliver", "region", "memory",
-                            "limit", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!O!OOOOOOOO!K:I2c", names, &kind,
-                                     &PyDict_Type, &rules, &PyDict_Type, &handles,
-                                     &PyDict_Type, &buses, &PyDict_Type, &pointers, &fallback,
+    static char *names[] = {"kind", "rules", "handles", "fallback", "fail", "write_op",
+                            "read_op", "wait", "deliver", "region", "memory", "limit", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!OOOOOOOO!K:I2c", names, &kind,
+                                     &PyDict_Type, &rules, &PyDict_Type, &handles, &fallback,
                                      &fail, &write_op, &read_op, &wait, &deliver, &region,
                                      &MemoryType, &mem, &limit))
         return -1;
@@ -894,8 +965,6 @@ static int I2c_init(I2cObject *self, PyObject *args, PyObject *kw)
     SETREF(wait, wait);
     SETREF(deliver, deliver);
     SETREF(region, region);
-    SETREF(buses, buses);
-    SETREF(pointers, pointers);
 #undef SETREF
     Py_INCREF(mem);
     Py_XSETREF(self->mem, (MemoryObject *)mem);
@@ -927,56 +996,24 @@ static PyObject *i2c_fallback(I2cObject *self, const int32_t *sa)
     return r;
 }
 
-/* Members of frozenset/set ``attr`` of ``rule`` (ints 0..255) as flags. */
-static int load_flags(PyObject *rule, PyObject *attr, uint8_t *flags)
+/* ``attr`` of ``rule``: a bytes object of 256 little-endian int32 (the rule's table). */
+static int load_table(PyObject *rule, PyObject *attr, int32_t *table)
 {
-    PyObject *set = PyObject_GetAttr(rule, attr), *it, *item;
-    if (set == NULL)
+    PyObject *b = PyObject_GetAttr(rule, attr);
+    int i;
+    if (b == NULL)
         return -1;
-    memset(flags, 0, 256);
-    it = PyObject_GetIter(set);
-    Py_DECREF(set);
-    if (it == NULL)
-        return -1;
-    while ((item = PyIter_Next(it)) != NULL) {
-        long v = PyLong_AsLong(item);
-        Py_DECREF(item);
-        if (v == -1 && PyErr_Occurred())
-            break;
-        if (v >= 0 && v < 256)
-            flags[v] = 1;
-    }
-    Py_DECREF(it);
-    return PyErr_Occurred() ? -1 : 0;
-}
-
-/* ``attr`` of ``rule``: 257 run lengths (each 0..256). */
-static int load_runs(PyObject *rule, PyObject *attr, uint16_t *runs)
-{
-    PyObject *seq = PyObject_GetAttr(rule, attr), *fast;
-    Py_ssize_t i;
-    if (seq == NULL)
-        return -1;
-    fast = PySequence_Fast(seq, "run lengths must be a sequence");
-    Py_DECREF(seq);
-    if (fast == NULL)
-        return -1;
-    if (PySequence_Fast_GET_SIZE(fast) != 257) {
-        Py_DECREF(fast);
-        PyErr_SetString(PyExc_ValueError, "a rule's run lengths must have 257 entries");
+    if (!PyBytes_Check(b) || PyBytes_GET_SIZE(b) != 256 * 4) {
+        Py_DECREF(b);
+        PyErr_SetString(PyExc_ValueError, "a rule's table must be 1024 bytes");
         return -1;
     }
-    for (i = 0; i < 257; i++) {
-        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
-        if ((v == -1 && PyErr_Occurred()) || v < 0 || v > 256) {
-            Py_DECREF(fast);
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "a run length must be 0..256");
-            return -1;
-        }
-        runs[i] = (uint16_t)v;
+    for (i = 0; i < 256; i++) {
+        const unsigned char *q = (const unsigned char *)PyBytes_AS_STRING(b) + 4 * i;
+        table[i] = (int32_t)((uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
+                             (uint32_t)q[3] << 24);
     }
-    Py_DECREF(fast);
+    Py_DECREF(b);
     return 0;
 }
 
@@ -991,20 +1028,17 @@ static int flag_attr(PyObject *rule, PyObject *attr)
     return r;
 }
 
-/* Make ``rule`` the cached, compiled one (0), or -1. */
-static int i2c_compile(I2cObject *self, PyObject *rule)
+/* Make ``rule`` the cached one, its tables loaded (0), or -1. */
+static int i2c_load(I2cObject *self, PyObject *rule)
 {
     PyObject *addresses;
     Py_CLEAR(self->rule);
     if ((self->ten_bit = flag_attr(rule, s_ten_bit)) < 0 ||
-        (self->registers = flag_attr(rule, s_registers)) < 0 ||
-        (self->write_pairs = flag_attr(rule, s_write_pairs)) < 0)
+        (self->registers = flag_attr(rule, s_registers)) < 0)
         return -1;
     if (self->registers &&
-        (load_flags(rule, s_covered, self->covered) < 0 ||
-         load_flags(rule, s_writable, self->writable) < 0 ||
-         load_runs(rule, s_read_run, self->read_run) < 0 ||
-         load_runs(rule, s_write_run, self->write_run) < 0))
+        (load_table(rule, s_write_read_limit, self->wr_limit) < 0 ||
+         load_table(rule, s_write_limit, self->w_limit) < 0))
         return -1;
     if ((addresses = PyObject_GetAttr(rule, s_addresses)) == NULL)
         return -1;
@@ -1015,67 +1049,51 @@ static int i2c_compile(I2cObject *self, PyObject *rule)
 }
 
 /* 1: handle ``hkey`` is open in guard and host and ``addr`` (= ``a``) is granted in mode
-   ``m`` (the handle's entry returned, borrowed; its rule compiled into ``self``); 0: not so;
-   -1: error. */
+   ``m`` (the handle's entry returned as a NEW reference; its rule loaded into ``self``);
+   0: not so; -1: error. */
 static int i2c_admit(I2cObject *self, PyObject *hkey, PyObject *addr, uint32_t a, uint32_t m,
                      PyObject **entry)
 {
-    PyObject *rule = PyDict_GetItemWithError(self->rules, hkey);
-    *entry = rule == NULL ? NULL : PyDict_GetItemWithError(self->handles, hkey);
-    if (*entry == NULL)
+    PyObject *rule = PyDict_GetItemWithError(self->rules, hkey), *e;
+    int ok;
+    *entry = NULL;
+    e = rule == NULL ? NULL : PyDict_GetItemWithError(self->handles, hkey);
+    if (e == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    if (!PyTuple_CheckExact(*entry) || PyTuple_GET_SIZE(*entry) != 3)
+    if (!PyTuple_CheckExact(e) || PyTuple_GET_SIZE(e) != 3)
         return 0;
-    if (rule != self->rule && i2c_compile(self, rule) < 0)
-        return -1;
+    Py_INCREF(e);             /* owned from here: what follows may run Python code */
+    if (rule != self->rule) {
+        Py_INCREF(rule);
+        ok = i2c_load(self, rule);
+        Py_DECREF(rule);
+        if (ok < 0) {
+            Py_DECREF(e);
+            return -1;
+        }
+    }
     if (m > 1 || (m == 0 && a > 0x7F) || (m == 1 && (!self->ten_bit || a > 0x3FF)))
-        return 0;
-    return PySequence_Contains(self->addresses, addr);
+        ok = 0;
+    else
+        ok = PySequence_Contains(self->addresses, addr);
+    if (ok <= 0) {
+        Py_DECREF(e);
+        return ok;
+    }
+    *entry = e;
+    return 1;
 }
 
-/* Under register rules: the pointer this call leaves on the device (-1: unchanged), or -2
-   when the guard would not allow the call as the short path sees it (then the Python path
-   decides). ``raw`` is the written data (write, write_read), ``key`` (bus, address). */
-static long i2c_pointer(I2cObject *self, const uint8_t *raw, uint64_t wn, uint64_t rn,
-                        PyObject *key)
+/* Under register rules: 1 when the rule's table allows this call's shape, 0 when the
+   generic chain must decide (it calls the rule's judge: the same answer, or the denial and
+   its audit entry). ``raw`` is the written data (write, write_read). */
+static int i2c_allowed(I2cObject *self, const uint8_t *raw, uint64_t wn, uint64_t rn)
 {
-    uint64_t i;
-    unsigned ptr;
-    if (self->kind == I2C_WRITE_READ) {          /* a pointer write, then an allowed read */
-        if (wn != 1 || !self->covered[raw[0]] || rn > self->read_run[raw[0]])
-            return -2;
-        return (long)raw[0] + (long)rn;
-    }
-    if (self->kind == I2C_READ) {                /* from the pointer this driver last set */
-        PyObject *v = PyDict_GetItemWithError(self->pointers, key);
-        long p;
-        if (v == NULL) {
-            PyErr_Clear();
-            return -2;
-        }
-        p = PyLong_AsLong(v);
-        if (p == -1 && PyErr_Occurred()) {
-            PyErr_Clear();
-            return -2;
-        }
-        if (p < 0 || p > 0xFF || rn > self->read_run[p])
-            return -2;
-        return p + (long)rn;
-    }
-    if (self->write_pairs && wn > 1) {           /* register/value pairs */
-        for (i = 0; i + 1 < wn; i += 2)
-            if (!self->writable[raw[i]])
-                return -2;
-        return wn % 2 ? (long)raw[wn - 1] : (long)raw[wn - 2] + 1;
-    }
-    if (!wn)
-        return -1;
-    ptr = raw[0];
-    if (wn == 1)
-        return self->covered[ptr] ? (long)ptr : -2;
-    if (wn - 1 > self->write_run[ptr])
-        return -2;
-    return (long)(ptr + wn - 1);
+    if (self->kind == I2C_WRITE_READ)
+        return wn == 1 && (int64_t)rn <= (int64_t)self->wr_limit[raw[0]];
+    if (self->kind == I2C_WRITE)
+        return wn >= 1 && (int64_t)(wn - 1) <= (int64_t)self->w_limit[raw[0]];
+    return 0;                 /* a read depends on a pointer no table knows */
 }
 
 /* The backend transaction under the bus lock (the host's timed wait when busy); new ref. */
@@ -1150,39 +1168,18 @@ static PyObject *i2c_call(I2cObject *self, const int32_t *sa, PyObject *hkey, Py
     } else {
         rp = (uint32_t)sa[3]; rn = (uint32_t)sa[4];
     }
-    ok = i2c_admit(self, hkey, addr, a, m, &entry);
+    ok = i2c_admit(self, hkey, addr, a, m, &entry);     /* entry: a new reference */
     if (ok < 0)
         return NULL;
-    size = (uint64_t)mem_data_size(self->mem->ctx, &self->mem->mem);
-    if (!ok || wn + rn > self->limit || wp + wn > size || rp + rn > size)
+    if (!ok)
         return i2c_fallback(self, sa);
-    if (self->registers) {      /* the guard's short paths, before any I/O, as in Python */
-        const uint8_t *raw = mem_data(self->mem->ctx, &self->mem->mem) + wp;
-        PyObject *bus, *key;
-        long ptr;
-        bus = PyDict_GetItemWithError(self->buses, hkey);
-        if (bus == NULL)
-            return PyErr_Occurred() ? NULL : i2c_fallback(self, sa);
-        key = PyTuple_Pack(2, bus, addr);
-        if (key == NULL)
-            return NULL;
-        ptr = i2c_pointer(self, raw, wn, rn, key);
-        if (ptr == -2) {
-            Py_DECREF(key);
-            return i2c_fallback(self, sa);
-        }
-        if (ptr >= 0) {
-            PyObject *v = PyLong_FromLong(ptr);
-            int err = v == NULL ? -1 : PyDict_SetItem(self->pointers, key, v);
-            Py_XDECREF(v);
-            if (err < 0) {
-                Py_DECREF(key);
-                return NULL;
-            }
-        }
-        Py_DECREF(key);
+    size = (uint64_t)mem_data_size(self->mem->ctx, &self->mem->mem);
+    if (wn + rn > self->limit || wp + wn > size || rp + rn > size ||
+        (self->registers &&
+         !i2c_allowed(self, mem_data(self->mem->ctx, &self->mem->mem) + wp, wn, rn))) {
+        Py_DECREF(entry);
+        return i2c_fallback(self, sa);
     }
-    Py_INCREF(entry);            /* the I/O may close the handle */
     nops = (kind == I2C_WRITE_READ) + 1;
     if ((wire = PyList_New(nops)) == NULL)
         goto done;
@@ -1269,7 +1266,12 @@ done:
 
 static PyObject *i2c_run(I2cObject *self, const int32_t *sa)
 {
-    PyObject *hkey = PyLong_FromUnsignedLong((uint32_t)sa[0]), *addr, *r = NULL;
+    PyObject *hkey, *addr, *r = NULL;
+    if (self->mem == NULL || self->mem->keep == NULL || self->fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the I2C call was released");
+        return NULL;
+    }
+    hkey = PyLong_FromUnsignedLong((uint32_t)sa[0]);
     if (hkey == NULL)
         return NULL;
     addr = PyLong_FromUnsignedLong((uint32_t)sa[1]);
@@ -1319,7 +1321,9 @@ static PyTypeObject I2cType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "wasi_hw.kernel._cnative.I2c",
     .tp_basicsize = sizeof(I2cObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)I2c_traverse,
+    .tp_clear = (inquiry)I2c_clear,
     .tp_doc = "The fused wasi_i2c.write_read / write / read (see kernel/_i2c_fast.py).",
     .tp_new = I2c_new,
     .tp_init = (initproc)I2c_init,
@@ -1339,9 +1343,22 @@ typedef struct {
     PyObject *keep;
 } EntryObject;
 
+static int Entry_traverse(EntryObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->keep);
+    return 0;
+}
+
+static int Entry_clear(EntryObject *self)
+{
+    Py_CLEAR(self->keep);
+    return 0;
+}
+
 static void Entry_dealloc(EntryObject *self)
 {
-    Py_XDECREF(self->keep);
+    PyObject_GC_UnTrack(self);
+    Entry_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1378,6 +1395,10 @@ static PyObject *Entry_call(EntryObject *self, PyObject *const *args, Py_ssize_t
     PyObject *table = NULL, *prev = NULL;
     if (nargs < 1 || nargs > 2) {
         PyErr_SetString(PyExc_TypeError, "call(ticks[, table]) takes 1 or 2 arguments");
+        return NULL;
+    }
+    if (self->keep == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the store of this entry was released");
         return NULL;
     }
     ticks = PyLong_AsUnsignedLongLong(args[0]);
@@ -1425,7 +1446,9 @@ static PyTypeObject EntryType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "wasi_hw.kernel._cnative.Entry",
     .tp_basicsize = sizeof(EntryObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Entry_traverse,
+    .tp_clear = (inquiry)Entry_clear,
     .tp_doc = "Entering one () -> i32 export through the unchecked C API (see the module).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Entry_init,
@@ -1539,8 +1562,22 @@ static PyObject *Ticker_running(TickerObject *self, PyObject *noargs)
     return PyBool_FromLong(self->started && !self->joined);
 }
 
+static int Ticker_traverse(TickerObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->keep);
+    return 0;
+}
+
+static int Ticker_clear(TickerObject *self)
+{
+    ticker_stop(self);        /* the thread uses the engine: joined before it may go */
+    Py_CLEAR(self->keep);
+    return 0;
+}
+
 static void Ticker_dealloc(TickerObject *self)
 {
+    PyObject_GC_UnTrack(self);
     ticker_stop(self);
     if (self->started) {
         pthread_cond_destroy(&self->cv);
@@ -1560,7 +1597,9 @@ static PyTypeObject TickerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "wasi_hw.kernel._cnative.Ticker",
     .tp_basicsize = sizeof(TickerObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Ticker_traverse,
+    .tp_clear = (inquiry)Ticker_clear,
     .tp_doc = "An epoch ticker thread that never takes the GIL (see the module).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Ticker_init,
@@ -1622,11 +1661,8 @@ PyMODINIT_FUNC PyInit__cnative(void)
     INTERN(s_transaction, "transaction")
     INTERN(s_acquire, "acquire")
     INTERN(s_release, "release")
-    INTERN(s_write_pairs, "write_pairs")
-    INTERN(s_covered, "covered")
-    INTERN(s_writable, "writable")
-    INTERN(s_read_run, "read_run")
-    INTERN(s_write_run, "write_run")
+    INTERN(s_write_read_limit, "write_read_limit")
+    INTERN(s_write_limit, "write_limit")
 #undef INTERN
     Py_INCREF(&EntryType);
     if (PyModule_AddObject(m, "Entry", (PyObject *)&EntryType) < 0) {

@@ -5,20 +5,21 @@ Each guard implements the same Protocol as the host module it wraps (`WasiI2c`, 
 `HwError("access")` and is written to the `AuditLog` (driver, call, what was asked, why).
 A quota overrun raises `HwError("no_mem")` and is audited too.
 
-I2C rules:
+Default-deny: a guard class defines a method for every spec function it checks and lists
+in ``NO_GRANT`` the ones that need no grant; any other spec function is refused (``access``
++ audit) — `classification` tells which is which (tests/kernel/test_default_deny.py fails on
+any function no guard classified).
+
+I2C rules (each bus's grant compiled once into an `I2cRule`, kernel/_rules.py, which holds
+the rules themselves):
 - `open(name)`: the bus must be granted; at most `limits.open_handles` buses open at once.
 - every transfer: the handle must be one this driver opened (else ``bad_handle``); the address
-  must be in the bus's grant (10-bit mode only if the grant says ``ten_bit``); the transaction's
-  bytes in total at most `limits.max_transfer`.
-- register ranges (only if the grant lists any): a Write's first byte is the register pointer,
-  its remaining bytes go to pointer, pointer+1, ... — each needs a "w" range; a Read reads from
-  the current pointer onwards (set by the preceding Write in the same transaction, else the last
-  pointer this driver set on that device) — each byte needs an "r" range. A Read whose pointer
-  is unknown is denied. A Write of the pointer alone needs the pointer inside some range.
-  With ``write_pairs`` (chips such as the BME280, whose multi-byte writes are register/value
-  pairs) every even-indexed byte of a Write is a register that needs a "w" range.
-  The grant is resolved once per handle at `open` (grants are frozen) and its register ranges
-  precomputed as sets and run lengths; every call is still checked in full.
+  must be admitted by the bus's rule (10-bit mode only if the grant says ``ten_bit``); the
+  transaction's bytes in total at most `limits.max_transfer`.
+- register ranges (only if the grant lists any): the operations are merged as the host puts
+  them on the wire (adjacent operations of one direction are one message) and judged by the
+  rule with the register-pointer behaviour the grant declares (`I2cRule.judge`). The pointer
+  is unknown at the start of every call: a read depends on a pointer set in the same call.
 - `delay_ns` is ``invalid_argument`` when the delays of one call into the guest would add up
   to more than the per-call deadline (a driver cannot park the kernel; counted in requested
   time, so simulated and real buses behave the same).
@@ -35,22 +36,30 @@ closed). Control transfers: SET_ADDRESS is always denied, a standard
 SET_CONFIGURATION needs the set_configuration grant, interface- and endpoint-recipient
 requests need that interface / endpoint granted.
 
-Driver rules: `report` data at most `limits.report_bytes`. Memory grants between drivers
-(`grant`, `revoke`, `granted_*`) pass through to `DriverEnv`, whose `Sharing` is the kernel's
-grant table (`_sharing`): it checks the `[sharing]` policy and every access and audits its
-denials the same way (raising `Denied`).
+USB descriptor reads (`device_info`, `port_path`, `device_descriptor`, `config_descriptor`)
+need the device granted, `string_descriptor` / `get_configuration` an open handle of this
+driver; `list_devices` / `hotplug_poll` need no grant (the host shows only granted devices).
+
+Driver rules: `report` data at most `limits.report_bytes`; an item the host refuses
+(`invalid_argument`: malformed, value-shared or cyclic, unprintable) is audited once. Memory
+grants between drivers (`grant`, `revoke`, `granted_*`) pass through to `DriverEnv`, whose
+`Sharing` is the kernel's grant table (`_sharing`): it checks the `[sharing]` policy and
+every access and audits its denials the same way (raising `Denied`). `log`, `config_get`,
+`inbox`, `now_ns` need no grant.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Iterable
 
 from wasi_hw import HwError
 
 from ._audit import AuditLog
 from ._manifest import Manifest
+from ._rules import I2cRule, UsbRule, wire_messages
 
-__all__ = ["I2cGuard", "DriverGuard", "UsbGuard", "Denied"]
+__all__ = ["I2cGuard", "DriverGuard", "UsbGuard", "Denied", "classification"]
 
 
 class Denied(HwError):
@@ -58,7 +67,12 @@ class Denied(HwError):
 
 
 class _Guard:
+    """Base of the guards: default-deny for every spec function (module docstring)."""
+
     _call_prefix = ""
+    #: spec functions that need no grant, each passed straight to the host; every other spec
+    #: function must be a method of the guard class (checked) or it is refused
+    NO_GRANT: frozenset[str] = frozenset()
 
     def __init__(self, host: Any, manifest: Manifest, audit: AuditLog) -> None:
         self._host = host
@@ -73,62 +87,56 @@ class _Guard:
         return Denied(kind, why)
 
     def __getattr__(self, name: str) -> Any:
-        # Methods without a grant check pass straight through (e.g. wasi_driver.now_ns).
-        return getattr(self._host, name)
+        # only for names the class does not define: a function that needs no grant passes
+        # through; any other public name is refused (a spec function nobody classified)
+        if name in type(self).NO_GRANT:
+            return getattr(self._host, name)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return functools.partial(self._unclassified, name)
+
+    def _unclassified(self, name: str, *args: Any) -> Any:
+        raise self._deny(name, {}, f"{self._call_prefix}.{name} is not classified by the "
+                                   "kernel guard: refused (default-deny)")
+
+
+def classification(guard: type, functions: Iterable[str]) -> dict[str, str]:
+    """``{function: "checked" | "no_grant" | "unclassified"}`` for a spec module's functions
+    under ``guard`` (a guard class): checked = a method of the class, no_grant = listed in
+    its ``NO_GRANT``."""
+    out = {}
+    for name in functions:
+        if name in guard.NO_GRANT:
+            out[name] = "no_grant"
+        elif callable(getattr(guard, name, None)) and not name.startswith("_"):
+            out[name] = "checked"
+        else:
+            out[name] = "unclassified"
+    return out
 
 
 def _is_write(op: Any) -> bool:
-    kind = op.kind
-    return int(kind) == 1
-
-
-def _op_len(op: Any) -> int:
-    return len(op.buf)
-
-
-class _I2cRule:
-    """One granted bus, precomputed once from its frozen `I2cGrant` (sets, not range scans)."""
-
-    __slots__ = ("grant", "addresses", "ten_bit", "registers", "write_pairs", "covered",
-                 "readable", "writable", "read_run", "write_run")
-
-    def __init__(self, grant: Any) -> None:
-        self.grant = grant
-        self.addresses = frozenset(grant.addresses)
-        self.ten_bit = bool(grant.ten_bit)
-        self.registers = bool(grant.registers)
-        self.write_pairs = bool(grant.write_pairs)
-        regs = range(0x100)   # register numbers are u8 (the manifest checks each range)
-        self.covered = frozenset(r for r in regs if any(g.covers(r) for g in grant.registers))
-        self.readable = frozenset(r for r in regs if grant.allows_register(r, write=False))
-        self.writable = frozenset(r for r in regs if grant.allows_register(r, write=True))
-        # run[p]: how many registers from p on are allowed in a row (0 past the u8 range)
-        self.read_run = _runs(self.readable)
-        self.write_run = _runs(self.writable)
-
-
-def _runs(allowed: frozenset[int]) -> tuple[int, ...]:
-    runs = [0] * 0x101
-    for reg in range(0xFF, -1, -1):
-        runs[reg] = runs[reg + 1] + 1 if reg in allowed else 0
-    return tuple(runs)
+    return int(op.kind) == 1
 
 
 class I2cGuard(_Guard):
     _call_prefix = "wasi_i2c"
+    # every wasi_i2c function is checked here (a method of this class)
+    NO_GRANT: frozenset[str] = frozenset()
 
     def __init__(self, host: Any, manifest: Manifest, audit: AuditLog) -> None:
         super().__init__(host, manifest, audit)
         self._delayed = 0                            # ns of delay requested in this call
         self._buses: dict[int, str] = {}            # handle → bus name
-        self._rules: dict[int, _I2cRule] = {}       # handle → its bus's grant, resolved at open
-        self._pointer: dict[tuple[str, int], int] = {}  # (bus, address) → last register pointer
+        self._rules: dict[int, I2cRule] = {}        # handle → its bus's compiled rule
+        # the manifest's grants compiled once (frozen): bus name → rule
+        self._compiled = {g.bus: I2cRule(g) for g in manifest.i2c}
         self._max_transfer = manifest.limits.max_transfer
         self._deadline_ns = manifest.limits.deadline_ms * 1_000_000
 
     def open(self, name: str) -> int:
-        grant = self._m.i2c_grant(name)
-        if grant is None:
+        rule = self._compiled.get(name)
+        if rule is None:
             granted = ", ".join(g.bus for g in self._m.i2c) or "none"
             raise self._deny("open", {"bus": name}, f"bus {name!r} is not granted (granted: {granted})")
         if len(self._buses) >= self._m.limits.open_handles:
@@ -136,7 +144,7 @@ class I2cGuard(_Guard):
                              f"open-handle quota of {self._m.limits.open_handles} reached", "no_mem")
         handle = self._host.open(name)
         self._buses[int(handle)] = name
-        self._rules[int(handle)] = _I2cRule(grant)
+        self._rules[int(handle)] = rule
         return handle
 
     def close(self, bus: int) -> None:
@@ -144,17 +152,17 @@ class I2cGuard(_Guard):
         self._buses.pop(bus, None)
         self._rules.pop(bus, None)
 
-    def _target(self, call: str, bus: int, address: int, mode: Any) -> tuple[str, _I2cRule, bool]:
+    def _target(self, call: str, bus: int, address: int, mode: Any) -> tuple[str, I2cRule, bool]:
         """The open bus ``bus`` (else ``bad_handle``) and its rule, address and mode checked."""
         rule = self._rules.get(bus)
         if rule is None:
             raise HwError("bad_handle", f"{bus} is not an open bus of this driver")
         name = self._buses[bus]
         ten = int(mode) == 1
-        if ten and not rule.ten_bit:
-            raise self._deny(call, _asked(name, address, ten),
-                             f"10-bit addressing is not granted on {name}")
-        if address not in rule.addresses:
+        if not rule.admits(address, ten):
+            if ten and not rule.ten_bit:
+                raise self._deny(call, _asked(name, address, ten),
+                                 f"10-bit addressing is not granted on {name}")
             allowed = ", ".join(f"{a:#04x}" for a in sorted(rule.addresses))
             raise self._deny(call, _asked(name, address, ten),
                              f"address {address:#04x} is not granted on {name} (granted: {allowed})")
@@ -167,63 +175,25 @@ class I2cGuard(_Guard):
                                        f"{self._max_transfer}-byte transfer quota", "no_mem")
 
     def _check(self, call: str, bus: int, address: int, mode: Any,
-               ops: list[tuple[bool, int, bytes | None]]) -> tuple[str, int]:
-        """ops: (is_write, length, written bytes or None)."""
+               ops: list[tuple[bool, int, bytes | None]]) -> None:
+        """ops: (is_write, length, written bytes or None), as the guest split them; judged
+        as they go on the wire (merged) by the bus's rule."""
         name, rule, ten = self._target(call, bus, address, mode)
         total = sum(n for _, n, _ in ops)
         if total > self._max_transfer:
             raise self._over_quota(call, name, address, ten, total)
         if rule.registers:
-            self._registers(call, name, rule, address, ten, ops)
-        return name, address
-
-    def _registers(self, call: str, name: str, rule: _I2cRule, address: int, ten: bool,
-                   ops: list[tuple[bool, int, bytes | None]]) -> None:
-        key = (name, address)
-        ptr = self._pointer.get(key)
-        writable = rule.writable
-        for is_write, n, data in ops:
-            if is_write and rule.write_pairs and n > 1:
-                if not writable.issuperset(data[0:n - 1:2]):
-                    bad = next(r for r in data[0:n - 1:2] if r not in writable)
-                    raise self._deny(call, _asked(name, address, ten, bad),
-                                     f"writing register {bad:#04x} is not granted")
-                ptr = data[n - 1] if n % 2 else data[n - 2] + 1
-                continue
-            if is_write:
-                if not data:
-                    continue
-                ptr = data[0]
-                if n == 1:
-                    if ptr not in rule.covered:
-                        raise self._deny(call, _asked(name, address, ten, ptr),
-                                         f"register {ptr:#04x} is outside the granted ranges")
-                    continue
-                if n - 1 > rule.write_run[ptr]:
-                    bad = next(r for r in range(ptr, ptr + n - 1) if r not in writable)
-                    raise self._deny(call, _asked(name, address, ten, bad),
-                                     f"writing register {bad:#04x} is not granted")
-                ptr = ptr + n - 1
-            else:
-                if ptr is None:
-                    raise self._deny(call, _asked(name, address, ten),
-                                     "read without a known register pointer under a "
-                                     "register-restricted grant")
-                if n > (rule.read_run[ptr] if ptr <= 0xFF else 0):
-                    readable = rule.readable
-                    bad = next(r for r in range(ptr, ptr + n) if r not in readable)
-                    raise self._deny(call, _asked(name, address, ten, bad),
-                                     f"reading register {bad:#04x} is not granted")
-                ptr = ptr + n
-        if ptr is not None:
-            self._pointer[key] = ptr
+            verdict = rule.judge(wire_messages(ops))
+            if verdict is not None:
+                register, why = verdict
+                raise self._deny(call, _asked(name, address, ten, register), why)
 
     def transaction(self, bus: int, address: int, mode: Any, operations: list) -> None:
         # lengths first: the quota is checked before any write buffer is copied
-        total = sum(_op_len(op) for op in operations)
+        total = sum(len(op.buf) for op in operations)
         if total > self._max_transfer:
             self._check("transaction", bus, address, mode, [(False, total, None)])
-        ops = [(w, _op_len(op), op.buf.read() if w else None)
+        ops = [(w, len(op.buf), op.buf.read() if w else None)
                for op in operations for w in (_is_write(op),)]
         self._check("transaction", bus, address, mode, ops)
         return self._host.transaction(bus, address, mode, operations)
@@ -233,31 +203,12 @@ class I2cGuard(_Guard):
         return self._host.read(bus, address, mode, buf)
 
     def write(self, bus: int, address: int, mode: Any, data: bytes) -> None:
-        name, rule, ten = self._target("write", bus, address, mode)
-        n = len(data)
-        if n > self._max_transfer:
-            raise self._over_quota("write", name, address, ten, n)
-        if rule.registers:
-            if rule.write_pairs and n > 1 and not n % 2 and rule.writable.issuperset(data[0::2]):
-                self._pointer[(name, address)] = data[n - 2] + 1   # register/value pairs
-            else:                                               # the general rules (and denials)
-                self._registers("write", name, rule, address, ten, [(True, n, data)])
+        self._check("write", bus, address, mode, [(True, len(data), bytes(data))])
         return self._host.write(bus, address, mode, data)
 
     def write_read(self, bus: int, address: int, mode: Any, data: bytes, buf: Any) -> None:
-        # the register-read pattern, checked without building the generic op list
-        name, rule, ten = self._target("write_read", bus, address, mode)
-        n = len(buf)
-        total = len(data) + n
-        if total > self._max_transfer:
-            raise self._over_quota("write_read", name, address, ten, total)
-        if rule.registers:
-            ptr = data[0] if len(data) == 1 else None
-            if ptr is not None and ptr in rule.covered and n <= rule.read_run[ptr]:
-                self._pointer[(name, address)] = ptr + n   # pointer write + allowed read
-            else:                                          # the general rules (and denials)
-                self._registers("write_read", name, rule, address, ten,
-                                [(True, len(data), data), (False, n, None)])
+        self._check("write_read", bus, address, mode,
+                    [(True, len(data), bytes(data)), (False, len(buf), None)])
         return self._host.write_read(bus, address, mode, data, buf)
 
     def begin_call(self) -> None:
@@ -285,13 +236,40 @@ def _asked(bus: str, address: int, ten: bool, register: int | None = None) -> di
 
 class DriverGuard(_Guard):
     _call_prefix = "wasi_driver"
+    # nothing outside the driver's own: its configuration, its inbox, the clock, and its
+    # log (rate- and size-bounded by the host)
+    NO_GRANT = frozenset({"log", "config_get", "inbox", "now_ns"})
 
     def report(self, data: bytes) -> None:
         if len(data) > self._m.limits.report_bytes:
             raise self._deny("report", {"bytes": len(data)},
                              f"report of {len(data)} bytes exceeds the "
                              f"{self._m.limits.report_bytes}-byte quota", "no_mem")
-        return self._host.report(data)
+        try:
+            return self._host.report(data)
+        except HwError as err:
+            if err.kind != "invalid_argument" or isinstance(err, Denied):
+                raise
+            # a CBOR item the host cannot take (malformed, shared or cyclic, unprintable)
+            raise self._deny("report", {"bytes": len(data)}, err.message or "invalid report",
+                             "invalid_argument") from None
+
+    # memory grants between drivers: decided (and denials audited) by the kernel's grant
+    # table, `_sharing`, behind `DriverEnv`
+    def grant(self, region: Any, grantee: str, rights: Any) -> int:
+        return self._host.grant(region, grantee, rights)
+
+    def revoke(self, grant: int) -> None:
+        return self._host.revoke(grant)
+
+    def granted_len(self, grantor: str) -> int:
+        return self._host.granted_len(grantor)
+
+    def granted_read(self, grantor: str, offset: int, buf: Any) -> None:
+        return self._host.granted_read(grantor, offset, buf)
+
+    def granted_write(self, grantor: str, offset: int, data: Any) -> None:
+        return self._host.granted_write(grantor, offset, data)
 
 
 _RECIPIENT_INTERFACE, _RECIPIENT_ENDPOINT = 1, 2
@@ -300,6 +278,9 @@ _SET_ADDRESS, _SET_CONFIGURATION, _SET_INTERFACE = 5, 9, 11
 
 class UsbGuard(_Guard):
     _call_prefix = "wasi_usb"
+    # the host lists (and reports arrivals of) only devices a grant matches: the `visible`
+    # filter the kernel builds from the same `UsbGrant.matches` (kernel/_hosts.py)
+    NO_GRANT = frozenset({"list_devices", "hotplug_poll"})
 
     def __init__(self, host: Any, manifest: Manifest, audit: AuditLog) -> None:
         super().__init__(host, manifest, audit)
@@ -309,11 +290,12 @@ class UsbGuard(_Guard):
         self._ep_ok: set[tuple[int, int]] = set()
         self._max_transfer = manifest.limits.max_transfer
         self._deadline_ms = manifest.limits.deadline_ms
+        self._compiled = tuple((g, UsbRule(g)) for g in manifest.usb)   # compiled once
 
-    def _grant(self, call: str, info: Any) -> Any:
-        for g in self._m.usb:
+    def _grant(self, call: str, info: Any) -> UsbRule:
+        for g, rule in self._compiled:
             if g.matches(info.vendor_id, info.product_id, info.serial):
-                return g
+                return rule
         raise self._deny(call, _ident(info), f"device {info.vendor_id:04x}:{info.product_id:04x} "
                                              "is not granted")
 
@@ -339,13 +321,13 @@ class UsbGuard(_Guard):
 
     def _operation(self, call: str, handle: int, op: str, asked: dict | None = None) -> Any:
         grant, ident = self._handle_grant(call, handle)
-        if op not in grant.operations:
+        if not grant.operation(op):
             raise self._deny(call, {**ident, **(asked or {})}, f"operation {op} is not granted")
         return grant
 
     def _interface(self, call: str, handle: int, interface: int, grant: Any = None) -> None:
         g, ident = self._handle_grant(call, handle)
-        if interface not in g.interfaces:
+        if not g.interface(interface):
             raise self._deny(call, {**ident, "interface": interface},
                              f"interface {interface} is not granted")
 
@@ -353,7 +335,7 @@ class UsbGuard(_Guard):
         if (handle, endpoint) in self._ep_ok:
             return
         g, ident = self._handle_grant(call, handle)
-        if endpoint & 0x0F and endpoint not in g.endpoints:
+        if not g.endpoint(endpoint):
             raise self._deny(call, {**ident, "endpoint": endpoint},
                              f"endpoint {endpoint:#04x} is not granted")
         self._ep_ok.add((handle, endpoint))
@@ -404,11 +386,11 @@ class UsbGuard(_Guard):
         if standard and recipient == 0 and request == _SET_ADDRESS:
             raise self._deny(call, asked, "SET_ADDRESS belongs to the host controller")
         if standard and recipient == 0 and request == _SET_CONFIGURATION \
-                and "set_configuration" not in g.operations:
+                and not g.operation("set_configuration"):
             raise self._deny(call, asked, "SET_CONFIGURATION needs the set_configuration grant")
-        if recipient == _RECIPIENT_INTERFACE and (index & 0xFF) not in g.interfaces:
+        if recipient == _RECIPIENT_INTERFACE and not g.interface(index & 0xFF):
             raise self._deny(call, asked, f"interface {index & 0xFF} is not granted")
-        if recipient == _RECIPIENT_ENDPOINT and (index & 0x0F) and (index & 0xFF) not in g.endpoints:
+        if recipient == _RECIPIENT_ENDPOINT and not g.endpoint(index & 0xFF):
             raise self._deny(call, asked, f"endpoint {index & 0xFF:#04x} is not granted")
         return self._host.control_transfer(handle, request_type, request, value, index, data,
                                            self._timeout(timeout))
@@ -436,6 +418,34 @@ class UsbGuard(_Guard):
     def clear_halt(self, handle: int, endpoint: int) -> None:
         self._endpoint("clear_halt", handle, endpoint)
         return self._host.clear_halt(handle, endpoint)
+
+    # reading a granted device's descriptors (listed devices) / an open handle's state
+    def _device(self, call: str, device: int) -> None:
+        self._grant(call, self._host.device_identity(device))
+
+    def device_info(self, device: int) -> Any:
+        self._device("device_info", device)
+        return self._host.device_info(device)
+
+    def port_path(self, device: int, buf: Any) -> int:
+        self._device("port_path", device)
+        return self._host.port_path(device, buf)
+
+    def device_descriptor(self, device: int, buf: Any) -> int:
+        self._device("device_descriptor", device)
+        return self._host.device_descriptor(device, buf)
+
+    def config_descriptor(self, device: int, index: int, buf: Any) -> int:
+        self._device("config_descriptor", device)
+        return self._host.config_descriptor(device, index, buf)
+
+    def string_descriptor(self, handle: int, index: int, langid: int, buf: Any) -> int:
+        self._handle_grant("string_descriptor", handle)
+        return self._host.string_descriptor(handle, index, langid, buf)
+
+    def get_configuration(self, handle: int) -> int:
+        self._handle_grant("get_configuration", handle)
+        return self._host.get_configuration(handle)
 
 
 def _ident(info: Any) -> dict:

@@ -47,7 +47,7 @@ from typing import Any, Callable, Protocol
 from wasi_hw import HwError, copy_between
 
 from ._audit import AuditLog
-from ._guard import Denied
+from ._guard import Denied, _Guard
 from ._manifest import IMC_NAME, Manifest
 
 __all__ = ["ImcHub", "ImcEnv", "ImcGuard", "RemoteLink", "ProviderBusy", "HEADER", "QUEUE",
@@ -426,18 +426,14 @@ class ImcEnv:
             self._subs.clear()
 
 
-class ImcGuard:
-    """The kernel guard of `wasi_imc`: the outbound rule before every call (`_may`).
+class ImcGuard(_Guard):
+    """The kernel guard of `wasi_imc`: the outbound rule before every call (`_may`); every
+    function is checked here (default-deny, as every guard).
 
     The inbound rule runs in the hub, where the provider is known."""
 
-    def __init__(self, host: ImcEnv, manifest: Manifest, audit: AuditLog) -> None:
-        self._host = host
-        self._m = manifest
-        self._audit = audit
-
-    def begin_call(self) -> None:
-        """Nothing per call."""
+    _call_prefix = "wasi_imc"
+    _host: ImcEnv
 
     def call(self, service: str, request: Any, response: Any, timeout_ms: int) -> int:
         return self._host.call(service, request, response, timeout_ms)   # hub checks (`_may`)

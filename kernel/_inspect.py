@@ -5,6 +5,8 @@ signature, whether the spec knows it), exports, the capabilities the imports mak
 (`CAPABILITIES`: each spec function → the grant kind that governs it), and three timings
 measured on this machine: a fresh compile, a verified cache load (`.cwasm` deserialize), and a
 Store + instantiate from the pre-linked module with stub host functions. Nothing is called.
+``problems`` lists everything `run` would refuse the module for (the sandbox's own import
+and export checks: unknown functions, wrong signatures, missing or mistyped exports).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import wasmtime
 
 from ._cache import AotCache
-from ._sandbox import SPEC_MODULES, bindings_for
+from ._sandbox import SPEC_MODULES, bindings_for, interface_problems, module_interface
 
 __all__ = ["inspect_wasm", "Inspection", "CAPABILITIES"]
 
@@ -106,9 +108,11 @@ def inspect_wasm(wasm: bytes, cache: AotCache) -> Inspection:
                 list(imp.type.params), list(imp.type.results)),
                 (lambda *a, _n=n: 0 if _n == 1 else None))
     exports = [(e.name, _sig(e.type)) for e in module.exports]
-    for want in ("memory", "init", "poll"):
-        if want not in {e[0] for e in exports}:
-            problems.append(f"missing export {want!r}")
+    # what `run` refuses, by the sandbox's own checks (signatures of imports and exports)
+    flagged = {f"{m}.{n} (" for m, n, _, known in imports if not known}
+    for problem in interface_problems(module_interface(module)):
+        if not any(f in problem for f in flagged):     # unknown imports: named above
+            problems.append(problem)
     instantiate_s = None
     if all(isinstance(i.type, wasmtime.FuncType) for i in module.imports):
         try:

@@ -19,7 +19,10 @@ Driver manifest (all tables but the first two keys optional)::
     bus = "i2c-1"
     addresses = [0x76, 0x77]
     ten_bit = false
-    write_pairs = false                   # true: a write is (register, value) pairs
+    pointer = "auto_increment"            # the chip's register pointer: "auto_increment",
+                                          # "write_pairs" (a write is register/value pairs,
+                                          # BME280) or "none" (it never moves)
+    write_pairs = false                   # the same as pointer = "write_pairs" (older key)
     [[i2c.registers]]                     # optional: restricts register access
     first = 0x88
     last = 0xff
@@ -67,9 +70,11 @@ from wasi_hw import UserError
 
 __all__ = [
     "Manifest", "I2cGrant", "RegisterRange", "UsbGrant", "Limits", "RestartPolicy", "SharingPolicy",
-    "ImcPolicy", "IMC_NAME", "ManifestError", "load_manifest", "parse_manifest", "USB_OPERATIONS", "TomlDoc",
+    "ManifestError", "load_manifest", "parse_manifest", "USB_OPERATIONS", "TomlDoc",
+    "POINTER_MODES", "ImcPolicy", "IMC_NAME",
 ]
 
+POINTER_MODES = ("auto_increment", "write_pairs", "none")   # an I2C chip's register pointer
 USB_OPERATIONS = frozenset({"reset", "detach_kernel_driver", "set_configuration"})
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: a service or topic name: dot-separated driver-name tokens (each a NATS subject token)
@@ -98,10 +103,16 @@ class I2cGrant:
     ten_bit: bool = False
     registers: tuple[RegisterRange, ...] = ()
     write_pairs: bool = False   # a Write is (register, value) pairs (BME280 style), not auto-increment
+    pointer: str = ""           # "auto_increment" | "write_pairs" | "none" ("": from write_pairs)
 
     def __post_init__(self) -> None:      # frozen all the way down, whoever builds it
         object.__setattr__(self, "addresses", frozenset(self.addresses))
         object.__setattr__(self, "registers", tuple(self.registers))
+        pointer = self.pointer or ("write_pairs" if self.write_pairs else "auto_increment")
+        if pointer not in POINTER_MODES:
+            raise ValueError(f"register pointer {pointer!r} is not one of {', '.join(POINTER_MODES)}")
+        object.__setattr__(self, "pointer", pointer)
+        object.__setattr__(self, "write_pairs", pointer == "write_pairs")
 
     def allows_register(self, reg: int, *, write: bool) -> bool:
         for r in self.registers:
@@ -359,6 +370,13 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
         bus = gv.get("bus", str, desc="a bus name such as \"i2c-1\"")
         ten = gv.get("ten_bit", bool, False, desc="true or false")
         pairs = gv.get("write_pairs", bool, False, desc="true or false")
+        pointer = gv.get("pointer", str, "write_pairs" if pairs else "auto_increment",
+                         desc='"auto_increment", "write_pairs" or "none"')
+        if pointer not in POINTER_MODES:
+            raise gv.err("pointer", f"i2c.pointer must be one of {', '.join(POINTER_MODES)}, "
+                                    f"not {pointer!r}")
+        if pairs and pointer != "write_pairs":
+            raise gv.err("write_pairs", f"i2c.write_pairs = true contradicts pointer = {pointer!r}")
         addrs = gv.int_list("addresses", lo=0, hi=0x3FF if ten else 0x7F, desc="addresses")
         if not addrs:
             raise gv.err("addresses", "i2c.addresses must not be empty")
@@ -377,7 +395,7 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
         gv.done()
         if any(x.bus == bus for x in i2c):
             raise gv.err("bus", f"bus {bus!r} is granted twice")
-        i2c.append(I2cGrant(bus, addrs, ten, tuple(regs), pairs))
+        i2c.append(I2cGrant(bus, addrs, ten, tuple(regs), pointer=pointer))
 
     usb: list[UsbGrant] = []
     for n, g in enumerate(v.get("usb", list, [], desc="an array of tables [[usb]]")):
@@ -476,6 +494,7 @@ def _parse_imc(iv: _V, name: str) -> ImcPolicy:
     return ImcPolicy(**lists)
 
 
-def load_manifest(path: Path | str) -> Manifest:
-    """Read and validate the driver manifest at `path`."""
-    return parse_manifest(TomlDoc(Path(path)))
+def load_manifest(path: Path | str, text: str | None = None) -> Manifest:
+    """Read and validate the driver manifest at `path` (``text``: its content, already read —
+    e.g. fetched by a fleet node; ``wasm`` is then resolved against `path`'s directory)."""
+    return parse_manifest(TomlDoc(Path(path), text))

@@ -3,8 +3,9 @@
 Through ctypes a host call from wasm costs ≈ 1.3 µs before any work is done (ctypes builds
 the callback's arguments, a ctypes array over the argument slots, a thread-local lookup of the
 running instance); the C trampoline does the same in ≈ 0.1 µs, and the C `Memory` reads and
-writes guest memory in ≈ 0.1 µs instead of ≈ 0.7 µs. Nothing else moves to C: the shims,
-guards and fused paths stay the Python code they are.
+writes guest memory in ≈ 0.1 µs instead of ≈ 0.7 µs. No grant rule moves to C: the C
+fused calls execute the tables the guard's rules (`_rules`) compiled, and hand everything
+else to the generic shim → guard → host chain.
 
 Contract:
 - `available()` is True when the extension imported, the fast path of `_fastcall` is
@@ -34,12 +35,15 @@ Contract:
   wrapper, ``call(ticks[, table])``: it also makes ``table`` this thread's shim table for the
   call, and raises `Trapped`, which `outcome(exc)` turns into the exception above — the
   kernel's own entry (`DriverInstance.call`), one Python frame less.
-- `fused_bulk(**fields)` is `_usb_fast.fused_bulk_transfer`'s function in C (its fields:
+- `fused_bulk(**fields)` is `_usb_fast.fused_bulk_transfer`'s C function (its fields:
   ``plans``, ``granted``, ``generic``, ``fail``, ``pack``, ``memory`` (a native `Memory`),
   ``limit``, ``deadline_ms``, ``default_timeout_ms``), or None when not `available()`.
 - `fused_i2c(kind, **fields)` is `_i2c_fast.fused_i2c`'s ``write_read`` / ``write`` /
-  ``read`` in C (register rules included) over the Python function (``fallback``), which
-  gets every call the C one does not take, before any I/O; None when not `available()`.
+  ``read`` in C: it executes the guard's compiled rule (``rules``: handle → `I2cRule`, its
+  address set and tables) and hands every call the rule's tables do not allow, before any
+  I/O, to the generic chain (``fallback``); None when not `available()`.
+- ``WASI_HW_CNATIVE_PATH`` (read at import) loads the extension from that file instead of
+  the installed one: the sanitizer build of tests/kernel/test_sanitizers.py.
 - `ticker(engine, tick_ms)` starts a C thread that calls ``wasmtime_engine_increment_epoch``
   every ``tick_ms`` and never takes the GIL, returning it (``stop()`` joins it; ``running()``);
   None when not `available()`. A Python ticker thread has to take the GIL for each tick, and
@@ -57,14 +61,34 @@ from typing import Any, Sequence
 
 import wasmtime
 
-from wasi_hw._errors import GuestFault
+from wasi_hw import GuestFault
 
 from ._fastcall import fast_path_available, reraise_at_call_site
 
-try:
-    from . import _cnative
-except ImportError:  # built without a C compiler: the ctypes path is used
-    _cnative = None  # type: ignore[assignment]
+def _load_extension() -> Any:
+    """The C extension: the installed one, or — for the sanitizer test tier — the build
+    named by ``WASI_HW_CNATIVE_PATH``; None when built without a C compiler."""
+    path = os.environ.get("WASI_HW_CNATIVE_PATH")
+    if path:
+        import importlib.util
+        import sys
+
+        name = f"{__package__}._cnative"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"WASI_HW_CNATIVE_PATH={path!r} is not an extension module")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules[name] = mod
+        return mod
+    try:
+        from . import _cnative as mod
+    except ImportError:  # built without a C compiler: the ctypes path is used
+        return None
+    return mod
+
+
+_cnative = _load_extension()
 
 __all__ = ["available", "configure", "define", "set_current", "get_current", "memory", "ticker",
            "entry", "raw_entry", "Trapped", "outcome", "fused_bulk", "fused_i2c"]
@@ -157,7 +181,7 @@ def memory(mem: Any, store: Any, *, max_copy: int) -> Any:
     ``native`` factory of `GuestMemory`, the only caller."""
     if not available():
         return None
-    from wasi_hw._errors import HwError
+    from wasi_hw import HwError
 
     ctx = ctypes.cast(store._context(), ctypes.c_void_p).value
     return _cnative.Memory(ctx, bytes(mem._memory), (mem, store), GuestFault, HwError, max_copy)
@@ -227,18 +251,18 @@ def fused_bulk(*, plans: dict, granted: set, generic: Any, fail: Any, pack: Any,
     """The C fused ``bulk_transfer`` (module docstring), or None."""
     if not available() or not isinstance(memory, _cnative.Memory):
         return None
-    from wasi_hw._errors import HwError
+    from wasi_hw import HwError
 
     return _cnative.Bulk(plans, granted, generic, fail, pack, HwError, memory, limit,
                          deadline_ms, default_timeout_ms)
 
 
-def fused_i2c(kind: str, *, rules: dict, handles: dict, buses: dict, pointers: dict,
-              fallback: Any, fail: Any, write_op: Any, read_op: Any, wait: Any, deliver: Any,
-              region: Any, memory: Any, limit: int) -> Any:
-    """The C fused I2C ``kind`` (``write_read``, ``write``, ``read``) over its Python
+def fused_i2c(kind: str, *, rules: dict, handles: dict, fallback: Any, fail: Any,
+              write_op: Any, read_op: Any, wait: Any, deliver: Any, region: Any, memory: Any,
+              limit: int) -> Any:
+    """The C fused I2C ``kind`` (``write_read``, ``write``, ``read``) over the generic chain
     ``fallback`` (module docstring), or None."""
     if not available() or not isinstance(memory, _cnative.Memory):
         return None
-    return _cnative.I2c(kind, rules, handles, buses, pointers, fallback, fail, write_op, read_op,
-                        wait, deliver, region, memory, limit)
+    return _cnative.I2c(kind, rules, handles, fallback, fail, write_op, read_op, wait, deliver,
+                        region, memory, limit)

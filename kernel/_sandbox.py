@@ -23,10 +23,12 @@ Contract:
   `poll`, wraps each host module in its kernel guard, binds the generated shims to a
   `GuestMemory` over the instance's memory (`max_copy = limits.max_transfer`) and the kernel's
   `fail` trampoline (`_policy`), and returns a `DriverInstance`. ``wasi_usb.bulk_transfer`` is
-  served by `_usb_fast.fused_bulk_transfer` over the generated shim: the same outcomes, minus
-  re-deciding per transfer what the guard and host already accepted for that handle;
-  ``wasi_i2c.write_read`` / ``write`` / ``read`` likewise by `_i2c_fast.fused_i2c`, and
-  ``wasi_driver.report`` by `_driver_fast.fused_report`.
+  served by `_usb_fast.fused_bulk_transfer` over the generated shim where the C extension
+  is built: the same outcomes, minus re-deciding per transfer what the guard and host
+  already accepted for that handle; ``wasi_i2c.write_read`` / ``write`` / ``read`` likewise
+  by `_i2c_fast.fused_i2c`, which executes the guard's compiled rule. Without C every call
+  takes the generic chain. A spec function the module's guard does not classify (checked,
+  or listed in its ``NO_GRANT``) is refused: errno ``access`` and an audit entry.
 - `DriverInstance.call(export)` sets the epoch deadline (`limits.deadline_ms`) and resets the
   guards' per-call budgets before every entry into the guest and returns the export's i32 result. A blown deadline raises
   `DriverFault("deadline")`, any other trap `DriverFault("trap")`, a Python exception that
@@ -50,12 +52,10 @@ from typing import Any, Callable, Iterator, Mapping
 
 import wasmtime
 
-from wasi_hw import HwError
-from wasi_hw._memory import GuestMemory
+from wasi_hw import GuestMemory, HwError
 
 from . import _native
 from ._audit import AuditLog
-from ._driver_fast import fused_report
 from ._engine import KernelEngine
 from ._guard import DriverGuard, I2cGuard, UsbGuard, _Guard
 from ._i2c_fast import fused_i2c
@@ -65,7 +65,8 @@ from ._policy import Violations, make_fail
 from ._usb_fast import fused_bulk_transfer
 
 __all__ = ["Sandbox", "DriverInstance", "DriverFault", "LoadError", "SPEC_MODULES",
-           "bindings_for", "REQUIRED_EXPORTS", "module_interface"]
+           "bindings_for", "REQUIRED_EXPORTS", "module_interface", "interface_problems",
+           "export_problems"]
 
 #: wasm import module → (bindings module, kernel guard class)
 SPEC_MODULES: dict[str, tuple[str, type]] = {
@@ -127,16 +128,9 @@ class Sandbox:
         self.used, problems = _check_imports(iface["imports"])
         if problems:
             raise LoadError("unresolvable imports: " + "; ".join(problems))
-        exports = iface["exports"]
-        missing = [n for n in REQUIRED_EXPORTS if n not in exports]
-        if missing:
-            raise LoadError(f"missing exports: {', '.join(missing)} (a driver exports memory, "
-                            "init and poll)")
-        if exports["memory"][0] != "memory":
-            raise LoadError("export 'memory' is not a memory")
-        for n in ("init", "poll"):
-            if exports[n] != ["func", [], ["i32"]]:
-                raise LoadError(f"export {n!r} must be a function () -> i32")
+        problems = export_problems(iface["exports"])
+        if problems:
+            raise LoadError(problems[0])
         self._shims: dict[tuple[str, str], Callable[..., int]] = {}
         calls, pre = _shared_link(engine, module, self.used, fast)   # "cannot link"
         self._calls, self._pre = calls, pre
@@ -183,9 +177,6 @@ class Sandbox:
             if mod == "wasi_usb" and "bulk_transfer" in self.used[mod]:
                 key = (mod, "bulk_transfer")
                 shims[key] = fused_bulk_transfer(guard, mem, fail, shims[key])
-            if mod == "wasi_driver" and "report" in self.used[mod]:
-                key = (mod, "report")
-                shims[key] = fused_report(guard, mem, fail, shims[key])
             if mod == "wasi_i2c":
                 generic = {n: shims[(mod, n)] for n in ("write_read", "write", "read")
                            if n in self.used[mod]}
@@ -220,6 +211,26 @@ def module_interface(module: wasmtime.Module) -> dict[str, Any]:
     return {"imports": imports, "exports": exports}
 
 
+def interface_problems(iface: Mapping[str, Any]) -> list[str]:
+    """Every reason `Sandbox` would refuse a module with `module_interface` ``iface`` (its
+    imports, then its exports), as messages; empty when it would link."""
+    _, problems = _check_imports(iface["imports"])
+    return [f"unresolvable import {p}" for p in problems] + export_problems(iface["exports"])
+
+
+def export_problems(exports: Mapping[str, Any]) -> list[str]:
+    """Why the exports (`module_interface`'s ``exports``) are not a driver's, if they are not."""
+    missing = [n for n in REQUIRED_EXPORTS if n not in exports]
+    if missing:
+        return [f"missing exports: {', '.join(missing)} (a driver exports memory, init and "
+                "poll)"]
+    problems = []
+    if exports["memory"][0] != "memory":
+        problems.append("export 'memory' is not a memory")
+    for n in ("init", "poll"):
+        if list(exports[n]) != ["func", [], ["i32"]]:
+            problems.append(f"export {n!r} must be a function () -> i32")
+    return problems
 def _is_entry(store: wasmtime.Store, exports: Any, name: str) -> bool:
     """Whether `exports` has a function `name` of type () -> i32."""
     try:

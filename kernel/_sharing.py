@@ -47,8 +47,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from wasi_hw import HwError
-from wasi_hw._memory import copy_between
+from wasi_hw import HwError, copy_between
 
 from ._audit import AuditLog
 from ._guard import Denied

@@ -36,6 +36,10 @@ Contract:
   layer's NATS bridge) carries calls and publications to other kernels; without it IMC is
   local only.
 - `close()` drops every instance and its handles and stops the ticker.
+- Fleet hooks (`_snapshot`): `add(manifest, wasm, restore=snapshot)` starts the driver from a
+  snapshot instead of calling ``init()`` (only its first start; a restart after a fault runs
+  ``init()``); `snapshot(name)` takes a running driver's state between calls; `remove(name)`
+  stops a driver and forgets it (its routes too). All three run on the kernel's thread.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from ._imc import ImcHub
 from ._manifest import Manifest
 from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox, module_interface
 from ._sharing import GrantTable
+from ._snapshot import Snapshot, restore as _restore, take as _take
 
 __all__ = ["Kernel", "DriverSlot", "Event", "STATES"]
 
@@ -90,6 +95,7 @@ class DriverSlot:
     next_due: float = 0.0
     last_report: Any = None
     last_error: str = ""
+    restore: Snapshot | None = None   # fleet: resume from this instead of init() (once)
 
     @property
     def name(self) -> str:
@@ -128,14 +134,37 @@ class Kernel:
 
     # -- setup -----------------------------------------------------------------------------
 
-    def add(self, manifest: Manifest, wasm: bytes | None = None) -> DriverSlot:
-        """Load and link `manifest`'s driver (``wasm`` overrides reading ``manifest.wasm``)."""
+    def add(self, manifest: Manifest, wasm: bytes | None = None, *,
+            restore: Snapshot | None = None) -> DriverSlot:
+        """Load and link `manifest`'s driver (``wasm`` overrides reading ``manifest.wasm``;
+        ``restore``: its first start resumes from this snapshot instead of ``init()``)."""
         if manifest.name in self.slots:
             raise UserError(f"driver {manifest.name!r} is added twice")
         sandbox, source = self._link(manifest, wasm)
-        slot = DriverSlot(manifest, sandbox, source)
+        slot = DriverSlot(manifest, sandbox, source, restore=restore)
         self.slots[manifest.name] = slot
         return slot
+
+    # -- fleet hooks (snapshot, remove): see kernel/_snapshot.py --------------------------
+
+    def snapshot(self, name: str) -> Snapshot:
+        """Driver `name`'s state between calls (it must be running)."""
+        slot = self.slots.get(name)
+        if slot is None or slot.instance is None or slot.state != "running":
+            raise UserError(f"driver {name!r} is not running: no snapshot")
+        return _take(slot.instance)
+
+    def remove(self, name: str) -> None:
+        """Stop driver `name` (its instance, handles and grants) and forget it."""
+        slot = self.slots.pop(name, None)
+        if slot is None:
+            raise UserError(f"no driver named {name!r}")
+        self._stop_instance(slot)
+        slot.state = "stopped"
+        self.routes.pop(name, None)
+        for dsts in self.routes.values():
+            while name in dsts:
+                dsts.remove(name)
 
     def route(self, src: str, dst: str) -> None:
         for name in (src, dst):
@@ -206,6 +235,10 @@ class Kernel:
                                     sharing=self.grants.view(slot.manifest), imc=imc)
             slot.instance = slot.sandbox.start(slot.hosts, self.audit)
             imc.attach(slot.instance)
+            if slot.restore is not None:    # fleet: resume from a snapshot, no init()
+                image, slot.restore = slot.restore, None
+                _restore(slot.instance, image)
+                return None, False
             self._pace()
             code = slot.instance.call("init")
         except DriverFault as err:

@@ -1,18 +1,31 @@
-"""wasi-hw: a WASI hardware-interface host.
+"""wasi-hw: a WASI hardware-interface host. This package is the core, the bottom layer.
 
 Rust drivers compiled to WebAssembly run sandboxed and reach I2C and USB hardware only
 through the calls that ``witx/wasi_i2c.witx`` and ``witx/wasi_usb.witx`` define.
-Subpackages: `wasi_hw.witx` (spec toolchain), `wasi_hw.host` (spec semantics and
-backends), `wasi_hw.kernel` (runs drivers).
+The core: the error model (`HwError`, `GuestFault`, `UserError`), guest memory
+(`GuestMemory`, `GuestRegion`, `copy_between`), the WITX toolchain (`wasi_hw.witx`) and the
+bindings generated from the specs (`wasi_i2c_bindings`, `wasi_usb_bindings`,
+`wasi_driver_bindings`; `generate_bindings` / `stale_bindings` render and check them).
+The layers above, each using only the public names of those below: `wasi_hw.host` (spec
+semantics, backends, device models) → `wasi_hw.kernel` (runs drivers) → `wasi_hw.fleet`
+→ `wasi_hw.apps` (the command line and other applications). See docs/architecture.md.
 """
 
 from pathlib import Path
 
+from ._bindings import _wasi_driver as wasi_driver_bindings
+from ._bindings import _wasi_i2c as wasi_i2c_bindings
+from ._bindings import _wasi_usb as wasi_usb_bindings
 from ._errors import GuestFault, HwError, UserError
 from ._memory import GuestMemory, GuestRegion, copy_between
 
-__all__ = ["HwError", "GuestFault", "UserError", "GuestMemory", "GuestRegion", "copy_between",
-           "generate_bindings", "stale_bindings", "__version__"]
+__all__ = [
+    "HwError", "GuestFault", "UserError",
+    "GuestMemory", "GuestRegion", "copy_between",
+    "wasi_i2c_bindings", "wasi_usb_bindings", "wasi_driver_bindings",
+    "generate_bindings", "stale_bindings",
+    "__version__",
+]
 
 __version__ = "0.1.0"
 

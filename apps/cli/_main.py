@@ -19,7 +19,7 @@ from wasi_hw import HwError, UserError
 from wasi_hw.witx import WitxError
 
 from ..reference import DriverError
-from . import _bench, _build, _devices, _gen, _imc, _parity, _run, _trace, _usbip, _witx
+from . import _bench, _build, _devices, _fleet, _gen, _imc, _parity, _run, _trace, _usbip, _witx
 
 __all__ = ["main", "COMMANDS"]
 
@@ -35,6 +35,7 @@ COMMANDS = (
     _parity,    # parity
     _bench,     # bench
     _imc,       # gateway (module services over HTTP)
+    _fleet,     # node run; fleet deploy/ls/move/stop/update/logs/up/bench
 )
 
 #: failures of the layers below that are reported to the person as one line (exit 2)

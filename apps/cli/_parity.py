@@ -13,7 +13,8 @@ from pathlib import Path
 from wasi_hw import UserError
 
 from .._parity import format_table, parse_wrap, run_parity, setup_for
-from ._argtypes import address as _addr, positive as _positive
+from ._argtypes import address as _addr
+from ._argtypes import positive as _positive
 
 __all__ = ["register"]
 

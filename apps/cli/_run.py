@@ -169,8 +169,9 @@ def _audit_log(path: Path | None):
     class _Echo(AuditLog):
         def record(self, driver, call, asked, why, outcome="access"):  # type: ignore[override]
             entry = super().record(driver, call, asked, why, outcome)
-            print(f"{driver:<8}  audit {outcome}: {call} {json.dumps(_jsonable(asked))} — {why}",
-                  file=sys.stderr, flush=True)
+            if entry is not None:   # not dropped by the audit log's rate bound
+                print(f"{driver:<8}  audit {outcome}: {call} {json.dumps(_jsonable(asked))} — "
+                      f"{entry['why']}", file=sys.stderr, flush=True)
             return entry
 
     try:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from wasi_hw import HwError
+
 from .._clock import Clock, VirtualClock
-from ..._errors import HwError
 
 __all__ = ["I2cDevice", "RegisterDevice"]
 
@@ -20,6 +21,10 @@ class I2cDevice:
     ``self.clock`` is the bus's clock (set by `attach`); ``self.stretch(ns)`` holds SCL low
     for ``ns`` (advances the clock; beyond the bus's stretch limit the transaction fails
     with ``timeout``).
+
+    ``touched`` records every register a byte went into or came out of over the wire, as
+    ``("r" | "w", register)`` (a set: at most 512 entries): what tests' oracles compare
+    with the grants. Register models record through ``_touch(kind, register)``.
     """
 
     clock: Clock
@@ -27,6 +32,10 @@ class I2cDevice:
     def __init__(self) -> None:
         self.clock = VirtualClock()
         self._stretch_limit_ns: int | None = None
+        self.touched: set[tuple[str, int]] = set()
+
+    def _touch(self, kind: str, reg: int) -> None:
+        self.touched.add((kind, reg & 0xFF))
 
     def attach(self, clock: Clock, stretch_limit_ns: int | None) -> None:
         """Called by the bus when the model is attached."""
@@ -63,6 +72,8 @@ class RegisterDevice(I2cDevice):
     `write_register(pointer, byte)` and the pointer advances (`auto_increment`). In a read,
     bytes come from `read_register(pointer)` and the pointer advances. Subclasses override
     `read_register` / `write_register` / `next_pointer`.
+
+    Every byte that goes into or comes out of a register is recorded in ``touched``.
     """
 
     def __init__(self) -> None:
@@ -79,11 +90,13 @@ class RegisterDevice(I2cDevice):
             self._first = False
             self.pointer = byte
             return True
+        self._touch("w", self.pointer)
         ok = self.write_register(self.pointer, byte)
         self.pointer = self.next_pointer(self.pointer, write=True)
         return ok
 
     def read(self, last: bool) -> int:
+        self._touch("r", self.pointer)
         value = self.read_register(self.pointer) & 0xFF
         self.pointer = self.next_pointer(self.pointer, write=False)
         return value

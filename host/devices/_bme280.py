@@ -191,6 +191,7 @@ class Bme280(RegisterDevice):
             self._pair_reg = False
             return True
         self._pair_reg = True
+        self._touch("w", self.pointer)
         return self.write_register(self.pointer, byte)
 
     def read_register(self, reg: int) -> int:

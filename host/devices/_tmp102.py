@@ -158,12 +158,14 @@ class Tmp102(I2cDevice):
             self._buf.append(byte)
             return True
         self._buf.append(byte)
+        self._touch("w", self.pointer)
         if len(self._buf) == 3:
             self._write_register(self.pointer, self._buf[1] << 8 | self._buf[2])
             return True
         return len(self._buf) < 3
 
     def read(self, last: bool) -> int:
+        self._touch("r", self.pointer)
         value = self._read_register(self.pointer)
         byte = value >> 8 if len(self._buf) % 2 == 0 else value & 0xFF
         self._buf.append(byte)

@@ -218,7 +218,11 @@ class UsbDeviceModel:
     """Base class of virtual USB devices; see the module docstring for the contract.
 
     ``speed`` is a ``$speed`` case name; ``langids`` the LANGIDs string descriptor 0
-    lists; ``strings`` maps string index → text (served in every language)."""
+    lists; ``strings`` maps string index → text (served in every language).
+
+    ``touched`` records every endpoint address a transfer reached (0 for control requests,
+    and the endpoint an endpoint-recipient request names): what tests' oracles compare
+    with the grants."""
 
     speed: str = "full"
     self_powered: bool = False
@@ -244,6 +248,7 @@ class UsbDeviceModel:
         self.config_descriptors = tuple(c.to_bytes() for c in self.configurations)
         self._lock = threading.RLock()
         self._state = _State()
+        self.touched: set[int] = set()
 
     # -- identity ----------------------------------------------------------------------
     @property
@@ -307,6 +312,9 @@ class UsbDeviceModel:
     # -- transport entry points ---------------------------------------------------------
     def handle_control(self, setup: Setup, data_out: bytes = b"") -> bytes:
         with self._lock:
+            self.touched.add(0)
+            if setup.request_type & 0x1F == 2:        # recipient: an endpoint
+                self.touched.add(setup.index & 0xFF)
             if not setup.is_in and len(data_out) != setup.length:
                 raise Stall()
             if setup.kind == "standard":
@@ -321,6 +329,7 @@ class UsbDeviceModel:
 
     def handle_out(self, endpoint: int, data: bytes) -> int:
         with self._lock:
+            self.touched.add(endpoint)
             self._check_endpoint(endpoint, want_in=False)
             try:
                 n = self.out(endpoint, bytes(data))
@@ -333,6 +342,7 @@ class UsbDeviceModel:
 
     def handle_in(self, endpoint: int, max_len: int) -> bytes | None:
         with self._lock:
+            self.touched.add(endpoint)
             self._check_endpoint(endpoint, want_in=True)
             try:
                 data = self.in_(endpoint, max_len)

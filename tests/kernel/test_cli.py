@@ -96,6 +96,26 @@ def test_inspect_flags_unknown_imports(tmp_path, capsys):
     assert "problem: import env.system is not defined by the specs" in out
 
 
+@pytest.mark.parametrize("wat_text,fragment", [
+    ('(module (import "wasi_driver" "report" (func (param i32) (result i32)))'
+     ' (memory (export "memory") 1) (func (export "init") (result i32) (i32.const 0))'
+     ' (func (export "poll") (result i32) (i32.const 0)))',
+     "wasi_driver.report (signature (i32) -> (i32), spec says (i32, i32) -> (i32))"),
+    ('(module (memory (export "memory") 1) (func (export "init") (result i32) (i32.const 0))'
+     ' (func (export "poll") (param i32) (result i32) (i32.const 0)))',
+     "export 'poll' must be a function () -> i32"),
+])
+def test_inspect_refuses_what_run_refuses(tmp_path, capsys, wat_text, fragment):
+    import wasmtime
+
+    p = tmp_path / "w.wasm"
+    p.write_bytes(wasmtime.wat2wasm(wat_text))
+    assert main(["inspect", str(p)]) == 1
+    assert fragment in capsys.readouterr().out
+    assert main(["run", str(p), "--sim", "bme280@0x76", "--allow", "0x76"]) != 0
+    assert fragment in capsys.readouterr().err
+
+
 KERNEL = """\
 [kernel]
 tick_ms = 2

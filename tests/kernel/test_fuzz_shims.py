@@ -28,7 +28,7 @@ from wasi_hw.kernel._manifest import I2cGrant, Limits, Manifest, UsbGrant
 settings.register_profile("ci", max_examples=40, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=2000, deadline=None)
-# Benchmark mode (issue: ≥ 100 000 calls): HYPOTHESIS_PROFILE=benchmark gives every shim
+# Benchmark mode (at least 100 000 calls): HYPOTHESIS_PROFILE=benchmark gives every shim
 # enough examples that the whole run makes at least 100 000 raw calls.
 _SHIMS = sum(len(bindings_for(m).IMPORTS) for m in SPEC_MODULES)
 settings.register_profile("benchmark", max_examples=-(-100_000 // _SHIMS), deadline=None,

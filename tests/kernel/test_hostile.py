@@ -7,13 +7,16 @@ says so, no host crash, and the neighbour ("chipid") keeps reporting the right r
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
 from wasi_hw.kernel import LoadError
+from wasi_hw.kernel._manifest import RegisterRange
 from kernel_testing import manifest, reports, states, wat
 
 FAULT, ACCESS, INVALID, BAD_HANDLE, NO_MEM = 12, 9, 11, 13, 14
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_beside(kernel, name, rounds=3, **kw):
@@ -170,7 +173,9 @@ def test_wasi_driver_attacks(kernel):
         e["fault"], e["fault"], e["fault"]]
     outcomes = [(a["call"], a["outcome"]) for a in kernel.audit.for_driver("driver_attacks")]
     assert outcomes == [
-        ("wasi_driver.report", "fault"), ("wasi_driver.report", "no_mem"),
+        # malformed CBOR is the guest's error, audited once; every quota denial is audited
+        ("wasi_driver.report", "fault"), ("wasi_driver.report", "invalid_argument"),
+        ("wasi_driver.report", "no_mem"),
         ("wasi_driver.config_get", "fault"), ("wasi_driver.inbox", "fault"),
         ("wasi_driver.now_ns", "fault"), ("wasi_driver.config_get", "fault"),
         ("wasi_driver.log", "fault")]
@@ -202,8 +207,10 @@ def test_wasi_usb_attacks(sim, tmp_path):
                        u["fault"], u["no_mem"], u["access"], u["access"], u["access"],
                        u["fault"], u["fault"], u["bad_handle"]]
         outcomes = [a["outcome"] for a in kernel.audit.for_driver("usb_attacks")]
+        # the copy-quota denial (no_mem) is audited like every other quota denial
         assert outcomes == ["fault", "fault", "bad_handle", "bad_handle", "access", "fault",
-                            "access", "access", "access", "fault", "fault", "bad_handle"]
+                            "no_mem", "access", "access", "access", "fault", "fault",
+                            "bad_handle"]
         assert slot.state == "running"
         assert [r for r in reports(events, "chipid")][:13] == [{"id": 0x60}] * 13
 
@@ -228,3 +235,85 @@ def test_host_bug_is_errno_other_audit_and_log(tmp_path, caplog):
         assert "ZeroDivisionError: backend bug" in entries[0]["why"]
         assert slot.state == "running"
     assert any("host error in wasi_i2c.write_read" in r.getMessage() for r in caplog.records)
+
+
+# -- register rights on the wire, bounded output, a random campaign ---------------------------
+
+CTRL_RO = (RegisterRange(0xF2, 0xF5, True, False), RegisterRange(0xD0, 0xD0, True, False))
+
+
+def test_split_writes_are_judged_as_the_wire_carries_them(kernel, sim):
+    from wasi_hw.host import Read, Write
+
+    slot = run_beside(kernel, "bus_split_writes", registers=CTRL_RO)
+    assert errors(kernel, "bus_split_writes") == [ACCESS] * 3
+    assert audit(kernel, "bus_split_writes") == [("wasi_i2c.transaction", "access")] * 6
+    # ctrl_meas was never written: [F4] [F5] would have put 0xF5 there
+    assert sim.transaction("i2c-1", 0x76, False, [Write(b"\xf4"), Read(1)]) == [b"\x00"]
+    assert slot.state == "running"
+
+
+def test_report_flood_is_bounded(kernel, caplog):
+    t0 = time.monotonic()
+    slot = run_beside(kernel, "report_flood", report_bytes=4096, max_transfer=4096)
+    elapsed = time.monotonic() - t0
+    outcomes = [e["outcome"] for e in kernel.audit.for_driver("report_flood")]
+    # unroutable items are the guest's error (one audit line each), never a host bug; the
+    # report rate bound answers no_mem once the burst is spent; the audit log's own bound
+    # keeps the lines to its burst plus its rate
+    assert "invalid_argument" in outcomes and set(outcomes) <= {"invalid_argument", "no_mem"}
+    assert len(outcomes) <= 1000 + 200 * elapsed + 1
+    assert kernel.audit.dropped.get("report_flood", 0) > 0
+    assert not [r for r in caplog.records if "host error" in r.getMessage()]
+    assert errors(kernel, "report_flood") == [DRIVER_ERRNO["no_mem"]] * 3
+    assert slot.state == "running"
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_random_campaign_of_100000_calls_is_bounded(tmp_path, capfd):
+    """100 000 random host calls: the host keeps running, memory and output stay bounded,
+    and the device saw only registers the grant gives."""
+    import dataclasses
+    import gc
+
+    from wasi_hw.host import SimI2cBackend
+    from wasi_hw.host.devices import Bme280
+    from wasi_hw.kernel import AuditLog, Backends, Kernel
+    from wasi_hw.kernel._manifest import load_manifest
+
+    bme = load_manifest(ROOT / "drivers" / "bme280" / "manifest.toml")
+    grant = bme.i2c[0]
+    device = Bme280()
+    sim = SimI2cBackend(["i2c-1"])
+    sim.attach("i2c-1", 0x76, device)
+    audit_path = tmp_path / "audit.jsonl"
+    log = AuditLog(audit_path, max_bytes=256 * 1024)
+    m = dataclasses.replace(manifest("campaign", deadline_ms=20_000, report_bytes=64,
+                                     max_transfer=64), i2c=(grant,))
+    with Kernel(Backends(i2c=sim, clock=sim.clock), audit=log, cache_dir=tmp_path / "aot",
+                tick_ms=5) as kernel:
+        slot = kernel.add(m, wat("campaign"))
+        kernel.run(rounds=2)                         # warm: caches, first allocations
+        gc.collect()
+        rss0 = _rss_kib()
+        kernel.run(rounds=20)
+        gc.collect()
+        grown = _rss_kib() - rss0
+        # at least 20 polls of 5000 calls each
+        assert slot.state == "running" and slot.polls >= 20 and slot.faults == 0
+    log.close()
+    out, err = capfd.readouterr()
+    files = [p for p in (audit_path, tmp_path / "audit.jsonl.1") if p.exists()]
+    assert sum(p.stat().st_size for p in files) <= 2 * 256 * 1024
+    assert len(out) + len(err) < 64 * 1024, err[-2000:]
+    assert grown < 32 * 1024, f"RSS grew by {grown} KiB"
+    allowed = {(k, r) for r in range(256) for k, w in (("r", False), ("w", True))
+               if grant.allows_register(r, write=w)}
+    assert device.touched and device.touched <= allowed

@@ -196,6 +196,27 @@ def test_programmatic_manifests_are_frozen_too():
         m.config["bus"] = "i2c-2"
 
 
+@pytest.mark.parametrize("lines,pointer", [
+    ("", "auto_increment"),
+    ('write_pairs = true', "write_pairs"),
+    ('pointer = "write_pairs"', "write_pairs"),
+    ('pointer = "none"', "none"),
+])
+def test_register_pointer_behaviour(tmp_path, lines, pointer):
+    text = GOOD.replace("addresses = [0x76, 0x77]", f"addresses = [0x76, 0x77]\n{lines}")
+    g = load_manifest(write(tmp_path, text)).i2c[0]
+    assert g.pointer == pointer and g.write_pairs == (pointer == "write_pairs")
+
+
+@pytest.mark.parametrize("lines,fragment", [
+    ('pointer = "sideways"', 'i2c.pointer must be one of auto_increment, write_pairs, none'),
+    ('write_pairs = true\npointer = "none"', "contradicts pointer = 'none'"),
+])
+def test_register_pointer_errors(tmp_path, lines, fragment):
+    text = GOOD.replace("addresses = [0x76, 0x77]", f"addresses = [0x76, 0x77]\n{lines}")
+    with pytest.raises(ManifestError) as info:
+        load_manifest(write(tmp_path, text))
+    assert fragment in str(info.value)
 IMC = """\
 name = "comfort"
 wasm = "comfort.wasm"

@@ -12,13 +12,11 @@ from wasi_hw.apps import _bench as B
 from wasi_hw._bindings import _wasi_usb as abi
 from wasi_hw.host import SimUsbBackend
 from wasi_hw.kernel import Backends, UsbGrant, _native
-from wasi_hw.kernel._usb_fast import fused_bulk_transfer
-from wasi_hw._memory import GuestMemory
 
 MAX = 4096
 
 
-VARIANTS = ["installed", "python", "python-guest-memory"]
+VARIANTS = ["installed"]   # the C Bulk where built, else the generic chain
 
 
 @pytest.fixture(params=VARIANTS)
@@ -44,13 +42,7 @@ def _pair(run):
     guard = inst.guards["wasi_usb"]
     fused = inst.sandbox._shims[("wasi_usb", "bulk_transfer")]
     generic = abi.bind(guard, inst.mem, _fail(inst, guard))["bulk_transfer"]
-    if run.variant != "installed":     # the Python function (the fallback of the C one)
-        mem = inst.mem
-        if run.variant == "python-guest-memory":   # no C accessors at all
-            mem = GuestMemory(inst.instance.exports(inst.store)["memory"], inst.store,
-                              max_copy=mem.max_copy)
-        fused = fused_bulk_transfer(guard, mem, _fail(inst, guard), generic, c_version=False)
-    elif _native.available():
+    if _native.available():
         assert type(fused).__name__ == "Bulk"     # the C version is what the kernel installs
     handle = next(iter(guard._host._open))
     return inst, fused, generic, handle
