@@ -251,13 +251,14 @@ def _local_remote(size: int, quick: bool) -> tuple[float, dict, dict, int, str]:
                  "provider_entry": serve_alone,
                  "copy": lambda: copy_between(cmem, 4096, pmem, 1032, size)}
         times: dict[str, list[float]] = {n: [] for n in sides}
-        for r in range(rounds + 2):
+        short = 20          # short batches: the median round is one the scheduler left alone
+        for r in range(3 * rounds + 2):
             for name, fn in sides.items():
                 t0 = time.perf_counter()
-                for _ in range(inner):
+                for _ in range(short):
                     fn()
                 if r >= 2:
-                    times[name].append((time.perf_counter() - t0) / inner)
+                    times[name].append((time.perf_counter() - t0) / short)
         med = {n: statistics.median(v) for n, v in times.items()}
         parts = {"caller_entry": med["caller_entry"],
                  "provider_entry (incl. header write)": med["provider_entry"],
@@ -297,7 +298,7 @@ def _bench_remote_vs_nats(quick: bool) -> tuple[float, dict, dict, int, str]:
         loop = asyncio.new_event_loop()
         nc = loop.run_until_complete(nats.connect(world.server.url))
         payload = bytes(range(32))
-        inner = 20 if quick else 200
+        inner = 10 if quick else 20
 
         async def bare_batch() -> float:
             t0 = time.perf_counter()
@@ -311,7 +312,7 @@ def _bench_remote_vs_nats(quick: bool) -> tuple[float, dict, dict, int, str]:
                 remote()
             return (time.perf_counter() - t0) / inner
 
-        rounds = 5 if quick else 30
+        rounds = 5 if quick else 100
         for _ in range(2):
             kernel_batch(), loop.run_until_complete(bare_batch())
         a, b = [], []
@@ -341,7 +342,7 @@ def _bench_publish_vs_nats(quick: bool) -> tuple[float, dict, dict, int, str]:
         k = _kernel(world, {"pub": (_PUBLISHER_WAT, ImcPolicy(publish=["reading"]))})
         pub = k.slots["pub"].instance
         pub.mem.write(4096, bytes(range(32)))
-        inner = 20 if quick else 200
+        inner = 10 if quick else 20
         done = threading.Event()
 
         async def on_done(msg: Any) -> None:
@@ -378,7 +379,7 @@ def _bench_publish_vs_nats(quick: bool) -> tuple[float, dict, dict, int, str]:
                 await asyncio.wait_for(bare_done.wait(), 5)
             return (time.perf_counter() - t0) / inner
 
-        rounds = 5 if quick else 30
+        rounds = 5 if quick else 100
         kernel_batch(), loop.run_until_complete(bare_batch())
         a, b = [], []
         for _ in range(rounds):
