@@ -11,7 +11,7 @@ from wasi_hw.apps.cli import COMMANDS, _main, main
 from wasi_hw.witx import WitxError, parse
 
 TOP_LEVEL = {"witx", "gen", "build", "devices", "usbip", "trace", "run", "compile", "inspect",
-             "kernel", "parity", "bench"}
+             "kernel", "parity", "bench", "node", "fleet"}
 
 
 def test_every_command_group_is_registered():
