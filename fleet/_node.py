@@ -190,8 +190,6 @@ class NodeAgent:
         finally:
             self._stop.set()
             self._drain()
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(lambda: None)
             if self._thread is not None:
                 self._thread.join(timeout=5)
             kernel.close()
@@ -287,7 +285,7 @@ class NodeAgent:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
-                await asyncio.wait_for(self.nc.drain(), 2)
+                await asyncio.wait_for(self.nc.close(), 2)
             except Exception:
                 pass
 
@@ -348,10 +346,12 @@ class NodeAgent:
             self._rewatch.clear()
             task = asyncio.create_task(self._watch_once())
             stop = asyncio.create_task(self._rewatch.wait())
-            await asyncio.wait([task, stop], return_when=asyncio.FIRST_COMPLETED)
-            for t in (task, stop):
-                t.cancel()
-            await asyncio.gather(task, stop, return_exceptions=True)
+            try:
+                await asyncio.wait([task, stop], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in (task, stop):
+                    t.cancel()
+                await asyncio.gather(task, stop, return_exceptions=True)
             await asyncio.sleep(0.05)   # reconnected or failed: watch again from the contents
 
     async def _watch_once(self) -> None:
