@@ -11,7 +11,9 @@ Contract:
   trap, a blown per-call deadline (the epoch stops an infinite loop within the deadline plus
   one tick), a Python error escaping the shims, an instantiation failure or a non-zero
   ``init()``; a module that cannot be instantiated under its limits at all is quarantined at
-  once. A non-zero ``poll()`` is a driver-reported error (event ``error``), not a fault.
+  once, and so is an ``init()`` that fails right after a host call answered with an error no
+  restart can change (`DETERMINISTIC`: no such bus, no ACK at the address, a denied grant):
+  the reason names the call, the error and its message (bus, address) once. A non-zero ``poll()`` is a driver-reported error (event ``error``), not a fault.
   A successful poll resets the consecutive-fault count. Backoff doubles per consecutive fault
   (`RestartPolicy.backoff`).
 - On a simulated `VirtualClock` (the backends' clock), virtual time is advanced by the real
@@ -76,6 +78,12 @@ class Event(NamedTuple):
     kind: str            # state | report | log | error
     data: Any
     detail: str = ""
+
+
+#: errno cases that a restart cannot change (no such bus, no device answering at the
+#: address, a grant the manifest does not give): an ``init()`` failing right after one of
+#: them is reported once and quarantined at once instead of restarted with backoff.
+DETERMINISTIC = frozenset({"no_such_bus", "nack_address", "access"})
 
 
 @dataclass
@@ -248,6 +256,10 @@ class Kernel:
         except LoadError as err:   # e.g. memory above the limit: no restart can help
             return err.message, True
         if code != 0:
+            last = slot.instance.violations.last_hw_error
+            if last is not None and last[1] in DETERMINISTIC:
+                call, kind, message = last
+                return f"init returned {code} after {call}: {kind}: {message}", True
             return f"init returned {code}", False
         return None, False
 

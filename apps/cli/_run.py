@@ -211,6 +211,14 @@ def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: boo
     return on_event
 
 
+def _asked_text(key: str, value: Any) -> str:
+    """An audited request's field: addresses, registers and ids in hex, the rest as text."""
+    if isinstance(value, int) and not isinstance(value, bool) and any(
+            w in key for w in ("address", "register", "endpoint", "vid", "pid", "reg")):
+        return f"{value:#04x}"
+    return _value_text(value)
+
+
 def _audit_log(path: Path | None):
     style = LogStyle.detect(sys.stderr)
 
@@ -218,9 +226,10 @@ def _audit_log(path: Path | None):
         def record(self, driver, call, asked, why, outcome="access"):  # type: ignore[override]
             entry = super().record(driver, call, asked, why, outcome)
             if entry is not None:   # not dropped by the audit log's rate bound
-                print(style.line("warn", f"{driver:<8}  audit {outcome}: {call} "
-                                         f"{json.dumps(_jsonable(asked))} — {entry['why']}"),
-                      file=sys.stderr, flush=True)
+                what = " ".join(f"{k}={_asked_text(k, v)}" for k, v in asked.items())
+                text = f"{driver:<8}  audit {outcome}: {call} {what} — {entry['why']}"
+                print(style.line("warn", text.replace("  — ", " — ")), file=sys.stderr,
+                      flush=True)
             return entry
 
     try:
@@ -285,7 +294,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if why:
         unset = sorted(k for k, found in result.config_read.items() if not found)
         hint = (f"; it asked for configuration that is not set: {', '.join(unset)} "
-                f"(--config KEY=VALUE)" if unset and not result.readings else "")
+                f"(--config KEY=VALUE)" if unset and why == "no reading" else "")
         raise UserError(f"{manifest.name}: {why} in {result.polls} poll(s){hint}", exit_code=1)
     return 0
 

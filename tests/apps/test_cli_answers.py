@@ -175,3 +175,18 @@ def test_help_is_plain_text_without_markup_or_class_names():
         assert not re.search(r"\b[A-Z][a-z]+(?:[A-Z][a-z]+)*(?:Error|Backend)\b", text), \
             f"wasi-hw {command} --help names a class"
         assert "wasi_hw." not in text, f"wasi-hw {command} --help names a module"
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--sim", "bme280@0x77"], "nack_address: i2c-1: no ACK from address 0x76"),
+    (["--sim", "bme280@0x76", "--config", "bus=i2c-7"], "access: bus 'i2c-7' is not granted"),
+    (["--sim", "bme280@0x76", "--config", "address=0x77"],
+     "access: address 0x77 is not granted on i2c-1"),
+])
+def test_deterministic_init_failures_are_reported_once_not_retried(wasm, capsys, extra, said):
+    rc = main(["run", str(wasm["bme280"]), "--allow", "0x76", *extra])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.count("state starting") == 1 and "backoff" not in err
+    assert said in err and "not restartable" in err
+    assert "address=119" not in err                        # audit lines in hex, too
