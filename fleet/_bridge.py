@@ -9,6 +9,8 @@ threaded kernel:
   ``<module>.<topic>`` is ``wasihw.<lattice>.pub.<module>.<topic>``.
 - Framing: a request is ``caller name + "\\n" + payload``; a reply is one status byte (0 = ok,
   else an index into `STATUS_KINDS`) + the reply (ok) or a UTF-8 message (error).
+- `start()` connects within ``connect_timeout`` or raises `UserError` (nats-py alone would
+  retry the first connect forever with unlimited reconnects).
 - `request` never blocks past its timeout: the calling thread waits on a lock that the loop
   releases when the reply arrives (one `call_soon_threadsafe` out, one lock release back — no
   `concurrent.futures` round trip). Replies come back on one wildcard inbox subscription per
@@ -120,7 +122,7 @@ class NatsBridge:
         self._thread.start()
         self._started = True
         try:
-            self.run(self._connect(), self._connect_timeout + 1)
+            self.run(self._connect(), self._connect_timeout + 5)
         except BaseException:
             self.close()
             raise
@@ -130,11 +132,16 @@ class NatsBridge:
         import nats
 
         try:
-            self.nc = await nats.connect(
+            # nats-py retries the first connect forever when reconnects are unlimited: bound it
+            self.nc = await asyncio.wait_for(nats.connect(
                 servers=self.servers, name=self.name, no_echo=True,
-                connect_timeout=self._connect_timeout, max_reconnect_attempts=-1,
-                allow_reconnect=True, error_cb=self._on_error, **self._options)
-        except Exception as err:  # nats-py raises NoServersError, OSError, TimeoutError, …
+                connect_timeout=min(2.0, self._connect_timeout), max_reconnect_attempts=-1,
+                allow_reconnect=True, error_cb=self._on_error, **self._options),
+                self._connect_timeout)
+        except asyncio.TimeoutError:
+            raise UserError(f"cannot connect to NATS at {', '.join(self.servers)}: no server "
+                            f"answered within {self._connect_timeout:g} s") from None
+        except Exception as err:  # nats-py raises NoServersError, OSError, …
             raise UserError(f"cannot connect to NATS at {', '.join(self.servers)}: "
                             f"{type(err).__name__}: {err}") from None
         self._inbox = self.nc.new_inbox()

@@ -231,6 +231,8 @@ def export_problems(exports: Mapping[str, Any]) -> list[str]:
         if list(exports[n]) != ["func", [], ["i32"]]:
             problems.append(f"export {n!r} must be a function () -> i32")
     return problems
+
+
 def _is_entry(store: wasmtime.Store, exports: Any, name: str) -> bool:
     """Whether `exports` has a function `name` of type () -> i32."""
     try:

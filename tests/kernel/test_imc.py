@@ -167,3 +167,27 @@ def test_second_provider_stands_by_and_takes_over(imc_kernel):
     assert client.call("echo", b"\xff")[0] == "provider_failed"     # first faults: withdrawn
     assert client.call("echo", b"\x01") == ("success", b"\x02")
     assert served("second") == 1
+
+
+def test_busy_provider_raises_provider_busy_or_waits(imc_kernel):
+    """What the NATS bridge relies on: ``wait=0`` never blocks its loop on a running
+    provider; with a wait the request is served once the provider is free."""
+    from wasi_hw.kernel import ProviderBusy
+
+    _pair(imc_kernel)
+    inst = imc_kernel.slots["provider"].instance
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with inst.held(None, "test"):
+            holding.set()
+            release.wait(5)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    holding.wait(5)
+    with pytest.raises(ProviderBusy):
+        imc_kernel.imc.serve_bytes("echo", "client", b"\x05", 0.0)
+    threading.Timer(0.05, release.set).start()
+    assert imc_kernel.imc.serve_bytes("echo", "client", b"\x05", 5.0) == b"\x06"
+    t.join(5)
