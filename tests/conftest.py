@@ -10,6 +10,9 @@ preview1's WITX) to its unpacked source directory, fetched by cargo through a th
 project under `.cache/` — nothing of them is copied into the tree. Tests using it are
 skipped (with cargo's reason) only when crates.io cannot be reached; `preview1_dir` is
 preview1's WITX directory inside `wasi-common`.
+
+Inside the arm64 tier's root (``WASI_HW_IN_ARM64``) `build_drivers` returns the host's build
+instead (wasm is portable): the ``build/wasm/`` the tier mounts there.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def build_drivers() -> Callable[..., dict[str, Path]]:
+    if os.environ.get("WASI_HW_IN_ARM64"):
+        def prebuilt(*names: str) -> dict[str, Path]:
+            paths = {n: ROOT / "build" / "wasm" / f"{n}.wasm" for n in names}
+            missing = [n for n, p in paths.items() if not p.exists()]
+            if missing:
+                pytest.fail(f"the host's build lacks {', '.join(missing)} (wasi-hw build)")
+            return paths
+        return prebuilt
     try:
         select_toolchain()
     except UserError as err:

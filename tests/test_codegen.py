@@ -54,7 +54,8 @@ def test_rust_files_reexport_only_what_they_use():
            "buf: i32, buf_len: i32) -> i32;" in i2c
     mod = files[Path("sdk-rust/src/raw/mod.rs")]
     assert [ln for ln in mod.splitlines() if ln.startswith("pub mod")] == [
-        "pub mod typenames;", "pub mod wasi_driver;", "pub mod wasi_i2c;", "pub mod wasi_usb;"]
+        "pub mod typenames;", "pub mod wasi_driver;", "pub mod wasi_i2c;", "pub mod wasi_imc;",
+        "pub mod wasi_usb;"]
 
 
 def test_generated_headers():
@@ -67,7 +68,7 @@ def test_generated_headers():
 
 # ---- generated Python: static shape ------------------------------------------------------
 def test_python_module_shape():
-    assert set(MODULES) == {"wasi_i2c", "wasi_usb", "wasi_driver"}
+    assert set(MODULES) == {"wasi_i2c", "wasi_usb", "wasi_driver", "wasi_imc"}
     assert _wasi_i2c.MODULE == "wasi_i2c"
     assert _wasi_i2c.ERRNO["nack_address"] == 3 and _wasi_i2c.ERRNO["success"] == 0
     assert _wasi_usb.ERRNO["invalid_param"] == 2
@@ -416,7 +417,7 @@ RUST_ENV = {
 def _rust_caller() -> str:
     """A no_std cdylib calling every generated import once (so all are kept)."""
     body = []
-    for spec in ("wasi_i2c", "wasi_usb", "wasi_driver"):
+    for spec in sorted(MODULES):   # every generated module
         for a in lower_document(load(REPO / "witx" / f"{spec}.witx")):
             args = ", ".join("0" if c.type == "i32" else "0i64" for c in a.core_params)
             body.append(f"        r += raw::{spec}::{a.name}({args});")
