@@ -343,6 +343,10 @@ def run(root: Root | Path, script: str, *, timeout: float = 600, env: dict | Non
         out, err = proc.communicate()
         raise Arm64Error(f"run in the arm64 root: no result after {timeout:.0f} s\n"
                          f"{out[-3000:]}{err[-3000:]}") from None
+    except BaseException:                 # interrupted (Ctrl-C, a test timeout): leave nothing
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
