@@ -38,8 +38,16 @@ KERNEL_SUBSET = [
     "tests/kernel/test_cache_target.py",
     "tests/kernel/test_signals.py",
 ]
-#: re-runs the whole kernel suite with the native path off: the host tier covers the fallback
-DESELECT = ["tests/kernel/test_native.py::test_kernel_suite_passes_with_the_native_path_off"]
+#: left out inside the root, each for a reason that is not about aarch64
+DESELECT = [
+    # re-runs the whole kernel suite with the native path off: the host tier covers the fallback
+    "tests/kernel/test_native.py::test_kernel_suite_passes_with_the_native_path_off",
+    # assumes the host outruns the audit log's rate bound: emulated, it does not
+    "tests/kernel/test_hostile.py::test_report_flood_is_bounded",
+    # register sweeps of ~190 s each emulated; the same compiled tables are checked by
+    # test_rules and test_i2c_fast here, and the sweeps run on the host
+    "tests/kernel/test_oracle.py::test_device_sees_only_granted_registers",
+]
 
 DEMO = 'D="$(python -c "import wasi_hw, os; print(os.path.dirname(wasi_hw.__file__))")/demo"'
 
@@ -79,8 +87,9 @@ def test_kernel_suite_subset(in_root):
     missing = [f for f in KERNEL_SUBSET if not (arm64.REPO / f).exists()]
     assert not missing, f"the arm64 subset names files that are gone: {missing}"
     deselect = " ".join(f"--deselect {d}" for d in DESELECT)
-    r = in_root(f"cd {arm64.SRV} && pytest -q -ra -p no:cacheprovider --rootdir={arm64.SRV} "
-                f"--confcutdir={arm64.SRV} --timeout=900 --durations=15 {deselect} {' '.join(KERNEL_SUBSET)}",
+    files = " ".join(f"{arm64.SRV}/{f}" for f in KERNEL_SUBSET)
+    r = in_root(f"cd /tmp && pytest -q -ra -p no:cacheprovider --rootdir={arm64.SRV} "
+                f"-c {arm64.SRV}/pyproject.toml --timeout=900 --durations=15 {deselect} {files}",
                 timeout=2400)
     tail = r.stdout[-6000:] + r.stderr[-2000:]
     assert r.returncode == 0, tail
