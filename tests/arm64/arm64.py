@@ -30,8 +30,9 @@ Contract:
   serialises concurrent callers.
 - **Runs** — `run(script)` runs ``/bin/sh -c script`` chrooted into the root, in a private
   mount namespace (``unshare --mount``) that mounts ``/proc``, binds ``/dev``, a fresh tmpfs
-  on ``/tmp`` and the checkout's ``tests/`` and ``build/wasm/`` read-only under
-  ``/srv/wasi-hw`` (and `binds`, read-write): every mount disappears with the namespace, whatever happens to the run.
+  on ``/tmp`` and the checkout read-only at ``/srv/wasi-hw`` (its tests, manifests and the
+  host's ``build/wasm/``; run Python from another directory, or the checkout's ``wasi_hw/``
+  would shadow the installed package) (and `binds`, read-write): every mount disappears with the namespace, whatever happens to the run.
   ``PATH`` starts with ``/opt/venv/bin``. Returns the `subprocess.CompletedProcess` (text);
   a run past its timeout is killed and raises `Arm64Error`.
 """
@@ -309,13 +310,9 @@ def _mounts(root: Path, mount_srv: bool, binds: Iterable[tuple[Path, str]] = ())
         f"mount -t tmpfs tmpfs {q(root / 'tmp')}",
     ]
     if mount_srv:
-        for sub in ("tests", "build/wasm"):
-            src = REPO / sub
-            dst = root / SRV.lstrip("/") / sub
-            lines += [f"mkdir -p {q(dst)}"]
-            if src.is_dir():
-                lines += [f"mount --bind {q(src)} {q(dst)}",
-                          f"mount -o remount,bind,ro {q(dst)}"]
+        dst = root / SRV.lstrip("/")
+        lines += [f"mkdir -p {q(dst)}", f"mount --bind {q(REPO)} {q(dst)}",
+                  f"mount -o remount,bind,ro {q(dst)}"]
     for src, inside in binds:                  # read-write exchange directories
         dst = root / inside.lstrip("/")
         lines += [f"mkdir -p {q(dst)}", f"mount --bind {q(src)} {q(dst)}"]
@@ -343,6 +340,10 @@ def run(root: Root | Path, script: str, *, timeout: float = 600, env: dict | Non
         out, err = proc.communicate()
         raise Arm64Error(f"run in the arm64 root: no result after {timeout:.0f} s\n"
                          f"{out[-3000:]}{err[-3000:]}") from None
+    except BaseException:                 # interrupted (Ctrl-C, a test timeout): leave nothing
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 

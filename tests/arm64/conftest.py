@@ -20,6 +20,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def arm64_root(build_drivers) -> arm64.Root:
+    """Built once per recipe (cold: debootstrap + pip under emulation), then cached."""
     build_drivers("bme280", "sht3x", "tmp102", "hd44780", "usb-echo", "hid-keyboard", "msc")
     try:
         t0 = time.monotonic()

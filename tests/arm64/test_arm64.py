@@ -21,22 +21,33 @@ import pytest
 
 import arm64
 
-pytestmark = pytest.mark.arm64
+#: emulated runs are slow; each run inside the root has its own timeout below this
+pytestmark = [pytest.mark.arm64, pytest.mark.timeout(3600)]
 
 #: the kernel suite inside the root (why these: docs/design.md, "The aarch64 tier")
 KERNEL_SUBSET = [
-    "tests/kernel/test_native.py",
-    "tests/kernel/test_fastcall.py",
-    "tests/kernel/test_hostile.py",
+    "tests/kernel/test_native.py",          # the C extension as compiled by the aarch64 gcc
+    "tests/kernel/test_fastcall.py",        # the ctypes layouts of wasmtime's C API
     "tests/kernel/test_i2c_fast.py",
-    "tests/kernel/test_driver_fast.py",
-    "tests/kernel/test_cache.py",
+    "tests/kernel/test_rules.py",
+    "tests/kernel/test_hostile.py",         # hostile guests
+    "tests/kernel/test_default_deny.py",
+    "tests/kernel/test_oracle.py",
+    "tests/kernel/test_cache.py",           # the AoT cache with aarch64 .cwasm
     "tests/kernel/test_cache_seal.py",
     "tests/kernel/test_cache_target.py",
     "tests/kernel/test_signals.py",
 ]
-#: re-runs the whole kernel suite with the native path off: the host tier covers the fallback
-DESELECT = ["tests/kernel/test_native.py::test_kernel_suite_passes_with_the_native_path_off"]
+#: left out inside the root, each for a reason that is not about aarch64
+DESELECT = [
+    # re-runs the whole kernel suite with the native path off: the host tier covers the fallback
+    "tests/kernel/test_native.py::test_kernel_suite_passes_with_the_native_path_off",
+    # assumes the host outruns the audit log's rate bound: emulated, it does not
+    "tests/kernel/test_hostile.py::test_report_flood_is_bounded",
+    # register sweeps of ~190 s each emulated; the same compiled tables are checked by
+    # test_rules and test_i2c_fast here, and the sweeps run on the host
+    "tests/kernel/test_oracle.py::test_device_sees_only_granted_registers",
+]
 
 DEMO = 'D="$(python -c "import wasi_hw, os; print(os.path.dirname(wasi_hw.__file__))")/demo"'
 
@@ -65,17 +76,24 @@ def test_demo_kernel_runs_a_round(in_root):
 
 
 def test_bench_quick(in_root):
-    r = _ok(in_root("wasi-hw bench --quick --json", timeout=1800), "bench --quick")
+    """From the installed wheel (no checkout: bench takes the packaged demo's BME280)."""
+    r = _ok(in_root("cd /tmp && wasi-hw bench --quick --json", timeout=1800), "bench --quick")
     results = json.loads(r.stdout)
-    assert results, "bench printed nothing"
+    assert "aarch64" in results["machine"]["platform"] and results["machine"]["fast_path"]
+    names = {f["name"] for f in results["figures"]}
+    assert {"bme280_read", "i2c_write_read", "cold_start"} <= names, names
+    assert all(f["ratio"] > 0 for f in results["figures"]), results["figures"]
     out = arm64.REPO / ".cache" / "arm64-bench-quick.json"
     out.write_text(r.stdout)
 
 
 def test_kernel_suite_subset(in_root):
+    missing = [f for f in KERNEL_SUBSET if not (arm64.REPO / f).exists()]
+    assert not missing, f"the arm64 subset names files that are gone: {missing}"
     deselect = " ".join(f"--deselect {d}" for d in DESELECT)
-    r = in_root(f"cd {arm64.SRV} && pytest -q -ra -p no:cacheprovider --rootdir={arm64.SRV} "
-                f"--confcutdir={arm64.SRV} --timeout=900 {deselect} {' '.join(KERNEL_SUBSET)}",
+    files = " ".join(f"{arm64.SRV}/{f}" for f in KERNEL_SUBSET)
+    r = in_root(f"cd /tmp && pytest -q -ra -p no:cacheprovider --rootdir={arm64.SRV} "
+                f"-c {arm64.SRV}/pyproject.toml --timeout=900 --durations=15 {deselect} {files}",
                 timeout=2400)
     tail = r.stdout[-6000:] + r.stderr[-2000:]
     assert r.returncode == 0, tail
