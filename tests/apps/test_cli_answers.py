@@ -190,3 +190,17 @@ def test_deterministic_init_failures_are_reported_once_not_retried(wasm, capsys,
     assert err.count("state starting") == 1 and "backoff" not in err
     assert said in err and "not restartable" in err
     assert "address=119" not in err                        # audit lines in hex, too
+
+
+def test_memory_over_the_manifest_limit_names_the_likely_cause(tmp_path, capsys):
+    import wasmtime
+
+    big = tmp_path / "big.wasm"
+    big.write_bytes(wasmtime.wat2wasm(
+        '(module (memory (export "memory") 17)'
+        ' (func (export "init") (result i32) i32.const 0)'
+        ' (func (export "poll") (result i32) i32.const 0))'))
+    assert main(["run", str(big), "--allow", "0x76", "--sim", "bme280@0x76"]) == 1
+    err = capsys.readouterr().err
+    assert "asks for 17 pages (1088 KiB) at start, the manifest allows 8" in err
+    assert "default 1 MiB stack" in err and "wasi-hw build" in err
