@@ -4,7 +4,8 @@ Contract (what the ``wasi_hw`` fixture hands a test):
 
 - ``driver(target, config=…)``: a driver crate directory (built with `build_path`, its
   ``manifest.toml`` used when it has one), a ``manifest.toml``, or a ``.wasm`` (then an ad-hoc
-  manifest grants the I2C addresses of the attached devices plus ``allow``).
+  manifest grants the I2C addresses of the attached devices plus ``allow``; a USB driver
+  needs its manifest, which names the devices it may open).
 - ``sim_i2c(spec_or_model, address=None, bus=None)`` attaches a simulated chip — a device spec
   (``"bme280(temperature_c=30)@0x76"``, ``"pkg.mod:Class@0x18"``) or a model object —
   and returns the model; ``sim_usb(...)`` plugs in a USB model the same way.
