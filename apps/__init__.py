@@ -11,6 +11,8 @@ The top layer: it uses only the public names (``__all__``) of `wasi_hw` (core),
 - `wasi_hw.apps.testing`: the pytest plugin for driver authors (fixture ``wasi_hw``).
 - `run_parity`, `setup_for`, `run_leg`: one driver on several backends, traces compared (`_parity`).
 - `run_bench`, `FIGURES`: the benchmark suite, ratios against same-run baselines (`_bench`).
+- `fleet_up`: a local lattice (nats-server + node processes) (`_fleet_up`); `run_fleet_bench`,
+  `format_fleet_table`: the fleet's figures (`_bench_fleet`).
 - `wasi_hw.apps.reference`: native Python reference drivers.
 Names load on first use, so importing one application does not import the others.
 """
@@ -27,6 +29,7 @@ __all__ = [
     "BuildError", "new_driver",
     "run_parity", "setup_for", "run_leg",
     "run_bench", "FIGURES",
+    "fleet_up", "run_fleet_bench", "format_fleet_table",
 ]
 
 _WHERE = {
@@ -38,6 +41,8 @@ _WHERE = {
     "new_driver": "._scaffold",
     **dict.fromkeys(("run_parity", "setup_for", "run_leg"), "._parity"),
     **dict.fromkeys(("run_bench", "FIGURES"), "._bench"),
+    "fleet_up": "._fleet_up",
+    **dict.fromkeys(("run_fleet_bench", "format_fleet_table"), "._bench_fleet"),
 }
 
 

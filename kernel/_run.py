@@ -140,6 +140,7 @@ class KernelPlan:
     rounds: int | None = 5
     watch: bool = False
     usbip: tuple[str, int] | None = None   # USB devices from this USB/IP server
+    node: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # fleet: nats, name, lattice
 
 
 def load_kernel_file(path: Path | str) -> KernelPlan:
@@ -149,6 +150,9 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
         tick_ms = 5          # epoch tick
         rounds = 5           # default run length (0: until stopped)
         usbip = "pi.local:3240"   # optional: USB devices from this USB/IP server (not with sim.usb)
+        nats = "nats://hub:4222"  # optional, for `wasi-hw node run`: the lattice's NATS,
+        name = "pi-kitchen"       #   this node's name and its lattice
+        lattice = "house"
         [[driver]]
         manifest = "bme280/manifest.toml"   # relative to this file
         poll_interval_ms = 500              # optional: override the manifest's schedule
@@ -168,6 +172,7 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
     v = _V(doc, doc.data, (), "kernel file")
     tick_ms, rounds = 5.0, 5
     usbip: tuple[str, int] | None = None
+    node: dict[str, str] = {}
     v.seen.update(("kernel", "sim"))  # optional tables: known even when absent
     if "kernel" in v.table:
         kv = _V(doc, v.get("kernel", dict, desc="a table"), ("kernel",), "kernel")
@@ -181,9 +186,15 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
                 usbip = parse_usbip(usbip_text)
             except UserError as err:
                 raise kv.err("usbip", f"kernel.{err}") from None
+        for key in ("nats", "name", "lattice"):       # fleet node settings
+            value = kv.get(key, str, None, desc="a string")
+            if value is not None:
+                node[key] = value
         kv.done()
     manifests: list[Manifest] = []
-    for n, d in enumerate(v.get("driver", list, desc="an array of tables [[driver]]")):
+    # a node's kernel file (`wasi-hw node run`) may list no drivers: the registry assigns them
+    drivers = v.get("driver", list, [], desc="an array of tables [[driver]]")
+    for n, d in enumerate(drivers):
         dv = _V(doc, d, ("driver", n), "driver")
         if "manifest" in dv.table:
             rel = dv.get("manifest", str, desc="a manifest path")
@@ -239,7 +250,8 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
         raise doc.error(("sim", "usb"), "kernel.usbip and [[sim.usb]] both choose the USB "
                                         "devices: keep one")
     return KernelPlan(doc.path, tuple(manifests), tuple(routes), tuple(i2c_sim), tuple(usb_sim),
-                      float(tick_ms), rounds or None, usbip=usbip)
+                      float(tick_ms), rounds or None, usbip=usbip,
+                      node=MappingProxyType(node))
 
 
 def _check_model(dv: Any, model: str, params: dict, kind: str) -> dict:

@@ -20,7 +20,8 @@ from wasi_hw import HwError, UserError
 from wasi_hw.witx import WitxError
 
 from ..reference import DriverError
-from . import _bench, _build, _devices, _gen, _new, _parity, _run, _trace, _usbip, _witx
+from . import (_bench, _build, _devices, _fleet, _gen, _imc, _new, _parity, _run, _system,
+               _trace, _usbip, _witx)
 
 __all__ = ["main", "COMMANDS"]
 
@@ -36,6 +37,9 @@ COMMANDS = (
     _run,       # run, compile, inspect, kernel run
     _parity,    # parity
     _bench,     # bench
+    _imc,       # gateway (module services over HTTP)
+    _fleet,     # node run; fleet deploy/ls/move/stop/update/logs/up/bench
+    _system,    # doctor, demo, service install
 )
 
 #: failures of the layers below that are reported to the person as one line (exit 2)

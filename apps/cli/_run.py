@@ -9,7 +9,10 @@
   device; ``--usbip HOST[:PORT]`` takes the USB devices a USB/IP server exports instead (a
   Linux ``usbipd`` on another machine, or ``wasi-hw usbip serve``) — the manifest's USB
   grants still decide what the driver may touch.
-- ``wasi-hw compile DRIVER.wasm`` fills the AoT cache (prints the entry and the time).
+- ``wasi-hw compile DRIVER.wasm [--target TRIPLE]`` fills the AoT cache (prints the entry
+  and the time); with ``--target``, entries for that machine (its own fingerprint), for
+  copying there — refused in one line when this wasmtime build has no compiler for it
+  (wasmtime-py's wheels carry only their own architecture's).
 - ``wasi-hw inspect DRIVER.wasm``: imports/exports, reachable capabilities, timings.
 - ``wasi-hw kernel run kernel.toml [--rounds N | --duration S | --forever] [--audit FILE]``:
   every driver of the kernel file at once, readings (a repeat of a driver's previous reading
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -30,11 +34,12 @@ from typing import Any
 from wasi_hw import UserError
 from wasi_hw.kernel import (AotCache, AuditLog, Backends, Kernel, KernelEngine, SimDevice,
                             adhoc_manifest, inspect_wasm, load_kernel_file, load_manifest,
-                            parse_usbip, run_driver)
+                            parse_usbip, run_driver, stop_on_signals)
 
 from .._backends import (parse_sim_spec, plan_backends, real_backends, sim_i2c, sim_usb,
                          usbip_usb)
 from .._build import build, find_root
+from .._journal import LogStyle
 from ._argtypes import address as _addr, key_value as _kv, positive as _positive
 
 __all__ = ["register"]
@@ -71,6 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compile", help="compile a driver into the AoT cache")
     p.add_argument("wasm", type=Path, nargs="+", metavar="DRIVER.wasm")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
+    p.add_argument("--target", metavar="TRIPLE",
+                   help="compile for this machine, e.g. aarch64-unknown-linux-gnu (default: "
+                        "this one); copy the cache directory there")
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("inspect", help="imports, exports, capabilities and load times of a driver")
@@ -95,6 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", type=Path, metavar="FILE",
                    help="draw every driver's readings over time into FILE (.png, .svg, .pdf)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
+    from ._imc import add_nats_options
+    add_nats_options(p)
     p.set_defaults(func=_cmd_kernel_run)
 
 
@@ -155,6 +165,7 @@ def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: boo
     time(s)``) when the reading changes or `on_event.flush()` is called at the end
     (``--json`` always prints every reading)."""
     last: dict[str, Any] = {}
+    out_style, err_style = LogStyle.detect(sys.stdout), LogStyle.detect(sys.stderr)
     repeats: dict[str, int] = {}
 
     def flush(driver: str | None = None) -> None:
@@ -178,20 +189,23 @@ def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: boo
                     obj = {"value": obj}
                 print(json.dumps(obj), flush=True)
             else:
-                print(f"{ev.driver:<{width}}  {_human(ev.data)}", flush=True)
+                print(out_style.line("info", f"{ev.driver:<{width}}  {_human(ev.data)}"),
+                      flush=True)
             return
         if ev.kind == "log":
             level, message = ev.data
             line = f"{ev.driver:<{width}}  [{level}] {message}"
         elif ev.kind == "state":
+            level = {"quarantined": "error", "backoff": "warn"}.get(ev.data, "info")
             line = f"{ev.driver:<{width}}  state {ev.data}" + (f" — {ev.detail}" if ev.detail else "")
         else:
+            level = "error" if ev.kind == "error" else "info"
             line = f"{ev.driver:<{width}}  {ev.kind}: {ev.detail or _value_text(ev.data)}"
         if json_out and not readings_only:
             print(json.dumps({"time": ev.time, "driver": ev.driver, "event": ev.kind,
                               "data": _jsonable(ev.data), "detail": ev.detail}), flush=True)
         else:
-            print(line, file=sys.stderr, flush=True)
+            print(err_style.line(level, line), file=sys.stderr, flush=True)
 
     on_event.flush = flush  # type: ignore[attr-defined]
     return on_event
@@ -206,13 +220,16 @@ def _asked_text(key: str, value: Any) -> str:
 
 
 def _audit_log(path: Path | None):
+    style = LogStyle.detect(sys.stderr)
+
     class _Echo(AuditLog):
         def record(self, driver, call, asked, why, outcome="access"):  # type: ignore[override]
             entry = super().record(driver, call, asked, why, outcome)
             if entry is not None:   # not dropped by the audit log's rate bound
                 what = " ".join(f"{k}={_asked_text(k, v)}" for k, v in asked.items())
-                print(f"{driver:<8}  audit {outcome}: {call} {what} — {entry['why']}".replace(
-                    "  — ", " — "), file=sys.stderr, flush=True)
+                text = f"{driver:<8}  audit {outcome}: {call} {what} — {entry['why']}"
+                print(style.line("warn", text.replace("  — ", " — ")), file=sys.stderr,
+                      flush=True)
             return entry
 
     try:
@@ -313,13 +330,14 @@ def _warn_unread(given: dict, read: dict, *, who: str = "the driver") -> None:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    with KernelEngine() as engine:
+    with KernelEngine(target=args.target) as engine:
         cache = AotCache(engine, args.cache_dir)
         for path in args.wasm:
             wasm = _read(path)
             loaded = _wasm_error(path, lambda: cache.compile(wasm))
             where = loaded.cwasm if loaded.cwasm else "(cache not writable)"
-            print(f"{path}: compiled in {loaded.seconds * 1000:.1f} ms → {where}")
+            print(f"{path}: compiled in {loaded.seconds * 1000:.1f} ms for {engine.target} "
+                  f"→ {where}")
     return 0
 
 
@@ -378,6 +396,8 @@ def _problems(path: Path, problems: list[str]) -> int:
 
 
 def _cmd_kernel_run(args: argparse.Namespace) -> int:
+    style = LogStyle.detect(sys.stderr)
+    stop = None
     plan = load_kernel_file(args.file)
     backends = plan_backends(plan)
     width = max(len(m.name) for m in plan.manifests)
@@ -390,24 +410,34 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
         printer(ev)
 
     audit = _audit_log(args.audit)
+    from ._imc import nats_link
+    link = nats_link(args)           # None without --nats: IMC stays inside this kernel
     kernel = Kernel(backends, on_event=on_event, audit=audit, cache_dir=args.cache_dir,
-                    tick_ms=plan.tick_ms)
+                    tick_ms=plan.tick_ms, imc_remote=link)
     try:
         _build_missing(plan, width)
         for m in plan.manifests:
             t0 = time.perf_counter()
-            print(f"{m.name:<{width}}  loading {m.wasm.name} …", file=sys.stderr, flush=True)
+            print(style.line("info", f"{m.name:<{width}}  loading {m.wasm.name} …"),
+                  file=sys.stderr, flush=True)
             slot = kernel.add(m)
-            print(f"{m.name:<{width}}  {'loaded from the AoT cache' if slot.source == 'cache' else 'compiled'}"
-                  f" in {(time.perf_counter() - t0) * 1000:.1f} ms", file=sys.stderr, flush=True)
+            how = "loaded from the AoT cache" if slot.source == "cache" else "compiled"
+            print(style.line("info", f"{m.name:<{width}}  {how} in "
+                                     f"{(time.perf_counter() - t0) * 1000:.1f} ms"),
+                  file=sys.stderr, flush=True)
         for src, dst in plan.routes:
             kernel.route(src, dst)
         rounds = None if args.forever or args.duration else (args.rounds or plan.rounds)
         watcher = _Watcher(kernel) if args.watch else None
         try:
-            kernel.run(rounds=rounds, duration=args.duration)
+            with stop_on_signals(kernel, signal.SIGTERM) as stop:   # a service's stop
+                kernel.run(rounds=rounds, duration=args.duration)
+            if stop.signum is not None:
+                print(style.line("notice", f"wasi-hw: {stop.name}, stopping drivers"),
+                      file=sys.stderr, flush=True)
         except KeyboardInterrupt:
-            print("wasi-hw: interrupted, stopping drivers", file=sys.stderr, flush=True)
+            print(style.line("notice", "wasi-hw: interrupted, stopping drivers"),
+                  file=sys.stderr, flush=True)
             interrupted = True
         else:
             interrupted = False
@@ -416,13 +446,21 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
                 watcher.stop()
     finally:
         kernel.close()
+        if link is not None:
+            link.close()
         audit.close()
         _show_sim_state(backends, plan)
     printer.flush()
     for s in kernel.slots.values():
         _warn_unread(dict(s.manifest.config), s.config_read, who=s.name)
     bad = [s.name for s in kernel.slots.values() if s.state == "quarantined"]
-    print(summary_table(kernel.slots.values()), file=sys.stderr)
+    if style.journal:       # one line per event for journald
+        summary = ", ".join(f"{s.name}: {s.polls} polls, {s.faults} faults, {s.state}"
+                            for s in kernel.slots.values())
+        print(style.line("warn" if bad else "info", f"kernel: {summary}"), file=sys.stderr,
+              flush=True)
+    else:
+        print(summary_table(kernel.slots.values()), file=sys.stderr)
     if args.plot is not None:
         from .._plot import plot_readings
 
@@ -430,6 +468,8 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
         print(f"wasi-hw: readings drawn in {args.plot}", file=sys.stderr)
     if interrupted:
         return 130
+    if stop is not None and stop.signum is not None:
+        return stop.exit_code
     if bad:
         raise UserError(f"quarantined: {', '.join(bad)}", exit_code=1)
     return 0
