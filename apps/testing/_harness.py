@@ -179,9 +179,14 @@ class DriverTest:
             m = dataclasses.replace(m, config={**m.config, **self._config})
         return m
 
-    def run(self, polls: int = 1, *, interval_ms: int = 10) -> DriverRun:
-        """Run ``polls`` polls under the kernel; see the module docstring."""
+    def run(self, polls: int = 1, *, interval_ms: int = 10,
+            deadline_ms: int | None = None) -> DriverRun:
+        """Run ``polls`` polls under the kernel; see the module docstring. ``deadline_ms``
+        replaces the manifest's per-call deadline (e.g. generous on a loaded CI machine)."""
         manifest = dataclasses.replace(self._manifest(), poll_interval_ms=interval_ms)
+        if deadline_ms is not None:
+            manifest = dataclasses.replace(
+                manifest, limits=dataclasses.replace(manifest.limits, deadline_ms=deadline_ms))
         clock = VirtualClock()
         checks: list[Any] = []
         if self._replay is not None or self._i2c_script is not None:

@@ -74,7 +74,8 @@ def test_expect_i2c_leftovers_fail(wasi_hw, wasm):
 def test_replay_of_a_recorded_run(wasi_hw, wasm, tmp_path):
     wasi_hw.driver(wasm["bme280"], config={"address": "0x76"})
     wasi_hw.sim_i2c("bme280(temperature_c=27.25, humidity_pct=60)@0x76")
-    recorded = wasi_hw.run(polls=2)
+    recorded = wasi_hw.run(polls=2, deadline_ms=5000)   # no restart, even on a loaded machine
+    assert recorded.faults == 0
     path = tmp_path / "bme280.cbor"
     recorded.save_trace(path)
 
@@ -83,7 +84,7 @@ def test_replay_of_a_recorded_run(wasi_hw, wasm, tmp_path):
     again = DriverTest(tmp_path)
     again.driver(wasm["bme280"], config={"address": "0x76"})
     again.replay(path)
-    replayed = again.run(polls=2)
+    replayed = again.run(polls=2, deadline_ms=5000)
     assert replayed.readings == recorded.readings
     assert abs(replayed.readings[0]["temperature_c"] - 27.25) < 0.02
     # a replay that asks for more than was recorded fails
@@ -91,7 +92,7 @@ def test_replay_of_a_recorded_run(wasi_hw, wasm, tmp_path):
     third.driver(wasm["bme280"], config={"address": "0x76"})
     third.replay(path)
     with pytest.raises(ScriptMismatch, match="end of trace"):
-        third.run(polls=3)
+        third.run(polls=3, deadline_ms=5000)
 
 
 def test_operation_objects_in_scripts(wasi_hw, wasm):
