@@ -581,7 +581,7 @@ def format_table(report: ParityReport) -> str:
     if report.ok:
         lines.append("parity: OK — every leg matches " + base)
     elif report.differences:
-        lines.append(f"parity: FAILED — {len(report.differences)} leg(s) differ from {base}")
+        lines.append(f"parity: {len(report.differences)} leg(s) differ from {base}")
     else:
         lines.append("parity: FAILED — the legs agree but prove nothing: " + "; ".join(
             f"{leg} {why}" for leg, why in report.problems.items()))

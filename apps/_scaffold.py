@@ -13,7 +13,10 @@
   ``tests/test_NAME.py`` — pytest tests through the ``wasi_hw`` plugin: the driver under the
   real kernel on that chip, and against a script of expected transactions.
 
-Only I2C is offered (``--i2c``, the default). An existing directory is never overwritten.
+``--usb`` makes a USB driver instead: it opens the device by config ``vid``/``pid``, claims
+interface 0 and reports each bulk IN transfer from endpoint 0x81 (its pure part unit-tested
+natively; the simulated device is a `UsbDeviceModel`). An existing directory is never
+overwritten.
 """
 
 from __future__ import annotations
@@ -58,8 +61,8 @@ def _in_workspace(crate: Path) -> Path | None:
 
 def new_driver(parent: Path | str, name: str, *, bus: str = "i2c") -> Path:
     """Create ``parent/name`` (see the module docstring); returns its path."""
-    if bus != "i2c":
-        raise UserError(f"wasi-hw new driver: only --i2c templates exist (asked for {bus})")
+    if bus not in ("i2c", "usb"):
+        raise UserError(f"wasi-hw new driver: no template for {bus!r} (--i2c or --usb)")
     if not _NAME.fullmatch(name):
         raise UserError(f"driver name {name!r}: use lower-case letters, digits and '-', "
                         "starting with a letter (e.g. mcp9808)")
@@ -83,12 +86,13 @@ def new_driver(parent: Path | str, name: str, *, bus: str = "i2c") -> Path:
             "WORKSPACE": "" if ws_root is not None else _OWN_WORKSPACE}
     from ._build import cargo_config, select_toolchain
 
+    usb = bus == "usb"
     files = {
         "Cargo.toml": _CARGO,
-        "manifest.toml": _MANIFEST,
-        "src/lib.rs": _LIB,
-        "tests/sim_IDENT.py": _SIM,
-        "tests/test_IDENT.py": _TEST,
+        "manifest.toml": _USB_MANIFEST if usb else _MANIFEST,
+        "src/lib.rs": _USB_LIB if usb else _LIB,
+        "tests/sim_IDENT.py": _USB_SIM if usb else _SIM,
+        "tests/test_IDENT.py": _USB_TEST if usb else _TEST,
         ".gitignore": "/target\n/build\n__pycache__/\n",
     }
     try:
@@ -293,4 +297,160 @@ def test_one_write_read_per_poll(wasi_hw):
                         i2c.write_read(0x48, [0x00], [0x03, 0x04])])
     run = wasi_hw.run(polls=2)                     # fails if the traffic differs
     assert [r["raw"] for r in run.readings] == [0x0102, 0x0304]
+'''
+
+_USB_MANIFEST = """# @NAME@: what the driver may touch, checked before it runs (`wasi-hw run manifest.toml`).
+name = "@NAME@"
+wasm = "@WASM@"
+poll_interval_ms = 1000
+
+[config]                 # what the driver reads with wasi_driver.config_get
+vid = "0x1209"
+pid = "0x0010"
+
+[[usb]]
+vid = 0x1209
+pid = 0x0010
+interfaces = [0]
+endpoints = [0x81]
+operations = ["set_configuration"]
+
+[limits]
+memory_pages = 4         # `wasi-hw build` drivers need 2: a 64 KiB stack + data
+open_handles = 2
+max_transfer = 64
+deadline_ms = 500
+report_bytes = 256
+"""
+
+_USB_LIB = """//! @NAME@: a wasi-hw driver for a USB device that answers on bulk IN endpoint 0x81.
+//!
+//! [`summarise`] is the pure part (tested natively); [`@TYPE@Driver`] opens the device named
+//! by config `vid` / `pid`, selects configuration 1, claims interface 0 and reports each
+//! transfer as `{"bytes": n, "first": byte}`.
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+use wasi_hw_sdk::config::{self, ConfigError};
+use wasi_hw_sdk::report::Report;
+use wasi_hw_sdk::usb::{self, DeviceHandle};
+use wasi_hw_sdk::{Driver, DriverError};
+
+/// The endpoint the device answers on.
+pub const ENDPOINT_IN: u8 = 0x81;
+
+/// One transfer's length and its first byte (0 when empty).
+pub fn summarise(data: &[u8]) -> (u32, u32) {
+    (data.len() as u32, u32::from(data.first().copied().unwrap_or(0)))
+}
+
+/// Why `init`/`poll` failed; logged with `{:?}`.
+#[derive(Debug)]
+pub enum AppError {
+    Usb(usb::Error),
+    Config(ConfigError),
+    Report(DriverError),
+    NoDevice { vid: u16, pid: u16 },
+}
+
+impl From<usb::Error> for AppError {
+    fn from(e: usb::Error) -> Self {
+        AppError::Usb(e)
+    }
+}
+
+impl From<ConfigError> for AppError {
+    fn from(e: ConfigError) -> Self {
+        AppError::Config(e)
+    }
+}
+
+impl From<DriverError> for AppError {
+    fn from(e: DriverError) -> Self {
+        AppError::Report(e)
+    }
+}
+
+/// The wasm driver: `init` once, `poll` every interval.
+pub struct @TYPE@Driver {
+    handle: DeviceHandle,
+}
+
+impl Driver for @TYPE@Driver {
+    type Error = AppError;
+
+    fn init() -> Result<Self, AppError> {
+        let vid = config::u16_or("vid", 0x1209)?;
+        let pid = config::u16_or("pid", 0x0010)?;
+        let device = usb::find(vid, pid)?.ok_or(AppError::NoDevice { vid, pid })?;
+        let handle = device.open()?;
+        handle.set_active_configuration(1)?;
+        handle.claim_interface(0)?;
+        Ok(@TYPE@Driver { handle })
+    }
+
+    fn poll(&mut self) -> Result<(), AppError> {
+        let mut buf = [0u8; 64];
+        let n = self.handle.read_bulk(ENDPOINT_IN, &mut buf, 100)?;
+        let (bytes, first) = summarise(&buf[..n]);
+        Report::new().u32("bytes", bytes).u32("first", first).send()?;
+        Ok(())
+    }
+}
+
+wasi_hw_sdk::export_driver!(@TYPE@Driver);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summarises_a_transfer() {
+        assert_eq!(summarise(&[7, 1, 2]), (3, 7));
+        assert_eq!(summarise(&[]), (0, 0));
+    }
+}
+"""
+
+_USB_SIM = '''"""A simulated @NAME@ for the tests: a USB device model (wasi_hw.host.usbdevices)."""
+
+from wasi_hw.host.usbdevices import (BULK, Configuration, DeviceDescriptor, Endpoint,
+                                     Interface, UsbDeviceModel)
+
+
+class Sim@TYPE@(UsbDeviceModel):
+    """1209:0010: bulk IN endpoint 0x81 answers one counter byte per transfer."""
+
+    def __init__(self, start: int = 0) -> None:
+        iface = Interface(0, 0xFF, 0, 0, (Endpoint(0x81, BULK, 64),))
+        super().__init__(DeviceDescriptor(0x1209, 0x0010, product=1),
+                         [Configuration(1, (iface,))], {1: "@NAME@"})
+        self.count = start
+
+    def in_(self, endpoint: int, max_len: int) -> bytes | None:
+        self.count = (self.count + 1) & 0xFF
+        return bytes([self.count])
+'''
+
+_USB_TEST = '''"""@NAME@ under the wasi-hw kernel (the `wasi_hw` pytest fixture, installed with wasi-hw)."""
+
+from pathlib import Path
+
+from sim_@IDENT@ import Sim@TYPE@
+
+CRATE = Path(__file__).resolve().parents[1]
+
+
+def test_reports_each_transfer(wasi_hw):
+    wasi_hw.driver(CRATE)                          # builds the crate, uses manifest.toml
+    device = wasi_hw.sim_usb(Sim@TYPE@(start=5))
+    run = wasi_hw.run(polls=3)
+    assert run.readings == [{"bytes": 1, "first": n} for n in (6, 7, 8)]
+    assert run.audit == []                         # nothing was denied
+    assert device.count == 8
+
+
+def test_without_the_device_init_fails(wasi_hw):
+    wasi_hw.driver(CRATE)
+    run = wasi_hw.run(polls=1)
+    assert run.readings == [] and any("NoDevice" in msg for _, msg in run.logs)
 '''

@@ -113,6 +113,22 @@ def _valtype(name: str) -> wasmtime.ValType:
             "f32": wasmtime.ValType.f32, "f64": wasmtime.ValType.f64}[name]()
 
 
+def _memory_hint(module: wasmtime.Module, allowed: int) -> str:
+    """Why a module may need more pages than its manifest allows, when its memory says so."""
+    need = max((x.type.limits.min for x in module.exports
+                if isinstance(x.type, wasmtime.MemoryType)), default=0)
+    if need <= allowed:
+        return ""
+    hint = (f" — the module asks for {need} pages ({need * 64} KiB) at start, the manifest "
+            f"allows {allowed}")
+    if need >= 17:
+        return hint + (": likely linked with rustc's default 1 MiB stack, not built with "
+                       "`wasi-hw build` (or its .cargo/config.toml), which links a 64 KiB "
+                       f"stack; rebuild it that way, or raise limits.memory_pages to {need}")
+    return hint + (f": its stack and static data need that much; raise limits.memory_pages "
+                   f"to {need} or shrink its buffers")
+
+
 class Sandbox:
     """A driver module checked, linked and pre-instantiated in the kernel's engine."""
 
@@ -157,7 +173,8 @@ class Sandbox:
             raise DriverFault(kind, f"start function: {_trap_text(trap)}") from None
         except wasmtime.WasmtimeError as err:
             raise LoadError(f"cannot instantiate with limits.memory_pages = {limits.memory_pages}: "
-                            f"{str(err).splitlines()[0]}") from None
+                            f"{str(err).splitlines()[0]}"
+                            f"{_memory_hint(self.module, limits.memory_pages)}") from None
         finally:
             tls.shims = prev
         exports = instance.exports(store)

@@ -1,4 +1,4 @@
-"""``wasi-hw new driver NAME [--i2c] [--dir DIR]``: create a driver crate that builds and
+"""``wasi-hw new driver NAME [--i2c | --usb] [--dir DIR]``: create a driver crate that builds and
 passes its tests as created (see `wasi_hw.apps.new_driver`), then say how to build and test it."""
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--i2c", dest="bus", action="store_const", const="i2c", default="i2c",
                       help="an I2C sensor driver (the default)")
+    kind.add_argument("--usb", dest="bus", action="store_const", const="usb",
+                      help="a USB device driver (bulk IN transfers)")
     p.add_argument("--dir", type=Path, default=Path("."), metavar="DIR",
                    help="where to create NAME/ (default: the current directory)")
     p.set_defaults(func=_new_driver)
@@ -32,6 +34,6 @@ def _new_driver(args: argparse.Namespace) -> int:
     print(f"created {shown}/ (Cargo.toml, manifest.toml, src/lib.rs, tests/)")
     print("next:")
     print(f"  wasi-hw build {shown}                 # → {shown}/build/wasm/{args.name}.wasm")
-    print(f"  (cd {shown} && cargo test)           # native unit test (embedded-hal-mock)")
+    print(f"  (cd {shown} && cargo test)           # native unit tests")
     print(f"  python -m pytest {shown}/tests        # under the kernel, simulated chip")
     return 0

@@ -314,16 +314,19 @@ def _warn_ungranted(manifest: Any, specs: list, texts: list[str]) -> None:
                   f"{spec.address:#04x}): the driver cannot reach it")
 
 
-def _warn_unread(given: dict, read: dict) -> None:
-    """Configuration the driver never asked for (a typo, or a key of another driver)."""
+def _warn_unread(given: dict, read: dict, *, who: str = "the driver") -> None:
+    """Configuration the driver never asked for (a typo, or a key of another driver); only
+    when it asked for any at all (a driver that never started reads nothing)."""
     import difflib
 
+    if not read:
+        return
     asked = sorted(read)
     for key in sorted(set(given) - set(read)):
         close = difflib.get_close_matches(key, asked, n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        _warn(f"configuration key {key!r} was never read by the driver{hint}; "
-              f"it read: {', '.join(asked) or 'nothing'}")
+        _warn(f"configuration key {key!r} was never read by {who}{hint}; "
+              f"it read: {', '.join(asked)}")
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
@@ -448,6 +451,8 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
         audit.close()
         _show_sim_state(backends, plan)
     printer.flush()
+    for s in kernel.slots.values():
+        _warn_unread(dict(s.manifest.config), s.config_read, who=s.name)
     bad = [s.name for s in kernel.slots.values() if s.state == "quarantined"]
     if style.journal:       # one line per event for journald
         summary = ", ".join(f"{s.name}: {s.polls} polls, {s.faults} faults, {s.state}"

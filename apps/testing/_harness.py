@@ -4,7 +4,8 @@ Contract (what the ``wasi_hw`` fixture hands a test):
 
 - ``driver(target, config=…)``: a driver crate directory (built with `build_path`, its
   ``manifest.toml`` used when it has one), a ``manifest.toml``, or a ``.wasm`` (then an ad-hoc
-  manifest grants the I2C addresses of the attached devices plus ``allow``).
+  manifest grants the I2C addresses of the attached devices plus ``allow``; a USB driver
+  needs its manifest, which names the devices it may open).
 - ``sim_i2c(spec_or_model, address=None, bus=None)`` attaches a simulated chip — a device spec
   (``"bme280(temperature_c=30)@0x76"``, ``"pkg.mod:Class@0x18"``) or a model object —
   and returns the model; ``sim_usb(...)`` plugs in a USB model the same way.
@@ -178,9 +179,14 @@ class DriverTest:
             m = dataclasses.replace(m, config={**m.config, **self._config})
         return m
 
-    def run(self, polls: int = 1, *, interval_ms: int = 10) -> DriverRun:
-        """Run ``polls`` polls under the kernel; see the module docstring."""
+    def run(self, polls: int = 1, *, interval_ms: int = 10,
+            deadline_ms: int | None = None) -> DriverRun:
+        """Run ``polls`` polls under the kernel; see the module docstring. ``deadline_ms``
+        replaces the manifest's per-call deadline (e.g. generous on a loaded CI machine)."""
         manifest = dataclasses.replace(self._manifest(), poll_interval_ms=interval_ms)
+        if deadline_ms is not None:
+            manifest = dataclasses.replace(
+                manifest, limits=dataclasses.replace(manifest.limits, deadline_ms=deadline_ms))
         clock = VirtualClock()
         checks: list[Any] = []
         if self._replay is not None or self._i2c_script is not None:

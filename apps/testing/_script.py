@@ -6,7 +6,8 @@ chip answers), ``write_read(addr, data, answer)``, ``transaction(addr, ops, answ
 takes ``error="nack_address"`` (any ``i2c_errno`` case) to make the transaction fail instead,
 and ``bus=`` to override the script's bus. USB items (`wasi_hw.apps.testing.usb`):
 ``call(method, result=…, error=…, **args)`` — one `UsbBackend` call with its arguments
-(handles are numbered 1, 2, … in order of ``open``).
+(handles are numbered 1, 2, … in order of ``open``); ``devices(*models)`` — the enumeration
+that answers ``devices()``, described by device models (ids ``sim:1``, ``sim:2``, …).
 """
 
 from __future__ import annotations
@@ -71,9 +72,22 @@ def _call(method: str, *, result: Any = None, error: str | None = None, **args: 
     return rec
 
 
+def _devices(*models: Any) -> dict:
+    import io
+
+    from wasi_hw.host import RecordingUsbBackend, SimUsbBackend, TraceWriter
+
+    sink = io.BytesIO()
+    writer = TraceWriter(sink)
+    RecordingUsbBackend(SimUsbBackend(list(models)), writer).devices()
+    writer.close()
+    rec = read_trace(sink.getvalue()).records[0]
+    return {"op": "usb.devices", "args": {}, "result": rec["result"]}
+
+
 i2c = SimpleNamespace(write=_write, read=_read, write_read=_write_read,
                       transaction=_transaction)
-usb = SimpleNamespace(call=_call)
+usb = SimpleNamespace(call=_call, devices=_devices)
 
 
 def _trace(records: list[dict], backends: dict) -> Trace:

@@ -192,3 +192,28 @@ def test_deterministic_init_failures_are_reported_once_not_retried(wasm, capsys,
     assert err.count("state starting") == 1 and "backoff" not in err
     assert said in err and "not restartable" in err
     assert "address=119" not in err                        # audit lines in hex, too
+
+
+def test_memory_over_the_manifest_limit_names_the_likely_cause(tmp_path, capsys):
+    import wasmtime
+
+    big = tmp_path / "big.wasm"
+    big.write_bytes(wasmtime.wat2wasm(
+        '(module (memory (export "memory") 17)'
+        ' (func (export "init") (result i32) i32.const 0)'
+        ' (func (export "poll") (result i32) i32.const 0))'))
+    assert main(["run", str(big), "--allow", "0x76", "--sim", "bme280@0x76"]) == 1
+    err = capsys.readouterr().err
+    assert "asks for 17 pages (1088 KiB) at start, the manifest allows 8" in err
+    assert "default 1 MiB stack" in err and "wasi-hw build" in err
+
+
+def test_kernel_run_warns_about_config_keys_never_read(wasm, tmp_path, capsys):
+    k = tmp_path / "k.toml"
+    k.write_text(f'[[driver]]\nname = "bme280"\nwasm = "{wasm["bme280"]}"\n'
+                 '[driver.config]\naddress = "0x76"\nadress = "0x76"\n'
+                 '[[driver.i2c]]\nbus = "i2c-1"\naddresses = [0x76]\n\n'
+                 '[[sim.i2c]]\nmodel = "bme280"\naddress = 0x76\n')
+    assert main(["kernel", "run", str(k), "--rounds", "1"]) == 0
+    assert ("configuration key 'adress' was never read by bme280 (did you mean address?)"
+            in capsys.readouterr().err)

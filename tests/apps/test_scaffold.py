@@ -33,10 +33,15 @@ def toolchain():
         pytest.skip(f"no Rust toolchain: {err}")
 
 
-def test_new_driver_outside_the_repo_builds_and_passes_its_tests(tmp_path, toolchain):
+@pytest.mark.parametrize("kind, unit_test", [
+    ("--i2c", "reads_the_value_register_msb_first"),
+    ("--usb", "summarises_a_transfer"),
+])
+def test_new_driver_outside_the_repo_builds_and_passes_its_tests(tmp_path, toolchain, kind,
+                                                                 unit_test):
     assert not tmp_path.is_relative_to(ROOT)
     env = {**os.environ, "CARGO_TARGET_DIR": str(ROOT / "target")}
-    made = _cli("new", "driver", "thermo", cwd=tmp_path)
+    made = _cli("new", "driver", "thermo", kind, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     crate = tmp_path / "thermo"
     assert "wasi-hw build thermo" in made.stdout
@@ -53,7 +58,7 @@ def test_new_driver_outside_the_repo_builds_and_passes_its_tests(tmp_path, toolc
     unit = subprocess.run([toolchain.cargo, "test"], cwd=crate, env=native_env,
                           capture_output=True, text=True, timeout=900)
     assert unit.returncode == 0, unit.stderr[-3000:]
-    assert "reads_the_value_register_msb_first ... ok" in unit.stdout
+    assert f"{unit_test} ... ok" in unit.stdout
 
     plugin = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              "-p", "no:xdist", "tests"], cwd=crate, env=env,

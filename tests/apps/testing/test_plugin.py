@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from wasi_hw.host import Read, Write
-from wasi_hw.apps.testing import ScriptMismatch, i2c
+from wasi_hw.apps.testing import ScriptMismatch, i2c, usb
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,8 @@ def test_expect_i2c_leftovers_fail(wasi_hw, wasm):
 def test_replay_of_a_recorded_run(wasi_hw, wasm, tmp_path):
     wasi_hw.driver(wasm["bme280"], config={"address": "0x76"})
     wasi_hw.sim_i2c("bme280(temperature_c=27.25, humidity_pct=60)@0x76")
-    recorded = wasi_hw.run(polls=2)
+    recorded = wasi_hw.run(polls=2, deadline_ms=5000)   # no restart, even on a loaded machine
+    assert recorded.faults == 0
     path = tmp_path / "bme280.cbor"
     recorded.save_trace(path)
 
@@ -83,7 +84,7 @@ def test_replay_of_a_recorded_run(wasi_hw, wasm, tmp_path):
     again = DriverTest(tmp_path)
     again.driver(wasm["bme280"], config={"address": "0x76"})
     again.replay(path)
-    replayed = again.run(polls=2)
+    replayed = again.run(polls=2, deadline_ms=5000)
     assert replayed.readings == recorded.readings
     assert abs(replayed.readings[0]["temperature_c"] - 27.25) < 0.02
     # a replay that asks for more than was recorded fails
@@ -91,7 +92,7 @@ def test_replay_of_a_recorded_run(wasi_hw, wasm, tmp_path):
     third.driver(wasm["bme280"], config={"address": "0x76"})
     third.replay(path)
     with pytest.raises(ScriptMismatch, match="end of trace"):
-        third.run(polls=3)
+        third.run(polls=3, deadline_ms=5000)
 
 
 def test_operation_objects_in_scripts(wasi_hw, wasm):
@@ -99,3 +100,60 @@ def test_operation_objects_in_scripts(wasi_hw, wasm):
     assert item["ops"] == [{"write": b"\x01"}, {"read": 2}] and item["result"] == [b"\xAA\xBB"]
     with pytest.raises(TypeError, match="not an I2C expectation"):
         wasi_hw.expect_i2c([("write", 0x10)])
+
+
+@pytest.fixture(scope="module")
+def usb_driver(tmp_path_factory, build_drivers):
+    """The `wasi-hw new driver --usb` template, built (it reads bulk IN 0x81 per poll)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from wasi_hw.apps import build_path, new_driver
+
+    root = Path(__file__).resolve().parents[3]
+    crate = new_driver(tmp_path_factory.mktemp("usb"), "counter", bus="usb")
+    old = os.environ.get("CARGO_TARGET_DIR")
+    os.environ["CARGO_TARGET_DIR"] = str(root / "target")
+    try:
+        wasm = build_path(crate)[0].path
+    finally:
+        if old is None:
+            del os.environ["CARGO_TARGET_DIR"]
+        else:
+            os.environ["CARGO_TARGET_DIR"] = old
+    sys.path.insert(0, str(crate / "tests"))
+    from sim_counter import SimCounter
+    sys.path.remove(str(crate / "tests"))
+    assert wasm == crate / "build" / "wasm" / "counter.wasm"
+    return crate / "manifest.toml", SimCounter
+
+
+def _usb_script(model, answers):
+    calls = [usb.devices(model), usb.call("open", device_id="sim:1", result=1),
+             usb.call("get_configuration", handle=1, result=0),
+             usb.call("set_configuration", handle=1, value=1),
+             usb.call("claim_interface", handle=1, interface=0)]
+    return calls + [usb.call("bulk_in", handle=1, endpoint=0x81, length=64, timeout_ms=100,
+                             result=a) for a in answers]
+
+
+def test_expect_usb_script(wasi_hw, usb_driver):
+    wasm, model = usb_driver
+    wasi_hw.driver(wasm)
+    wasi_hw.expect_usb(_usb_script(model(), [b"\x2a", b"\x01\x02"]))
+    run = wasi_hw.run(polls=2)
+    assert run.readings == [{"bytes": 1, "first": 42}, {"bytes": 2, "first": 1}]
+
+
+def test_expect_usb_mismatch_and_leftovers(wasi_hw, usb_driver):
+    wasm, model = usb_driver
+    wasi_hw.driver(wasm)
+    script = _usb_script(model(), [b"\x2a"])
+    script[-1]["args"]["length"] = 32                 # the driver asks for 64
+    wasi_hw.expect_usb(script)
+    with pytest.raises(ScriptMismatch, match=r"recorded `usb  bulk_in\(.*length=32"):
+        wasi_hw.run(polls=1)
+    wasi_hw.expect_usb(_usb_script(model(), [b"\x01", b"\x02", b"\x03"]))
+    with pytest.raises(ScriptMismatch, match="never requested"):
+        wasi_hw.run(polls=1)
