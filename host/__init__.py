@@ -18,8 +18,15 @@ from ._replay import ReplayDivergence, ReplayI2cBackend, ReplayUsbBackend, repla
 from ._sim_i2c import SimI2cBackend
 from ._sim_usb import SimUsbBackend
 from ._smbus2_i2c import Smbus2I2cBackend
-from ._trace import (RecordingI2cBackend, RecordingUsbBackend, Trace, TraceWriter, read_trace,
-                     recording, traced)
+from ._trace import (
+                     RecordingI2cBackend,
+                     RecordingUsbBackend,
+                     Trace,
+                     TraceWriter,
+                     read_trace,
+                     recording,
+                     traced,
+)
 from ._usb import UsbHost
 from ._usb_backend import UsbBackend, UsbDeviceInfo
 from ._usbip_server import UsbipServer

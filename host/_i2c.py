@@ -43,7 +43,7 @@ __all__ = ["I2cHost"]
 _OP_READ, _OP_WRITE = OpKind.READ, OpKind.WRITE
 
 # (backend → bus name → lock), shared by every I2cHost so drivers serialise per real bus
-_LOCKS: "weakref.WeakKeyDictionary[Any, dict[str, threading.Lock]]" = weakref.WeakKeyDictionary()
+_LOCKS: weakref.WeakKeyDictionary[Any, dict[str, threading.Lock]] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 

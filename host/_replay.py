@@ -42,12 +42,12 @@ from ._clock import VirtualClock
 from ._i2c_backend import I2cBackend, Op
 from ._trace import (
     Trace,
-    _Session,
-    _session,
     _device_from_cbor,
     _ops_to_cbor,
-    _UsbForwarder,
+    _Session,
+    _session,
     _usb_result_from_cbor,
+    _UsbForwarder,
     format_record,
     read_trace,
 )

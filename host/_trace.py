@@ -133,7 +133,7 @@ class TraceWriter:
             "format": FORMAT,
             "version": VERSION,
             "created": created
-            or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            or _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "backends": {},
             "meta": dict(meta or {}),
         }

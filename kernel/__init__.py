@@ -14,10 +14,28 @@ from ._cache import AotCache, LoadedModule, default_cache_dir
 from ._engine import KernelEngine
 from ._hosts import Backends, make_hosts
 from ._inspect import CAPABILITIES, Inspection, inspect_wasm
-from ._manifest import (I2cGrant, Limits, Manifest, ManifestError, RegisterRange, RestartPolicy,
-                        SharingPolicy, UsbGrant, load_manifest)
-from ._run import (KernelPlan, RunResult, SimDevice, adhoc_manifest, load_kernel_file,
-                   plan_backends, run_driver, sim_i2c, sim_usb)
+from ._manifest import (
+                        I2cGrant,
+                        Limits,
+                        Manifest,
+                        ManifestError,
+                        RegisterRange,
+                        RestartPolicy,
+                        SharingPolicy,
+                        UsbGrant,
+                        load_manifest,
+)
+from ._run import (
+                        KernelPlan,
+                        RunResult,
+                        SimDevice,
+                        adhoc_manifest,
+                        load_kernel_file,
+                        plan_backends,
+                        run_driver,
+                        sim_i2c,
+                        sim_usb,
+)
 from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox
 from ._sharing import DriverSharing, GrantInfo, GrantTable
 from ._supervisor import DriverSlot, Event, Kernel

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from wasi_hw import UserError
-from wasi_hw._argtypes import address as _addr, key_value as _kv, positive as _positive
+from wasi_hw._argtypes import address as _addr
+from wasi_hw._argtypes import key_value as _kv
+from wasi_hw._argtypes import positive as _positive
 
 __all__ = ["register"]
 
@@ -172,8 +174,17 @@ def _audit_log(path: Path | None):
 def _cmd_run(args: argparse.Namespace) -> int:
     from ._hosts import Backends
     from ._manifest import load_manifest
-    from ._run import adhoc_manifest, parse_sim_spec, real_backends, run_driver, sim_i2c, sim_usb
-    from ._run import SimDevice, parse_usbip, usbip_usb
+    from ._run import (
+        SimDevice,
+        adhoc_manifest,
+        parse_sim_spec,
+        parse_usbip,
+        real_backends,
+        run_driver,
+        sim_i2c,
+        sim_usb,
+        usbip_usb,
+    )
 
     if args.driver.suffix == ".toml":
         manifest = load_manifest(args.driver)

@@ -47,8 +47,9 @@ import os
 import struct
 import threading
 import weakref
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import wasmtime
 
@@ -67,7 +68,7 @@ _VALTYPE = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64,
             "f32": wasmtime.ValType.f32, "f64": wasmtime.ValType.f64}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def installed_wasmtime() -> str | None:
     """The installed wasmtime-py version (package metadata, read once), or None."""
     try:
@@ -83,7 +84,7 @@ def fast_path_available() -> bool:
     return _layout_ok(installed_wasmtime())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _layout_ok(found: str | None) -> bool:
     if found != VERIFIED_WASMTIME:
         return False
@@ -106,7 +107,7 @@ def func_type(params: Sequence[str], results: Sequence[str]) -> wasmtime.FuncTyp
 
 # engine → {(params, results): FuncType}: a FuncType is made once per engine and signature
 # (≈ 40 µs each) and never crosses engines; entries go with their engine
-_TYPES: "weakref.WeakKeyDictionary[wasmtime.Engine, dict]" = weakref.WeakKeyDictionary()
+_TYPES: weakref.WeakKeyDictionary[wasmtime.Engine, dict] = weakref.WeakKeyDictionary()
 _TYPES_LOCK = threading.Lock()
 
 
@@ -121,7 +122,7 @@ def _engine_type(engine: wasmtime.Engine, params: Sequence[str],
     return ty
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _structs(params: tuple[str, ...], results: tuple[str, ...]) -> tuple[Any, Any]:
     """(unpack_from of the argument slots, pack_into of the result slots) for a signature."""
     unpack = struct.Struct("<" + "".join(_ARG_FMT[p] for p in params)).unpack_from
@@ -190,7 +191,7 @@ def _make_callback(func: Callable[..., Any], params: Sequence[str], results: Seq
 
         return callback
 
-    def callback(env: int, caller: int, args: int, nargs: int) -> int:  # noqa: F811
+    def callback(env: int, caller: int, args: int, nargs: int) -> int:
         buf = buf_t.from_address(args) if args else None
         try:
             r = func(*unpack(buf)) if params else func()

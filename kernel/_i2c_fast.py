@@ -36,7 +36,8 @@ Contract:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["fused_i2c"]
 

@@ -53,7 +53,8 @@ import ctypes
 import functools
 import os
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import wasmtime
 
@@ -83,7 +84,7 @@ def available() -> bool:
     return not _SWITCHED_OFF and _layout_ok()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _layout_ok() -> bool:
     if _cnative is None or not fast_path_available():
         return False
@@ -94,7 +95,7 @@ def _layout_ok() -> bool:
             and ctypes.sizeof(ffi.wasmtime_func_t) == _cnative.FUNC_SIZE)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lib() -> Any:
     from wasmtime import _ffi as ffi
 

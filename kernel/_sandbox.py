@@ -40,9 +40,10 @@ import contextlib
 import functools
 import importlib
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import wasmtime
 
@@ -91,7 +92,7 @@ class DriverFault(Exception):
         return f"{self.kind}: {self.detail}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bindings_for(module: str) -> ModuleType:
     """The generated bindings of wasm import module `module` (looked up once)."""
     try:
@@ -136,7 +137,7 @@ class Sandbox:
         self.fast = bool(self._calls.fast)
         self._live: DriverInstance | None = None
 
-    def start(self, hosts: Mapping[str, Any], audit: AuditLog) -> "DriverInstance":
+    def start(self, hosts: Mapping[str, Any], audit: AuditLog) -> DriverInstance:
         """A fresh instance with `hosts` (import module → host module) behind the guards."""
         missing = [m for m in self.used if m not in hosts]
         if missing:
@@ -428,7 +429,7 @@ class DriverInstance:
             self._busy = False
 
     @contextlib.contextmanager
-    def active(self) -> Iterator["DriverInstance"]:
+    def active(self) -> Iterator[DriverInstance]:
         """Route host calls made on this thread to this instance's shims, as `call` does
         around each entry — for code that enters the guest's exports itself (benchmarks)."""
         tls = _CURRENT

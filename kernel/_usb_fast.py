@@ -28,7 +28,8 @@ Contract:
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from wasi_hw import HwError
 

@@ -7,8 +7,8 @@ test that asks for it is skipped when there is no Rust toolchain.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from wasi_hw import UserError
-from wasi_hw import _build
+from wasi_hw import UserError, _build
 from wasi_hw._cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -47,9 +47,10 @@ def parity_json(capsys, *argv: str) -> tuple[int, dict]:
 
 def emulated_bus(setup):
     """An emulated /dev/i2c-1 serving the same device models the sim leg uses."""
-    from umockdev_i2c import EmulatedI2cDev
     from wasi_hw.host import RealClock, SimI2cBackend
     from wasi_hw.kernel._run import _lookup, i2c_models
+
+    from umockdev_i2c import EmulatedI2cDev
 
     sim = SimI2cBackend(["i2c-1"], clock=RealClock())
     for d in setup.i2c_devices:
@@ -169,9 +170,10 @@ def test_wrong_backend_for_the_bus_is_a_user_error():
 def pyusb_leg(driver: str, trace_dir: str) -> dict:
     """Run in a child under umockdev-wrapper: the driver's pyusb leg against emulated usbfs
     serving the same device models the sim leg uses."""
-    from umockdev_usb import EmulatedUsb
     from wasi_hw._parity import run_leg
     from wasi_hw.kernel._run import _lookup, usb_models
+
+    from umockdev_usb import EmulatedUsb
 
     setup = setup_for(WASM / f"{driver}.wasm")
     models = [_lookup("USB", d.model, usb_models())(**dict(d.params)) for d in setup.usb_devices]
@@ -182,9 +184,10 @@ def pyusb_leg(driver: str, trace_dir: str) -> dict:
 
 @pytest.mark.parametrize("driver", ["usb-echo", "msc"])
 def test_usb_driver_parity_pyusb_under_umockdev(driver, tmp_path, monkeypatch):
-    from umockdev_usb import available, run_under_umockdev
     from wasi_hw._parity import run_leg
     from wasi_hw.host import read_trace
+
+    from umockdev_usb import available, run_under_umockdev
 
     reason = available()
     if reason:

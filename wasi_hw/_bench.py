@@ -37,9 +37,10 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, IO, Sequence
+from typing import IO, Any
 
 from ._errors import UserError
 
@@ -292,8 +293,14 @@ def _usb_wat(mode: str, n: int, length: int) -> str:
 def _source_device() -> Any:
     """A high-speed vendor device whose bulk IN endpoint 0x81 always has data (a stream
     source: ADC, camera); bulk OUT 0x01 swallows everything."""
-    from .host.usbdevices import (BULK, Configuration, DeviceDescriptor, Endpoint, Interface,
-                                  UsbDeviceModel)
+    from .host.usbdevices import (
+        BULK,
+        Configuration,
+        DeviceDescriptor,
+        Endpoint,
+        Interface,
+        UsbDeviceModel,
+    )
 
     class SourceDevice(UsbDeviceModel):
         speed = "high"

@@ -37,9 +37,9 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from ._errors import UserError
 

@@ -16,8 +16,9 @@ import json
 import sys
 from pathlib import Path
 
+from ._argtypes import address as _addr
+from ._argtypes import positive as _positive
 from ._errors import UserError
-from ._argtypes import address as _addr, positive as _positive
 
 __all__ = ["register"]
 

@@ -18,8 +18,19 @@ import os
 
 from .witx._abi import lower_module
 from .witx._ast import (
-    Builtin, Document, EnumType, FlagsType, HandleType, ListType, PointerType, RecordType,
-    StringType, TypeName, TypeRef, VariantType, underlying,
+    Builtin,
+    Document,
+    EnumType,
+    FlagsType,
+    HandleType,
+    ListType,
+    PointerType,
+    RecordType,
+    StringType,
+    TypeName,
+    TypeRef,
+    VariantType,
+    underlying,
 )
 from .witx._errors import WitxError
 from .witx._layout import layout

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._errors import GuestFault, HwError
 
@@ -185,7 +186,7 @@ class GuestMemory:
             raise HwError("invalid_argument",
                           f"string at 0x{ptr & _MASK32:x} is not UTF-8 ({err.reason})") from None
 
-    def region(self, ptr: int, n: int, writable: bool = True) -> "GuestRegion":
+    def region(self, ptr: int, n: int, writable: bool = True) -> GuestRegion:
         """A checked window of ``n`` bytes at ``ptr`` (``n`` within the copy quota)."""
         n &= _MASK32
         ptr = self._span(ptr, n)

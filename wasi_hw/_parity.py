@@ -44,9 +44,10 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ._errors import HwError, UserError
 
@@ -102,7 +103,7 @@ def setup_for(driver: Path | str, *, manifest: Path | str | None = None, polls: 
               allow: Sequence[int] = (), interval_ms: int = 10) -> ParitySetup:
     """The `ParitySetup` for ``driver`` (a .wasm) — see the module docstring."""
     from .kernel import adhoc_manifest, load_manifest
-    from .kernel._run import SimDevice, i2c_models, parse_sim_spec, usb_models, _ALIASES
+    from .kernel._run import _ALIASES, SimDevice, i2c_models, parse_sim_spec, usb_models
 
     driver = Path(driver)
     try:

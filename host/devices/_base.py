@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .._clock import Clock, VirtualClock
 from ..._errors import HwError
+from .._clock import Clock, VirtualClock
 
 __all__ = ["I2cDevice", "RegisterDevice"]
 

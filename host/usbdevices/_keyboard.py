@@ -22,8 +22,16 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable
 
-from ._model import (INTERRUPT, Configuration, DeviceDescriptor, Endpoint, Interface, Setup,
-                     Stall, UsbDeviceModel)
+from ._model import (
+    INTERRUPT,
+    Configuration,
+    DeviceDescriptor,
+    Endpoint,
+    Interface,
+    Setup,
+    Stall,
+    UsbDeviceModel,
+)
 
 __all__ = ["HidKeyboard", "BOOT_KEYBOARD_REPORT_DESCRIPTOR", "text_to_reports"]
 

@@ -35,8 +35,16 @@ import struct
 import tempfile
 from pathlib import Path
 
-from ._model import (BULK, Configuration, DeviceDescriptor, Endpoint, Interface, Setup, Stall,
-                     UsbDeviceModel)
+from ._model import (
+    BULK,
+    Configuration,
+    DeviceDescriptor,
+    Endpoint,
+    Interface,
+    Setup,
+    Stall,
+    UsbDeviceModel,
+)
 
 __all__ = ["MassStorage", "CBW_SIGNATURE", "CSW_SIGNATURE"]
 

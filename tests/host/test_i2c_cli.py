@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 import wasi_hw.host._cli as cli
 from wasi_hw._cli import main
 

@@ -6,10 +6,11 @@ import threading
 
 import pytest
 
-from i2c_testing import SEVEN, TEN, Op, Region, rd, wr
 from wasi_hw import HwError
 from wasi_hw.host import I2cHost, Read, SimI2cBackend, VirtualClock, Write
 from wasi_hw.host.devices import Bme280, I2cDevice, RegisterDevice
+
+from i2c_testing import SEVEN, TEN, Op, Region, rd, wr
 
 
 class Memory(RegisterDevice):

@@ -235,9 +235,9 @@ def test_usb_divergence_shows_both_sides(usb_trace):
 def test_i2c_host_over_recorder_and_replay(tmp_path):
     """The spec layer on top: what a driver sees is the same recorded and replayed, and a
     divergence reaches it as the errno kind ``other``."""
-    from i2c_testing import SEVEN, Region
-
     from wasi_hw.host import I2cHost
+
+    from i2c_testing import SEVEN, Region
 
     def drive(backend):
         host = I2cHost(backend)
@@ -273,9 +273,9 @@ def test_i2c_host_over_recorder_and_replay(tmp_path):
 
 def test_usb_host_over_recorder_and_replay(tmp_path):
     """`UsbHost` (the spec layer) driving the echo device: recorded, then replayed."""
-    from usb_testing import GuestMem, make_filter
-
     from wasi_hw.host import UsbHost
+
+    from usb_testing import GuestMem, make_filter
 
     def drive(backend):
         host = UsbHost(backend)

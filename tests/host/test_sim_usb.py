@@ -4,6 +4,7 @@ import pytest
 
 from wasi_hw.host import RealClock, SimUsbBackend, VirtualClock
 from wasi_hw.host.usbdevices import EchoDevice, HidKeyboard, MassStorage
+
 from usb_testing import bot_command, kind
 
 

@@ -21,7 +21,7 @@ SMBUS_ALL = QUICK | RB | WB | RBD | WBD | RWD | WWD | RIB | WIB
 class FakeSMBus:
     """Records calls; answers reads with 0xA0, 0xA1, …; raises ``fail`` when set."""
 
-    instances: list["FakeSMBus"] = []
+    instances: list[FakeSMBus] = []
     funcs_for_next = I2C
     open_error: OSError | None = None
 

@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from umockdev_i2c import FULL_I2C, F_10BIT, F_READ_I2C_BLOCK, SMBUS_ONLY, EmulatedI2cDev, run_on
-from wasi_hw.host import RealClock, Read, SimI2cBackend, Write
+from wasi_hw.host import Read, RealClock, SimI2cBackend, Write
 from wasi_hw.host.devices import Bme280, NackAfter, Sht3x, Tmp102
+
+from umockdev_i2c import F_10BIT, F_READ_I2C_BLOCK, FULL_I2C, SMBUS_ONLY, EmulatedI2cDev, run_on
 
 
 def world(clock=None):

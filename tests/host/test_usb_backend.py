@@ -2,9 +2,16 @@
 
 import pytest
 
-from wasi_hw.host._usb_backend import ConfigLayout, UsbDeviceInfo, UsbBackend
-from wasi_hw.host.usbdevices import (BULK, INTERRUPT, Configuration, DeviceDescriptor, Endpoint,
-                                     HidKeyboard, Interface)
+from wasi_hw.host._usb_backend import ConfigLayout, UsbBackend, UsbDeviceInfo
+from wasi_hw.host.usbdevices import (
+    BULK,
+    INTERRUPT,
+    Configuration,
+    DeviceDescriptor,
+    Endpoint,
+    HidKeyboard,
+    Interface,
+)
 
 
 def _info(**kw):

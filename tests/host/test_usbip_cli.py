@@ -6,9 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from usbip_testing import ServerProcess
-
 from wasi_hw.host._usbip_usb import UsbipUsbBackend
+
+from usbip_testing import ServerProcess
 
 
 def test_serve_prints_bus_ids_and_creates_missing_image(tmp_path):

@@ -8,8 +8,6 @@ import threading
 import time
 
 import pytest
-from usb_testing import GuestMem, IsoSource, bot_command, kind, make_filter
-from usbip_testing import ServerProcess, open_configured, usbip_backend
 
 from wasi_hw import HwError
 from wasi_hw.host._usb_backend import UsbBackend
@@ -17,6 +15,9 @@ from wasi_hw.host._usbip_usb import UsbipUsbBackend
 from wasi_hw.host.usbdevices import EchoDevice
 from wasi_hw.host.usbdevices._keyboard import HidKeyboard
 from wasi_hw.host.usbdevices._mass_storage import MassStorage
+
+from usb_testing import GuestMem, IsoSource, bot_command, kind, make_filter
+from usbip_testing import ServerProcess, open_configured, usbip_backend
 
 SET_BUFFER, GET_BUFFER, STALL, GET_QUEUED = 1, 2, 3, 4
 

@@ -305,7 +305,7 @@ class EmulatedI2cDev:
                 raise RuntimeError(f"umockdev could not attach an ioctl handler to /dev/{node}")
             self.handlers[node] = handler
 
-    def __enter__(self) -> "EmulatedI2cDev":
+    def __enter__(self) -> EmulatedI2cDev:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -44,9 +44,9 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from umockdev_i2c import available  # one skip rule for every umockdev helper
-
 from wasi_hw.host.usbdevices import Setup, Stall, UsbDeviceModel
+
+from umockdev_i2c import available  # one skip rule for every umockdev helper
 
 __all__ = ["EmulatedUsb", "UsbfsHandler", "run_under_umockdev", "available", "in_umockdev"]
 

@@ -17,8 +17,15 @@ import wasmtime
 
 from wasi_hw import HwError
 from wasi_hw._memory import GuestMemory
-from wasi_hw.host.usbdevices import (ISOCHRONOUS, Configuration, DeviceDescriptor, Endpoint,
-                                     Interface, Stall, UsbDeviceModel)
+from wasi_hw.host.usbdevices import (
+    ISOCHRONOUS,
+    Configuration,
+    DeviceDescriptor,
+    Endpoint,
+    Interface,
+    Stall,
+    UsbDeviceModel,
+)
 
 __all__ = ["GuestMem", "bot_command", "make_filter", "IsoSource", "kind"]
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from wasi_hw._cli import main
+
 from kernel_testing import wat
 
 

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from wasi_hw.kernel import LoadError
+
 from kernel_testing import manifest, reports, states, wat
 
 FAULT, ACCESS, INVALID, BAD_HANDLE, NO_MEM = 12, 9, 11, 13, 14

@@ -19,10 +19,12 @@ import wasmtime
 
 from wasi_hw import GuestFault, HwError
 from wasi_hw._memory import GuestMemory
-from wasi_hw.kernel import _native
+from wasi_hw.kernel import (
+    _native,
+    _sandbox,  # noqa: F401 — configures the native half
+)
 from wasi_hw.kernel._engine import KernelEngine
 from wasi_hw.kernel._fastcall import HostCalls, define_unchecked, reraise_at_call_site
-from wasi_hw.kernel import _sandbox  # noqa: F401 — configures the native half
 
 ROOT = Path(__file__).resolve().parents[2]
 OFF = os.environ.get("WASI_HW_NATIVE") == "0"

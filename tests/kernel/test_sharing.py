@@ -17,6 +17,7 @@ from wasi_hw._bindings._wasi_driver import ERRNO
 from wasi_hw.host import DriverEnv
 from wasi_hw.kernel import GrantTable, SharingPolicy
 from wasi_hw.kernel._manifest import ManifestError, TomlDoc, parse_manifest
+
 from kernel_testing import manifest, wat
 
 OK, INVALID, FAULT, NO_MEM = ERRNO["success"], ERRNO["invalid_argument"], ERRNO["fault"], ERRNO["no_mem"]

@@ -14,6 +14,7 @@ import pytest
 
 from wasi_hw import UserError, _build
 from wasi_hw.kernel import SharingPolicy
+
 from kernel_testing import manifest, reports
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import pytest
 
+from wasi_hw import HwError
 from wasi_hw.host import Read, SimI2cBackend, Write
 from wasi_hw.host.devices import Bme280, NackAfter
-from wasi_hw import HwError
-from wasi_hw.reference import (Bme280Calibration, Bme280Driver, DriverError, bme280_compensate,
-                                f32, measurement_time_us)
+from wasi_hw.reference import (
+    Bme280Calibration,
+    Bme280Driver,
+    DriverError,
+    bme280_compensate,
+    f32,
+    measurement_time_us,
+)
 
 
 def datasheet_float(cal, adc_t, adc_p, adc_h):

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-import vm
 from wasi_hw.reference import Bme280Calibration, bme280_compensate
+
+import vm
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]

@@ -1,13 +1,12 @@
 """Layout: known preview1 sizes, and properties over generated records."""
 
 import struct
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wasi_hw.witx import field_offsets, layout, load, parse, payload_offset
-
-from pathlib import Path
 
 WITX = Path(__file__).resolve().parents[2] / "witx"
 

@@ -34,7 +34,7 @@ class Bme280Calibration:
     H6: int = 30
 
     @classmethod
-    def from_nvm(cls, block1: bytes, block2: bytes) -> "Bme280Calibration":
+    def from_nvm(cls, block1: bytes, block2: bytes) -> Bme280Calibration:
         """Parse registers 0x88–0xA1 (26 bytes) and 0xE1–0xE7 (7 bytes)."""
         t_p = struct.unpack("<HhhHhhhhhhhh", block1[:24])
         h2, h3 = struct.unpack("<hB", block2[:3])

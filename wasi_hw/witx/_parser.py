@@ -14,12 +14,28 @@ tests); `parse(text, path)` parses a single source with the same checks.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from ._ast import (
-    INT_REPRS, Builtin, Case, Document, EnumType, Field, FlagsType, Function, HandleType,
-    ListType, Module, Param, PointerType, RecordType, StringType, TypeName, TypeRef,
-    VariantType, underlying,
+    INT_REPRS,
+    Builtin,
+    Case,
+    Document,
+    EnumType,
+    Field,
+    FlagsType,
+    Function,
+    HandleType,
+    ListType,
+    Module,
+    Param,
+    PointerType,
+    RecordType,
+    StringType,
+    TypeName,
+    TypeRef,
+    VariantType,
+    underlying,
 )
 from ._errors import Location, WitxError
 from ._sexpr import SAtom, SExpr, SList, read_sexprs

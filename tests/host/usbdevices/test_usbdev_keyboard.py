@@ -4,8 +4,13 @@ import struct
 
 import pytest
 
-from wasi_hw.host.usbdevices import (BOOT_KEYBOARD_REPORT_DESCRIPTOR, HidKeyboard, Setup, Stall,
-                                     text_to_reports)
+from wasi_hw.host.usbdevices import (
+    BOOT_KEYBOARD_REPORT_DESCRIPTOR,
+    HidKeyboard,
+    Setup,
+    Stall,
+    text_to_reports,
+)
 
 
 class Clock:

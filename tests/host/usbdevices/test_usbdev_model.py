@@ -4,8 +4,17 @@ import struct
 
 import pytest
 
-from wasi_hw.host.usbdevices import (BULK, Configuration, DeviceDescriptor, EchoDevice, Endpoint,
-                                     Interface, Setup, Stall, UsbDeviceModel)
+from wasi_hw.host.usbdevices import (
+    BULK,
+    Configuration,
+    DeviceDescriptor,
+    EchoDevice,
+    Endpoint,
+    Interface,
+    Setup,
+    Stall,
+    UsbDeviceModel,
+)
 
 
 def ctl(model, rt, req, value=0, index=0, length=0, data=b""):
