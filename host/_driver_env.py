@@ -139,7 +139,8 @@ class DriverEnv:
         self._config: dict[str, bytes] = {}
         for key, value in (config or {}).items():
             if not isinstance(value, (str, bytes)):
-                raise TypeError(f"configuration value of {key!r} must be str or bytes, not {type(value).__name__}")
+                raise TypeError(f"configuration value of {key!r} must be str or bytes, "
+                                f"not {type(value).__name__}")
             self._config[str(key)] = value if isinstance(value, bytes) else value.encode()
         self._report_sink = report_sink or (lambda item: None)
         self._log_sink = log_sink or (lambda level, message: None)
@@ -157,7 +158,9 @@ class DriverEnv:
 
     def report(self, data: bytes) -> None:
         if len(data) > self._max_report:
-            raise HwError("no_mem", f"report of {len(data)} bytes exceeds the quota of {self._max_report}")
+            raise HwError(
+                "no_mem", f"report of {len(data)} bytes exceeds the quota of {self._max_report}"
+            )
         self._report_sink(decode_cbor_item(bytes(data)))
 
     def fused_report(self) -> tuple[Callable[[bytes], None], int]:
@@ -177,7 +180,9 @@ class DriverEnv:
             raise HwError("invalid_argument", f"log level {level} out of range")
         now = self.clock.now_ns()
         with self._lock:
-            self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate / 1e9)
+            self._tokens = min(
+                self._burst, self._tokens + (now - self._refilled) * self._rate / 1e9
+            )
             self._refilled = now
             if self._tokens < 1:
                 self.dropped_logs += 1

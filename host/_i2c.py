@@ -124,13 +124,17 @@ class I2cHost:
         if not operations:
             raise HwError("invalid_argument", "empty transaction")
         if len(operations) > self._max_ops:
-            raise HwError("no_mem", f"{len(operations)} operations exceed the quota of {self._max_ops}")
+            raise HwError(
+                "no_mem", f"{len(operations)} operations exceed the quota of {self._max_ops}"
+            )
         ops: list[tuple[OpKind, Any]] = []
         for op in operations:
             try:
                 kind = _OP_KINDS[op.kind]
             except (KeyError, TypeError):
-                raise HwError("invalid_argument", f"operation kind {op.kind!r} is neither read nor write") from None
+                raise HwError(
+                    "invalid_argument", f"operation kind {op.kind!r} is neither read nor write"
+                ) from None
             ops.append((kind, op.buf))
         self._run(bus, address, mode, ops)
 
@@ -163,7 +167,9 @@ class I2cHost:
 
     def delay_ns(self, ns: int) -> None:
         if ns < 0 or ns > self._max_delay_ns:
-            raise HwError("invalid_argument", f"delay of {ns} ns exceeds the bound of {self._max_delay_ns} ns")
+            raise HwError(
+                "invalid_argument", f"delay of {ns} ns exceeds the bound of {self._max_delay_ns} ns"
+            )
         if self._delay_backend is not None:
             self._delay_backend.delay_ns(ns)
         else:
@@ -183,7 +189,9 @@ class I2cHost:
             raise HwError("timeout", f"{bus} stayed busy for {self._lock_timeout_s} s")
 
     # --- the one path to the backend -----------------------------------------------------
-    def _target(self, handle: int, address: int, mode: int, total: int) -> tuple[Any, str, Any, bool]:
+    def _target(
+        self, handle: int, address: int, mode: int, total: int
+    ) -> tuple[Any, str, Any, bool]:
         """(backend, bus, lock, ten_bit) of an open handle, with address, mode and the total
         byte count checked (before any guest buffer is copied)."""
         entry = self._handles.get(handle)
@@ -192,12 +200,16 @@ class I2cHost:
         try:
             ten_bit = _TEN_BIT[mode]
         except (KeyError, TypeError):
-            raise HwError("invalid_argument", f"address mode {mode!r} is neither 7- nor 10-bit") from None
+            raise HwError(
+                "invalid_argument", f"address mode {mode!r} is neither 7- nor 10-bit"
+            ) from None
         if not 0 <= address <= (0x3FF if ten_bit else 0x7F):
             raise HwError("invalid_argument",
                           f"address {address:#x} does not fit {'10' if ten_bit else '7'}-bit mode")
         if total > self._max_transfer:
-            raise HwError("no_mem", f"{total} bytes exceed the transfer quota of {self._max_transfer}")
+            raise HwError(
+                "no_mem", f"{total} bytes exceed the transfer quota of {self._max_transfer}"
+            )
         backend, bus, lock = entry
         return backend, bus, lock, ten_bit
 
@@ -219,7 +231,10 @@ class I2cHost:
         if len(results) != len(reads) or any(
                 len(r) != sum(len(b) for b in bufs) for r, bufs in zip(results, reads)):
             backend = target[0]
-            raise HwError("other", f"backend {getattr(backend, 'name', backend)!r} returned malformed read data")
+            raise HwError(
+                "other",
+                f"backend {getattr(backend, 'name', backend)!r} returned malformed read data",
+            )
         for data, bufs in zip(results, reads):
             offset = 0
             for buf in bufs:

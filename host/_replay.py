@@ -230,7 +230,9 @@ class ReplayUsbBackend(_ReplayState, _UsbForwarder):
         self.trace = _load(trace)
         self._cur = _Cursor(self.trace, "usb.")
         self._snapshot: list = []
-        self.recorded_backend = self.trace.header.get("backends", {}).get("usb", {}).get("name", "?")
+        self.recorded_backend = (
+            self.trace.header.get("backends", {}).get("usb", {}).get("name", "?")
+        )
 
     def _skip_snapshots(self) -> None:
         while (nxt := self._cur.peek()) and nxt[1]["op"] == "usb.devices":

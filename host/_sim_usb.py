@@ -101,8 +101,17 @@ class SimUsbBackend(UsbBackend):
             serial = None
             if dev[16]:
                 try:
-                    serial = _decode_string(model.handle_control(
-                        Setup(0x80, 6, 0x0300 | dev[16], model.langids[0] if model.langids else 0, 255)))
+                    serial = _decode_string(
+                        model.handle_control(
+                            Setup(
+                                0x80,
+                                6,
+                                0x0300 | dev[16],
+                                model.langids[0] if model.langids else 0,
+                                255,
+                            )
+                        )
+                    )
                 except Stall:
                     serial = None
             if configs:
@@ -223,7 +232,9 @@ class SimUsbBackend(UsbBackend):
                 raise HwError("not_found", f"interface {interface} is not claimed")
             cfg = o.dev.model.active_configuration()
             if cfg is None or cfg.interface(interface, alt_setting) is None:
-                raise HwError("not_found", f"interface {interface} has no alternate setting {alt_setting}")
+                raise HwError(
+                    "not_found", f"interface {interface} has no alternate setting {alt_setting}"
+                )
             self._control(o, Setup(0x01, 11, alt_setting, interface, 0))
 
     def detach_kernel_driver(self, handle: Hashable, interface: int) -> None:
@@ -265,7 +276,9 @@ class SimUsbBackend(UsbBackend):
             if data is not None:
                 return data
             if self.clock.now_ns() >= deadline:
-                raise HwError("timeout", f"no data on endpoint 0x{endpoint:02x} within {timeout_ms} ms")
+                raise HwError(
+                    "timeout", f"no data on endpoint 0x{endpoint:02x} within {timeout_ms} ms"
+                )
             self.clock.sleep_ns(_FRAME_NS)
 
     def _out(self, handle: Hashable, endpoint: int, data: bytes, timeout_ms: int) -> int:
@@ -284,8 +297,11 @@ class SimUsbBackend(UsbBackend):
             if sent >= len(data):
                 return sent
             if self.clock.now_ns() >= deadline:
-                raise HwError("timeout", f"endpoint 0x{endpoint:02x} took {sent} of {len(data)} bytes "
-                                         f"within {timeout_ms} ms")
+                raise HwError(
+                    "timeout",
+                    f"endpoint 0x{endpoint:02x} took {sent} of {len(data)} bytes "
+                    f"within {timeout_ms} ms",
+                )
             if n == 0:
                 self.clock.sleep_ns(_FRAME_NS)
 

@@ -186,7 +186,11 @@ class Smbus2I2cBackend:
             size = op.length if isinstance(op, Read) else len(op.data)
             if size > _MAX_MSG_LEN:
                 raise HwError("not_supported", f"i2c-dev messages are at most {_MAX_MSG_LEN} bytes")
-            msg = i2c_msg.read(address, op.length) if isinstance(op, Read) else i2c_msg.write(address, op.data)
+            msg = (
+                i2c_msg.read(address, op.length)
+                if isinstance(op, Read)
+                else i2c_msg.write(address, op.data)
+            )
             if ten_bit:
                 msg.flags |= I2C_M_TEN
             msgs.append(msg)
@@ -195,7 +199,9 @@ class Smbus2I2cBackend:
 
     def _smbus(self, b: _Bus, address: int, ten_bit: bool, ops: Sequence[Op]) -> list[bytes]:
         f, s = b.funcs, b.smbus
-        shape = " + ".join(f"read {op.length}" if isinstance(op, Read) else f"write {len(op.data)}" for op in ops)
+        shape = " + ".join(
+            f"read {op.length}" if isinstance(op, Read) else f"write {len(op.data)}" for op in ops
+        )
         if ten_bit:
             raise HwError("not_supported", "SMBus-only adapter: no 10-bit addresses")
         if len(ops) == 1 and isinstance(ops[0], Write):

@@ -182,7 +182,9 @@ class ConfigLayout:
     def interface_numbers(self) -> frozenset[int]:
         return frozenset(k[0] for k in self.interfaces)
 
-    def endpoint(self, address: int, alt_settings: dict[int, int] | None = None) -> EndpointLayout | None:
+    def endpoint(
+        self, address: int, alt_settings: dict[int, int] | None = None
+    ) -> EndpointLayout | None:
         """The endpoint with ``address`` under the given alternate settings (interface →
         alt; absent means 0). None when the active settings have no such endpoint."""
         alts = alt_settings or {}

@@ -14,7 +14,8 @@
 - ``wasi-hw kernel run kernel.toml [--rounds N | --duration S | --forever] [--audit FILE]``:
   every driver of the kernel file at once, readings (a repeat of a driver's previous reading
   is not printed again, except with ``--json``) and state changes as they happen;
-  Ctrl-C stops cleanly (exit 130); ``--watch`` hot-updates a driver whose .wasm changes. Ends after the file's ``rounds`` (default 5) unless told otherwise.
+  Ctrl-C stops cleanly (exit 130); ``--watch`` hot-updates a driver whose .wasm changes.
+  Ends after the file's ``rounds`` (default 5) unless told otherwise.
 """
 
 from __future__ import annotations
@@ -36,14 +37,22 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run one driver and print its readings",
-                       description="Run one driver (a .wasm, or a manifest .toml) and print its readings.")
+    p = sub.add_parser(
+        "run",
+        help="run one driver and print its readings",
+        description="Run one driver (a .wasm, or a manifest .toml) and print its readings.",
+    )
     p.add_argument("driver", type=Path, help="DRIVER.wasm or a driver manifest .toml")
     p.add_argument("--i2c", default="i2c-1", metavar="BUS", help="I2C bus to grant (default i2c-1)")
     p.add_argument("--allow", type=_addr, action="append", default=[], metavar="ADDR",
                    help="grant this I2C address (repeatable)")
-    p.add_argument("--sim", action="append", default=[], metavar="MODEL@ADDR",
-                   help="simulate a device, e.g. bme280@0x76 (repeatable); without it the real bus is used")
+    p.add_argument(
+        "--sim",
+        action="append",
+        default=[],
+        metavar="MODEL@ADDR",
+        help="simulate a device, e.g. bme280@0x76 (repeatable); without it the real bus is used",
+    )
     p.add_argument("--usb-sim", action="append", default=[], metavar="MODEL",
                    help="plug in a simulated USB device model (repeatable)")
     p.add_argument("--usbip", metavar="HOST[:PORT]",
@@ -51,7 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or wasi-hw usbip serve; default port 3240)")
     p.add_argument("--config", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="configuration for the driver (repeatable)")
-    p.add_argument("--polls", type=_positive, default=1, metavar="N", help="readings to take (default 1)")
+    p.add_argument(
+        "--polls", type=_positive, default=1, metavar="N", help="readings to take (default 1)"
+    )
     p.add_argument("--interval-ms", type=_positive, default=None, metavar="MS",
                    help="poll interval (default 1000, 50 with --sim)")
     p.add_argument("--json", action="store_true", help="one JSON object per reading on stdout")
@@ -76,7 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = ksub.add_parser("run", help="run every driver of a kernel file")
     p.add_argument("file", type=Path, metavar="KERNEL.toml")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--rounds", type=_positive, metavar="N", help="stop after N polls of every driver")
+    g.add_argument(
+        "--rounds", type=_positive, metavar="N", help="stop after N polls of every driver"
+    )
     g.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     g.add_argument("--forever", action="store_true", help="run until Ctrl-C")
     p.add_argument("--audit", type=Path, metavar="FILE", help="append audit entries (JSON lines)")
@@ -129,8 +142,16 @@ def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: boo
                     return
                 last[ev.driver] = ev.data
             if json_out:
-                obj = _jsonable(ev.data) if readings_only else {
-                    "time": ev.time, "driver": ev.driver, "event": "report", "data": _jsonable(ev.data)}
+                obj = (
+                    _jsonable(ev.data)
+                    if readings_only
+                    else {
+                        "time": ev.time,
+                        "driver": ev.driver,
+                        "event": "report",
+                        "data": _jsonable(ev.data),
+                    }
+                )
                 if readings_only and not isinstance(obj, dict):
                     obj = {"value": obj}
                 print(json.dumps(obj), flush=True)
@@ -141,7 +162,9 @@ def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: boo
             level, message = ev.data
             line = f"{ev.driver:<{width}}  [{level}] {message}"
         elif ev.kind == "state":
-            line = f"{ev.driver:<{width}}  state {ev.data}" + (f" — {ev.detail}" if ev.detail else "")
+            line = f"{ev.driver:<{width}}  state {ev.data}" + (
+                f" — {ev.detail}" if ev.detail else ""
+            )
         else:
             line = f"{ev.driver:<{width}}  {ev.kind}: {ev.detail or ev.data}"
         if json_out and not readings_only:
@@ -267,14 +290,24 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     with KernelEngine() as engine:
         info = _wasm_error(args.wasm, lambda: inspect_wasm(wasm, AotCache(engine, args.cache_dir)))
     if args.json:
-        print(json.dumps({
-            "imports": [{"module": m, "name": n, "signature": s, "known": k} for m, n, s, k in info.imports],
-            "exports": [{"name": n, "signature": s} for n, s in info.exports],
-            "capabilities": info.capabilities,
-            "compile_ms": info.compile_s * 1000, "cache_load_ms": info.cache_load_s * 1000,
-            "instantiate_ms": None if info.instantiate_s is None else info.instantiate_s * 1000,
-            "problems": info.problems,
-        }))
+        print(
+            json.dumps(
+                {
+                    "imports": [
+                        {"module": m, "name": n, "signature": s, "known": k}
+                        for m, n, s, k in info.imports
+                    ],
+                    "exports": [{"name": n, "signature": s} for n, s in info.exports],
+                    "capabilities": info.capabilities,
+                    "compile_ms": info.compile_s * 1000,
+                    "cache_load_ms": info.cache_load_s * 1000,
+                    "instantiate_ms": None
+                    if info.instantiate_s is None
+                    else info.instantiate_s * 1000,
+                    "problems": info.problems,
+                }
+            )
+        )
         return 1 if info.problems else 0
     print(f"{args.wasm} ({len(wasm)} bytes)")
     print("imports:")
@@ -311,8 +344,13 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             print(f"{m.name:<{width}}  loading {m.wasm.name} …", file=sys.stderr, flush=True)
             slot = kernel.add(m)
-            print(f"{m.name:<{width}}  {'loaded from the AoT cache' if slot.source == 'cache' else 'compiled'}"
-                  f" in {(time.perf_counter() - t0) * 1000:.1f} ms", file=sys.stderr, flush=True)
+            print(
+                f"{m.name:<{width}}  "
+                f"{'loaded from the AoT cache' if slot.source == 'cache' else 'compiled'}"
+                f" in {(time.perf_counter() - t0) * 1000:.1f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
         for src, dst in plan.routes:
             kernel.route(src, dst)
         rounds = None if args.forever or args.duration else (args.rounds or plan.rounds)
@@ -398,7 +436,9 @@ def _build_missing(plan: Any, width: int) -> None:
     except UserError as err:
         print(f"wasi-hw: build failed: {err}", file=sys.stderr, flush=True)
         return
-    print(f"built {', '.join(names)} in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    print(
+        f"built {', '.join(names)} in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True
+    )
 
 
 def _show_sim_state(backends: Any, plan: Any) -> None:

@@ -14,8 +14,9 @@ Contract:
   signed, as the checked path delivers them) and returns ``None`` (no result), the single
   result, or a sequence of results. Results are converted exactly as the checked path
   converts them: i32/i64 take ints (truncated to the slot's width, two's complement), f32/f64
-  take floats only; a value of the wrong type is a `TypeError`. Any exception (`BaseException` included) raised by ``func``
-  or by the conversion is handed to ``on_exception(exc)`` and the guest traps; the trap
+  take floats only; a value of the wrong type is a `TypeError`. Any exception
+  (`BaseException` included) raised by ``func`` or by the conversion is handed to
+  ``on_exception(exc)`` and the guest traps; the trap
   reaches the caller of the export as a `wasmtime.WasmtimeError`, so whoever calls into the
   guest must re-raise what ``on_exception`` stored. `reraise_at_call_site` (the standard
   ``on_exception``) parks it in wasmtime-py's own pending-exception slot, so `Func.__call__`

@@ -130,10 +130,16 @@ class I2cGuard(_Guard):
         grant = self._m.i2c_grant(name)
         if grant is None:
             granted = ", ".join(g.bus for g in self._m.i2c) or "none"
-            raise self._deny("open", {"bus": name}, f"bus {name!r} is not granted (granted: {granted})")
+            raise self._deny(
+                "open", {"bus": name}, f"bus {name!r} is not granted (granted: {granted})"
+            )
         if len(self._buses) >= self._m.limits.open_handles:
-            raise self._deny("open", {"bus": name},
-                             f"open-handle quota of {self._m.limits.open_handles} reached", "no_mem")
+            raise self._deny(
+                "open",
+                {"bus": name},
+                f"open-handle quota of {self._m.limits.open_handles} reached",
+                "no_mem",
+            )
         handle = self._host.open(name)
         self._buses[int(handle)] = name
         self._rules[int(handle)] = _I2cRule(grant)
@@ -156,8 +162,11 @@ class I2cGuard(_Guard):
                              f"10-bit addressing is not granted on {name}")
         if address not in rule.addresses:
             allowed = ", ".join(f"{a:#04x}" for a in sorted(rule.addresses))
-            raise self._deny(call, _asked(name, address, ten),
-                             f"address {address:#04x} is not granted on {name} (granted: {allowed})")
+            raise self._deny(
+                call,
+                _asked(name, address, ten),
+                f"address {address:#04x} is not granted on {name} (granted: {allowed})",
+            )
         return name, rule, ten
 
     def _over_quota(self, call: str, name: str, address: int, ten: bool, total: int) -> Denied:
@@ -408,7 +417,11 @@ class UsbGuard(_Guard):
             raise self._deny(call, asked, "SET_CONFIGURATION needs the set_configuration grant")
         if recipient == _RECIPIENT_INTERFACE and (index & 0xFF) not in g.interfaces:
             raise self._deny(call, asked, f"interface {index & 0xFF} is not granted")
-        if recipient == _RECIPIENT_ENDPOINT and (index & 0x0F) and (index & 0xFF) not in g.endpoints:
+        if (
+            recipient == _RECIPIENT_ENDPOINT
+            and (index & 0x0F)
+            and (index & 0xFF) not in g.endpoints
+        ):
             raise self._deny(call, asked, f"endpoint {index & 0xFF:#04x} is not granted")
         return self._host.control_transfer(handle, request_type, request, value, index, data,
                                            self._timeout(timeout))
@@ -428,7 +441,9 @@ class UsbGuard(_Guard):
         self._quota("interrupt_transfer", len(data))
         return self._host.interrupt_transfer(handle, endpoint, data, self._timeout(timeout))
 
-    def iso_transfer(self, handle: int, endpoint: int, data: Any, packets: Any, timeout: int) -> int:
+    def iso_transfer(
+        self, handle: int, endpoint: int, data: Any, packets: Any, timeout: int
+    ) -> int:
         self._endpoint("iso_transfer", handle, endpoint)
         self._quota("iso_transfer", len(data))
         return self._host.iso_transfer(handle, endpoint, data, packets, self._timeout(timeout))

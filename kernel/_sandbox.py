@@ -19,8 +19,9 @@ Contract:
   that enters a guest's exports itself does so inside `DriverInstance.active()`.
 - `Sandbox.start(hosts, audit)` (a `LoadError` if the module can never start under its limits,
   `DriverFault` if its start function traps) makes a fresh `Store` (memory limit
-  `limits.memory_pages`, one instance, one memory, one table), instantiates, requires the exports `memory`, `init`,
-  `poll`, wraps each host module in its kernel guard, binds the generated shims to a
+  `limits.memory_pages`, one instance, one memory, one table), instantiates, requires the
+  exports `memory`, `init`, `poll`, wraps each host module in its kernel guard, binds the
+  generated shims to a
   `GuestMemory` over the instance's memory (`max_copy = limits.max_transfer`) and the kernel's
   `fail` trampoline (`_policy`), and returns a `DriverInstance`. ``wasi_usb.bulk_transfer`` is
   served by `_usb_fast.fused_bulk_transfer` over the generated shim: the same outcomes, minus
@@ -28,8 +29,9 @@ Contract:
   ``wasi_i2c.write_read`` / ``write`` / ``read`` likewise by `_i2c_fast.fused_i2c`, and
   ``wasi_driver.report`` by `_driver_fast.fused_report`.
 - `DriverInstance.call(export)` sets the epoch deadline (`limits.deadline_ms`) and resets the
-  guards' per-call budgets before every entry into the guest and returns the export's i32 result. A blown deadline raises
-  `DriverFault("deadline")`, any other trap `DriverFault("trap")`, a Python exception that
+  guards' per-call budgets before every entry into the guest and returns the export's i32
+  result. A blown deadline raises `DriverFault("deadline")`, any other trap
+  `DriverFault("trap")`, a Python exception that
   escaped the shims `DriverFault("host")`; `BaseException`s (Ctrl-C) propagate. Calls are not
   reentrant: a call while one is running raises `DriverFault("reentrant")`.
 """
@@ -98,7 +100,9 @@ def bindings_for(module: str) -> ModuleType:
     try:
         return importlib.import_module(SPEC_MODULES[module][0])
     except ModuleNotFoundError as err:
-        raise LoadError(f"bindings for {module} are not generated (run `wasi-hw gen`): {err}") from None
+        raise LoadError(
+            f"bindings for {module} are not generated (run `wasi-hw gen`): {err}"
+        ) from None
 
 
 def _valtype(name: str) -> wasmtime.ValType:
@@ -418,8 +422,10 @@ class DriverInstance:
                 tls.shims = prev
         except wasmtime.Trap as trap:
             if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
-                raise DriverFault("deadline", f"{export} ran past its "
-                                  f"{self.sandbox.manifest.limits.deadline_ms} ms deadline") from None
+                raise DriverFault(
+                    "deadline",
+                    f"{export} ran past its {self.sandbox.manifest.limits.deadline_ms} ms deadline",
+                ) from None
             raise DriverFault("trap", f"{export}: {_trap_text(trap)}") from None
         except wasmtime.WasmtimeError as err:
             raise DriverFault("trap", f"{export}: {err}") from None

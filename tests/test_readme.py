@@ -67,7 +67,9 @@ def test_readme_command_works_as_written(line, scratch):
 
 
 def test_trace_example(scratch):
-    lines = [l.split("  #")[0].strip() for l in README.splitlines() if l.startswith("wasi-hw trace")]
+    lines = [
+        l.split("  #")[0].strip() for l in README.splitlines() if l.startswith("wasi-hw trace")
+    ]
     record, show, replay = lines
     rec = _run(record + " --sim bme280@0x76", scratch)      # no Pi here: a simulated sensor
     assert rec.returncode == 0, rec.stderr[-2000:]

@@ -796,7 +796,9 @@ def run_bench(*, quick: bool = False, only: Sequence[str] | None = None,
     names = {f.name for f in FIGURES}
     unknown = [n for n in (only or ()) if n not in names]
     if unknown:
-        raise UserError(f"unknown figure(s) {', '.join(unknown)} (figures: {', '.join(sorted(names))})")
+        raise UserError(
+            f"unknown figure(s) {', '.join(unknown)} (figures: {', '.join(sorted(names))})"
+        )
     out = {"machine": _machine(), "quick": quick, "figures": []}
     for fig in FIGURES:
         if only and fig.name not in only:

@@ -304,7 +304,9 @@ def build(
     if os.environ.get(_RUSTFLAGS_VAR) and _RUSTFLAGS_VAR in tc.env:   # theirs, then ours
         env[_RUSTFLAGS_VAR] = f"{os.environ[_RUSTFLAGS_VAR]} {tc.env[_RUSTFLAGS_VAR]}"
     try:
-        proc = run(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=None, text=True, check=False)
+        proc = run(
+            cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=None, text=True, check=False
+        )
     except OSError as err:
         raise UserError(f"cannot run {tc.cargo}: {err.strerror or err}") from None
     by_manifest = {(c.path / "Cargo.toml").resolve(): c for c in selected}

@@ -131,7 +131,10 @@ def setup_for(driver: Path | str, *, manifest: Path | str | None = None, polls: 
         found = []
         for g in m.usb:
             for name, cls in sorted(usb_models().items()):
-                if (getattr(cls, "VENDOR_ID", None), getattr(cls, "PRODUCT_ID", None)) == (g.vid, g.pid):
+                if (getattr(cls, "VENDOR_ID", None), getattr(cls, "PRODUCT_ID", None)) == (
+                    g.vid,
+                    g.pid,
+                ):
                     found.append(SimDevice(name))
                     break
         usb_devs = tuple(found)
@@ -199,7 +202,9 @@ def _finish_trace(dest: Any, path: Path | None) -> list[dict[str, Any]]:
 def _sim_backends(setup: ParitySetup, clock: Any = None) -> tuple[Any, Any]:
     from .kernel import sim_i2c, sim_usb
 
-    i2c = sim_i2c(setup.i2c_devices, [g.bus for g in setup.manifest.i2c]) if setup.uses_i2c else None
+    i2c = (
+        sim_i2c(setup.i2c_devices, [g.bus for g in setup.manifest.i2c]) if setup.uses_i2c else None
+    )
     usb = sim_usb(setup.usb_devices) if setup.uses_usb else None
     return i2c, usb
 
@@ -436,9 +441,14 @@ def compare(baseline: Leg, leg: Leg) -> Difference | None:
                 return Difference(n, b, "readings", f"reading {i + 1}", json.dumps(x),
                                   json.dumps(y))
         i = min(len(leg.readings), len(baseline.readings))
-        return Difference(n, b, "readings", f"reading {i + 1}",
-                          json.dumps(leg.readings[i]) if i < len(leg.readings) else "(none)",
-                          json.dumps(baseline.readings[i]) if i < len(baseline.readings) else "(none)")
+        return Difference(
+            n,
+            b,
+            "readings",
+            f"reading {i + 1}",
+            json.dumps(leg.readings[i]) if i < len(leg.readings) else "(none)",
+            json.dumps(baseline.readings[i]) if i < len(baseline.readings) else "(none)",
+        )
     return None
 
 

@@ -10,7 +10,8 @@ it, ending the read), ``stop()`` at the end of every transaction (also after a f
 `RegisterDevice` adds the common 8-bit register pointer with auto-increment.
 
 Models: `Bme280`, `Sht3x`, `Tmp102`, `Pcf8574Hd44780` (a character LCD behind an I/O
-expander; `A00_ROM` is how its `lines()` decodes character codes), `NackAfter` (a fault model NACKing after N written bytes).
+expander; `A00_ROM` is how its `lines()` decodes character codes), `NackAfter` (a fault
+model NACKing after N written bytes).
 """
 
 from ._base import I2cDevice, RegisterDevice

@@ -123,7 +123,14 @@ class Sht3x(I2cDevice):
 
     def _command(self, cmd: int) -> bool:
         now = self.clock.now_ns()
-        if self._periodic is not None and cmd not in (_FETCH, _BREAK, _RESET, _STATUS, _HEATER_ON, _HEATER_OFF):
+        if self._periodic is not None and cmd not in (
+            _FETCH,
+            _BREAK,
+            _RESET,
+            _STATUS,
+            _HEATER_ON,
+            _HEATER_OFF,
+        ):
             return self._reject()
         if cmd != _STATUS:  # reading the status must not hide the previous command's outcome
             self.status &= ~0x0002

@@ -76,10 +76,14 @@ class MassStorage(UsbDeviceModel):
         self.path = Path(image)
         size = self.path.stat().st_size
         if size == 0 or size % BLOCK:
-            raise ValueError(f"{self.path}: image size {size} is not a positive multiple of {BLOCK}")
+            raise ValueError(
+                f"{self.path}: image size {size} is not a positive multiple of {BLOCK}"
+            )
         self.blocks = size // BLOCK
         self._file = open(self.path, "r+b", buffering=0)  # noqa: SIM115 — lives with the model
-        iface = Interface(0, 8, 6, 0x50, (Endpoint(_EP_OUT, BULK, 512), Endpoint(_EP_IN, BULK, 512)))
+        iface = Interface(
+            0, 8, 6, 0x50, (Endpoint(_EP_OUT, BULK, 512), Endpoint(_EP_IN, BULK, 512))
+        )
         super().__init__(
             DeviceDescriptor(self.VENDOR_ID, self.PRODUCT_ID, manufacturer=1, product=2,
                              serial_number=3),
@@ -122,7 +126,12 @@ class MassStorage(UsbDeviceModel):
             raise Stall()
         if setup.request == _GET_MAX_LUN and setup.is_in and setup.value == 0:
             return b"\0"
-        if setup.request == _BOMS_RESET and not setup.is_in and setup.value == 0 and setup.length == 0:
+        if (
+            setup.request == _BOMS_RESET
+            and not setup.is_in
+            and setup.value == 0
+            and setup.length == 0
+        ):
             self._idle()
             return b""
         raise Stall()
@@ -204,7 +213,9 @@ class MassStorage(UsbDeviceModel):
             self._status, self._residue = self._out_status, self._expected
         elif self._out_status == _PASSED:
             self._status = self._write_blocks(data[: self._out_len])
-            self._residue = self._expected - self._out_len if self._status == _PASSED else self._expected
+            self._residue = (
+                self._expected - self._out_len if self._status == _PASSED else self._expected
+            )
         else:
             self._status, self._residue = self._out_status, self._expected
         self._phase = "csw"

@@ -147,7 +147,9 @@ def test_ten_bit_address(host, sim):
 def test_adjacent_operations_merge(host, sim):
     h = host.open("i2c-1")
     a, b, c = Region(2), Region(0), Region(3)
-    host.transaction(h, 0x50, SEVEN, [wr(b"\x20"), wr(b""), wr(b"\x21"), Op(0, a), Op(0, b), Op(0, c)])
+    host.transaction(
+        h, 0x50, SEVEN, [wr(b"\x20"), wr(b""), wr(b"\x21"), Op(0, a), Op(0, b), Op(0, c)]
+    )
     assert sim.history[-1][3] == (Write(b"\x20\x21"), Read(5))
     assert a.read() == b"\x21\x22" and c.read() == b"\x23\x24\x25"
 

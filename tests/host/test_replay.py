@@ -104,7 +104,9 @@ def test_first_differing_request_diverges_showing_both_sides(i2c_trace, request_
 
 def test_delay_mismatch_and_order_diverge(i2c_trace):
     replay = ReplayI2cBackend(i2c_trace[0])
-    with pytest.raises(ReplayDivergence, match=r"recorded `i2c  i2c-1 0x76.*requested `i2c  delay 1 ms`"):
+    with pytest.raises(
+        ReplayDivergence, match=r"recorded `i2c  i2c-1 0x76.*requested `i2c  delay 1 ms`"
+    ):
         replay.delay_ns(1_000_000)
     replay = ReplayI2cBackend(i2c_trace[0])
     _session_prefix = [(0x76, CHIP_ID), (0x50, [Write(b"\x00")]), (0x76, CALIB)]

@@ -35,8 +35,18 @@ from wasi_hw.host.usbdevices import (
     UsbDeviceModel,
 )
 
-__all__ = ["models", "conversation", "under_sim", "under_pyusb", "Babbler", "TIMEOUT_MS", "DRIVERS", "driver_models",
-           "run_usb_driver", "driver_under_pyusb"]
+__all__ = [
+    "models",
+    "conversation",
+    "under_sim",
+    "under_pyusb",
+    "Babbler",
+    "TIMEOUT_MS",
+    "DRIVERS",
+    "driver_models",
+    "run_usb_driver",
+    "driver_under_pyusb",
+]
 
 TIMEOUT_MS = 60  # short: libusb busy-polls pending INs under umockdev
 

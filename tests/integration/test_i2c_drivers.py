@@ -52,7 +52,9 @@ def reference(driver_cls, backend: SimI2cBackend, polls: int) -> list[dict]:
     return [d.poll() for _ in range(polls)]
 
 
-@pytest.mark.parametrize("t,p,h", [(22.5, 101_325.0, 45.0), (-10.25, 87_000.0, 80.0), (40.0, 110_000.0, 5.0)])
+@pytest.mark.parametrize(
+    "t,p,h", [(22.5, 101_325.0, 45.0), (-10.25, 87_000.0, 80.0), (40.0, 110_000.0, 5.0)]
+)
 def test_bme280_matches_reference(built, cache, t, p, h):
     result = run("bme280", sim(0x76, Bme280(t, p, h)), cache)
     assert result.state == "running" and result.faults == 0 and result.errors == 0
@@ -89,8 +91,11 @@ def test_tmp102_first_poll_reads_model_temperature(built, cache, extended):
     the wait in `init` every poll here reads 0.0, in both modes)."""
     backend = SimI2cBackend(["i2c-1"])
     m = load_manifest(ROOT / "drivers" / "tmp102" / "manifest.toml")
-    m = dataclasses.replace(m, poll_interval_ms=20,
-                            config=MappingProxyType({**m.config, "extended": str(extended).lower()}))
+    m = dataclasses.replace(
+        m,
+        poll_interval_ms=20,
+        config=MappingProxyType({**m.config, "extended": str(extended).lower()}),
+    )
     events = []
     with Kernel(Backends(i2c=backend, clock=RealClock()), on_event=events.append,
                 cache_dir=cache) as kernel:

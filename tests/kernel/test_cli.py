@@ -24,7 +24,9 @@ def chipid(tmp_path):
 
 
 def test_run_sim_json(chipid, capsys):
-    rc = main(["run", str(chipid), "--sim", "bme280@0x76", "--allow", "0x76", "--polls", "2", "--json"])
+    rc = main(
+        ["run", str(chipid), "--sim", "bme280@0x76", "--allow", "0x76", "--polls", "2", "--json"]
+    )
     out, err = capsys.readouterr()
     assert rc == 0
     assert [json.loads(line) for line in out.splitlines()] == [{"id": 0x60}, {"id": 0x60}]
@@ -133,7 +135,9 @@ def test_kernel_run(chipid, tmp_path, capsys):
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     chip = [e["data"] for e in events if e["driver"] == "chipid" and e["event"] == "report"]
     assert chip == [{"id": 0x60}] * 3
-    assert {"id": 0x60} in [e["data"] for e in events if e["driver"] == "echo" and e["event"] == "report"]
+    assert {"id": 0x60} in [
+        e["data"] for e in events if e["driver"] == "echo" and e["event"] == "report"
+    ]
 
 
 def test_kernel_file_errors_are_located(tmp_path, capsys):

@@ -111,8 +111,14 @@ class World:
         entries = [{k: v for k, v in e.items() if k != "time"}
                    for e in list(audit.entries)[before:]]
         v = self.inst.violations
-        return (errno, _get(mem, 0, 4096) + _get(mem, TOP - 64, 64), entries, dict(self.guard._pointer),
-                list(self.sim.history)[hist:], (v.faults, v.bad_handles, v.host_errors))
+        return (
+            errno,
+            _get(mem, 0, 4096) + _get(mem, TOP - 64, 64),
+            entries,
+            dict(self.guard._pointer),
+            list(self.sim.history)[hist:],
+            (v.faults, v.bad_handles, v.host_errors),
+        )
 
     def close(self) -> None:
         self.run.close()

@@ -49,8 +49,12 @@ def e2e_wasm(tmp_path_factory) -> bytes:
 def test_sdk_grant_read_revoke(kernel, e2e_wasm):
     def m(name, role, **sharing):
         base = manifest(name, interval_ms=5)
-        return dataclasses.replace(base, config={"role": role, "peer": "lcd" if name == "sensor" else "sensor"},
-                                   i2c=(), sharing=SharingPolicy(**sharing))
+        return dataclasses.replace(
+            base,
+            config={"role": role, "peer": "lcd" if name == "sensor" else "sensor"},
+            i2c=(),
+            sharing=SharingPolicy(**sharing),
+        )
 
     kernel.add(m("sensor", "grantor", grant_to={"lcd"}), e2e_wasm)
     kernel.add(m("lcd", "grantee", receive_from={"sensor"}), e2e_wasm)

@@ -95,7 +95,9 @@ def test_record_matches_c_layout_and_roundtrips(types, data):
     fmt = "".join(SCALARS[t] for t in types)
     # C layout with trailing padding to the struct alignment
     align = max(WIDTH[c] for c in fmt)
-    c_size = struct.calcsize("@" + fmt + f"0{'Q' if align == 8 else {1: 'B', 2: 'H', 4: 'I'}[align]}")
+    c_size = struct.calcsize(
+        "@" + fmt + f"0{'Q' if align == 8 else {1: 'B', 2: 'H', 4: 'I'}[align]}"
+    )
     assert layout(rec).size == c_size
     c_offsets = [struct.calcsize("@" + fmt[:i] + fmt[i] ) - WIDTH[fmt[i]] for i in range(len(fmt))]
     assert field_offsets(rec) == c_offsets

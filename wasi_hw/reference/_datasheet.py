@@ -64,7 +64,9 @@ def _cdiv(a: int, b: int) -> int:
     return q if (a >= 0) == (b >= 0) else -q
 
 
-def bme280_compensate(cal: Bme280Calibration, adc_t: int, adc_p: int, adc_h: int) -> tuple[int, int, int]:
+def bme280_compensate(
+    cal: Bme280Calibration, adc_t: int, adc_p: int, adc_h: int
+) -> tuple[int, int, int]:
     """Datasheet §4.2.3 integer compensation → (T in 0.01 °C, P in Pa/256, H in %RH/1024)."""
     var1 = (((adc_t >> 3) - (cal.T1 << 1)) * cal.T2) >> 11
     var2 = (((((adc_t >> 4) - cal.T1) * ((adc_t >> 4) - cal.T1)) >> 12) * cal.T3) >> 14
