@@ -229,13 +229,14 @@ class I2cHost:
                  reads: Sequence[Sequence[Any]]) -> None:
         """Write each Read's data into its guest regions, after checking the backend's answer."""
         if len(results) != len(reads) or any(
-                len(r) != sum(len(b) for b in bufs) for r, bufs in zip(results, reads)):
+            len(r) != sum(len(b) for b in bufs) for r, bufs in zip(results, reads, strict=True)
+        ):
             backend = target[0]
             raise HwError(
                 "other",
                 f"backend {getattr(backend, 'name', backend)!r} returned malformed read data",
             )
-        for data, bufs in zip(results, reads):
+        for data, bufs in zip(results, reads, strict=True):
             offset = 0
             for buf in bufs:
                 n = len(buf)

@@ -195,7 +195,7 @@ class Smbus2I2cBackend:
                 msg.flags |= I2C_M_TEN
             msgs.append(msg)
         b.smbus.i2c_rdwr(*msgs)
-        return [bytes(m) for m, op in zip(msgs, ops) if isinstance(op, Read)]
+        return [bytes(m) for m, op in zip(msgs, ops, strict=True) if isinstance(op, Read)]
 
     def _smbus(self, b: _Bus, address: int, ten_bit: bool, ops: Sequence[Op]) -> list[bytes]:
         f, s = b.funcs, b.smbus

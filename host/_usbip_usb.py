@@ -517,8 +517,15 @@ class UsbipUsbBackend(UsbBackend):
         if direction == proto.DIR_OUT:
             payload = bytes(data or b"")[:total].ljust(total, b"\0")
         reply = self._h(handle).submit(
-            direction, endpoint & 0x0F, bytes(8), payload, total, timeout_ms,
-            f"isochronous 0x{endpoint:02x}", iso=[(o, n, 0, 0) for o, n in zip(offsets, lengths)])
+            direction,
+            endpoint & 0x0F,
+            bytes(8),
+            payload,
+            total,
+            timeout_ms,
+            f"isochronous 0x{endpoint:02x}",
+            iso=[(o, n, 0, 0) for o, n in zip(offsets, lengths, strict=True)],
+        )
         got = reply.iso or []
         if len(got) != len(lengths):
             raise HwError("io", f"isochronous 0x{endpoint:02x}: {len(got)} packet results "

@@ -364,7 +364,7 @@ class _UncheckedCall:
                                          f"expected {self._nparams}")
         if args:
             vals = []
-            for (ty, mask), v in zip(self._fmt, args):
+            for (ty, mask), v in zip(self._fmt, args, strict=True):
                 if mask is None:
                     if not isinstance(v, float):
                         raise TypeError(f"don't know how to convert {v!r} to {ty}")

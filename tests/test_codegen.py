@@ -579,7 +579,7 @@ def test_generated_record_roundtrip(types, data):
     rec = mod.Rec(*values)
     raw = rec.pack()
     assert len(raw) == mod.Rec.SIZE == layout(doc.typenames["rec"]).size
-    for t, off, v in zip(types, field_offsets(doc.typenames["rec"]), values):
+    for t, off, v in zip(types, field_offsets(doc.typenames["rec"]), values, strict=True):
         assert _struct.unpack_from("<" + _SCALAR_FMT[t], raw, off)[0] == v
     assert mod.Rec.unpack(raw) == rec
     assert mod.Rec.unpack(b"\xee" * 5 + raw, 5) == rec

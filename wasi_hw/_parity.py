@@ -436,7 +436,7 @@ def compare(baseline: Leg, leg: Leg) -> Difference | None:
         return Difference(n, b, "outcome", "the run", json.dumps(leg.outcome),
                           json.dumps(baseline.outcome))
     if leg.readings != baseline.readings:
-        for i, (x, y) in enumerate(zip(leg.readings, baseline.readings)):
+        for i, (x, y) in enumerate(zip(leg.readings, baseline.readings, strict=False)):
             if x != y:
                 return Difference(n, b, "readings", f"reading {i + 1}", json.dumps(x),
                                   json.dumps(y))

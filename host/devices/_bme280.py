@@ -125,7 +125,8 @@ class Bme280(RegisterDevice):
                 self._filtered = new
             else:
                 self._filtered = [
-                    (old * (coeff - 1) + n) / coeff for old, n in zip(self._filtered, new)
+                    (old * (coeff - 1) + n) / coeff
+                    for old, n in zip(self._filtered, new, strict=True)
                 ]
             adc_p, adc_t = (round(v) for v in self._filtered)
         osrs_t = _OVERSAMPLING[self.ctrl_meas >> 5]

@@ -77,7 +77,7 @@ def test_smbus_only_adapter_uses_smbus_transfers():
         assert 0x0707 not in emu.handlers["i2c-1"].ioctls
     # what SMBus cannot express is refused before touching the bus
     refused = {11: "bare 3-byte read", 14: "10-bit address"}
-    for i, (want, have) in enumerate(zip(expected, got)):
+    for i, (want, have) in enumerate(zip(expected, got, strict=True)):
         if i in refused:
             assert have == ("err", "not_supported"), refused[i]
         elif want == ("err", "nack_data"):

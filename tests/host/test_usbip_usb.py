@@ -38,7 +38,7 @@ def test_enumeration_matches_the_models():
     with usbip_backend(*models) as (server, backend):
         devs = backend.devices()
         assert [(d.vendor_id, d.product_id) for d in devs] == [(0x1209, 1), (0x1209, 2)]
-        for d, m in zip(devs, models):
+        for d, m in zip(devs, models, strict=True):
             assert d.device_descriptor == m.device_descriptor
             assert d.config_descriptors == m.config_descriptors
             assert d.serial == m.serial and d.speed == m.speed

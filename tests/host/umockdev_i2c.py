@@ -188,7 +188,7 @@ def _handler_class():
                 results = self._run(ops)
             finally:
                 self.ten_bit = saved
-            for buf, data in zip(bufs, results):
+            for buf, data in zip(bufs, results, strict=False):
                 if buf is not None:
                     buf.update(0, list(data))
             return n

@@ -61,7 +61,7 @@ def test_bme280_matches_reference(built, cache, t, p, h):
     assert not result.audit                       # the register grants cover the driver
     want = reference(Bme280Driver, sim(0x76, Bme280(t, p, h)), 3)
     assert len(result.readings) == 3
-    for got, ref in zip(result.readings, want):
+    for got, ref in zip(result.readings, want, strict=True):
         assert got.keys() == ref.keys()
         for k in ref:                              # f32 on the wire
             assert got[k] == pytest.approx(ref[k], rel=1e-6, abs=1e-3)
@@ -76,7 +76,7 @@ def test_sht3x_matches_reference(built, cache, t, h):
     result = run("sht3x", sim(0x44, Sht3x(t, h)), cache)
     assert result.state == "running" and result.errors == 0
     want = reference(Sht3xDriver, sim(0x44, Sht3x(t, h)), 3)
-    for got, ref in zip(result.readings, want):
+    for got, ref in zip(result.readings, want, strict=True):
         assert got == pytest.approx(ref, abs=1e-4)
     assert result.readings[-1]["temperature_c"] == pytest.approx(t, abs=0.01)
     assert result.readings[-1]["humidity_pct"] == pytest.approx(h, abs=0.01)

@@ -64,7 +64,7 @@ def test_record_layout_properties(types, nested_types):
     offs = field_offsets(rec)
     fields = rec.type.fields
     prev_end = 0
-    for f, off in zip(fields, offs):
+    for f, off in zip(fields, offs, strict=True):
         fl = layout(f.type)
         assert off % fl.align == 0          # aligned
         assert off >= prev_end               # no overlap, in order
@@ -110,9 +110,12 @@ def test_record_matches_c_layout_and_roundtrips(types, data):
             lo, hi = (0, 2**bits - 1) if c.isupper() else (-(2**(bits - 1)), 2**(bits - 1) - 1)
             values.append(data.draw(st.integers(lo, hi)))
     buf = bytearray(layout(rec).size)
-    for c, off, v in zip(fmt, field_offsets(rec), values):
+    for c, off, v in zip(fmt, field_offsets(rec), values, strict=True):
         struct.pack_into("<" + c, buf, off, v)
-    got = [struct.unpack_from("<" + c, buf, off)[0] for c, off in zip(fmt, field_offsets(rec))]
+    got = [
+        struct.unpack_from("<" + c, buf, off)[0]
+        for c, off in zip(fmt, field_offsets(rec), strict=True)
+    ]
     assert got == values
 
 

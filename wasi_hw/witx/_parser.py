@@ -360,12 +360,12 @@ class _Builder:
             raise _err(f"{kind} has {len(cases)} cases but its tag `${tag.name}` has "
                        f"{len(names)}", node)
         if kind == "variant":
-            for c, n in zip(cases, names):
+            for c, n in zip(cases, names, strict=True):
                 if c.name != n.name:
                     raise _err(f"variant case `${c.name}` does not match tag case "
                                f"`${n.name}` of `${tag.name}`", c.loc)
         else:
-            cases = [Case(n.name, c.docs, c.loc, c.type) for c, n in zip(cases, names)]
+            cases = [Case(n.name, c.docs, c.loc, c.type) for c, n in zip(cases, names, strict=True)]
         return VariantType(rep, cases, kind, tag)
 
     def _union(self, node: SList, args: list[SExpr]) -> VariantType:
