@@ -306,6 +306,6 @@ class UsbBackend(abc.ABC):
         (libusb semantics), claimed interfaces stay claimed. ``not_found`` if the device
         re-enumerated as something else (the handle is then dead)."""
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 — an optional hook: the default does nothing
         """Release everything the backend holds (threads, sockets, libusb context).
         The default does nothing."""

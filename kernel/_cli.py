@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -259,7 +260,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         cache = AotCache(engine, args.cache_dir)
         for path in args.wasm:
             wasm = _read(path)
-            loaded = _wasm_error(path, lambda: cache.compile(wasm))
+            loaded = _wasm_error(path, functools.partial(cache.compile, wasm))
             where = loaded.cwasm if loaded.cwasm else "(cache not writable)"
             print(f"{path}: compiled in {loaded.seconds * 1000:.1f} ms → {where}")
     return 0

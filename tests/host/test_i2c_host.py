@@ -248,7 +248,7 @@ def test_backend_sees_immutable_operations():
         host.write(h, 0x50, SEVEN, bytearray(b"\xf4\x27"))
     assert seen == [[Write(b"\xd0"), Read(3)], [Write(b"\xf4\x27")]] * 2
     assert type(seen[1][0].data) is bytes
-    with pytest.raises(Exception):
+    with pytest.raises(AttributeError):  # frozen
         seen[0][1].length = 5
 
 

@@ -53,11 +53,20 @@ class FakeSMBus:
                     m.buf[i] = bytes([0xA0 + i])
 
     def write_quick(self, a): self._call("quick", a)
-    def read_byte(self, a): self._call("read_byte", a); return 0xA0
+    def read_byte(self, a):
+        self._call("read_byte", a)
+        return 0xA0
+
     def write_byte(self, a, v): self._call("write_byte", a, v)
-    def read_byte_data(self, a, r): self._call("read_byte_data", a, r); return 0xA0
+    def read_byte_data(self, a, r):
+        self._call("read_byte_data", a, r)
+        return 0xA0
+
     def write_byte_data(self, a, r, v): self._call("write_byte_data", a, r, v)
-    def read_word_data(self, a, r): self._call("read_word_data", a, r); return 0xA1A0
+    def read_word_data(self, a, r):
+        self._call("read_word_data", a, r)
+        return 0xA1A0
+
     def write_word_data(self, a, r, v): self._call("write_word_data", a, r, v)
 
     def read_i2c_block_data(self, a, r, n):

@@ -152,8 +152,8 @@ def test_devices_command_lists_emulated_bus():
         proc = emu.run_python("from wasi_hw._cli import main; sys.exit(main(['devices']))")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert any("/dev/i2c-1" in l and "Simulated adapter" in l for l in lines), proc.stdout
-    assert any("/dev/i2c-7" in l for l in lines), proc.stdout
+    assert any("/dev/i2c-1" in line and "Simulated adapter" in line for line in lines), proc.stdout
+    assert any("/dev/i2c-7" in line for line in lines), proc.stdout
 
 
 @pytest.mark.parametrize("chip,address", [("bme280", 0x76), ("sht3x", 0x44)])

@@ -176,7 +176,7 @@ def test_stop_closes_listener_and_connections():
     with pytest.raises(OSError):
         socket.create_connection(addr, timeout=1)
     with pytest.raises(RuntimeError):
-        srv.address
+        _ = srv.address
 
 
 

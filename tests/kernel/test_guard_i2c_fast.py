@@ -3,6 +3,7 @@ register rules (`_check`): same outcome, same audit entry, same register-pointer
 
 from __future__ import annotations
 
+import functools
 import random
 
 import pytest
@@ -64,17 +65,18 @@ def test_fast_paths_match_the_general_rules(pairs):
         n = rng.choice([0, 1, 2, 6, 8, 20])
         address = rng.choice([0x76, 0x76, 0x76, 0x77])
         if rng.random() < 0.5:
-            got = outcome(lambda: fast.write_read(1, address, seven, data, bytearray(n)))
+            got = outcome(functools.partial(fast.write_read, 1, address, seven, data,
+                                            bytearray(n)))
 
-            def general() -> None:
+            def general(address=address, data=data, n=n) -> None:
                 ref._check("write_read", 1, address, seven,
                            [(True, len(data), data), (False, n, None)])
                 ref_host.write_read(1, address, seven, data, bytearray(n))
             want = outcome(general)
         else:
-            got = outcome(lambda: fast.write(1, address, seven, data))
+            got = outcome(functools.partial(fast.write, 1, address, seven, data))
 
-            def general() -> None:
+            def general(address=address, data=data) -> None:
                 ref._check("write", 1, address, seven, [(True, len(data), data)])
                 ref_host.write(1, address, seven, data)
             want = outcome(general)

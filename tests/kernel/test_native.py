@@ -155,11 +155,13 @@ def test_native_entry_matches_the_unchecked_call(export, g):
             func = inst.exports(store)[export]
             if native:
                 enter = _native.entry(store, func)
-                call = lambda: enter(ke.deadline_ticks(10))  # noqa: E731
+
+                def call(enter=enter):
+                    return enter(ke.deadline_ticks(10))
             else:
                 checked = HostCalls(linked.linker).caller(store, func, ([], ["i32"]))
 
-                def call():
+                def call(store=store, checked=checked):
                     store.set_epoch_deadline(ke.deadline_ticks(10))
                     return checked()
             outcomes.append(linked.outcome(call))
