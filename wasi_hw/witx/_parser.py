@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ._ast import (
     INT_REPRS,
@@ -39,6 +40,9 @@ from ._ast import (
 )
 from ._errors import Location, WitxError
 from ._sexpr import SAtom, SExpr, SList, read_sexprs
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 __all__ = ["load", "parse"]
 
@@ -248,7 +252,7 @@ class _Builder:
                 if len(ann.items) != 3:
                     raise _err(f"`(@witx {key} ...)` takes exactly one argument", ann)
                 return ann, args[1:]
-            got = ann.items[1].value if len(ann.items) > 1 else ""
+            got = ann.items[1].value if len(ann.items) > 1 and _is(ann.items[1], "keyword") else ""
             raise _err(f"unexpected annotation `(@witx {got} ...)`: expected `(@witx {key} ...)`",
                        ann)
         return None, args
@@ -356,6 +360,7 @@ class _Builder:
             if len(cases) > 1 << (INT_REPRS[rep] * 8):
                 raise _err(f"{len(cases)} cases do not fit the tag type {rep}", ann)
             return VariantType(rep, cases, kind)
+        assert tag is not None  # names come from a tag enum
         if len(names) != len(cases):
             raise _err(f"{kind} has {len(cases)} cases but its tag `${tag.name}` has "
                        f"{len(names)}", node)
@@ -427,7 +432,7 @@ class _Builder:
         ok = (len(item.items) == 3 and _is(item.items[1], "string")
               and isinstance(item.items[2], SList) and item.items[2].head() == "memory"
               and len(item.items[2].items) == 1)
-        if not ok:
+        if not ok or not isinstance(item.items[1], SAtom):
             raise _err('the only import a module may declare is `(import "memory" (memory))`',
                        item)
         if item.items[1].value != "memory":
@@ -451,7 +456,7 @@ class _Builder:
         noreturn = False
         for x in it[3:]:
             head = x.head() if isinstance(x, SList) else None
-            if head in ("param", "result"):
+            if isinstance(x, SList) and head in ("param", "result"):
                 if noreturn:
                     raise _err("`(@witx noreturn)` must come last", x)
                 if len(x.items) != 3 or not _is(x.items[1], "id"):
@@ -465,7 +470,8 @@ class _Builder:
                 seen[pname] = x.loc
                 p = Param(pname, self._type(x.items[2]), x.docs, x.loc)
                 (params if head == "param" else results).append(p)
-            elif head == "@witx" and len(x.items) == 2 and _is(x.items[1], "keyword") \
+            elif isinstance(x, SList) and head == "@witx" and len(x.items) == 2 \
+                    and _is(x.items[1], "keyword") \
                     and x.items[1].value == "noreturn":
                 if results:
                     raise _err(f"`{name}` is `noreturn` but declares a result", x)
@@ -476,5 +482,5 @@ class _Builder:
         return Function(name, params, results, noreturn, item.docs, item.loc)
 
 
-def _is(node: SExpr, kind: str) -> bool:
+def _is(node: SExpr, kind: str) -> TypeIs[SAtom]:
     return isinstance(node, SAtom) and node.kind == kind
