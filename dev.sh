@@ -22,6 +22,7 @@ APT_PKGS=(python3-venv python3-dev gcc pkg-config libgirepository1.0-dev libcair
 # The Rust wasm toolchain (FACTS.md): a rustup toolchain that already has the
 # wasm32 target, else Debian's rustc-web + std sources + wasm-ld.
 RUST_PKGS=(rustc-web cargo-web rust-web-src lld-22)
+RUST_PKGS+=(rust-web-clippy)  # clippy for that toolchain: the Rust lint gate (tests/test_gates.py)
 
 rustup_has_wasm() {
   command -v rustup >/dev/null 2>&1 &&
