@@ -18,6 +18,8 @@ import wasmtime
 from wasi_hw import UserError, _build
 from wasi_hw._cli import main
 
+pytestmark = pytest.mark.wasm  # runs cargo
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -19,6 +19,8 @@ from wasi_hw import UserError
 from wasi_hw._cli import main
 from wasi_hw._parity import Leg, compare, normalise, run_parity, setup_for
 
+pytestmark = pytest.mark.umockdev  # compiled drivers on every backend, smbus2/pyusb under umockdev
+
 ROOT = Path(__file__).resolve().parents[1]
 WASM = ROOT / "build" / "wasm"
 sys.path.insert(0, str(ROOT / "tests" / "host"))

@@ -16,6 +16,8 @@ from wasi_hw.host.usbdevices import EchoDevice
 from wasi_hw.host.usbdevices._keyboard import HidKeyboard
 from wasi_hw.host.usbdevices._mass_storage import MassStorage
 
+pytestmark = pytest.mark.engine  # a USB/IP server per test, and Debian's usbip client
+
 GET_DEVICE = bytes([0x80, 6, 0, 1, 0, 0, 18, 0])
 SET_CONFIG_1 = bytes([0, 9, 1, 0, 0, 0, 0, 0])
 

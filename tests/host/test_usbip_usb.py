@@ -19,6 +19,8 @@ from wasi_hw.host.usbdevices._mass_storage import MassStorage
 from usb_testing import GuestMem, IsoSource, bot_command, kind, make_filter
 from usbip_testing import ServerProcess, open_configured, usbip_backend
 
+pytestmark = pytest.mark.engine  # a USB/IP server per test, killed and frozen on purpose
+
 SET_BUFFER, GET_BUFFER, STALL, GET_QUEUED = 1, 2, 3, 4
 
 

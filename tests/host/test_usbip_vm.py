@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.vm  # boots the VM itself (vm.run_in_vm)
+
 _VM_PATH = Path(__file__).resolve().parents[1] / "vm" / "vm.py"
 
 _CHECKS = r'''

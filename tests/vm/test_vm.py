@@ -176,6 +176,7 @@ exit 0
         assert not (here / "written").exists()
 
 
+@pytest.mark.vm
 def test_cli_run_returns_the_guest_status():
     proc = subprocess.run([sys.executable, str(HERE / "vm.py"), "run", "--", "sh", "-c",
                            "echo via-cli; exit 3"], capture_output=True, text=True, timeout=120)
