@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # wasi-hw developer entry point. The README's two commands:
 #   ./dev.sh demo   build every driver and run the demo kernel on simulated devices
-#   ./dev.sh test   run every test
+#   ./dev.sh test   run every test and the gates (ruff, mypy, clippy), then the kernel
+#                   suite again on the host-call path's fallback (WASI_HW_NATIVE=0)
 # Each installs what it needs first (Debian packages, the venv, the Rust wasm
 # toolchain) and skips what is already in place. Other verbs: setup, build, shell.
 set -euo pipefail
@@ -74,8 +75,15 @@ case "$cmd" in
     setup; build
     exec "$VENV/bin/wasi-hw" kernel run drivers/demo.kernel.toml "$@" ;;
   test)
+    # Every test, the gates (ruff, mypy, clippy: tests/test_gates.py) among them; then the
+    # kernel suite again on the ctypes fallback of the host-call path (WASI_HW_NATIVE=0).
+    # With arguments: just `pytest ARGS`.
     setup; build
-    exec "$VENV/bin/python" -m pytest -n 2 "$@" ;;
+    [ $# -gt 0 ] && exec "$VENV/bin/python" -m pytest -n 2 "$@"
+    "$VENV/bin/python" -m pytest -n 2
+    say "the kernel suite without the native host-call path (WASI_HW_NATIVE=0)"
+    WASI_HW_NATIVE=0 exec "$VENV/bin/python" -m pytest -n 2 tests/kernel \
+      --ignore=tests/kernel/test_fuzz_shims.py ;;
   shell) setup; exec bash --rcfile <(echo "source '$VENV/bin/activate'") ;;
-  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
