@@ -247,7 +247,7 @@ class I2cHost:
     def _run(self, handle: int, address: int, mode: int, ops: list[tuple[OpKind, Any]]) -> None:
         # merge adjacent same-kind operations; total bytes bounded before anything is copied
         target = self._target(handle, address, mode, sum(len(buf) for _, buf in ops))
-        wire: list[Read | Write] = []
+        wire: list[Any] = []  # Read | Write; the last one's kind is `prev`
         reads: list[list[Any]] = []  # guest regions behind each merged Read
         prev = None
         for kind, buf in ops:
@@ -272,7 +272,7 @@ class I2cHost:
 # (bounded: reads up to 256 bytes, writes of at most 4 bytes — register pointers and pairs).
 _READS: dict[int, Read] = {}
 _WRITES: dict[bytes, Write] = {}
-_TEN_BIT = {AddressMode.SEVEN_BIT: False, AddressMode.TEN_BIT: True}  # ints 0 / 1 hash alike
+_TEN_BIT: dict[int, bool] = {AddressMode.SEVEN_BIT: False, AddressMode.TEN_BIT: True}  # 0/1 alike
 _OP_KINDS = {kind: kind for kind in OpKind}
 
 

@@ -35,7 +35,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from .._errors import HwError
 from ._clock import VirtualClock
@@ -104,7 +104,7 @@ class _Cursor:
     def peek(self) -> tuple[int, dict[str, Any]] | None:
         return self.items[self.pos] if self.pos < len(self.items) else None
 
-    def diverge(self, recorded: tuple[int, dict[str, Any]] | None, requested: dict) -> None:
+    def diverge(self, recorded: tuple[int, dict[str, Any]] | None, requested: dict) -> NoReturn:
         index = recorded[0] + 1 if recorded else len(self.trace.records) + 1
         self.divergence = ReplayDivergence(index, recorded[1] if recorded else None,
                                            requested, self.trace.source)

@@ -134,7 +134,7 @@ class SimI2cBackend:
                 self._clocks(9 * (2 if ten_bit and not (read and i) else 1))
                 if device is None or not device.start(read):
                     raise HwError("nack_address", f"{bus}: no ACK from address {address:#x}")
-                if read:
+                if isinstance(op, Read):
                     n = op.length
                     data = bytearray()
                     for j in range(n):

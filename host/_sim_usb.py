@@ -47,7 +47,7 @@ _FRAME_NS = 1_000_000
 class _Attached:
     model: UsbDeviceModel
     info: UsbDeviceInfo
-    claims: dict[int, int] = field(default_factory=dict)  # interface -> handle
+    claims: dict[int, Hashable] = field(default_factory=dict)  # interface -> handle
     present: bool = True
 
 
@@ -68,7 +68,7 @@ class SimUsbBackend(UsbBackend):
         self.bus_number = bus_number
         self._lock = threading.RLock()
         self._attached: dict[str, _Attached] = {}
-        self._handles: dict[int, _Open] = {}
+        self._handles: dict[Hashable, _Open] = {}
         self._ids = itertools.count(1)
         self._handle_ids = itertools.count(1)
         self._next_address = 1

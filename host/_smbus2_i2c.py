@@ -84,7 +84,7 @@ _BUS_NAME = re.compile(r"i2c-(\d+)\Z")
 def _kind(err: OSError, wrote_data: bool) -> str:
     if err.errno == E.EREMOTEIO:
         return "nack_unknown" if wrote_data else "nack_address"
-    return _ERRNO.get(err.errno, "other")
+    return _ERRNO.get(err.errno or 0, "other")
 
 
 def linux_i2c_buses(dev_dir: str = "/dev", sys_dir: str = "/sys") -> list[tuple[str, str, str]]:

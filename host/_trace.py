@@ -317,7 +317,7 @@ def _check_record(name: str, n: int, rec: Any) -> None:
 
 
 def _ops_to_cbor(ops: Sequence[Op]) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for op in ops:
         if isinstance(op, Read):
             out.append({"read": op.length})

@@ -119,7 +119,7 @@ class AotCache:
         cwasm, sidecar = self.paths(digest)
         checked = self._private() or self._check(digest, cwasm, sidecar)
         why = checked if isinstance(checked, str) else ""
-        if not why:
+        if not isinstance(checked, str):
             got, record = checked
             t0 = time.perf_counter()
             try:

@@ -181,7 +181,7 @@ def _audit_log(path: Path | None):
     from ._audit import AuditLog
 
     class _Echo(AuditLog):
-        def record(self, driver, call, asked, why, outcome="access"):  # type: ignore[override]
+        def record(self, driver, call, asked, why, outcome="access"):
             entry = super().record(driver, call, asked, why, outcome)
             print(f"{driver:<8}  audit {outcome}: {call} {json.dumps(_jsonable(asked))} — {why}",
                   file=sys.stderr, flush=True)

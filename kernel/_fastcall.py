@@ -192,7 +192,7 @@ def _make_callback(func: Callable[..., Any], params: Sequence[str], results: Seq
 
         return callback
 
-    def callback(env: int, caller: int, args: int, nargs: int) -> int:
+    def any_shape(env: int, caller: int, args: int, nargs: int) -> int:
         buf = buf_t.from_address(args) if args else None
         try:
             r = func(*unpack(buf)) if params else func()
@@ -210,13 +210,13 @@ def _make_callback(func: Callable[..., Any], params: Sequence[str], results: Seq
                 else:
                     if not isinstance(v, int):
                         raise _convert_error(v, results[i])
-                    vals[i] = v & masks[i]
+                    vals[i] = v & masks[i]  # type: ignore[operator]  # ints have a mask
             pack(buf, 0, *vals)
         except BaseException as exc:  # noqa: BLE001
             return trap(exc)
         return 0
 
-    return callback
+    return any_shape
 
 
 def define_unchecked(linker: wasmtime.Linker, module: str, name: str, params: Sequence[str],
@@ -255,7 +255,7 @@ def reraise_at_call_site(exc: BaseException) -> None:
     from wasmtime import _func
 
     if _func.LAST_EXCEPTION is None:   # the first failure is the cause
-        _func.LAST_EXCEPTION = exc
+        _func.LAST_EXCEPTION = exc  # type: ignore[assignment]  # re-raised as is, any kind
 
 
 def _take_pending() -> BaseException | None:

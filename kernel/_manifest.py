@@ -51,6 +51,7 @@ Driver manifest (all tables but the first two keys optional)::
 
 from __future__ import annotations
 
+import builtins
 import re
 import tomllib
 from collections.abc import Mapping
@@ -294,7 +295,8 @@ class _V:
             raise self.err(key, f"{self.what}.{key} = {value} is out of range ({lo}..{hi})")
         return value
 
-    def int_list(self, key: str, *, lo: int, hi: int, desc: str, default: Any = ...) -> frozenset:
+    def int_list(self, key: str, *, lo: builtins.int, hi: builtins.int, desc: str,
+                 default: Any = ...) -> frozenset[builtins.int]:
         values = self.get(key, list, default, desc=f"a list of {desc}")
         out = set()
         for v in values:
@@ -414,7 +416,8 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
         sharing = SharingPolicy(**lists)
 
     restart = RestartPolicy()
-    if (rv := v.sub("restart")) is not None:
+    if (restart_v := v.sub("restart")) is not None:
+        rv = restart_v
         restart = RestartPolicy(
             max_faults=rv.int(
                 "max_faults", RestartPolicy.max_faults, lo=0, hi=1_000_000, desc="a count"

@@ -63,9 +63,9 @@ from wasi_hw._errors import GuestFault
 from ._fastcall import fast_path_available, reraise_at_call_site
 
 try:
-    from . import _cnative
+    from . import _cnative  # type: ignore[attr-defined]  # the C extension: no stub
 except ImportError:  # built without a C compiler: the ctypes path is used
-    _cnative = None  # type: ignore[assignment]
+    _cnative = None
 
 __all__ = ["available", "configure", "define", "set_current", "get_current", "memory", "ticker",
            "entry", "raw_entry", "Trapped", "outcome", "fused_bulk", "fused_i2c"]

@@ -185,8 +185,9 @@ class Sandbox:
                 key = (mod, "report")
                 shims[key] = fused_report(guard, mem, fail, shims[key])
             if mod == "wasi_i2c":
-                generic = {n: shims[(mod, n)] for n in ("write_read", "write", "read")
-                           if n in self.used[mod]}
+                generic: dict[str, Any] = {n: shims[(mod, n)]
+                                           for n in ("write_read", "write", "read")
+                                           if n in self.used[mod]}
                 for name, fn in fused_i2c(guard, mem, fail, generic).items():
                     shims[(mod, name)] = fn
         self._shims = shims

@@ -45,7 +45,7 @@ def fused_bulk_transfer(guard: Any, mem: Any, fail: Callable[[BaseException, str
     host = getattr(guard, "_host", None)
     plans = getattr(host, "bulk_plans", None)
     granted = getattr(guard, "_ep_ok", None)
-    if plans is None or granted is None:
+    if host is None or plans is None or granted is None:
         return generic
     limit = min(guard._max_transfer, host.max_transfer, mem.max_copy)
     deadline = guard._deadline_ms

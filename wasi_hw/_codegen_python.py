@@ -88,7 +88,8 @@ class _Gen:
             raise WitxError(f"module `${module.name}` uses several errno types; the bindings "
                             "need one", module.loc)
         self.errno = next(iter(errors.values()), None)
-        cases = [c.name for c in underlying(self.errno).cases] if self.errno else []
+        errno_enum = underlying(self.errno) if self.errno else None
+        cases = [c.name for c in errno_enum.cases] if isinstance(errno_enum, EnumType) else []
         self.invalid = next((k for k in ("invalid_argument", "invalid_param", "inval")
                              if k in cases), "other")
 
@@ -202,7 +203,7 @@ class _Gen:
         u = tn.type
         if isinstance(u, (EnumType, FlagsType)):
             is_enum = isinstance(u, EnumType)
-            cases = u.cases if is_enum else u.flags
+            cases = u.cases if isinstance(u, EnumType) else u.flags
             self.emit("", f"class {name}(enum.{'IntEnum' if is_enum else 'IntFlag'}):")
             self.docstring(tn.docs or f"`${tn.name}`", "    ")
             for i, c in enumerate(cases):
@@ -274,6 +275,7 @@ class _Gen:
             u = underlying(f.type)
             fname = py_ident(f.name)
             if isinstance(u, PointerType):
+                assert vi is not None  # stored in the record itself
                 pure = False
                 if i + 1 < len(r.fields) and _is_len_field(r.fields[i + 1], f.name):
                     expr = self.pointer_lift(u, f"v[{vi}]", f"v[{vi + 1}]")
@@ -283,6 +285,7 @@ class _Gen:
                     continue
                 lifted.append((fname, "int", f"v[{vi}]"))
             elif isinstance(u, (StringType, ListType)):
+                assert vi is not None
                 pure = False
                 lifted.append((fname, self.annotation(f.type),
                                self.seq_lift(f.type, f"v[{vi}], v[{vi + 1}]")))
@@ -441,7 +444,9 @@ class _Gen:
             public += self.typename(tn)
         errno = self.errno
         if errno is not None:
-            cases = underlying(errno).cases
+            errno_enum = underlying(errno)
+            assert isinstance(errno_enum, EnumType) and isinstance(errno, TypeName)
+            cases = errno_enum.cases
             items = ", ".join(f"{c.name!r}: {i}" for i, c in enumerate(cases))
             self.emit(f"ERRNO: dict[str, int] = {{{items}}}",
                       f'"""Case name → value of `${errno.name}`, the errno of every function."""',

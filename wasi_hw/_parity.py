@@ -508,6 +508,7 @@ def run_parity(setup: ParitySetup, backends: Sequence[str], *, reference: str | 
         for name in backends:
             try:
                 if name in wrap:
+                    assert trace_dir is not None  # made above for wrapped legs
                     leg = _child_leg(setup, name, wrap[name], trace_dir)
                 else:
                     leg = run_leg(setup, name, trace_dir=trace_dir,

@@ -116,7 +116,7 @@ class MassStorage(UsbDeviceModel):
         self._expected = 0
         self._data_in = b""
         self._out_buf = bytearray()
-        self._on_out_done = None
+        self._on_out_done: str | None = None
         self._status = _PASSED
         self._residue = 0
         self._reset_required = False

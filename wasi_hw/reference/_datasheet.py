@@ -41,7 +41,7 @@ class Bme280Calibration:
         h4 = _s12(block2[3] << 4 | block2[4] & 0x0F)
         h5 = _s12(block2[5] << 4 | block2[4] >> 4)
         h6 = struct.unpack("<b", block2[6:7])[0]
-        return cls(*t_p, block1[25], h2, h3, h4, h5, h6)
+        return cls(*t_p, block1[25], h2, h3, h4, h5, h6)  # type: ignore[call-arg]  # 12 + 6 fields
 
     def to_nvm(self) -> tuple[bytes, bytes]:
         """The inverse of `from_nvm`: the two register blocks."""
