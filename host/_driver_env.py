@@ -59,8 +59,8 @@ def _seeks_back() -> bool:
 _READ_SIZE = 4096 if _seeks_back() else 1
 
 
-# The fast path of `decode_cbor_item`: ``[item, secret]`` through `cbor2.loads` (one C call,
-# ≈ 0.6 µs instead of ≈ 1.5 µs for a decoder over a stream). `loads` ignores trailing bytes, so
+# The fast path of `decode_cbor_item`: ``[item, secret]`` through `cbor2.loads` (one C call
+# instead of a decoder over a stream). `loads` ignores trailing bytes, so
 # the data is framed as a 2-element array whose second element is a byte string the guest
 # cannot know: it decodes back to ``secret`` only when ``data`` was exactly one item.
 _SECRET = os.urandom(16)

@@ -1,11 +1,10 @@
 """The fast host-call path: wasmtime's unchecked C API, with the checked API as fallback.
 
-A host function defined with `wasmtime.Linker.define_func` costs 12–21 µs per call from wasm
-(wasmtime-py boxes every argument in a `Val`, allocates a `Caller`, looks the function up in
-a slab); a call into an export through `Func.__call__` costs 10–60 µs (it builds the
-function's `FuncType` on every call). wasmtime's *unchecked* C API
-(`wasmtime_linker_define_func_unchecked`, `wasmtime_func_call_unchecked`) passes raw 16-byte
-`wasmtime_val_raw_t` slots instead; through ctypes it costs about 1 µs per call each way.
+For a host function defined with `wasmtime.Linker.define_func` wasmtime-py boxes every
+argument in a `Val`, allocates a `Caller` and looks the function up in a slab; a call into an
+export through `Func.__call__` builds the function's `FuncType` every time. wasmtime's
+*unchecked* C API (`wasmtime_linker_define_func_unchecked`, `wasmtime_func_call_unchecked`)
+passes raw 16-byte `wasmtime_val_raw_t` slots instead (the costs: docs/benchmarks.md).
 
 Contract:
 - `define_unchecked(linker, module, name, params, results, func, on_exception)` defines
@@ -106,8 +105,8 @@ def func_type(params: Sequence[str], results: Sequence[str]) -> wasmtime.FuncTyp
         raise ValueError(f"not a core value type: {err.args[0]!r}") from None
 
 
-# engine → {(params, results): FuncType}: a FuncType is made once per engine and signature
-# (≈ 40 µs each) and never crosses engines; entries go with their engine
+# engine → {(params, results): FuncType}: a FuncType (costly to make) is made once per engine
+# and signature and never crosses engines; entries go with their engine
 _TYPES: weakref.WeakKeyDictionary[wasmtime.Engine, dict] = weakref.WeakKeyDictionary()
 _TYPES_LOCK = threading.Lock()
 

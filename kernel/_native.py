@@ -1,10 +1,11 @@
-"""The native host-call path: a C trampoline and C guest-memory access (``kernel/_cnative.c``).
+"""The native host-call path (``kernel/_cnative.c``): what crosses between wasm and Python.
 
-Through ctypes a host call from wasm costs ≈ 1.3 µs before any work is done (ctypes builds
-the callback's arguments, a ctypes array over the argument slots, a thread-local lookup of the
-running instance); the C trampoline does the same in ≈ 0.1 µs, and the C `Memory` reads and
-writes guest memory in ≈ 0.1 µs instead of ≈ 0.7 µs. Nothing else moves to C: the shims,
-guards and fused paths stay the Python code they are.
+In C: the import trampolines, the entry into a guest export, guest-memory access with
+`GuestMemory`'s checks, the fused ``wasi_usb.bulk_transfer`` and ``wasi_i2c`` ``write_read`` /
+``write`` / ``read`` paths (executing the rules compiled from the grant; whatever they do not
+take goes to the Python function before any I/O) and the epoch ticker. In Python: the shims,
+the guards and the policy. Each C part has the outcomes of the ctypes path it replaces; what it
+saves is measured in docs/benchmarks.md.
 
 Contract:
 - `available()` is True when the extension imported, the fast path of `_fastcall` is
@@ -27,7 +28,7 @@ Contract:
   ``HwError("no_mem")`` over the copy quota). None when not `available()`.
 - `entry(store, func)` (after `configure`) returns ``call(ticks)``: it sets ``store``'s epoch
   deadline to ``ticks`` and enters ``func`` (an export ``() -> i32``) through the unchecked
-  C API with the GIL released, ≈ 0.3 µs instead of ≈ 3.5 µs. Outcomes are those of
+  C API with the GIL released. Outcomes are those of
   `_fastcall.HostCalls.caller`: the signed i32 result; a Python exception raised in a host
   function as itself; a trap as `wasmtime.Trap`; an engine error as `wasmtime.WasmtimeError`.
   None when not `available()`. `raw_entry(store, func)` is the same C call without the
@@ -42,9 +43,8 @@ Contract:
   gets every call the C one does not take, before any I/O; None when not `available()`.
 - `ticker(engine, tick_ms)` starts a C thread that calls ``wasmtime_engine_increment_epoch``
   every ``tick_ms`` and never takes the GIL, returning it (``stop()`` joins it; ``running()``);
-  None when not `available()`. A Python ticker thread has to take the GIL for each tick, and
-  while it waits for it every host call's GIL hand-off is contended: measured, that made each
-  host call ≈ 3 µs slower, 35 % of an I2C ``write_read``.
+  None when not `available()`. (A Python ticker thread would take the GIL for each tick and
+  contend every host call's GIL hand-off while it waits.)
 """
 
 from __future__ import annotations
