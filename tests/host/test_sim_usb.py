@@ -158,6 +158,7 @@ def test_mass_storage_over_sim(tmp_path):
     assert data == b"Z" * 512 and st == (3, 0, 0)
 
 
+@pytest.mark.timing  # a timeout measured on the real clock
 def test_real_clock_timeout_is_bounded():
     b = SimUsbBackend([EchoDevice()], clock=RealClock())
     h = opened(b)

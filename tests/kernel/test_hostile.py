@@ -81,6 +81,7 @@ def test_overlapping_in_out_buffers(kernel):
     assert errors(kernel, "overlapping") == [1000 + 0x60] * 3
 
 
+@pytest.mark.timing  # the property is a latency: epoch interruption within a tick
 def test_infinite_loop_stopped_within_deadline_plus_tick(kernel):
     slot = kernel.add(manifest("infinite_loop", deadline_ms=30, max_faults=0), wat("infinite_loop"))
     kernel.start()

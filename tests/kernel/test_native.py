@@ -256,6 +256,7 @@ def test_memory_checks_bounds_like_guest_memory():
             a.value.kind == "no_mem"
 
 
+@pytest.mark.timing  # a runaway stopped by the ticker within wall-clock seconds
 @needs_native
 def test_native_ticker_interrupts_without_the_gil():
     ke = KernelEngine(tick_ms=2)
