@@ -4,7 +4,8 @@
 #   ./dev.sh test   run every test and the gates (ruff, mypy, clippy), then the kernel
 #                   suite again on the host-call path's fallback (WASI_HW_NATIVE=0)
 # Each installs what it needs first (Debian packages, the venv, the Rust wasm
-# toolchain) and skips what is already in place. Other verbs: setup, build, shell.
+# toolchain) and skips what is already in place. Other verbs: setup, build, shell, and
+# gates (just ruff, mypy and clippy: tests/test_gates.py).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -84,6 +85,9 @@ case "$cmd" in
     say "the kernel suite without the native host-call path (WASI_HW_NATIVE=0)"
     WASI_HW_NATIVE=0 exec "$VENV/bin/python" -m pytest -n 2 tests/kernel \
       --ignore=tests/kernel/test_fuzz_shims.py ;;
+  gates)
+    setup
+    exec "$VENV/bin/python" -m pytest -n 2 tests/test_gates.py "$@" ;;
   shell) setup; exec bash --rcfile <(echo "source '$VENV/bin/activate'") ;;
   *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
