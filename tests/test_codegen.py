@@ -1,6 +1,7 @@
 """The binding generators: freshness, generated Python shims run under real wasmtime,
 generated Rust compiles into a wasm32 module importing exactly the lowered signatures."""
 
+import ast
 import os
 import shutil
 import subprocess
@@ -617,3 +618,29 @@ def test_core_names_never_clash():
     assert seen == [("abc", 7, 8, 9)] and gm.read_u32(32) == 99
     assert "pub fn f(name_ptr: i32, name_len_: i32, name_len: i32, ret: i32, mem: i32, " \
            "ret_: i32) -> i32;" in render_rust_file(doc, "clash.witx", "clash.witx")
+
+
+def test_fit_splits_long_lines_into_valid_code():
+    """The generator's post-step: every line within 100 columns, same code, idempotent."""
+    from wasi_hw._codegen_python import WIDTH, _fit
+
+    names = ", ".join(f"'name_{i}': {i}" for i in range(20))
+    args = ", ".join(f"arg_{i}: int" for i in range(12))
+    src = (f"X: dict[str, int] = {{{names}}}\n"
+           f"def f(self, {args}) -> int:\n"
+           f'    """{"word " * 40}"""\n'
+           f"    return g(f\"{{arg_0}}, {{arg_1}}\", {', '.join(f'arg_{i}' for i in range(12))})\n"
+           "short = 1\n")
+    out = _fit(src)
+    assert all(len(line) <= WIDTH for line in out.splitlines())
+    assert _fit(out) == out
+    assert "short = 1" in out.splitlines()
+
+
+    def same_code(text: str) -> str:  # the docstring's words, not its line breaks
+        tree = ast.parse(text)
+        doc = tree.body[1].body[0].value
+        doc.value = " ".join(doc.value.split())
+        return ast.dump(tree)
+
+    assert same_code(out) == same_code(src)
