@@ -487,6 +487,7 @@ def _imports(module: wasmtime.Module) -> dict:
 
 
 @pytest.mark.skipif(NO_RUST, reason="no wasm32 Rust toolchain (Debian lld-22) on this machine")
+@pytest.mark.wasm  # rustc builds the bindings for wasm32
 def test_rust_raw_bindings_compile_and_import_lowered_signatures():
     raw = {p.name: (REPO / p).read_text() for p in generate(REPO) if p.suffix == ".rs"}
     module = _build_raw_crate("raw-bindings-check", raw, _rust_caller())
@@ -495,6 +496,7 @@ def test_rust_raw_bindings_compile_and_import_lowered_signatures():
 
 
 @pytest.mark.skipif(NO_RUST, reason="no wasm32 Rust toolchain (Debian lld-22) on this machine")
+@pytest.mark.wasm  # rustc builds the bindings for wasm32
 def test_rust_generator_on_preview1_matches_rustc_layout_and_imports():
     """Preview1's unions, u64 flags, tuples and noreturn through the Rust generator: rustc
     checks every generated size/align assertion (our layout = repr(C)), and the imports of
