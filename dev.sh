@@ -4,8 +4,8 @@
 #   ./dev.sh test   run every test and the gates (ruff, mypy, clippy), then the kernel
 #                   suite again on the host-call path's fallback (WASI_HW_NATIVE=0)
 # Each installs what it needs first (Debian packages, the venv, the Rust wasm
-# toolchain) and skips what is already in place. Other verbs: setup, build, shell, and
-# gates (just ruff, mypy and clippy: tests/test_gates.py).
+# toolchain) and skips what is already in place. Other verbs: setup, build, shell, gates
+# (just ruff, mypy and clippy: tests/test_gates.py) and fix (their mechanical fixes).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -88,6 +88,16 @@ case "$cmd" in
   gates)
     setup
     exec "$VENV/bin/python" -m pytest -n 2 tests/test_gates.py "$@" ;;
+  fix)  # the mechanical fixes: bindings regenerated, ruff's fixes, long lines split by ruff format
+    setup
+    "$VENV/bin/wasi-hw" gen
+    "$VENV/bin/ruff" check --fix --exit-zero -q .
+    { "$VENV/bin/ruff" check --select E501 --output-format concise . || true; } |
+      sed -n 's/^\([^:]*\):\([0-9]*\):.*/\1 \2/p' | sort -k1,1 -k2,2nr |
+      while read -r f l; do
+        "$VENV/bin/ruff" format -q --config 'format.quote-style="preserve"' --range "$l:1-$l:1000" "$f"
+      done
+    exec "$VENV/bin/ruff" check --fix . ;;
   shell) setup; exec bash --rcfile <(echo "source '$VENV/bin/activate'") ;;
   *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
