@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # wasi-hw developer entry point. The README's two commands:
 #   ./dev.sh demo   build every driver and run the demo kernel on simulated devices
-#   ./dev.sh test   run every test
+#   ./dev.sh test   run every test and the gates (ruff, mypy, clippy), then the kernel
+#                   suite again on the host-call path's fallback (WASI_HW_NATIVE=0)
 # Each installs what it needs first (Debian packages, the venv, the Rust wasm
 # toolchain) and skips what is already in place. Other verbs: setup, build, shell,
-# dist (sdist + wheel in dist/, drivers included: what a Raspberry Pi installs).
+# dist (sdist + wheel in dist/, drivers included: what a Raspberry Pi installs), gates
+# (just ruff, mypy and clippy: tests/test_gates.py) and fix (their mechanical fixes).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -26,6 +28,7 @@ APT_PKGS+=(nats-server)  # IMC remote path and fleet tests start a real NATS ser
 # The Rust wasm toolchain: a rustup toolchain that already has the
 # wasm32 target, else Debian's rustc-web + std sources + wasm-ld.
 RUST_PKGS=(rustc-web cargo-web rust-web-src lld-22)
+RUST_PKGS+=(rust-web-clippy)  # clippy for that toolchain: the Rust lint gate (tests/test_gates.py)
 
 rustup_has_wasm() {
   command -v rustup >/dev/null 2>&1 &&
@@ -77,13 +80,33 @@ case "$cmd" in
     setup; build
     exec "$VENV/bin/wasi-hw" kernel run drivers/demo.kernel.toml "$@" ;;
   test)
+    # Every test, the gates (ruff, mypy, clippy: tests/test_gates.py) among them; then the
+    # kernel suite again on the ctypes fallback of the host-call path (WASI_HW_NATIVE=0).
+    # With arguments: just `pytest ARGS`.
     setup; build
-    exec "$VENV/bin/python" -m pytest -n 2 "$@" ;;
+    [ $# -gt 0 ] && exec "$VENV/bin/python" -m pytest -n 2 "$@"
+    "$VENV/bin/python" -m pytest -n 2
+    say "the kernel suite without the native host-call path (WASI_HW_NATIVE=0)"
+    WASI_HW_NATIVE=0 exec "$VENV/bin/python" -m pytest -n 2 tests/kernel \
+      --ignore=tests/kernel/test_fuzz_shims.py ;;
   dist)
     setup; build
     mkdir -p dist
     exec "$VENV/bin/python" -c 'import setuptools.build_meta as b
 for f in (b.build_sdist, b.build_wheel): print("dist/" + f("dist"))' ;;
+  gates)
+    setup
+    exec "$VENV/bin/python" -m pytest -n 2 tests/test_gates.py "$@" ;;
+  fix)  # the mechanical fixes: bindings regenerated, ruff's fixes, long lines split by ruff format
+    setup
+    "$VENV/bin/wasi-hw" gen
+    "$VENV/bin/ruff" check --fix --exit-zero -q .
+    { "$VENV/bin/ruff" check --select E501 --output-format concise . || true; } |
+      sed -n 's/^\([^:]*\):\([0-9]*\):.*/\1 \2/p' | sort -k1,1 -k2,2nr |
+      while read -r f l; do
+        "$VENV/bin/ruff" format -q --config 'format.quote-style="preserve"' --range "$l:1-$l:1000" "$f"
+      done
+    exec "$VENV/bin/ruff" check --fix . ;;
   shell) setup; exec bash --rcfile <(echo "source '$VENV/bin/activate'") ;;
-  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

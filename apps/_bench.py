@@ -37,9 +37,10 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, IO, Sequence
+from typing import IO, Any, cast
 
 from wasi_hw import UserError
 
@@ -75,7 +76,7 @@ class Figure:
     goal: float
     goal_op: str          # "<=" or ">="
     anchor: str           # the published figure the goal is set against
-    run: Callable[[bool], dict]
+    run: Callable[[bool], tuple[float, dict[str, Any], dict[str, Any], int, str]]
 
 
 def _result(fig: Figure, ratio: float, subject: dict, baseline: dict, rounds: int,
@@ -123,7 +124,7 @@ class _Running:
 
         self.reports: collections.deque[Any] = collections.deque(maxlen=4)   # the newest
         self.kernel = Kernel(backends, cache_dir=cache_dir, on_event=self._event)
-        self.slot = self.kernel.add(manifest, wasm)
+        self.slot = self.kernel.add(manifest, bytes(wasm))
         self.kernel.start()
         if self.slot.state != "running" or self.slot.instance is None:
             raise UserError(f"bench: driver {manifest.name} did not start: {self.slot.last_error}")
@@ -222,7 +223,7 @@ def _bench_i2c_call(quick: bool) -> tuple[float, dict, dict, int, str]:
     sim.attach("i2c-1", 0x76, Bme280())
     manifest = _manifest("bench-i2c", i2c=(I2cGrant("i2c-1", frozenset({0x76})),),
                          memory_pages=1)
-    ops = [Write(b"\xd0"), Read(1)]
+    ops: list[Read | Write] = [Write(b"\xd0"), Read(1)]
     transaction = sim.transaction
 
     def native() -> None:
@@ -484,8 +485,8 @@ def _kernel_entry(target: str | None, wat: str, data: bytes, export: str) -> Cal
     engine = wasmtime.Engine(cfg)          # one engine per target: nothing shared
     store = wasmtime.Store(engine)
     exports = wasmtime.Instance(store, wasmtime.Module(engine, wat), []).exports(store)
-    exports["memory"].write(store, data, 0)
-    return HostCalls(wasmtime.Linker(engine)).caller(store, exports[export])
+    cast(wasmtime.Memory, exports["memory"]).write(store, data, 0)
+    return HostCalls(wasmtime.Linker(engine)).caller(store, cast(wasmtime.Func, exports[export]))
 
 
 def _interp_pair(quick: bool, run: Callable[[str | None], Callable[[], None]]) -> \
@@ -673,7 +674,7 @@ def _bench_export_call(quick: bool) -> tuple[float, dict, dict, int, str]:
         try:
             inst = run.instance
             store = inst.store
-            func = inst.instance.exports(store)["poll"]
+            func = cast(wasmtime.Func, inst.instance.exports(store)["poll"])
             far = 1 << 40
             store.set_epoch_deadline(far)   # every side: no per-call deadline upkeep
             ctypes_call = HostCalls(None, fast=True).caller(store, func)  # type: ignore[arg-type]
@@ -727,7 +728,7 @@ def _bench_host_call(quick: bool) -> tuple[float, dict, dict, int, str]:
             calls.define("h", "f", ("i32", "i32"), ("i32",), table[key])
         store = wasmtime.Store(engine)
         inst = linker.instantiate(store, wasmtime.Module(engine, wat))
-        loop = calls.caller(store, inst.exports(store)["loop"])
+        loop = calls.caller(store, cast(wasmtime.Func, inst.exports(store)["loop"]))
         callers[how] = (lambda loop=loop: loop(n), calls.fast)
     if not callers["ctypes"][1]:
         raise UserError("bench: the fast path is unavailable here (wasmtime version)")
@@ -805,8 +806,10 @@ def run_bench(*, quick: bool = False, only: Sequence[str] | None = None,
     names = {f.name for f in FIGURES}
     unknown = [n for n in (only or ()) if n not in names]
     if unknown:
-        raise UserError(f"unknown figure(s) {', '.join(unknown)} (figures: {', '.join(sorted(names))})")
-    out = {"machine": _machine(), "quick": quick, "figures": []}
+        raise UserError(
+            f"unknown figure(s) {', '.join(unknown)} (figures: {', '.join(sorted(names))})"
+        )
+    out: dict[str, Any] = {"machine": _machine(), "quick": quick, "figures": []}
     for fig in FIGURES:
         if only and fig.name not in only:
             continue

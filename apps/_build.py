@@ -45,9 +45,9 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from wasi_hw import UserError
 

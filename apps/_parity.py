@@ -46,9 +46,10 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from wasi_hw import HwError, UserError
 
@@ -202,7 +203,9 @@ def _finish_trace(dest: Any, path: Path | None) -> list[dict[str, Any]]:
 def _sim_backends(setup: ParitySetup, clock: Any = None) -> tuple[Any, Any]:
     from ._backends import sim_i2c, sim_usb
 
-    i2c = sim_i2c(setup.i2c_devices, [g.bus for g in setup.manifest.i2c]) if setup.uses_i2c else None
+    i2c = (
+        sim_i2c(setup.i2c_devices, [g.bus for g in setup.manifest.i2c]) if setup.uses_i2c else None
+    )
     usb = sim_usb(setup.usb_devices) if setup.uses_usb else None
     return i2c, usb
 
@@ -433,14 +436,19 @@ def compare(baseline: Leg, leg: Leg) -> Difference | None:
         return Difference(n, b, "outcome", "the run", json.dumps(leg.outcome),
                           json.dumps(baseline.outcome))
     if leg.readings != baseline.readings:
-        for i, (x, y) in enumerate(zip(leg.readings, baseline.readings)):
+        for i, (x, y) in enumerate(zip(leg.readings, baseline.readings, strict=False)):
             if x != y:
                 return Difference(n, b, "readings", f"reading {i + 1}", json.dumps(x),
                                   json.dumps(y))
         i = min(len(leg.readings), len(baseline.readings))
-        return Difference(n, b, "readings", f"reading {i + 1}",
-                          json.dumps(leg.readings[i]) if i < len(leg.readings) else "(none)",
-                          json.dumps(baseline.readings[i]) if i < len(baseline.readings) else "(none)")
+        return Difference(
+            n,
+            b,
+            "readings",
+            f"reading {i + 1}",
+            json.dumps(leg.readings[i]) if i < len(leg.readings) else "(none)",
+            json.dumps(baseline.readings[i]) if i < len(baseline.readings) else "(none)",
+        )
     return None
 
 
@@ -526,6 +534,7 @@ def run_parity(setup: ParitySetup, backends: Sequence[str], *, reference: str | 
         for name in backends:
             try:
                 if name in wrap:
+                    assert trace_dir is not None  # made above for wrapped legs
                     leg = _child_leg(setup, name, wrap[name], trace_dir)
                 else:
                     leg = run_leg(setup, name, trace_dir=trace_dir,

@@ -67,8 +67,8 @@ def _seeks_back() -> bool:
 _READ_SIZE = 4096 if _seeks_back() else 1
 
 
-# The fast path of `decode_cbor_item`: ``[item, secret]`` through `cbor2.loads` (one C call,
-# ≈ 0.6 µs instead of ≈ 1.5 µs for a decoder over a stream). `loads` ignores trailing bytes, so
+# The fast path of `decode_cbor_item`: ``[item, secret]`` through `cbor2.loads` (one C call
+# instead of a decoder over a stream). `loads` ignores trailing bytes, so
 # the data is framed as a 2-element array whose second element is a byte string the guest
 # cannot know: it decodes back to ``secret`` only when ``data`` was exactly one item.
 _SECRET = os.urandom(16)
@@ -204,7 +204,8 @@ class DriverEnv:
         self.config_read: dict[str, bool] = {}
         for key, value in (config or {}).items():
             if not isinstance(value, (str, bytes)):
-                raise TypeError(f"configuration value of {key!r} must be str or bytes, not {type(value).__name__}")
+                raise TypeError(f"configuration value of {key!r} must be str or bytes, "
+                                f"not {type(value).__name__}")
             self._config[str(key)] = value if isinstance(value, bytes) else value.encode()
         self._report_sink = report_sink or (lambda item: None)
         self._log_sink = log_sink or (lambda level, message: None)
@@ -247,7 +248,9 @@ class DriverEnv:
             raise HwError("invalid_argument", f"log level {level} out of range")
         now = self.clock.now_ns()
         with self._lock:
-            self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate / 1e9)
+            self._tokens = min(
+                self._burst, self._tokens + (now - self._refilled) * self._rate / 1e9
+            )
             self._refilled = now
             if self._tokens < 1:
                 self.dropped_logs += 1

@@ -45,7 +45,7 @@ OpKind = wasi_i2c_bindings.OpKind
 _OP_READ, _OP_WRITE = OpKind.READ, OpKind.WRITE
 
 # (backend → bus name → lock), shared by every I2cHost so drivers serialise per real bus
-_LOCKS: "weakref.WeakKeyDictionary[Any, dict[str, threading.Lock]]" = weakref.WeakKeyDictionary()
+_LOCKS: weakref.WeakKeyDictionary[Any, dict[str, threading.Lock]] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 
@@ -126,13 +126,17 @@ class I2cHost:
         if not operations:
             raise HwError("invalid_argument", "empty transaction")
         if len(operations) > self._max_ops:
-            raise HwError("no_mem", f"{len(operations)} operations exceed the quota of {self._max_ops}")
+            raise HwError(
+                "no_mem", f"{len(operations)} operations exceed the quota of {self._max_ops}"
+            )
         ops: list[tuple[OpKind, Any]] = []
         for op in operations:
             try:
                 kind = _OP_KINDS[op.kind]
             except (KeyError, TypeError):
-                raise HwError("invalid_argument", f"operation kind {op.kind!r} is neither read nor write") from None
+                raise HwError(
+                    "invalid_argument", f"operation kind {op.kind!r} is neither read nor write"
+                ) from None
             ops.append((kind, op.buf))
         self._run(bus, address, mode, ops)
 
@@ -165,7 +169,9 @@ class I2cHost:
 
     def delay_ns(self, ns: int) -> None:
         if ns < 0 or ns > self._max_delay_ns:
-            raise HwError("invalid_argument", f"delay of {ns} ns exceeds the bound of {self._max_delay_ns} ns")
+            raise HwError(
+                "invalid_argument", f"delay of {ns} ns exceeds the bound of {self._max_delay_ns} ns"
+            )
         if self._delay_backend is not None:
             self._delay_backend.delay_ns(ns)
         else:
@@ -185,7 +191,9 @@ class I2cHost:
             raise HwError("timeout", f"{bus} stayed busy for {self._lock_timeout_s} s")
 
     # --- the one path to the backend -----------------------------------------------------
-    def _target(self, handle: int, address: int, mode: int, total: int) -> tuple[Any, str, Any, bool]:
+    def _target(
+        self, handle: int, address: int, mode: int, total: int
+    ) -> tuple[Any, str, Any, bool]:
         """(backend, bus, lock, ten_bit) of an open handle, with address, mode and the total
         byte count checked (before any guest buffer is copied)."""
         entry = self._handles.get(handle)
@@ -194,12 +202,16 @@ class I2cHost:
         try:
             ten_bit = _TEN_BIT[mode]
         except (KeyError, TypeError):
-            raise HwError("invalid_argument", f"address mode {mode!r} is neither 7- nor 10-bit") from None
+            raise HwError(
+                "invalid_argument", f"address mode {mode!r} is neither 7- nor 10-bit"
+            ) from None
         if not 0 <= address <= (0x3FF if ten_bit else 0x7F):
             raise HwError("invalid_argument",
                           f"address {address:#x} does not fit {'10' if ten_bit else '7'}-bit mode")
         if total > self._max_transfer:
-            raise HwError("no_mem", f"{total} bytes exceed the transfer quota of {self._max_transfer}")
+            raise HwError(
+                "no_mem", f"{total} bytes exceed the transfer quota of {self._max_transfer}"
+            )
         backend, bus, lock = entry
         return backend, bus, lock, ten_bit
 
@@ -219,10 +231,14 @@ class I2cHost:
                  reads: Sequence[Sequence[Any]]) -> None:
         """Write each Read's data into its guest regions, after checking the backend's answer."""
         if len(results) != len(reads) or any(
-                len(r) != sum(len(b) for b in bufs) for r, bufs in zip(results, reads)):
+            len(r) != sum(len(b) for b in bufs) for r, bufs in zip(results, reads, strict=True)
+        ):
             backend = target[0]
-            raise HwError("other", f"backend {getattr(backend, 'name', backend)!r} returned malformed read data")
-        for data, bufs in zip(results, reads):
+            raise HwError(
+                "other",
+                f"backend {getattr(backend, 'name', backend)!r} returned malformed read data",
+            )
+        for data, bufs in zip(results, reads, strict=True):
             offset = 0
             for buf in bufs:
                 n = len(buf)
@@ -233,7 +249,7 @@ class I2cHost:
     def _run(self, handle: int, address: int, mode: int, ops: list[tuple[OpKind, Any]]) -> None:
         # merge adjacent same-kind operations; total bytes bounded before anything is copied
         target = self._target(handle, address, mode, sum(len(buf) for _, buf in ops))
-        wire: list[Read | Write] = []
+        wire: list[Any] = []  # Read | Write; the last one's kind is `prev`
         reads: list[list[Any]] = []  # guest regions behind each merged Read
         prev = None
         for kind, buf in ops:
@@ -258,7 +274,7 @@ class I2cHost:
 # (bounded: reads up to 256 bytes, writes of at most 4 bytes — register pointers and pairs).
 _READS: dict[int, Read] = {}
 _WRITES: dict[bytes, Write] = {}
-_TEN_BIT = {AddressMode.SEVEN_BIT: False, AddressMode.TEN_BIT: True}  # ints 0 / 1 hash alike
+_TEN_BIT: dict[int, bool] = {AddressMode.SEVEN_BIT: False, AddressMode.TEN_BIT: True}  # 0/1 alike
 _OP_KINDS = {kind: kind for kind in OpKind}
 
 

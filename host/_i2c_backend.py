@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Union, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 __all__ = ["I2cBackend", "Read", "Write", "Op"]
 
@@ -57,7 +57,7 @@ class Write:
             object.__setattr__(self, "data", bytes(self.data))
 
 
-Op = Union[Read, Write]
+Op = Read | Write
 
 
 @runtime_checkable
@@ -68,7 +68,9 @@ class I2cBackend(Protocol):
 
     def buses(self) -> list[str]: ...
 
-    def transaction(self, bus: str, address: int, ten_bit: bool, ops: Sequence[Op]) -> list[bytes]: ...
+    def transaction(
+        self, bus: str, address: int, ten_bit: bool, ops: Sequence[Op]
+    ) -> list[bytes]: ...
 
     def delay_ns(self, ns: int) -> None: ...
 

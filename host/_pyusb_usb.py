@@ -256,12 +256,16 @@ class PyusbUsbBackend(UsbBackend):
     def control_in(self, handle, request_type, request, value, index, length, timeout_ms) -> bytes:
         h: _Handle = handle
         with _mapped(f"control 0x{request_type:02x}/0x{request:02x}"):
-            return bytes(h.dev.ctrl_transfer(request_type, request, value, index, length, timeout_ms))
+            return bytes(
+                h.dev.ctrl_transfer(request_type, request, value, index, length, timeout_ms)
+            )
 
     def control_out(self, handle, request_type, request, value, index, data, timeout_ms) -> int:
         h: _Handle = handle
         with _mapped(f"control 0x{request_type:02x}/0x{request:02x}"):
-            return int(h.dev.ctrl_transfer(request_type, request, value, index, bytes(data), timeout_ms))
+            return int(
+                h.dev.ctrl_transfer(request_type, request, value, index, bytes(data), timeout_ms)
+            )
 
     def _read(self, handle: Hashable, endpoint: int, length: int, timeout_ms: int) -> bytes:
         h: _Handle = handle  # type: ignore[assignment]

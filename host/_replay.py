@@ -35,7 +35,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from wasi_hw import HwError
 
@@ -43,12 +43,12 @@ from ._clock import VirtualClock
 from ._i2c_backend import I2cBackend, Op
 from ._trace import (
     Trace,
-    _Session,
-    _session,
     _device_from_cbor,
     _ops_to_cbor,
-    _UsbForwarder,
+    _Session,
+    _session,
     _usb_result_from_cbor,
+    _UsbForwarder,
     format_record,
     read_trace,
 )
@@ -105,7 +105,7 @@ class _Cursor:
     def peek(self) -> tuple[int, dict[str, Any]] | None:
         return self.items[self.pos] if self.pos < len(self.items) else None
 
-    def diverge(self, recorded: tuple[int, dict[str, Any]] | None, requested: dict) -> None:
+    def diverge(self, recorded: tuple[int, dict[str, Any]] | None, requested: dict) -> NoReturn:
         index = recorded[0] + 1 if recorded else len(self.trace.records) + 1
         self.divergence = ReplayDivergence(index, recorded[1] if recorded else None,
                                            requested, self.trace.source)
@@ -231,7 +231,9 @@ class ReplayUsbBackend(_ReplayState, _UsbForwarder):
         self.trace = _load(trace)
         self._cur = _Cursor(self.trace, "usb.")
         self._snapshot: list = []
-        self.recorded_backend = self.trace.header.get("backends", {}).get("usb", {}).get("name", "?")
+        self.recorded_backend = (
+            self.trace.header.get("backends", {}).get("usb", {}).get("name", "?")
+        )
 
     def _skip_snapshots(self) -> None:
         while (nxt := self._cur.peek()) and nxt[1]["op"] == "usb.devices":

@@ -10,8 +10,8 @@ and command/readout sequences behave as on hardware.
 Time: the bus owns a `Clock` (default a fresh `VirtualClock`) shared with its models. When
 ``bus_hz`` is set (default 100 kHz) the clock advances with the wire as it goes (9 SCL
 periods per address or data byte, before the model sees it; one each for START and STOP),
-so a device's busy time passes as on a real bus; ``delay_ns`` sleeps on the same clock. Clock stretching longer than
-``stretch_limit_ns`` fails with ``timeout``.
+so a device's busy time passes as on a real bus; ``delay_ns`` sleeps on the same clock. Clock
+stretching longer than ``stretch_limit_ns`` fails with ``timeout``.
 
 Fault injection: ``fail_next(bus, kind, count)`` makes the next transactions on ``bus``
 fail with ``HwError(kind)`` before touching any model (arbitration loss, bus errors, …).
@@ -61,11 +61,15 @@ class SimI2cBackend:
         with self._lock:
             self._devices.setdefault(bus, {})
 
-    def attach(self, bus: str, address: int, device: I2cDevice, *, ten_bit: bool = False) -> I2cDevice:
+    def attach(
+        self, bus: str, address: int, device: I2cDevice, *, ten_bit: bool = False
+    ) -> I2cDevice:
         """Attach ``device`` at ``address`` on ``bus`` (created if new); returns the device."""
         limit = 0x3FF if ten_bit else 0x7F
         if not 0 <= address <= limit:
-            raise ValueError(f"address {address:#x} out of range for {'10' if ten_bit else '7'}-bit mode")
+            raise ValueError(
+                f"address {address:#x} out of range for {'10' if ten_bit else '7'}-bit mode"
+            )
         with self._lock:
             devs = self._devices.setdefault(bus, {})
             if (address, ten_bit) in devs:
@@ -131,7 +135,7 @@ class SimI2cBackend:
                 self._clocks(9 * (2 if ten_bit and not (read and i) else 1))
                 if device is None or not device.start(read):
                     raise HwError("nack_address", f"{bus}: no ACK from address {address:#x}")
-                if read:
+                if isinstance(op, Read):
                     n = op.length
                     data = bytearray()
                     for j in range(n):
@@ -142,7 +146,9 @@ class SimI2cBackend:
                     for j, byte in enumerate(op.data):
                         self._clocks(9)
                         if not device.write(byte):
-                            raise HwError("nack_data", f"{bus}: {address:#x} did not ACK data byte {j}")
+                            raise HwError(
+                                "nack_data", f"{bus}: {address:#x} did not ACK data byte {j}"
+                            )
                 else:
                     raise HwError("invalid_argument", f"not an I2C operation: {op!r}")
         finally:

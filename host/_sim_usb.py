@@ -48,7 +48,7 @@ _FRAME_NS = 1_000_000
 class _Attached:
     model: UsbDeviceModel
     info: UsbDeviceInfo
-    claims: dict[int, int] = field(default_factory=dict)  # interface -> handle
+    claims: dict[int, Hashable] = field(default_factory=dict)  # interface -> handle
     present: bool = True
 
 
@@ -69,7 +69,7 @@ class SimUsbBackend(UsbBackend):
         self.bus_number = bus_number
         self._lock = threading.RLock()
         self._attached: dict[str, _Attached] = {}
-        self._handles: dict[int, _Open] = {}
+        self._handles: dict[Hashable, _Open] = {}
         self._ids = itertools.count(1)
         self._handle_ids = itertools.count(1)
         self._next_address = 1
@@ -102,8 +102,17 @@ class SimUsbBackend(UsbBackend):
             serial = None
             if dev[16]:
                 try:
-                    serial = _decode_string(model.handle_control(
-                        Setup(0x80, 6, 0x0300 | dev[16], model.langids[0] if model.langids else 0, 255)))
+                    serial = _decode_string(
+                        model.handle_control(
+                            Setup(
+                                0x80,
+                                6,
+                                0x0300 | dev[16],
+                                model.langids[0] if model.langids else 0,
+                                255,
+                            )
+                        )
+                    )
                 except Stall:
                     serial = None
             if configs:
@@ -224,7 +233,9 @@ class SimUsbBackend(UsbBackend):
                 raise HwError("not_found", f"interface {interface} is not claimed")
             cfg = o.dev.model.active_configuration()
             if cfg is None or cfg.interface(interface, alt_setting) is None:
-                raise HwError("not_found", f"interface {interface} has no alternate setting {alt_setting}")
+                raise HwError(
+                    "not_found", f"interface {interface} has no alternate setting {alt_setting}"
+                )
             self._control(o, Setup(0x01, 11, alt_setting, interface, 0))
 
     def detach_kernel_driver(self, handle: Hashable, interface: int) -> None:
@@ -266,7 +277,9 @@ class SimUsbBackend(UsbBackend):
             if data is not None:
                 return data
             if self.clock.now_ns() >= deadline:
-                raise HwError("timeout", f"no data on endpoint 0x{endpoint:02x} within {timeout_ms} ms")
+                raise HwError(
+                    "timeout", f"no data on endpoint 0x{endpoint:02x} within {timeout_ms} ms"
+                )
             self.clock.sleep_ns(_FRAME_NS)
 
     def _out(self, handle: Hashable, endpoint: int, data: bytes, timeout_ms: int) -> int:
@@ -285,8 +298,11 @@ class SimUsbBackend(UsbBackend):
             if sent >= len(data):
                 return sent
             if self.clock.now_ns() >= deadline:
-                raise HwError("timeout", f"endpoint 0x{endpoint:02x} took {sent} of {len(data)} bytes "
-                                         f"within {timeout_ms} ms")
+                raise HwError(
+                    "timeout",
+                    f"endpoint 0x{endpoint:02x} took {sent} of {len(data)} bytes "
+                    f"within {timeout_ms} ms",
+                )
             if n == 0:
                 self.clock.sleep_ns(_FRAME_NS)
 

@@ -85,7 +85,7 @@ _BUS_NAME = re.compile(r"i2c-(\d+)\Z")
 def _kind(err: OSError, wrote_data: bool) -> str:
     if err.errno == E.EREMOTEIO:
         return "nack_unknown" if wrote_data else "nack_address"
-    return _ERRNO.get(err.errno, "other")
+    return _ERRNO.get(err.errno or 0, "other")
 
 
 def linux_i2c_buses(dev_dir: str = "/dev", sys_dir: str = "/sys") -> list[tuple[str, str, str]]:
@@ -187,16 +187,22 @@ class Smbus2I2cBackend:
             size = op.length if isinstance(op, Read) else len(op.data)
             if size > _MAX_MSG_LEN:
                 raise HwError("not_supported", f"i2c-dev messages are at most {_MAX_MSG_LEN} bytes")
-            msg = i2c_msg.read(address, op.length) if isinstance(op, Read) else i2c_msg.write(address, op.data)
+            msg = (
+                i2c_msg.read(address, op.length)
+                if isinstance(op, Read)
+                else i2c_msg.write(address, op.data)
+            )
             if ten_bit:
                 msg.flags |= I2C_M_TEN
             msgs.append(msg)
         b.smbus.i2c_rdwr(*msgs)
-        return [bytes(m) for m, op in zip(msgs, ops) if isinstance(op, Read)]
+        return [bytes(m) for m, op in zip(msgs, ops, strict=True) if isinstance(op, Read)]
 
     def _smbus(self, b: _Bus, address: int, ten_bit: bool, ops: Sequence[Op]) -> list[bytes]:
         f, s = b.funcs, b.smbus
-        shape = " + ".join(f"read {op.length}" if isinstance(op, Read) else f"write {len(op.data)}" for op in ops)
+        shape = " + ".join(
+            f"read {op.length}" if isinstance(op, Read) else f"write {len(op.data)}" for op in ops
+        )
         if ten_bit:
             raise HwError("not_supported", "SMBus-only adapter: no 10-bit addresses")
         if len(ops) == 1 and isinstance(ops[0], Write):

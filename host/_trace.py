@@ -134,7 +134,7 @@ class TraceWriter:
             "format": FORMAT,
             "version": VERSION,
             "created": created
-            or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            or _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "backends": {},
             "meta": dict(meta or {}),
         }
@@ -318,7 +318,7 @@ def _check_record(name: str, n: int, rec: Any) -> None:
 
 
 def _ops_to_cbor(ops: Sequence[Op]) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for op in ops:
         if isinstance(op, Read):
             out.append({"read": op.length})

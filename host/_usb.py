@@ -220,8 +220,10 @@ class UsbHost:
     def config_descriptor(self, device: int, index: int, buf: GuestRegion) -> int:
         d = self._device(device)
         if index >= len(d.config_descriptors):
-            raise HwError("not_found", f"the device has {len(d.config_descriptors)} configuration(s), "
-                                       f"no index {index}")
+            raise HwError(
+                "not_found",
+                f"the device has {len(d.config_descriptors)} configuration(s), no index {index}",
+            )
         cfg = d.config_descriptors[index]
         buf.write(cfg[: len(buf)])
         return len(cfg)
@@ -287,7 +289,9 @@ class UsbHost:
         if o.layout is None:
             raise HwError("not_found", "the device is not configured")
         if interface not in o.layout.interface_numbers:
-            raise HwError("not_found", f"configuration {o.configuration} has no interface {interface}")
+            raise HwError(
+                "not_found", f"configuration {o.configuration} has no interface {interface}"
+            )
 
     def claim_interface(self, handle: int, interface: int) -> None:
         o = self._handle(handle)
@@ -310,7 +314,9 @@ class UsbHost:
         if interface not in o.claimed:
             raise HwError("not_found", f"interface {interface} is not claimed by this handle")
         if o.layout is None or (interface, alt_setting) not in o.layout.interfaces:
-            raise HwError("not_found", f"interface {interface} has no alternate setting {alt_setting}")
+            raise HwError(
+                "not_found", f"interface {interface} has no alternate setting {alt_setting}"
+            )
         self.backend.set_alt_setting(o.backend_handle, interface, alt_setting)
         self.bulk_plans.clear()
         o.ready.clear()
@@ -335,7 +341,9 @@ class UsbHost:
         o = self._handle(handle)
         n = len(data)
         if n > 0xFFFF:
-            raise HwError("invalid_param", f"control data stage of {n} bytes exceeds wLength's 65535")
+            raise HwError(
+                "invalid_param", f"control data stage of {n} bytes exceeds wLength's 65535"
+            )
         self._quota(n)
         if request_type & 0x80:
             got = self.backend.control_in(o.backend_handle, request_type, request, value, index,
@@ -351,7 +359,9 @@ class UsbHost:
         if ep is None:
             raise HwError("not_found", f"no endpoint 0x{endpoint:02x} in the active configuration")
         if ep.transfer_type != kind:
-            raise HwError("invalid_param", f"endpoint 0x{endpoint:02x} is {ep.transfer_type}, not {kind}")
+            raise HwError(
+                "invalid_param", f"endpoint 0x{endpoint:02x} is {ep.transfer_type}, not {kind}"
+            )
         if ep.interface not in o.claimed:
             raise HwError("not_found", f"endpoint 0x{endpoint:02x} belongs to interface "
                                        f"{ep.interface}, which this handle has not claimed")
@@ -375,7 +385,9 @@ class UsbHost:
     @staticmethod
     def _deliver(region: GuestRegion, got: bytes) -> int:
         if len(got) > len(region):
-            raise HwError("overflow", f"the device sent {len(got)} bytes for a {len(region)}-byte buffer")
+            raise HwError(
+                "overflow", f"the device sent {len(got)} bytes for a {len(region)}-byte buffer"
+            )
         if got:
             region.write(got)
         return len(got)
@@ -410,7 +422,9 @@ class UsbHost:
         return self.backend.bulk_out(o.backend_handle, endpoint, data.read(),
                                      timeout or self.default_timeout_ms)
 
-    def interrupt_transfer(self, handle: int, endpoint: int, data: GuestRegion, timeout: int) -> int:
+    def interrupt_transfer(
+        self, handle: int, endpoint: int, data: GuestRegion, timeout: int
+    ) -> int:
         return self._transfer("interrupt", handle, endpoint, data, timeout)
 
     def iso_transfer(self, handle: int, endpoint: int, data: GuestRegion, packets: GuestRegion,
@@ -423,7 +437,9 @@ class UsbHost:
         raw = packets.read()
         lengths = [struct.unpack_from("<I", raw, i * _PACKET.SIZE)[0] for i in range(count)]
         if sum(lengths) > n:
-            raise HwError("invalid_param", f"packet lengths total {sum(lengths)} > buffer of {n} bytes")
+            raise HwError(
+                "invalid_param", f"packet lengths total {sum(lengths)} > buffer of {n} bytes"
+            )
         out_data = data.read() if not endpoint & 0x80 else None
         results = self.backend.iso_transfer(o.backend_handle, endpoint, out_data, lengths,
                                             self._timeout(timeout))

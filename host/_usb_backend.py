@@ -182,7 +182,9 @@ class ConfigLayout:
     def interface_numbers(self) -> frozenset[int]:
         return frozenset(k[0] for k in self.interfaces)
 
-    def endpoint(self, address: int, alt_settings: dict[int, int] | None = None) -> EndpointLayout | None:
+    def endpoint(
+        self, address: int, alt_settings: dict[int, int] | None = None
+    ) -> EndpointLayout | None:
         """The endpoint with ``address`` under the given alternate settings (interface →
         alt; absent means 0). None when the active settings have no such endpoint."""
         alts = alt_settings or {}
@@ -304,6 +306,6 @@ class UsbBackend(abc.ABC):
         (libusb semantics), claimed interfaces stay claimed. ``not_found`` if the device
         re-enumerated as something else (the handle is then dead)."""
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 — an optional hook: the default does nothing
         """Release everything the backend holds (threads, sockets, libusb context).
         The default does nothing."""

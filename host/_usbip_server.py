@@ -168,6 +168,7 @@ class UsbipServer:
 
     def _accept_loop(self) -> None:
         listener = self._listener
+        assert listener is not None  # started
         while not self._stopping.is_set():
             try:
                 conn, peer = listener.accept()
@@ -216,12 +217,13 @@ class UsbipServer:
         with self._lock:
             export = self._exports.get(busid)
             status = _ST_NODEV if export is None else _ST_BUSY if export.owner else _ST_OK
-            if status == _ST_OK:
+            if export is not None and status == _ST_OK:
                 export.owner = conn
                 self._conns[conn] = busid
         if status != _ST_OK:
             conn.sendall(proto.pack_import_reply(None, status))
             return None
+        assert export is not None  # status is _ST_OK
         conn.sendall(proto.pack_import_reply(export.record(with_interfaces=False)))
         return export
 
@@ -313,7 +315,7 @@ class _Session:
     def _iso(self, c: proto.Submit) -> proto.RetSubmit:
         packets, data, failed = [], [], 0
         addr = c.ep | (0x80 if c.direction == proto.DIR_IN else 0)
-        for offset, length, _actual, _status in c.iso:
+        for offset, length, _actual, _status in c.iso or ():
             if offset + length > c.length:
                 return proto.RetSubmit(c.seqnum, -_E["EINVAL"], 0, iso=c.iso)
             actual, status = 0, 0

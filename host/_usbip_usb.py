@@ -102,7 +102,7 @@ class _Link:
         self.io_timeout = io_timeout
         self.unlink_grace = unlink_grace
         self.dead: str | None = None
-        self.info: UsbDeviceInfo | None = None
+        self.info: UsbDeviceInfo = None  # type: ignore[assignment]  # read right after connecting
         self.claims: dict[int, object] = {}  # interface → owning handle
         self.alt_settings: dict[int, int] = {}  # interface → alt selected through us
         self._lock = threading.Lock()  # seqnums, waiters, sending
@@ -380,8 +380,8 @@ class UsbipUsbBackend(UsbBackend):
         the device goes); new exports are imported; an unreachable server adds nothing."""
         exported = self._devlist()
         with self._lock:
-            for busid, link in list(self._links.items()):
-                if link.dead is not None:
+            for busid, old in list(self._links.items()):
+                if old.dead is not None:
                     del self._links[busid]
             busids = {d.busid for d in exported or ()}
             for busid in sorted(busids - self._links.keys()):
@@ -446,6 +446,7 @@ class UsbipUsbBackend(UsbBackend):
 
     def claim_interface(self, handle: Hashable, interface: int) -> None:
         link = self._h(handle)
+        assert isinstance(handle, _Handle)  # _h checked it
         cfg = link.info.config_layout(self.get_configuration(handle))
         if cfg is None or interface not in cfg.interface_numbers:
             raise HwError("not_found", f"interface {interface} is not in the active configuration")
@@ -458,6 +459,7 @@ class UsbipUsbBackend(UsbBackend):
 
     def release_interface(self, handle: Hashable, interface: int) -> None:
         link = self._h(handle)
+        assert isinstance(handle, _Handle)  # _h checked it
         with self._lock:
             if interface not in handle.claimed:
                 raise HwError("not_found", f"interface {interface} is not claimed")
@@ -466,6 +468,7 @@ class UsbipUsbBackend(UsbBackend):
 
     def set_alt_setting(self, handle: Hashable, interface: int, alt_setting: int) -> None:
         link = self._h(handle)
+        assert isinstance(handle, _Handle)  # _h checked it
         if interface not in handle.claimed:
             raise HwError("not_found", f"interface {interface} is not claimed")
         cfg = link.info.config_layout(self.get_configuration(handle))
@@ -518,8 +521,15 @@ class UsbipUsbBackend(UsbBackend):
         if direction == proto.DIR_OUT:
             payload = bytes(data or b"")[:total].ljust(total, b"\0")
         reply = self._h(handle).submit(
-            direction, endpoint & 0x0F, bytes(8), payload, total, timeout_ms,
-            f"isochronous 0x{endpoint:02x}", iso=[(o, n, 0, 0) for o, n in zip(offsets, lengths)])
+            direction,
+            endpoint & 0x0F,
+            bytes(8),
+            payload,
+            total,
+            timeout_ms,
+            f"isochronous 0x{endpoint:02x}",
+            iso=[(o, n, 0, 0) for o, n in zip(offsets, lengths, strict=True)],
+        )
         got = reply.iso or []
         if len(got) != len(lengths):
             raise HwError("io", f"isochronous 0x{endpoint:02x}: {len(got)} packet results "

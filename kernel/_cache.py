@@ -53,9 +53,10 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import wasmtime
 
@@ -163,7 +164,7 @@ class AotCache:
         cwasm, sidecar = self.paths(digest)
         checked = self._private() or self._check(digest, cwasm, sidecar)
         why = checked if isinstance(checked, str) else ""
-        if not why:
+        if not isinstance(checked, str):
             got, record = checked
             t0 = time.perf_counter()
             try:

@@ -160,7 +160,7 @@ class KernelEngine:
         if self._ticker.is_alive() and self._ticker is not threading.current_thread():
             self._ticker.join(timeout=1.0)
 
-    def __enter__(self) -> "KernelEngine":
+    def __enter__(self) -> KernelEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,11 +1,10 @@
 """The fast host-call path: wasmtime's unchecked C API, with the checked API as fallback.
 
-A host function defined with `wasmtime.Linker.define_func` costs 12–21 µs per call from wasm
-(wasmtime-py boxes every argument in a `Val`, allocates a `Caller`, looks the function up in
-a slab); a call into an export through `Func.__call__` costs 10–60 µs (it builds the
-function's `FuncType` on every call). wasmtime's *unchecked* C API
-(`wasmtime_linker_define_func_unchecked`, `wasmtime_func_call_unchecked`) passes raw 16-byte
-`wasmtime_val_raw_t` slots instead; through ctypes it costs about 1 µs per call each way.
+For a host function defined with `wasmtime.Linker.define_func` wasmtime-py boxes every
+argument in a `Val`, allocates a `Caller` and looks the function up in a slab; a call into an
+export through `Func.__call__` builds the function's `FuncType` every time. wasmtime's
+*unchecked* C API (`wasmtime_linker_define_func_unchecked`, `wasmtime_func_call_unchecked`)
+passes raw 16-byte `wasmtime_val_raw_t` slots instead (the costs: docs/benchmarks.md).
 
 Contract:
 - `define_unchecked(linker, module, name, params, results, func, on_exception)` defines
@@ -14,8 +13,9 @@ Contract:
   signed, as the checked path delivers them) and returns ``None`` (no result), the single
   result, or a sequence of results. Results are converted exactly as the checked path
   converts them: i32/i64 take ints (truncated to the slot's width, two's complement), f32/f64
-  take floats only; a value of the wrong type is a `TypeError`. Any exception (`BaseException` included) raised by ``func``
-  or by the conversion is handed to ``on_exception(exc)`` and the guest traps; the trap
+  take floats only; a value of the wrong type is a `TypeError`. Any exception
+  (`BaseException` included) raised by ``func`` or by the conversion is handed to
+  ``on_exception(exc)`` and the guest traps; the trap
   reaches the caller of the export as a `wasmtime.WasmtimeError`, so whoever calls into the
   guest must re-raise what ``on_exception`` stored. `reraise_at_call_site` (the standard
   ``on_exception``) parks it in wasmtime-py's own pending-exception slot, so `Func.__call__`
@@ -47,8 +47,9 @@ import os
 import struct
 import threading
 import weakref
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import wasmtime
 
@@ -67,7 +68,7 @@ _VALTYPE = {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64,
             "f32": wasmtime.ValType.f32, "f64": wasmtime.ValType.f64}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def installed_wasmtime() -> str | None:
     """The installed wasmtime-py version (package metadata, read once), or None."""
     try:
@@ -83,7 +84,7 @@ def fast_path_available() -> bool:
     return _layout_ok(installed_wasmtime())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _layout_ok(found: str | None) -> bool:
     if found != VERIFIED_WASMTIME:
         return False
@@ -104,9 +105,9 @@ def func_type(params: Sequence[str], results: Sequence[str]) -> wasmtime.FuncTyp
         raise ValueError(f"not a core value type: {err.args[0]!r}") from None
 
 
-# engine → {(params, results): FuncType}: a FuncType is made once per engine and signature
-# (≈ 40 µs each) and never crosses engines; entries go with their engine
-_TYPES: "weakref.WeakKeyDictionary[wasmtime.Engine, dict]" = weakref.WeakKeyDictionary()
+# engine → {(params, results): FuncType}: a FuncType (costly to make) is made once per engine
+# and signature and never crosses engines; entries go with their engine
+_TYPES: weakref.WeakKeyDictionary[wasmtime.Engine, dict] = weakref.WeakKeyDictionary()
 _TYPES_LOCK = threading.Lock()
 
 
@@ -121,7 +122,7 @@ def _engine_type(engine: wasmtime.Engine, params: Sequence[str],
     return ty
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _structs(params: tuple[str, ...], results: tuple[str, ...]) -> tuple[Any, Any]:
     """(unpack_from of the argument slots, pack_into of the result slots) for a signature."""
     unpack = struct.Struct("<" + "".join(_ARG_FMT[p] for p in params)).unpack_from
@@ -190,7 +191,7 @@ def _make_callback(func: Callable[..., Any], params: Sequence[str], results: Seq
 
         return callback
 
-    def callback(env: int, caller: int, args: int, nargs: int) -> int:  # noqa: F811
+    def any_shape(env: int, caller: int, args: int, nargs: int) -> int:
         buf = buf_t.from_address(args) if args else None
         try:
             r = func(*unpack(buf)) if params else func()
@@ -208,13 +209,13 @@ def _make_callback(func: Callable[..., Any], params: Sequence[str], results: Seq
                 else:
                     if not isinstance(v, int):
                         raise _convert_error(v, results[i])
-                    vals[i] = v & masks[i]
+                    vals[i] = v & masks[i]  # type: ignore[operator]  # ints have a mask
             pack(buf, 0, *vals)
         except BaseException as exc:  # noqa: BLE001
             return trap(exc)
         return 0
 
-    return callback
+    return any_shape
 
 
 def define_unchecked(linker: wasmtime.Linker, module: str, name: str, params: Sequence[str],
@@ -253,7 +254,7 @@ def reraise_at_call_site(exc: BaseException) -> None:
     from wasmtime import _func
 
     if _func.LAST_EXCEPTION is None:   # the first failure is the cause
-        _func.LAST_EXCEPTION = exc
+        _func.LAST_EXCEPTION = exc  # type: ignore[assignment]  # re-raised as is, any kind
 
 
 def _take_pending() -> BaseException | None:
@@ -362,7 +363,7 @@ class _UncheckedCall:
                                          f"expected {self._nparams}")
         if args:
             vals = []
-            for (ty, mask), v in zip(self._fmt, args):
+            for (ty, mask), v in zip(self._fmt, args, strict=True):
                 if mask is None:
                     if not isinstance(v, float):
                         raise TypeError(f"don't know how to convert {v!r} to {ty}")

@@ -82,7 +82,7 @@ class _Guard:
     def begin_call(self) -> None:
         """Called by the sandbox before every call into the guest."""
 
-    def _deny(self, call: str, asked: dict, why: str, kind: str = "access") -> Denied:
+    def _deny(self, call: str, asked: dict[str, Any], why: str, kind: str = "access") -> Denied:
         self._audit.record(self._m.name, f"{self._call_prefix}.{call}", asked, why, kind)
         return Denied(kind, why)
 
@@ -138,10 +138,16 @@ class I2cGuard(_Guard):
         rule = self._compiled.get(name)
         if rule is None:
             granted = ", ".join(g.bus for g in self._m.i2c) or "none"
-            raise self._deny("open", {"bus": name}, f"bus {name!r} is not granted (granted: {granted})")
+            raise self._deny(
+                "open", {"bus": name}, f"bus {name!r} is not granted (granted: {granted})"
+            )
         if len(self._buses) >= self._m.limits.open_handles:
-            raise self._deny("open", {"bus": name},
-                             f"open-handle quota of {self._m.limits.open_handles} reached", "no_mem")
+            raise self._deny(
+                "open",
+                {"bus": name},
+                f"open-handle quota of {self._m.limits.open_handles} reached",
+                "no_mem",
+            )
         handle = self._host.open(name)
         self._buses[int(handle)] = name
         self._rules[int(handle)] = rule
@@ -164,8 +170,11 @@ class I2cGuard(_Guard):
                 raise self._deny(call, _asked(name, address, ten),
                                  f"10-bit addressing is not granted on {name}")
             allowed = ", ".join(f"{a:#04x}" for a in sorted(rule.addresses))
-            raise self._deny(call, _asked(name, address, ten),
-                             f"address {address:#04x} is not granted on {name} (granted: {allowed})")
+            raise self._deny(
+                call,
+                _asked(name, address, ten),
+                f"address {address:#04x} is not granted on {name} (granted: {allowed})",
+            )
         return name, rule, ten
 
     def _over_quota(self, call: str, name: str, address: int, ten: bool, total: int) -> Denied:
@@ -188,7 +197,7 @@ class I2cGuard(_Guard):
                 register, why = verdict
                 raise self._deny(call, _asked(name, address, ten, register), why)
 
-    def transaction(self, bus: int, address: int, mode: Any, operations: list) -> None:
+    def transaction(self, bus: int, address: int, mode: Any, operations: list[Any]) -> None:
         # lengths first: the quota is checked before any write buffer is copied
         total = sum(len(op.buf) for op in operations)
         if total > self._max_transfer:
@@ -196,11 +205,11 @@ class I2cGuard(_Guard):
         ops = [(w, len(op.buf), op.buf.read() if w else None)
                for op in operations for w in (_is_write(op),)]
         self._check("transaction", bus, address, mode, ops)
-        return self._host.transaction(bus, address, mode, operations)
+        self._host.transaction(bus, address, mode, operations)
 
     def read(self, bus: int, address: int, mode: Any, buf: Any) -> None:
         self._check("read", bus, address, mode, [(False, len(buf), None)])
-        return self._host.read(bus, address, mode, buf)
+        self._host.read(bus, address, mode, buf)
 
     def write(self, bus: int, address: int, mode: Any, data: bytes) -> None:
         self._check("write", bus, address, mode, [(True, len(data), bytes(data))])
@@ -223,7 +232,7 @@ class I2cGuard(_Guard):
                           f"a delay of {ns} ns would take this call's delays past its "
                           f"{self._m.limits.deadline_ms} ms deadline ({delayed} ns used)")
         self._delayed = delayed + ns
-        return self._host.delay_ns(ns)
+        self._host.delay_ns(ns)
 
 
 def _asked(bus: str, address: int, ten: bool, register: int | None = None) -> dict[str, Any]:
@@ -303,7 +312,7 @@ class UsbGuard(_Guard):
         raise self._deny(call, _ident(info), f"device {info.vendor_id:04x}:{info.product_id:04x} "
                                              "is not granted")
 
-    def _handle_grant(self, call: str, handle: int) -> tuple[Any, dict]:
+    def _handle_grant(self, call: str, handle: int) -> tuple[Any, dict[str, Any]]:
         info = self._host.handle_identity(handle)      # bad_handle for forged / stale handles
         return self._grant(call, info), _ident(info)
 
@@ -315,7 +324,7 @@ class UsbGuard(_Guard):
                              f"{self._m.limits.open_handles} reached", "no_mem")
         handle = self._host.open(device)
         self._open.add(int(handle))
-        return handle
+        return int(handle)
 
     def close(self, handle: int) -> None:
         self._host.close(handle)
@@ -323,7 +332,8 @@ class UsbGuard(_Guard):
         if self._ep_ok:
             self._ep_ok = {k for k in self._ep_ok if k[0] != handle}
 
-    def _operation(self, call: str, handle: int, op: str, asked: dict | None = None) -> Any:
+    def _operation(self, call: str, handle: int, op: str,
+                   asked: dict[str, Any] | None = None) -> Any:
         grant, ident = self._handle_grant(call, handle)
         if not grant.operation(op):
             raise self._deny(call, {**ident, **(asked or {})}, f"operation {op} is not granted")
@@ -355,29 +365,29 @@ class UsbGuard(_Guard):
 
     def set_configuration(self, handle: int, value: int) -> None:
         self._operation("set_configuration", handle, "set_configuration", {"value": value})
-        return self._host.set_configuration(handle, value)
+        self._host.set_configuration(handle, value)
 
     def claim_interface(self, handle: int, interface: int) -> None:
         self._interface("claim_interface", handle, interface)
-        return self._host.claim_interface(handle, interface)
+        self._host.claim_interface(handle, interface)
 
     def release_interface(self, handle: int, interface: int) -> None:
         self._interface("release_interface", handle, interface)
-        return self._host.release_interface(handle, interface)
+        self._host.release_interface(handle, interface)
 
     def set_alt_setting(self, handle: int, interface: int, alt_setting: int) -> None:
         self._interface("set_alt_setting", handle, interface)
-        return self._host.set_alt_setting(handle, interface, alt_setting)
+        self._host.set_alt_setting(handle, interface, alt_setting)
 
     def detach_kernel_driver(self, handle: int, interface: int) -> None:
         self._operation("detach_kernel_driver", handle, "detach_kernel_driver",
                         {"interface": interface})
         self._interface("detach_kernel_driver", handle, interface)
-        return self._host.detach_kernel_driver(handle, interface)
+        self._host.detach_kernel_driver(handle, interface)
 
     def reset_device(self, handle: int) -> None:
         self._operation("reset_device", handle, "reset")
-        return self._host.reset_device(handle)
+        self._host.reset_device(handle)
 
     def control_transfer(self, handle: int, request_type: int, request: int, value: int,
                          index: int, data: Any, timeout: int) -> int:
@@ -396,8 +406,9 @@ class UsbGuard(_Guard):
             raise self._deny(call, asked, f"interface {index & 0xFF} is not granted")
         if recipient == _RECIPIENT_ENDPOINT and not g.endpoint(index & 0xFF):
             raise self._deny(call, asked, f"endpoint {index & 0xFF:#04x} is not granted")
-        return self._host.control_transfer(handle, request_type, request, value, index, data,
-                                           self._timeout(timeout))
+        n: int = self._host.control_transfer(handle, request_type, request, value, index, data,
+                                             self._timeout(timeout))
+        return n
 
     def bulk_transfer(self, handle: int, endpoint: int, data: Any, timeout: int) -> int:
         # the hot path: `_endpoint`, `_quota` and `_timeout` inlined
@@ -407,21 +418,26 @@ class UsbGuard(_Guard):
             self._quota("bulk_transfer", len(data))
         if timeout:
             timeout = min(timeout, self._deadline_ms)
-        return self._host.bulk_transfer(handle, endpoint, data, timeout)
+        n: int = self._host.bulk_transfer(handle, endpoint, data, timeout)
+        return n
 
     def interrupt_transfer(self, handle: int, endpoint: int, data: Any, timeout: int) -> int:
         self._endpoint("interrupt_transfer", handle, endpoint)
         self._quota("interrupt_transfer", len(data))
-        return self._host.interrupt_transfer(handle, endpoint, data, self._timeout(timeout))
+        n: int = self._host.interrupt_transfer(handle, endpoint, data, self._timeout(timeout))
+        return n
 
-    def iso_transfer(self, handle: int, endpoint: int, data: Any, packets: Any, timeout: int) -> int:
+    def iso_transfer(
+        self, handle: int, endpoint: int, data: Any, packets: Any, timeout: int
+    ) -> int:
         self._endpoint("iso_transfer", handle, endpoint)
         self._quota("iso_transfer", len(data))
-        return self._host.iso_transfer(handle, endpoint, data, packets, self._timeout(timeout))
+        n: int = self._host.iso_transfer(handle, endpoint, data, packets, self._timeout(timeout))
+        return n
 
     def clear_halt(self, handle: int, endpoint: int) -> None:
         self._endpoint("clear_halt", handle, endpoint)
-        return self._host.clear_halt(handle, endpoint)
+        self._host.clear_halt(handle, endpoint)
 
     # reading a granted device's descriptors (listed devices) / an open handle's state
     def _device(self, call: str, device: int) -> None:
@@ -452,7 +468,7 @@ class UsbGuard(_Guard):
         return self._host.get_configuration(handle)
 
 
-def _ident(info: Any) -> dict:
+def _ident(info: Any) -> dict[str, Any]:
     out = {"vid": info.vendor_id, "pid": info.product_id}
     if info.serial is not None:
         out["serial"] = info.serial

@@ -18,8 +18,9 @@ backend's becomes the replay's, so guest delays and the recorded timeline stay o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from ._manifest import Manifest
 

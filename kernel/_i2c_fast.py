@@ -24,7 +24,8 @@ Contract:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import _native
 

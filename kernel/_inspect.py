@@ -97,14 +97,14 @@ def inspect_wasm(wasm: bytes, cache: AotCache) -> Inspection:
                 table = {}
             known = imp.name in table
             if known:
-                cap = CAPABILITIES.get(imp.module, {}).get(imp.name, "unknown")
+                cap = CAPABILITIES.get(imp.module or "", {}).get(imp.name or "", "unknown")
                 caps.setdefault(cap, []).append(f"{imp.module}.{imp.name}")
         if not known:
             problems.append(f"import {imp.module}.{imp.name} is not defined by the specs")
         imports.append((imp.module or "", imp.name or "", _sig(imp.type), known))
         if isinstance(imp.type, wasmtime.FuncType):
             n = len(list(imp.type.results))
-            linker.define_func(imp.module, imp.name, wasmtime.FuncType(
+            linker.define_func(imp.module or "", imp.name or "", wasmtime.FuncType(
                 list(imp.type.params), list(imp.type.results)),
                 (lambda *a, _n=n: 0 if _n == 1 else None))
     exports = [(e.name, _sig(e.type)) for e in module.exports]

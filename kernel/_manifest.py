@@ -45,7 +45,8 @@ Driver manifest (all tables but the first two keys optional)::
     publish = ["dewpoint"]                # its own topics (others see "<name>.dewpoint")
     subscribe = ["comfort.dewpoint"]      # "<module>.<topic>" it may receive
     [limits]
-    memory_pages = 8                      # 64 KiB wasm pages; `wasi-hw build` drivers need 2 (64 KiB stack + data)
+    memory_pages = 8                      # 64 KiB wasm pages; `wasi-hw build` drivers need 2
+                                          # (64 KiB stack + data)
     open_handles = 4
     max_transfer = 4096                   # largest transfer and largest single host-side copy
                                           # (also bounds config/inbox/report buffers), bytes
@@ -59,12 +60,14 @@ Driver manifest (all tables but the first two keys optional)::
 
 from __future__ import annotations
 
+import builtins
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from wasi_hw import UserError
 
@@ -307,7 +310,9 @@ class _V:
                 raise self.err(None, f"{self.what}: missing required key '{key}' ({desc})")
             return default
         value = self.table[key]
-        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        if isinstance(value, bool) and bool not in (
+            types if isinstance(types, tuple) else (types,)
+        ):
             raise self.err(key, f"{self.what}.{key} must be {desc}, not a boolean")
         if not isinstance(value, types):
             raise self.err(key, f"{self.what}.{key} must be {desc}, not {_tname(value)}")
@@ -325,7 +330,8 @@ class _V:
             raise self.err(key, f"{self.what}.{key} = {value} is out of range ({lo}..{hi})")
         return value
 
-    def int_list(self, key: str, *, lo: int, hi: int, desc: str, default: Any = ...) -> frozenset:
+    def int_list(self, key: str, *, lo: builtins.int, hi: builtins.int, desc: str,
+                 default: Any = ...) -> frozenset[builtins.int]:
         values = self.get(key, list, default, desc=f"a list of {desc}")
         out = set()
         for v in values:
@@ -398,7 +404,9 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
                 raise rv.err("last", f"i2c.registers: last {last:#x} is below first {first:#x}")
             access = rv.get("access", str, "rw", desc='"r", "w" or "rw"')
             if access not in ("r", "w", "rw"):
-                raise rv.err("access", f'i2c.registers.access must be "r", "w" or "rw", not {access!r}')
+                raise rv.err(
+                    "access", f'i2c.registers.access must be "r", "w" or "rw", not {access!r}'
+                )
             rv.done()
             regs.append(RegisterRange(first, last, "r" in access, "w" in access))
         gv.done()
@@ -431,9 +439,15 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
         limits = Limits(
             memory_pages=lv.int("memory_pages", Limits.memory_pages, lo=1, hi=65536, desc="pages"),
             open_handles=lv.int("open_handles", Limits.open_handles, lo=1, hi=1024, desc="a count"),
-            max_transfer=lv.int("max_transfer", Limits.max_transfer, lo=1, hi=16 << 20, desc="bytes"),
-            deadline_ms=lv.int("deadline_ms", Limits.deadline_ms, lo=1, hi=600_000, desc="milliseconds"),
-            report_bytes=lv.int("report_bytes", Limits.report_bytes, lo=1, hi=1 << 20, desc="bytes"),
+            max_transfer=lv.int(
+                "max_transfer", Limits.max_transfer, lo=1, hi=16 << 20, desc="bytes"
+            ),
+            deadline_ms=lv.int(
+                "deadline_ms", Limits.deadline_ms, lo=1, hi=600_000, desc="milliseconds"
+            ),
+            report_bytes=lv.int(
+                "report_bytes", Limits.report_bytes, lo=1, hi=1 << 20, desc="bytes"
+            ),
         )
         lv.done()
 
@@ -457,12 +471,22 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
         imc = _parse_imc(iv, name)
 
     restart = RestartPolicy()
-    if (rv := v.sub("restart")) is not None:
+    if (restart_v := v.sub("restart")) is not None:
+        rv = restart_v
         restart = RestartPolicy(
-            max_faults=rv.int("max_faults", RestartPolicy.max_faults, lo=0, hi=1_000_000, desc="a count"),
-            backoff_ms=rv.int("backoff_ms", RestartPolicy.backoff_ms, lo=0, hi=3_600_000, desc="milliseconds"),
-            backoff_max_ms=rv.int("backoff_max_ms", RestartPolicy.backoff_max_ms, lo=0, hi=3_600_000,
-                                  desc="milliseconds"),
+            max_faults=rv.int(
+                "max_faults", RestartPolicy.max_faults, lo=0, hi=1_000_000, desc="a count"
+            ),
+            backoff_ms=rv.int(
+                "backoff_ms", RestartPolicy.backoff_ms, lo=0, hi=3_600_000, desc="milliseconds"
+            ),
+            backoff_max_ms=rv.int(
+                "backoff_max_ms",
+                RestartPolicy.backoff_max_ms,
+                lo=0,
+                hi=3_600_000,
+                desc="milliseconds",
+            ),
         )
         rv.done()
     v.done()

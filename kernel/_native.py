@@ -1,11 +1,12 @@
-"""The native host-call path: a C trampoline and C guest-memory access (``kernel/_cnative.c``).
+"""The native host-call path (``kernel/_cnative.c``): what crosses between wasm and Python.
 
-Through ctypes a host call from wasm costs ≈ 1.3 µs before any work is done (ctypes builds
-the callback's arguments, a ctypes array over the argument slots, a thread-local lookup of the
-running instance); the C trampoline does the same in ≈ 0.1 µs, and the C `Memory` reads and
-writes guest memory in ≈ 0.1 µs instead of ≈ 0.7 µs. No grant rule moves to C: the C
-fused calls execute the tables the guard's rules (`_rules`) compiled, and hand everything
-else to the generic shim → guard → host chain.
+In C: the import trampolines, the entry into a guest export, guest-memory access with
+`GuestMemory`'s checks, the fused ``wasi_usb.bulk_transfer`` and ``wasi_i2c`` ``write_read`` /
+``write`` / ``read`` calls (they look up the answers the guard's rules, `_rules`, compiled;
+whatever they do not take goes, before any I/O, to the generic shim → guard → host chain)
+and the epoch ticker. In Python: the shims, the guards and the policy; no grant rule moves
+to C. Each C part has the outcomes of the ctypes path it replaces; what it saves is measured
+in docs/benchmarks.md.
 
 Contract:
 - `available()` is True when the extension imported, the fast path of `_fastcall` is
@@ -28,7 +29,7 @@ Contract:
   ``HwError("no_mem")`` over the copy quota). None when not `available()`.
 - `entry(store, func)` (after `configure`) returns ``call(ticks)``: it sets ``store``'s epoch
   deadline to ``ticks`` and enters ``func`` (an export ``() -> i32``) through the unchecked
-  C API with the GIL released, ≈ 0.3 µs instead of ≈ 3.5 µs. Outcomes are those of
+  C API with the GIL released. Outcomes are those of
   `_fastcall.HostCalls.caller`: the signed i32 result; a Python exception raised in a host
   function as itself; a trap as `wasmtime.Trap`; an engine error as `wasmtime.WasmtimeError`.
   None when not `available()`. `raw_entry(store, func)` is the same C call without the
@@ -46,9 +47,8 @@ Contract:
   the installed one: the sanitizer build of tests/kernel/test_sanitizers.py.
 - `ticker(engine, tick_ms)` starts a C thread that calls ``wasmtime_engine_increment_epoch``
   every ``tick_ms`` and never takes the GIL, returning it (``stop()`` joins it; ``running()``);
-  None when not `available()`. A Python ticker thread has to take the GIL for each tick, and
-  while it waits for it every host call's GIL hand-off is contended: measured, that made each
-  host call ≈ 3 µs slower, 35 % of an I2C ``write_read``.
+  None when not `available()`. (A Python ticker thread would take the GIL for each tick and
+  contend every host call's GIL hand-off while it waits.)
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ import ctypes
 import functools
 import os
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import wasmtime
 
@@ -107,7 +108,7 @@ def available() -> bool:
     return not _SWITCHED_OFF and _layout_ok()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _layout_ok() -> bool:
     if _cnative is None or not fast_path_available():
         return False
@@ -118,7 +119,7 @@ def _layout_ok() -> bool:
             and ctypes.sizeof(ffi.wasmtime_func_t) == _cnative.FUNC_SIZE)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lib() -> Any:
     from wasmtime import _ffi as ffi
 

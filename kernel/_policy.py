@@ -40,8 +40,8 @@ deadline marks it faulted, and the supervisor restarts it per its restart policy
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from wasi_hw import GuestFault, HwError
 

@@ -19,17 +19,18 @@ the application layer builds the backends (`wasi_hw.apps.plan_backends`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from wasi_hw import UserError
 
 from ._audit import AuditLog
 from ._engine import KernelEngine
 from ._hosts import Backends
-from ._manifest import I2cGrant, Limits, Manifest, RestartPolicy, TomlDoc, _V, parse_manifest
+from ._manifest import _V, I2cGrant, Limits, Manifest, RestartPolicy, TomlDoc, parse_manifest
 from ._supervisor import Event, Kernel
 
 __all__ = [

@@ -19,8 +19,9 @@ Contract:
   that enters a guest's exports itself does so inside `DriverInstance.active()`.
 - `Sandbox.start(hosts, audit)` (a `LoadError` if the module can never start under its limits,
   `DriverFault` if its start function traps) makes a fresh `Store` (memory limit
-  `limits.memory_pages`, one instance, one memory, one table), instantiates, requires the exports `memory`, `init`,
-  `poll`, wraps each host module in its kernel guard, binds the generated shims to a
+  `limits.memory_pages`, one instance, one memory, one table), instantiates, requires the
+  exports `memory`, `init`, `poll`, wraps each host module in its kernel guard, binds the
+  generated shims to a
   `GuestMemory` over the instance's memory (`max_copy = limits.max_transfer`) and the kernel's
   `fail` trampoline (`_policy`), and returns a `DriverInstance`. ``wasi_usb.bulk_transfer`` is
   served by `_usb_fast.fused_bulk_transfer` over the generated shim where the C extension
@@ -30,8 +31,9 @@ Contract:
   takes the generic chain. A spec function the module's guard does not classify (checked,
   or listed in its ``NO_GRANT``) is refused: errno ``access`` and an audit entry.
 - `DriverInstance.call(export)` sets the epoch deadline (`limits.deadline_ms`) and resets the
-  guards' per-call budgets before every entry into the guest and returns the export's i32 result. A blown deadline raises
-  `DriverFault("deadline")`, any other trap `DriverFault("trap")`, a Python exception that
+  guards' per-call budgets before every entry into the guest and returns the export's i32
+  result. A blown deadline raises `DriverFault("deadline")`, any other trap
+  `DriverFault("trap")`, a Python exception that
   escaped the shims `DriverFault("host")`; `BaseException`s (Ctrl-C) propagate. Calls are not
   reentrant: a call from the thread already running the instance raises
   `DriverFault("reentrant")`; a call from another thread (the IMC serving a remote request)
@@ -46,9 +48,10 @@ import contextlib
 import functools
 import importlib
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import wasmtime
 
@@ -99,13 +102,15 @@ class DriverFault(Exception):
         return f"{self.kind}: {self.detail}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bindings_for(module: str) -> ModuleType:
     """The generated bindings of wasm import module `module` (looked up once)."""
     try:
         return importlib.import_module(SPEC_MODULES[module][0])
     except ModuleNotFoundError as err:
-        raise LoadError(f"bindings for {module} are not generated (run `wasi-hw gen`): {err}") from None
+        raise LoadError(
+            f"bindings for {module} are not generated (run `wasi-hw gen`): {err}"
+        ) from None
 
 
 def _valtype(name: str) -> wasmtime.ValType:
@@ -153,7 +158,7 @@ class Sandbox:
         self.fast = bool(self._calls.fast)
         self._live: DriverInstance | None = None
 
-    def start(self, hosts: Mapping[str, Any], audit: AuditLog) -> "DriverInstance":
+    def start(self, hosts: Mapping[str, Any], audit: AuditLog) -> DriverInstance:
         """A fresh instance with `hosts` (import module → host module) behind the guards."""
         missing = [m for m in self.used if m not in hosts]
         if missing:
@@ -195,8 +200,9 @@ class Sandbox:
                 key = (mod, "bulk_transfer")
                 shims[key] = fused_bulk_transfer(guard, mem, fail, shims[key])
             if mod == "wasi_i2c":
-                generic = {n: shims[(mod, n)] for n in ("write_read", "write", "read")
-                           if n in self.used[mod]}
+                generic: dict[str, Any] = {n: shims[(mod, n)]
+                                           for n in ("write_read", "write", "read")
+                                           if n in self.used[mod]}
                 for name, fn in fused_i2c(guard, mem, fail, generic).items():
                     shims[(mod, name)] = fn
         self._shims = shims
@@ -505,8 +511,10 @@ class DriverInstance:
                 tls.shims = prev
         except wasmtime.Trap as trap:
             if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
-                raise DriverFault("deadline", f"{export} ran past its "
-                                  f"{self.sandbox.manifest.limits.deadline_ms} ms deadline") from None
+                raise DriverFault(
+                    "deadline",
+                    f"{export} ran past its {self.sandbox.manifest.limits.deadline_ms} ms deadline",
+                ) from None
             raise DriverFault("trap", f"{export}: {_trap_text(trap)}") from None
         except wasmtime.WasmtimeError as err:
             raise DriverFault("trap", f"{export}: {err}") from None
@@ -514,7 +522,7 @@ class DriverInstance:
             raise DriverFault("host", f"{export}: {type(err).__name__}: {err}") from None
 
     @contextlib.contextmanager
-    def active(self) -> Iterator["DriverInstance"]:
+    def active(self) -> Iterator[DriverInstance]:
         """Route host calls made on this thread to this instance's shims, as `call` does
         around each entry — for code that enters the guest's exports itself (benchmarks)."""
         tls = _CURRENT

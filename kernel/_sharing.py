@@ -44,8 +44,9 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from wasi_hw import HwError, copy_between
 
@@ -73,7 +74,7 @@ class GrantInfo:
 @dataclass
 class _Grant:
     handle: int
-    owner: "DriverSharing"      # the grantor instance's view
+    owner: DriverSharing      # the grantor instance's view
     grantee: str
     mem: Any                    # the grantor instance's GuestMemory
     ptr: int
@@ -102,7 +103,7 @@ class GrantTable:
         self._by_handle: dict[int, _Grant] = {}
         self._live: dict[tuple[str, str], _Grant] = {}   # (grantor, grantee) → live grant
 
-    def view(self, manifest: Manifest) -> "DriverSharing":
+    def view(self, manifest: Manifest) -> DriverSharing:
         """The `Sharing` of one new instance of `manifest`'s driver."""
         return DriverSharing(self, manifest)
 
@@ -111,7 +112,7 @@ class GrantTable:
         with self._lock:
             return [g.info() for g in self._by_handle.values()]
 
-    def _close(self, view: "DriverSharing") -> None:
+    def _close(self, view: DriverSharing) -> None:
         with self._lock:
             for handle, g in list(self._by_handle.items()):
                 if g.owner is view:                           # given: gone with the memory

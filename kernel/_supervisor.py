@@ -3,8 +3,9 @@
 Contract:
 - `Kernel(backends)` owns one `KernelEngine` (epoch ticker), one `AotCache` and one
   `AuditLog`. The backends pass once through the trace hook (`traced_backends`: recorded or
-  replaced while ``wasi-hw trace record/replay`` runs, untouched otherwise). `add(manifest)` reads the driver's wasm, gets its module from the cache
-  (compiling on a miss) and links it (`Sandbox`) — nothing runs yet; load errors raise.
+  replaced while ``wasi-hw trace record/replay`` runs, untouched otherwise). `add(manifest)`
+  reads the driver's wasm, gets its module from the cache (compiling on a miss) and links it
+  (`Sandbox`) — nothing runs yet; load errors raise.
 - Lifecycle per driver: ``starting`` → (fresh Store + host modules, ``init()``) →
   ``running`` (``poll()`` every ``poll_interval_ms``) → on a fault ``backoff`` → restarted →
   … → ``quarantined`` after more than ``restart.max_faults`` consecutive faults. A fault is a
@@ -49,9 +50,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from wasi_hw import UserError
 
@@ -125,7 +127,9 @@ class Kernel:
         self.engine = engine or KernelEngine(tick_ms=tick_ms)
         self.cache = AotCache(self.engine, cache_dir, describe=module_interface)
         self.audit = audit or AuditLog()
-        self.grants = GrantTable(self.audit, lambda n: s.manifest if (s := self.slots.get(n)) else None)
+        self.grants = GrantTable(
+            self.audit, lambda n: s.manifest if (s := self.slots.get(n)) else None
+        )
         self.on_event = on_event or (lambda e: None)
         self.slots: dict[str, DriverSlot] = {}
         self.routes: dict[str, list[str]] = {}
@@ -399,7 +403,9 @@ class Kernel:
         try:
             sandbox, source = self._link(slot.manifest, wasm)
         except (LoadError, UserError) as err:
-            self._emit(slot, "state", slot.state, f"update rejected, old version keeps running: {err}")
+            self._emit(
+                slot, "state", slot.state, f"update rejected, old version keeps running: {err}"
+            )
             return False
         old, old_state = slot.sandbox, slot.state
         slot.sandbox = sandbox
@@ -428,7 +434,7 @@ class Kernel:
         if self._own_engine:
             self.engine.close()
 
-    def __enter__(self) -> "Kernel":
+    def __enter__(self) -> Kernel:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -15,6 +15,8 @@ import pytest
 from wasi_hw.apps._bench import FIGURES, format_table, measure_pair
 from wasi_hw.apps.cli import main
 
+pytestmark = pytest.mark.wasm  # runs the benchmarks over compiled drivers
+
 
 @pytest.fixture(scope="module")
 def results():

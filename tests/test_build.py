@@ -19,12 +19,19 @@ from wasi_hw import UserError
 from wasi_hw.apps import _build
 from wasi_hw.apps.cli import main
 
+pytestmark = pytest.mark.wasm  # runs cargo
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 class FakeProbe(_build.Probe):
     def __init__(self, *, targets=None, which=(), files=(), globs=()):
-        self.targets, self.paths, self.files, self.globs = targets, dict(which), set(files), list(globs)
+        self.targets, self.paths, self.files, self.globs = (
+            targets,
+            dict(which),
+            set(files),
+            list(globs),
+        )
 
     def rustup_targets(self):
         return None if self.targets is None else set(self.targets)
@@ -209,7 +216,9 @@ def test_real_build_matches_the_spec_and_the_driver_abi(built, name):
     module = wasmtime.Module.from_file(wasmtime.Engine(), str(path))
     imports = {(i.module, i.name): i.type for i in module.imports}
     assert {m for m, _ in imports} <= {"wasi_i2c", "wasi_driver"}
-    assert {("wasi_i2c", "open"), ("wasi_driver", "report"), ("wasi_driver", "config_get")} <= set(imports)
+    assert {("wasi_i2c", "open"), ("wasi_driver", "report"), ("wasi_driver", "config_get")} <= set(
+        imports
+    )
     for (mod, fn), ftype in imports.items():
         params, results = _spec_imports(mod)[fn]
         assert tuple(str(t) for t in ftype.params) == params, (mod, fn)

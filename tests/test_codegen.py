@@ -1,6 +1,7 @@
 """The binding generators: freshness, generated Python shims run under real wasmtime,
 generated Rust compiles into a wasm32 module importing exactly the lowered signatures."""
 
+import ast
 import os
 import shutil
 import subprocess
@@ -106,8 +107,10 @@ def _forwarder_wat(module) -> str:
     forwarding its arguments, plus its memory."""
     lines = ["(module"]
     for name, (params, results) in module.IMPORTS.items():
-        lines.append(f'  (import "{module.MODULE}" "{name}" (func ${name} (param {" ".join(params)})'
-                     f' (result {" ".join(results)})))')
+        lines.append(
+            f'  (import "{module.MODULE}" "{name}" (func ${name} (param {" ".join(params)})'
+            f' (result {" ".join(results)})))'
+        )
     lines.append('  (memory (export "memory") 1)')
     for name, (params, results) in module.IMPORTS.items():
         gets = " ".join(f"local.get {i}" for i in range(len(params)))
@@ -395,8 +398,16 @@ def test_driver_module_shims():
     assert g.call("config_get", 10, 5, 100, 16, 200) == _wasi_driver.ERRNO["other"]  # KeyError
     # memory grants: regions stay regions (never copied by the shim), rights are flags
     g.poke(10, b"lcd")
-    assert g.call("grant", 400, 32, 10, 3, 3, 200) == 0 and g.peek(200, 4) == (7).to_bytes(4, "little")
-    assert env.seen[-1] == ("grant", 400, 32, "lcd", _wasi_driver.GrantRights.READ | _wasi_driver.GrantRights.WRITE)
+    assert g.call("grant", 400, 32, 10, 3, 3, 200) == 0 and g.peek(200, 4) == (7).to_bytes(
+        4, "little"
+    )
+    assert env.seen[-1] == (
+        "grant",
+        400,
+        32,
+        "lcd",
+        _wasi_driver.GrantRights.READ | _wasi_driver.GrantRights.WRITE,
+    )
     assert g.call("grant", 400, 32, 10, 3, 4, 200) == _wasi_driver.ERRNO["invalid_argument"]
     assert g.call("revoke", -1) == 0 and env.seen[-1] == ("revoke", 0xFFFFFFFF)
     assert g.call("granted_len", 10, 3, 200) == 0 and g.peek(200, 4) == (64).to_bytes(4, "little")
@@ -421,13 +432,26 @@ def _rust_caller() -> str:
         for a in lower_document(load(REPO / "witx" / f"{spec}.witx")):
             args = ", ".join("0" if c.type == "i32" else "0i64" for c in a.core_params)
             body.append(f"        r += raw::{spec}::{a.name}({args});")
-    return "\n".join([
-        "#![no_std]", '#[path = "raw/mod.rs"]', "pub mod raw;",
-        "#[panic_handler]", "fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }",
-        "#[unsafe(no_mangle)]", 'pub extern "C" fn init() -> i32 {', "    let mut r = 0i32;",
-        "    unsafe {", *body, "    }",
-        "    r + raw::wasi_i2c::I2C_ERRNO_NACK_ADDRESS as i32 + raw::wasi_usb::FILTER_FLAGS_SERIAL as i32",
-        "        + core::mem::size_of::<raw::wasi_usb::DeviceInfo>() as i32", "}", ""])
+    return "\n".join(
+        [
+            "#![no_std]",
+            '#[path = "raw/mod.rs"]',
+            "pub mod raw;",
+            "#[panic_handler]",
+            "fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }",
+            "#[unsafe(no_mangle)]",
+            'pub extern "C" fn init() -> i32 {',
+            "    let mut r = 0i32;",
+            "    unsafe {",
+            *body,
+            "    }",
+            "    r + raw::wasi_i2c::I2C_ERRNO_NACK_ADDRESS as i32"
+            " + raw::wasi_usb::FILTER_FLAGS_SERIAL as i32",
+            "        + core::mem::size_of::<raw::wasi_usb::DeviceInfo>() as i32",
+            "}",
+            "",
+        ]
+    )
 
 
 NO_RUST = not Path("/usr/lib/llvm-22/bin/wasm-ld").exists()
@@ -464,6 +488,7 @@ def _imports(module: wasmtime.Module) -> dict:
 
 
 @pytest.mark.skipif(NO_RUST, reason="no wasm32 Rust toolchain (Debian lld-22) on this machine")
+@pytest.mark.wasm  # rustc builds the bindings for wasm32
 def test_rust_raw_bindings_compile_and_import_lowered_signatures():
     raw = {p.name: (REPO / p).read_text() for p in generate(REPO) if p.suffix == ".rs"}
     module = _build_raw_crate("raw-bindings-check", raw, _rust_caller())
@@ -555,7 +580,7 @@ def test_generated_record_roundtrip(types, data):
     rec = mod.Rec(*values)
     raw = rec.pack()
     assert len(raw) == mod.Rec.SIZE == layout(doc.typenames["rec"]).size
-    for t, off, v in zip(types, field_offsets(doc.typenames["rec"]), values):
+    for t, off, v in zip(types, field_offsets(doc.typenames["rec"]), values, strict=True):
         assert _struct.unpack_from("<" + _SCALAR_FMT[t], raw, off)[0] == v
     assert mod.Rec.unpack(raw) == rec
     assert mod.Rec.unpack(b"\xee" * 5 + raw, 5) == rec

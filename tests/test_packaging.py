@@ -45,14 +45,19 @@ def test_import_root_and_console_script():
 
 
 def test_unknown_command_is_one_line_not_a_traceback():
-    out = subprocess.run([sys.executable, "-m", "wasi_hw", "no-such-command"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "wasi_hw", "no-such-command"], capture_output=True, text=True
+    )
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
 
 
 def test_closed_output_pipe_is_quiet():
     trace = ROOT / "tests" / "fixtures" / "traces" / "bme280_sim.cbor"
-    out = subprocess.run(["bash", "-c", f"'{sys.executable}' -m wasi_hw trace show '{trace}' | head -n 1"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["bash", "-c", f"'{sys.executable}' -m wasi_hw trace show '{trace}' | head -n 1"],
+        capture_output=True,
+        text=True,
+    )
     assert out.stdout.count("\n") == 1
     assert "Broken pipe" not in out.stderr and "Traceback" not in out.stderr

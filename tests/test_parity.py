@@ -19,6 +19,8 @@ from wasi_hw import UserError
 from wasi_hw.apps.cli import main
 from wasi_hw.apps._parity import Leg, compare, normalise, run_parity, setup_for
 
+pytestmark = pytest.mark.umockdev  # compiled drivers on every backend, smbus2/pyusb under umockdev
+
 ROOT = Path(__file__).resolve().parents[1]
 WASM = ROOT / "build" / "wasm"
 sys.path.insert(0, str(ROOT / "tests" / "host"))
@@ -47,9 +49,10 @@ def parity_json(capsys, *argv: str) -> tuple[int, dict]:
 
 def emulated_bus(setup):
     """An emulated /dev/i2c-1 serving the same device models the sim leg uses."""
-    from umockdev_i2c import EmulatedI2cDev
     from wasi_hw.host import RealClock, SimI2cBackend
     from wasi_hw.host import device_models
+
+    from umockdev_i2c import EmulatedI2cDev
 
     sim = SimI2cBackend(["i2c-1"], clock=RealClock())
     for d in setup.i2c_devices:
@@ -173,6 +176,8 @@ def pyusb_leg(driver: str, trace_dir: str) -> dict:
     from wasi_hw.apps._parity import run_leg
     from wasi_hw.host import device_models
 
+    from umockdev_usb import EmulatedUsb
+
     setup = setup_for(WASM / f"{driver}.wasm")
     models = [device_models().create(d.model, d.params, kind="usb") for d in setup.usb_devices]
     with EmulatedUsb(models):
@@ -185,6 +190,8 @@ def test_usb_driver_parity_pyusb_under_umockdev(driver, tmp_path, monkeypatch):
     from umockdev_usb import available, run_under_umockdev
     from wasi_hw.apps._parity import run_leg
     from wasi_hw.host import read_trace
+
+    from umockdev_usb import available, run_under_umockdev
 
     reason = available()
     if reason:

@@ -68,7 +68,10 @@ def test_readme_command_works_as_written(line, scratch):
 
 
 def test_trace_example(scratch):
-    lines = [l.split("  #")[0].strip() for l in README.splitlines() if l.startswith("wasi-hw trace")]
+    lines = [
+        line.split("  #")[0].strip() for line in README.splitlines()
+        if line.startswith("wasi-hw trace")
+    ]
     record, show, replay = lines
     rec = _run(record + " --sim bme280@0x76", scratch)      # no Pi here: a simulated sensor
     assert rec.returncode == 0, rec.stderr[-2000:]
@@ -77,7 +80,7 @@ def test_trace_example(scratch):
     rep = _run(replay, scratch)
     assert rep.returncode == 0, rep.stdout[-2000:] + rep.stderr[-2000:]
     assert "temperature_c" in rep.stdout + rep.stderr
-    parity = next(l.split("  #")[0].strip() for l in README.splitlines()
-                  if "--trace bme280.cbor" in l)
+    parity = next(line.split("  #")[0].strip() for line in README.splitlines()
+                  if "--trace bme280.cbor" in line)
     par = _run(parity, scratch)
     assert par.returncode == 0, par.stdout[-2000:] + par.stderr[-2000:]

@@ -17,10 +17,25 @@ Struct formats are precompiled ``struct.Struct`` objects.
 
 from __future__ import annotations
 
+import io
+import textwrap
+import tokenize
+
 from .witx._abi import FunctionAbi, ParamPlan, lower_module
 from .witx._ast import (
-    Builtin, Document, EnumType, FlagsType, HandleType, ListType, Module, PointerType,
-    RecordType, StringType, TypeName, TypeRef, underlying,
+    Builtin,
+    Document,
+    EnumType,
+    FlagsType,
+    HandleType,
+    ListType,
+    Module,
+    PointerType,
+    RecordType,
+    StringType,
+    TypeName,
+    TypeRef,
+    underlying,
 )
 from .witx._errors import WitxError
 from .witx._layout import field_offsets, layout
@@ -73,7 +88,8 @@ class _Gen:
             raise WitxError(f"module `${module.name}` uses several errno types; the bindings "
                             "need one", module.loc)
         self.errno = next(iter(errors.values()), None)
-        cases = [c.name for c in underlying(self.errno).cases] if self.errno else []
+        errno_enum = underlying(self.errno) if self.errno else None
+        cases = [c.name for c in errno_enum.cases] if isinstance(errno_enum, EnumType) else []
         self.invalid = next((k for k in ("invalid_argument", "invalid_param", "inval")
                              if k in cases), "other")
 
@@ -187,7 +203,7 @@ class _Gen:
         u = tn.type
         if isinstance(u, (EnumType, FlagsType)):
             is_enum = isinstance(u, EnumType)
-            cases = u.cases if is_enum else u.flags
+            cases = u.cases if isinstance(u, EnumType) else u.flags
             self.emit("", f"class {name}(enum.{'IntEnum' if is_enum else 'IntFlag'}):")
             self.docstring(tn.docs or f"`${tn.name}`", "    ")
             for i, c in enumerate(cases):
@@ -226,7 +242,7 @@ class _Gen:
         fmt, pos, k = "<", 0, 0
         value_index: list[int | None] = []
         nested = []
-        for f, off in zip(r.fields, offsets):
+        for f, off in zip(r.fields, offsets, strict=True):
             if off > pos:
                 fmt += f"{off - pos}x"
             ff = _fmt(f.type)
@@ -259,6 +275,7 @@ class _Gen:
             u = underlying(f.type)
             fname = py_ident(f.name)
             if isinstance(u, PointerType):
+                assert vi is not None  # stored in the record itself
                 pure = False
                 if i + 1 < len(r.fields) and _is_len_field(r.fields[i + 1], f.name):
                     expr = self.pointer_lift(u, f"v[{vi}]", f"v[{vi + 1}]")
@@ -268,6 +285,7 @@ class _Gen:
                     continue
                 lifted.append((fname, "int", f"v[{vi}]"))
             elif isinstance(u, (StringType, ListType)):
+                assert vi is not None
                 pure = False
                 lifted.append((fname, self.annotation(f.type),
                                self.seq_lift(f.type, f"v[{vi}], v[{vi + 1}]")))
@@ -283,7 +301,7 @@ class _Gen:
         self.emit("", "@dataclasses.dataclass(frozen=True, slots=True)", f"class {name}:")
         desc = (tn.docs + "\n\n" if tn.docs else "") + \
             f"Guest layout: {lay.size} bytes, align {lay.align}; " + \
-            ", ".join(f"{f.name} @{o}" for f, o in zip(r.fields, offsets)) + "."
+            ", ".join(f"{f.name} @{o}" for f, o in zip(r.fields, offsets, strict=True)) + "."
         self.docstring(desc, "    ")
         for fname, ann, _ in lifted:
             self.emit(f"    {fname}: {ann}")
@@ -292,8 +310,8 @@ class _Gen:
                       f"    ALIGN: typing.ClassVar[int] = {lay.align}", "",
                       "    def pack(self) -> bytes:",
                       '        """The guest-memory bytes of this record."""')
-            scalars = [f"self.{py_ident(f.name)}" for f, vi in zip(r.fields, value_index)
-                       if vi is not None]
+            scalars = [f"self.{py_ident(f.name)}"
+                       for f, vi in zip(r.fields, value_index, strict=True) if vi is not None]
             if nested:
                 self.emit(f"        b = bytearray({s}.pack({', '.join(scalars)}))")
                 for f in nested:
@@ -304,7 +322,7 @@ class _Gen:
             else:
                 self.emit(f"        return {s}.pack({', '.join(scalars)})")
             self.emit("", "    @classmethod",
-                      f"    def unpack(cls, data: bytes, offset: int = 0) -> \"{name}\":",
+                      f"    def unpack(cls, data: bytes, offset: int = 0) -> {name}:",
                       '        """Read one record from ``data`` at ``offset`` (enums checked)."""',
                       f"        return {self.lift_name(tn)}(None, data, offset)")
         self.emit("", "",
@@ -442,7 +460,9 @@ class _Gen:
             public.append(cname)
         errno = self.errno
         if errno is not None:
-            cases = underlying(errno).cases
+            errno_enum = underlying(errno)
+            assert isinstance(errno_enum, EnumType) and isinstance(errno, TypeName)
+            cases = errno_enum.cases
             items = ", ".join(f"{c.name!r}: {i}" for i, c in enumerate(cases))
             self.emit(f"ERRNO: dict[str, int] = {{{items}}}",
                       f'"""Case name → value of `${errno.name}`, the errno of every function."""',
@@ -499,18 +519,19 @@ class _Gen:
                 *(["import dataclasses"] if "@dataclasses.dataclass" in "\n".join(body) else []),
                 "import enum", "import struct", "import typing", "",
                 "from .._errors import HwError", "from .._memory import GuestMemory, GuestRegion",
-                "from .._shimlib import (host_method, read_array as _read_array,",
-                "                        read_bytes as _read_bytes, utf8)",
+                "from .._shimlib import host_method, utf8",
+                *[f"from .._shimlib import {n} as _{n}" for n in ("read_array", "read_bytes")
+                  if f"_{n}(" in "\n".join(body)],
                 "", f"__all__ = {sorted(set(public))!r}", "",
                 *[f"{n} = struct.Struct({f!r})" for f, n in self.structs.items()], "", "",
-                f"def _utf8(raw: bytes) -> str:",
+                "def _utf8(raw: bytes) -> str:",
                 f"    return utf8(raw, {self.invalid!r})", "", "",
                 "def _method(host: typing.Any, name: str) -> typing.Callable[..., typing.Any]:",
                 f"    return host_method(host, {m.name!r}, name)", "", ""]
         text = "\n".join(head + body)
         while "\n\n\n\n" in text:
             text = text.replace("\n\n\n\n", "\n\n\n")
-        return text.rstrip("\n") + "\n"
+        return _fit(text.rstrip("\n") + "\n")
 
 
 def render_python_module(doc: Document, module: Module, display: str) -> str:
@@ -527,11 +548,75 @@ def render_python_init(modules: list[str]) -> str:
              "``MODULES`` maps each wasm import module name to its binding module (with",
              "``MODULE``, ``ERRNO``, ``IMPORTS``, ``bind`` and the host Protocol).",
              '"""', "", "from __future__ import annotations", ""]
-    lines += [f"from . import _{m}" for m in mods]
-    lines += [""]
+    lines += [f"from . import {', '.join(f'_{m}' for m in mods)}"]
     lines += [f"from ._{m} import {camel(m)}" for m in mods]
     lines += ["", f"__all__ = {sorted(['MODULES'] + [camel(m) for m in mods])!r}", "",
               "MODULES = {"]
     lines += [f"    _{m}.MODULE: _{m}," for m in mods]
     lines += ["}"]
-    return "\n".join(lines) + "\n"
+    return _fit("\n".join(lines) + "\n")
+
+
+WIDTH = 100
+"""The generated code's line length (the project's ruff `line-length`)."""
+
+
+def _fit(text: str) -> str:
+    """``text`` with every line longer than `WIDTH` split: docstring text rewrapped at
+    words, code split after the commas of its last bracket pair (one item per line, trailing
+    comma). Deterministic; lines that cannot be split stay as they are."""
+    out: list[str] = []
+    in_doc = False
+    for line in text.split("\n"):
+        starts_doc = line.lstrip().startswith('"""')
+        if len(line) > WIDTH and (in_doc or starts_doc):
+            indent = line[: len(line) - len(line.lstrip())]
+            out += textwrap.wrap(line, WIDTH, initial_indent="", subsequent_indent=indent,
+                                 break_long_words=False, break_on_hyphens=False) or [line]
+        elif len(line) > WIDTH:
+            out += _split_code(line)
+        else:
+            out.append(line)
+        if line.count('"""') % 2:
+            in_doc = not in_doc
+    return "\n".join(out)
+
+
+def _split_code(line: str) -> list[str]:
+    """One long code line as several: its last top-level bracket pair opened, one item per line."""
+    fstring = getattr(tokenize, "FSTRING_START", None), getattr(tokenize, "FSTRING_END", None)
+    depth, in_f = 0, 0
+    pairs: list[tuple[int, int, list[int]]] = []  # (open col, close col, depth-1 comma cols)
+    opened: list[tuple[int, list[int]]] = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(line).readline):
+            if tok.type == fstring[0]:
+                in_f += 1
+            elif tok.type == fstring[1]:
+                in_f -= 1
+            if tok.type != tokenize.OP or in_f:
+                continue
+            col = tok.start[1]
+            if tok.string in "([{":
+                opened.append((col, []))
+                depth += 1
+            elif tok.string in ")]}" and opened:
+                start, commas = opened.pop()
+                depth -= 1
+                if depth == 0:
+                    pairs.append((start, col, commas))
+            elif tok.string == "," and opened:
+                opened[-1][1].append(col)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return [line]
+    pairs = [p for p in pairs if p[2]]
+    if not pairs:
+        return [line]
+    start, end, commas = pairs[-1]
+    indent = line[: len(line) - len(line.lstrip())]
+    cuts = [start + 1, *(c + 1 for c in commas), end]
+    items = [line[a:b].strip().rstrip(",") for a, b in zip(cuts, cuts[1:], strict=False)]
+    items = [i for i in items if i]
+    body = [f"{indent}    {i}," for i in items]
+    lines = [line[: start + 1], *body, f"{indent}{line[end:]}"]
+    return [x for part in lines for x in (_split_code(part) if len(part) > WIDTH else [part])]

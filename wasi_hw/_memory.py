@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._errors import GuestFault, HwError
 
@@ -83,10 +84,10 @@ class GuestMemory:
         self._pinned = False
         self._base, self._size = 0, -1      # what the view below was built for
         self._view: Any = None              # c_char array over [base, base + size)
-        self._mv: Any = None                # the same bytes as a writable memoryview
+        self._mv: memoryview = memoryview(b"")  # the same bytes, writable (once synced)
 
     @staticmethod
-    def _make_accessors(memory: Any, store: Any):
+    def _make_accessors(memory: Any, store: Any) -> tuple[Callable[[], int], Callable[[], int]]:
         """(size(), base()) of the memory: wasmtime's C API directly where possible."""
         if _FAST is not None:
             try:
@@ -166,7 +167,8 @@ class GuestMemory:
         p = self._span(ptr, n)
         if n > self.max_copy:
             self._quota(n)
-        return self._view[p:p + n]
+        data: bytes = self._view[p:p + n]
+        return data
 
     def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
         n = len(data)
@@ -185,7 +187,7 @@ class GuestMemory:
             raise HwError("invalid_argument",
                           f"string at 0x{ptr & _MASK32:x} is not UTF-8 ({err.reason})") from None
 
-    def region(self, ptr: int, n: int, writable: bool = True) -> "GuestRegion":
+    def region(self, ptr: int, n: int, writable: bool = True) -> GuestRegion:
         """A checked window of ``n`` bytes at ``ptr`` (``n`` within the copy quota)."""
         n &= _MASK32
         ptr = self._span(ptr, n)
@@ -198,13 +200,16 @@ class GuestMemory:
         return self._mv[self._span(ptr, 1)]
 
     def read_u16(self, ptr: int) -> int:
-        return _U16.unpack_from(self._mv, self._span(ptr, 2))[0]
+        v: int = _U16.unpack_from(self._mv, self._span(ptr, 2))[0]
+        return v
 
     def read_u32(self, ptr: int) -> int:
-        return _U32.unpack_from(self._mv, self._span(ptr, 4))[0]
+        v: int = _U32.unpack_from(self._mv, self._span(ptr, 4))[0]
+        return v
 
     def read_u64(self, ptr: int) -> int:
-        return _U64.unpack_from(self._mv, self._span(ptr, 8))[0]
+        v: int = _U64.unpack_from(self._mv, self._span(ptr, 8))[0]
+        return v
 
     def write_u8(self, ptr: int, v: int) -> None:
         self.write_struct(ptr, _U8, v)
@@ -218,7 +223,7 @@ class GuestMemory:
     def write_u64(self, ptr: int, v: int) -> None:
         self.write_struct(ptr, _U64, v)
 
-    def read_struct(self, ptr: int, fmt: str | struct.Struct) -> tuple:
+    def read_struct(self, ptr: int, fmt: str | struct.Struct) -> tuple[Any, ...]:
         """Unpack a little-endian ``struct`` format (give ``"<..."`` or a `struct.Struct`)."""
         s = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
         return s.unpack_from(self._mv, self._span(ptr, s.size))
@@ -269,7 +274,8 @@ class GuestRegion:
         """The region's current bytes (a copy)."""
         mem, n = self._mem, self._len
         p = mem._span(self.ptr, n)
-        return mem._view[p:p + n]
+        data: bytes = mem._view[p:p + n]
+        return data
 
     def write(self, data: bytes | bytearray | memoryview, offset: int = 0) -> None:
         """Copy ``data`` into the region at ``offset``; it must fit."""

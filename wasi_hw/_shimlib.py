@@ -7,7 +7,8 @@ core-wasm i32 values and are taken as unsigned 32-bit.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._errors import HwError
 from ._memory import GuestMemory

@@ -17,13 +17,15 @@
 - ``wasi-hw kernel run kernel.toml [--rounds N | --duration S | --forever] [--audit FILE]``:
   every driver of the kernel file at once, readings (a repeat of a driver's previous reading
   is not printed again, except with ``--json``) and state changes as they happen;
-  Ctrl-C stops cleanly (exit 130); ``--watch`` hot-updates a driver whose .wasm changes. Ends after the file's ``rounds`` (default 5) unless told otherwise.
+  Ctrl-C stops cleanly (exit 130); ``--watch`` hot-updates a driver whose .wasm changes.
+  Ends after the file's ``rounds`` (default 5) unless told otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import signal
 import sys
@@ -46,8 +48,11 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run one driver and print its readings",
-                       description="Run one driver (a .wasm, or a manifest .toml) and print its readings.")
+    p = sub.add_parser(
+        "run",
+        help="run one driver and print its readings",
+        description="Run one driver (a .wasm, or a manifest .toml) and print its readings.",
+    )
     p.add_argument("driver", type=Path, help="DRIVER.wasm or a driver manifest .toml")
     p.add_argument("--i2c", default="i2c-1", metavar="BUS", help="I2C bus to grant (default i2c-1)")
     p.add_argument("--allow", type=_addr, action="append", default=[], metavar="ADDR",
@@ -63,7 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or wasi-hw usbip serve; default port 3240)")
     p.add_argument("--config", type=_kv, action="append", default=[], metavar="KEY=VALUE",
                    help="configuration for the driver (repeatable)")
-    p.add_argument("--polls", type=_positive, default=1, metavar="N", help="readings to take (default 1)")
+    p.add_argument(
+        "--polls", type=_positive, default=1, metavar="N", help="readings to take (default 1)"
+    )
     p.add_argument("--interval-ms", type=_positive, default=None, metavar="MS",
                    help="poll interval (default 1000, 50 with --sim)")
     p.add_argument("--json", action="store_true", help="one JSON object per reading on stdout")
@@ -93,7 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = ksub.add_parser("run", help="run every driver of a kernel file")
     p.add_argument("file", type=Path, metavar="KERNEL.toml")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--rounds", type=_positive, metavar="N", help="stop after N polls of every driver")
+    g.add_argument(
+        "--rounds", type=_positive, metavar="N", help="stop after N polls of every driver"
+    )
     g.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     g.add_argument("--forever", action="store_true", help="run until Ctrl-C")
     p.add_argument("--audit", type=Path, metavar="FILE", help="append audit entries (JSON lines)")
@@ -183,8 +192,16 @@ def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: boo
                 flush(ev.driver)
                 last[ev.driver] = ev.data
             if json_out:
-                obj = _jsonable(ev.data) if readings_only else {
-                    "time": ev.time, "driver": ev.driver, "event": "report", "data": _jsonable(ev.data)}
+                obj = (
+                    _jsonable(ev.data)
+                    if readings_only
+                    else {
+                        "time": ev.time,
+                        "driver": ev.driver,
+                        "event": "report",
+                        "data": _jsonable(ev.data),
+                    }
+                )
                 if readings_only and not isinstance(obj, dict):
                     obj = {"value": obj}
                 print(json.dumps(obj), flush=True)
@@ -223,7 +240,7 @@ def _audit_log(path: Path | None):
     style = LogStyle.detect(sys.stderr)
 
     class _Echo(AuditLog):
-        def record(self, driver, call, asked, why, outcome="access"):  # type: ignore[override]
+        def record(self, driver, call, asked, why, outcome="access"):
             entry = super().record(driver, call, asked, why, outcome)
             if entry is not None:   # not dropped by the audit log's rate bound
                 what = " ".join(f"{k}={_asked_text(k, v)}" for k, v in asked.items())
@@ -334,7 +351,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         cache = AotCache(engine, args.cache_dir)
         for path in args.wasm:
             wasm = _read(path)
-            loaded = _wasm_error(path, lambda: cache.compile(wasm))
+            loaded = _wasm_error(path, functools.partial(cache.compile, wasm))
             where = loaded.cwasm if loaded.cwasm else "(cache not writable)"
             print(f"{path}: compiled in {loaded.seconds * 1000:.1f} ms for {engine.target} "
                   f"→ {where}")
@@ -542,7 +559,9 @@ def _build_missing(plan: Any, width: int) -> None:
     except UserError as err:
         print(f"wasi-hw: build failed: {err}", file=sys.stderr, flush=True)
         return
-    print(f"built {', '.join(names)} in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    print(
+        f"built {', '.join(names)} in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True
+    )
 
 
 def _show_sim_state(backends: Any, plan: Any) -> None:

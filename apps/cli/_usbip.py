@@ -67,7 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
     host, port = server.address
     try:
         print(f"serving USB/IP on {host}:{port} (Ctrl-C to stop)")
-        for busid, spec in zip(server.busids, args.device or ["echo"]):
+        for busid, spec in zip(server.busids, args.device or ["echo"], strict=True):
             m = server.model(busid)
             print(f"  {busid}  {m.device.vendor_id:04x}:{m.device.product_id:04x}  {spec}",
                   flush=True)

@@ -46,7 +46,7 @@ def _abi(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("witx", help="check WITX specs and show their core-wasm ABI")
     sub = p.add_subparsers(dest="witx_command", metavar="SUBCOMMAND", required=True)
     c = sub.add_parser("check", help="parse, validate and lower WITX files")

@@ -74,7 +74,9 @@ class Bme280Driver:
         io.write(b"\xe0\xb6")
         io.delay_ns(2_000_000)
         self._wait_status_clear(0x01)
-        self.calibration = Bme280Calibration.from_nvm(io.write_read(b"\x88", 26), io.write_read(b"\xe1", 7))
+        self.calibration = Bme280Calibration.from_nvm(
+            io.write_read(b"\x88", 26), io.write_read(b"\xe1", 7)
+        )
 
     def poll(self) -> dict[str, float]:
         if self.calibration is None:

@@ -60,7 +60,9 @@ class Sht3xDriver:
                 io.delay_ns(1_000_000)
         for i, name in ((0, "temperature"), (3, "humidity")):
             if crc8(d[i:i + 2]) != d[i + 2]:
-                raise DriverError(f"{name} CRC mismatch: {d[i + 2]:#04x} != {crc8(d[i:i + 2]):#04x}")
+                raise DriverError(
+                    f"{name} CRC mismatch: {d[i + 2]:#04x} != {crc8(d[i : i + 2]):#04x}"
+                )
         st, srh = float(d[0] << 8 | d[1]), float(d[3] << 8 | d[4])
         return {"temperature_c": f32(-45.0 + f32(f32(175.0 * st) / 65535.0)),
                 "humidity_pct": f32(f32(100.0 * srh) / 65535.0)}

@@ -109,7 +109,9 @@ class Bme280(RegisterDevice):
         t_target = round(self.temperature_c * 100)
         adc_t = _bisect(lambda a: bme280_compensate(cal, a, 0, 0)[0], t_target, 0, 0xFFFFF, True)
         p_target = round(self.pressure_pa * 256)
-        adc_p = _bisect(lambda a: bme280_compensate(cal, adc_t, a, 0)[1], p_target, 0, 0xFFFFF, False)
+        adc_p = _bisect(
+            lambda a: bme280_compensate(cal, adc_t, a, 0)[1], p_target, 0, 0xFFFFF, False
+        )
         h_target = round(self.humidity_pct * 1024)
         adc_h = _bisect(lambda a: bme280_compensate(cal, adc_t, 0, a)[2], h_target, 0, 0xFFFF, True)
         return adc_p, adc_t, adc_h
@@ -122,7 +124,10 @@ class Bme280(RegisterDevice):
             if self._filtered is None:
                 self._filtered = new
             else:
-                self._filtered = [(old * (coeff - 1) + n) / coeff for old, n in zip(self._filtered, new)]
+                self._filtered = [
+                    (old * (coeff - 1) + n) / coeff
+                    for old, n in zip(self._filtered, new, strict=True)
+                ]
             adc_p, adc_t = (round(v) for v in self._filtered)
         osrs_t = _OVERSAMPLING[self.ctrl_meas >> 5]
         osrs_p = _OVERSAMPLING[(self.ctrl_meas >> 2) & 7]
@@ -202,7 +207,9 @@ class Bme280(RegisterDevice):
         if reg == 0xF2:
             return self.ctrl_hum
         if reg == 0xF3:
-            return (0x08 if self.measuring() else 0) | (1 if self.clock.now_ns() < self._nvm_busy_until else 0)
+            return (0x08 if self.measuring() else 0) | (
+                1 if self.clock.now_ns() < self._nvm_busy_until else 0
+            )
         if reg == 0xF4:
             return self.ctrl_meas
         if reg == 0xF5:

@@ -199,7 +199,11 @@ class Pcf8574Hd44780(I2cDevice):
             else:
                 self._move(right)
         elif byte & 0x08:
-            self.display_on, self.cursor_on, self.blink_on = bool(byte & 4), bool(byte & 2), bool(byte & 1)
+            self.display_on, self.cursor_on, self.blink_on = (
+                bool(byte & 4),
+                bool(byte & 2),
+                bool(byte & 1),
+            )
         elif byte & 0x04:
             self.increment, self.shift_display = bool(byte & 2), bool(byte & 1)
         elif byte & 0x02:
@@ -220,6 +224,10 @@ class Pcf8574Hd44780(I2cDevice):
         for row in range(self.rows):
             base = bases[row] if row < len(bases) else 0
             start = base & 0x40
-            out.append("".join(char(self.ddram[start + ((base - start + col + self.shift) % width)], "?")
-                               for col in range(self.cols)))
+            out.append(
+                "".join(
+                    char(self.ddram[start + ((base - start + col + self.shift) % width)], "?")
+                    for col in range(self.cols)
+                )
+            )
         return out

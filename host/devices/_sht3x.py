@@ -33,7 +33,7 @@ _PERIODIC = {}
 for _mps, _msb, _lsbs in ((0.5, 0x20, (0x32, 0x24, 0x2F)), (1, 0x21, (0x30, 0x26, 0x2D)),
                           (2, 0x22, (0x36, 0x20, 0x2B)), (4, 0x23, (0x34, 0x22, 0x29)),
                           (10, 0x27, (0x37, 0x21, 0x2A))):
-    for _lsb, _rep in zip(_lsbs, ("high", "medium", "low")):
+    for _lsb, _rep in zip(_lsbs, ("high", "medium", "low"), strict=True):
         _PERIODIC[_msb << 8 | _lsb] = (_mps, _rep)
 _ART = 0x2B32
 _FETCH, _BREAK, _RESET, _HEATER_ON, _HEATER_OFF, _STATUS, _CLEAR = (
@@ -123,7 +123,14 @@ class Sht3x(I2cDevice):
 
     def _command(self, cmd: int) -> bool:
         now = self.clock.now_ns()
-        if self._periodic is not None and cmd not in (_FETCH, _BREAK, _RESET, _STATUS, _HEATER_ON, _HEATER_OFF):
+        if self._periodic is not None and cmd not in (
+            _FETCH,
+            _BREAK,
+            _RESET,
+            _STATUS,
+            _HEATER_ON,
+            _HEATER_OFF,
+        ):
             return self._reject()
         if cmd != _STATUS:  # reading the status must not hide the previous command's outcome
             self.status &= ~0x0002

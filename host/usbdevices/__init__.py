@@ -5,8 +5,18 @@ drives (see `_model`)."""
 from ._echo import EchoDevice
 from ._keyboard import BOOT_KEYBOARD_REPORT_DESCRIPTOR, HidKeyboard, text_to_reports
 from ._mass_storage import MassStorage
-from ._model import (BULK, INTERRUPT, ISOCHRONOUS, Configuration, DeviceDescriptor, Endpoint,
-                     Interface, Setup, Stall, UsbDeviceModel)
+from ._model import (
+                     BULK,
+                     INTERRUPT,
+                     ISOCHRONOUS,
+                     Configuration,
+                     DeviceDescriptor,
+                     Endpoint,
+                     Interface,
+                     Setup,
+                     Stall,
+                     UsbDeviceModel,
+)
 
 __all__ = [
     "UsbDeviceModel", "Setup", "Stall", "DeviceDescriptor", "Configuration", "Interface",

@@ -19,8 +19,17 @@ from __future__ import annotations
 
 import struct
 
-from ._model import (BULK, INTERRUPT, Configuration, DeviceDescriptor, Endpoint, Interface,
-                     Setup, Stall, UsbDeviceModel)
+from ._model import (
+    BULK,
+    INTERRUPT,
+    Configuration,
+    DeviceDescriptor,
+    Endpoint,
+    Interface,
+    Setup,
+    Stall,
+    UsbDeviceModel,
+)
 
 __all__ = ["EchoDevice"]
 

@@ -22,8 +22,16 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable
 
-from ._model import (INTERRUPT, Configuration, DeviceDescriptor, Endpoint, Interface, Setup,
-                     Stall, UsbDeviceModel)
+from ._model import (
+    INTERRUPT,
+    Configuration,
+    DeviceDescriptor,
+    Endpoint,
+    Interface,
+    Setup,
+    Stall,
+    UsbDeviceModel,
+)
 
 __all__ = ["HidKeyboard", "BOOT_KEYBOARD_REPORT_DESCRIPTOR", "text_to_reports"]
 
@@ -147,7 +155,9 @@ class HidKeyboard(UsbDeviceModel):
         if self._pos < len(self._script):
             report = self._script[self._pos]
             self._pos += 1
-        elif self.idle and self._last_ns is not None and now - self._last_ns >= self.idle * 4_000_000:
+        elif (
+            self.idle and self._last_ns is not None and now - self._last_ns >= self.idle * 4_000_000
+        ):
             report = self._last
         else:
             return None

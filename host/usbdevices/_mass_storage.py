@@ -35,8 +35,16 @@ import struct
 import tempfile
 from pathlib import Path
 
-from ._model import (BULK, Configuration, DeviceDescriptor, Endpoint, Interface, Setup, Stall,
-                     UsbDeviceModel)
+from ._model import (
+    BULK,
+    Configuration,
+    DeviceDescriptor,
+    Endpoint,
+    Interface,
+    Setup,
+    Stall,
+    UsbDeviceModel,
+)
 
 __all__ = ["MassStorage", "CBW_SIGNATURE", "CSW_SIGNATURE"]
 
@@ -69,10 +77,14 @@ class MassStorage(UsbDeviceModel):
         self.path = Path(image)
         size = self.path.stat().st_size
         if size == 0 or size % BLOCK:
-            raise ValueError(f"{self.path}: image size {size} is not a positive multiple of {BLOCK}")
+            raise ValueError(
+                f"{self.path}: image size {size} is not a positive multiple of {BLOCK}"
+            )
         self.blocks = size // BLOCK
         self._file = open(self.path, "r+b", buffering=0)  # noqa: SIM115 — lives with the model
-        iface = Interface(0, 8, 6, 0x50, (Endpoint(_EP_OUT, BULK, 512), Endpoint(_EP_IN, BULK, 512)))
+        iface = Interface(
+            0, 8, 6, 0x50, (Endpoint(_EP_OUT, BULK, 512), Endpoint(_EP_IN, BULK, 512))
+        )
         super().__init__(
             DeviceDescriptor(self.VENDOR_ID, self.PRODUCT_ID, manufacturer=1, product=2,
                              serial_number=3),
@@ -105,7 +117,7 @@ class MassStorage(UsbDeviceModel):
         self._expected = 0
         self._data_in = b""
         self._out_buf = bytearray()
-        self._on_out_done = None
+        self._on_out_done: str | None = None
         self._status = _PASSED
         self._residue = 0
         self._reset_required = False
@@ -115,7 +127,12 @@ class MassStorage(UsbDeviceModel):
             raise Stall()
         if setup.request == _GET_MAX_LUN and setup.is_in and setup.value == 0:
             return b"\0"
-        if setup.request == _BOMS_RESET and not setup.is_in and setup.value == 0 and setup.length == 0:
+        if (
+            setup.request == _BOMS_RESET
+            and not setup.is_in
+            and setup.value == 0
+            and setup.length == 0
+        ):
             self._idle()
             return b""
         raise Stall()
@@ -197,7 +214,9 @@ class MassStorage(UsbDeviceModel):
             self._status, self._residue = self._out_status, self._expected
         elif self._out_status == _PASSED:
             self._status = self._write_blocks(data[: self._out_len])
-            self._residue = self._expected - self._out_len if self._status == _PASSED else self._expected
+            self._residue = (
+                self._expected - self._out_len if self._status == _PASSED else self._expected
+            )
         else:
             self._status, self._residue = self._out_status, self._expected
         self._phase = "csw"

@@ -456,24 +456,24 @@ class UsbDeviceModel:
                     raise Stall()
                 return b"\0\0"
             if rec == "endpoint":
-                ep = s.index & 0xFF
-                if ep & 0x7F and ep not in self.endpoints():
+                ep_addr = s.index & 0xFF
+                if ep_addr & 0x7F and ep_addr not in self.endpoints():
                     raise Stall()
-                return struct.pack("<H", int(ep in st.halted))
+                return struct.pack("<H", int(ep_addr in st.halted))
             raise Stall()
         if s.request in (_CLEAR_FEATURE, _SET_FEATURE) and not s.is_in:
             setting = s.request == _SET_FEATURE
             if rec == "endpoint" and s.value == _FEATURE_ENDPOINT_HALT:
-                ep = s.index & 0xFF
-                if ep & 0x7F == 0:
+                ep_addr = s.index & 0xFF
+                if ep_addr & 0x7F == 0:
                     return b""
-                if ep not in self.endpoints():
+                if ep_addr not in self.endpoints():
                     raise Stall()
                 if setting:
-                    st.halted.add(ep)
+                    st.halted.add(ep_addr)
                 else:
-                    st.halted.discard(ep)
-                    self.halt_cleared(ep)
+                    st.halted.discard(ep_addr)
+                    self.halt_cleared(ep_addr)
                 return b""
             if rec == "device" and s.value == _FEATURE_REMOTE_WAKEUP:
                 st.remote_wakeup = setting

@@ -683,7 +683,7 @@ mod sys {
         Ok(DeviceInfo {
             bus_number: i.bus_number,
             address: i.address,
-            speed: Speed::from_raw(i.speed as u8),
+            speed: Speed::from_raw(i.speed),
             class: i.class,
             subclass: i.subclass,
             protocol: i.protocol,

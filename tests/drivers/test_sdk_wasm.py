@@ -55,7 +55,10 @@ def test_transaction_reaches_the_wire_and_reports(hello, tmp_path, address, ten_
     m = manifest(tmp_path, hello, address, ten_bit,
                  {"address": hex(address), "ten_bit": str(ten_bit).lower()})
     result = run_driver(m, Backends(i2c=bus), polls=2, cache_dir=tmp_path / "aot")
-    assert result.readings == [{"address": address, "byte": 0x2A}, {"address": address, "byte": 0x2B}]
+    assert result.readings == [
+        {"address": address, "byte": 0x2A},
+        {"address": address, "byte": 0x2B},
+    ]
     wire = [h for h in bus.history if h[1] == address]
     assert wire == [("i2c-1", address, ten_bit, (Read(1),), (b"\x2a",)),
                     ("i2c-1", address, ten_bit, (Read(1),), (b"\x2b",))]

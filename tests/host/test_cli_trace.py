@@ -22,7 +22,11 @@ def test_show_lists_header_and_records(capsys):
     assert "  i2c backend: sim (buses: i2c-1)" in out
     records = [line for line in out if line[:3].strip().isdigit()]
     assert [int(r.split()[0]) for r in records] == list(range(1, n + 1))
-    assert records[0].split(None, 3)[1:] == ["0.000", "ms", "i2c  i2c-1 0x76: write [D0], read 1  -> [[60]]"]
+    assert records[0].split(None, 3)[1:] == [
+        "0.000",
+        "ms",
+        "i2c  i2c-1 0x76: write [D0], read 1  -> [[60]]",
+    ]
     assert records[1].endswith("i2c  i2c-1 0x76: write [E0 B6]  -> []")
     assert records[2].endswith("i2c  delay 2 ms")
     assert records[-1].endswith("i2c  close")

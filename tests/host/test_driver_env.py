@@ -5,9 +5,10 @@ from __future__ import annotations
 import cbor2
 import pytest
 
-from i2c_testing import Region
 from wasi_hw import HwError
 from wasi_hw.host import DriverEnv, VirtualClock
+
+from i2c_testing import Region
 
 
 def make(**kw):

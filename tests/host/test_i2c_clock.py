@@ -25,7 +25,9 @@ def test_virtual_clock_advances_only_when_asked():
 
 def test_virtual_clock_is_thread_safe():
     c = VirtualClock()
-    threads = [threading.Thread(target=lambda: [c.sleep_ns(1) for _ in range(5000)]) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: [c.sleep_ns(1) for _ in range(5000)]) for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -53,7 +53,11 @@ def test_open_transaction_write_read(guest):
     assert mem.read(0x310, 1) == b"\x60"
     # transaction: [write 0x88, read 2, read 4] as an operation array
     mem.write(0x320, b"\x88")
-    ops = struct.pack("<BxxxII", 1, 0x320, 1) + struct.pack("<BxxxII", 0, 0x400, 2) + struct.pack("<BxxxII", 0, 0x402, 4)
+    ops = (
+        struct.pack("<BxxxII", 1, 0x320, 1)
+        + struct.pack("<BxxxII", 0, 0x400, 2)
+        + struct.pack("<BxxxII", 0, 0x402, 4)
+    )
     mem.write(0x500, ops)
     assert f["transaction"](bus, 0x76, 0, 0x500, 3) == E["success"]
     assert mem.read(0x400, 6) == bytes.fromhex("706b436718fc")

@@ -3,10 +3,10 @@ device models as SimUsbBackend, and every step of one conversation gives the sam
 
 import pytest
 
+from wasi_hw.host import SimUsbBackend
+
 from umockdev_usb import available, run_under_umockdev
 from usb_scenarios import DRIVERS, REPO, driver_models, run_usb_driver, under_sim
-
-from wasi_hw.host import SimUsbBackend
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 

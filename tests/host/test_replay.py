@@ -104,7 +104,9 @@ def test_first_differing_request_diverges_showing_both_sides(i2c_trace, request_
 
 def test_delay_mismatch_and_order_diverge(i2c_trace):
     replay = ReplayI2cBackend(i2c_trace[0])
-    with pytest.raises(ReplayDivergence, match=r"recorded `i2c  i2c-1 0x76.*requested `i2c  delay 1 ms`"):
+    with pytest.raises(
+        ReplayDivergence, match=r"recorded `i2c  i2c-1 0x76.*requested `i2c  delay 1 ms`"
+    ):
         replay.delay_ns(1_000_000)
     replay = ReplayI2cBackend(i2c_trace[0])
     _session_prefix = [(0x76, CHIP_ID), (0x50, [Write(b"\x00")]), (0x76, CALIB)]
@@ -235,9 +237,9 @@ def test_usb_divergence_shows_both_sides(usb_trace):
 def test_i2c_host_over_recorder_and_replay(tmp_path):
     """The spec layer on top: what a driver sees is the same recorded and replayed, and a
     divergence reaches it as the errno kind ``other``."""
-    from i2c_testing import SEVEN, Region
-
     from wasi_hw.host import I2cHost
+
+    from i2c_testing import SEVEN, Region
 
     def drive(backend):
         host = I2cHost(backend)
@@ -273,9 +275,9 @@ def test_i2c_host_over_recorder_and_replay(tmp_path):
 
 def test_usb_host_over_recorder_and_replay(tmp_path):
     """`UsbHost` (the spec layer) driving the echo device: recorded, then replayed."""
-    from usb_testing import GuestMem, make_filter
-
     from wasi_hw.host import UsbHost
+
+    from usb_testing import GuestMem, make_filter
 
     def drive(backend):
         host = UsbHost(backend)

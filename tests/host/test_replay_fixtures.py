@@ -94,8 +94,11 @@ def test_a_changed_driver_diverges_loudly():
 
 def test_fixtures_are_what_the_generator_makes(tmp_path):
     """The committed traces are reproducible from make_traces.py (deterministic sim)."""
-    code = ("import sys; sys.path.insert(0, %r); import make_traces as m; from pathlib import Path; "
-            "[m.record(n, Path(%r) / (n + '.cbor')) for n in m.TRACES]") % (str(TRACES), str(tmp_path))
+    code = (
+        f"import sys; sys.path.insert(0, {str(TRACES)!r}); import make_traces as m; "
+        f"from pathlib import Path; "
+        f"[m.record(n, Path({str(tmp_path)!r}) / (n + '.cbor')) for n in m.TRACES]"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     for name in SIMULATED:
         assert (tmp_path / f"{name}.cbor").read_bytes() == (TRACES / f"{name}.cbor").read_bytes()

@@ -4,6 +4,7 @@ import pytest
 
 from wasi_hw.host import RealClock, SimUsbBackend, VirtualClock
 from wasi_hw.host.usbdevices import EchoDevice, HidKeyboard, MassStorage
+
 from usb_testing import bot_command, kind
 
 
@@ -157,6 +158,7 @@ def test_mass_storage_over_sim(tmp_path):
     assert data == b"Z" * 512 and st == (3, 0, 0)
 
 
+@pytest.mark.timing  # a timeout measured on the real clock
 def test_real_clock_timeout_is_bounded():
     b = SimUsbBackend([EchoDevice()], clock=RealClock())
     h = opened(b)

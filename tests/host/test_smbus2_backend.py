@@ -21,14 +21,20 @@ SMBUS_ALL = QUICK | RB | WB | RBD | WBD | RWD | WWD | RIB | WIB
 class FakeSMBus:
     """Records calls; answers reads with 0xA0, 0xA1, …; raises ``fail`` when set."""
 
-    instances: list["FakeSMBus"] = []
+    instances: list[FakeSMBus] = []
     funcs_for_next = I2C
     open_error: OSError | None = None
 
     def __init__(self, path):
         if FakeSMBus.open_error:
             raise FakeSMBus.open_error
-        self.path, self.funcs, self.calls, self.fail, self.address = path, FakeSMBus.funcs_for_next, [], None, None
+        self.path, self.funcs, self.calls, self.fail, self.address = (
+            path,
+            FakeSMBus.funcs_for_next,
+            [],
+            None,
+            None,
+        )
         FakeSMBus.instances.append(self)
 
     def _call(self, name, address, *args):
@@ -47,13 +53,26 @@ class FakeSMBus:
                     m.buf[i] = bytes([0xA0 + i])
 
     def write_quick(self, a): self._call("quick", a)
-    def read_byte(self, a): self._call("read_byte", a); return 0xA0
+    def read_byte(self, a):
+        self._call("read_byte", a)
+        return 0xA0
+
     def write_byte(self, a, v): self._call("write_byte", a, v)
-    def read_byte_data(self, a, r): self._call("read_byte_data", a, r); return 0xA0
+    def read_byte_data(self, a, r):
+        self._call("read_byte_data", a, r)
+        return 0xA0
+
     def write_byte_data(self, a, r, v): self._call("write_byte_data", a, r, v)
-    def read_word_data(self, a, r): self._call("read_word_data", a, r); return 0xA1A0
+    def read_word_data(self, a, r):
+        self._call("read_word_data", a, r)
+        return 0xA1A0
+
     def write_word_data(self, a, r, v): self._call("write_word_data", a, r, v)
-    def read_i2c_block_data(self, a, r, n): self._call("read_i2c_block", a, r, n); return [0xA0 + i for i in range(n)]
+
+    def read_i2c_block_data(self, a, r, n):
+        self._call("read_i2c_block", a, r, n)
+        return [0xA0 + i for i in range(n)]
+
     def write_i2c_block_data(self, a, r, d): self._call("write_i2c_block", a, r, list(d))
     def close(self): self.calls.append(("close",))
 
@@ -82,7 +101,11 @@ def test_contract_and_names(fake):
 
 def test_bad_input_is_refused_before_io(fake):
     b = fake()
-    for address, ten, ops in ((0x10, False, ["read"]), (0x80, False, [Read(1)]), (0x400, True, [Read(1)])):
+    for address, ten, ops in (
+        (0x10, False, ["read"]),
+        (0x80, False, [Read(1)]),
+        (0x400, True, [Read(1)]),
+    ):
         with pytest.raises(HwError) as e:
             b.transaction("i2c-1", address, ten, ops)
         assert e.value.kind == "invalid_argument"
@@ -118,20 +141,28 @@ def test_i2c_dev_limits(fake):
         assert e.value.kind == "not_supported"
 
 
-@pytest.mark.parametrize("ops,funcs,call,result", [
-    ([Write(b"")], SMBUS_ALL, ("quick", 0x10), []),
-    ([Read(1)], SMBUS_ALL, ("read_byte", 0x10), [b"\xa0"]),
-    ([Write(b"\x05")], SMBUS_ALL, ("write_byte", 0x10, 5), []),
-    ([Write(b"\x05\x06")], SMBUS_ALL, ("write_byte_data", 0x10, 5, 6), []),
-    ([Write(b"\x05\x06")], WIB, ("write_i2c_block", 0x10, 5, [6]), []),
-    ([Write(b"\x05\x06\x07")], SMBUS_ALL, ("write_i2c_block", 0x10, 5, [6, 7]), []),
-    ([Write(b"\x05\x06\x07")], WWD, ("write_word_data", 0x10, 5, 0x0706), []),
-    ([Write(b"\x05"), Read(1)], SMBUS_ALL, ("read_byte_data", 0x10, 5), [b"\xa0"]),
-    ([Write(b"\x05"), Read(1)], RIB, ("read_i2c_block", 0x10, 5, 1), [b"\xa0"]),
-    ([Write(b"\x05"), Read(2)], SMBUS_ALL, ("read_i2c_block", 0x10, 5, 2), [b"\xa0\xa1"]),
-    ([Write(b"\x05"), Read(2)], RWD, ("read_word_data", 0x10, 5), [b"\xa0\xa1"]),
-    ([Write(b"\x05"), Read(32)], SMBUS_ALL, ("read_i2c_block", 0x10, 5, 32), [bytes(range(0xA0, 0xC0))]),
-])
+@pytest.mark.parametrize(
+    "ops,funcs,call,result",
+    [
+        ([Write(b"")], SMBUS_ALL, ("quick", 0x10), []),
+        ([Read(1)], SMBUS_ALL, ("read_byte", 0x10), [b"\xa0"]),
+        ([Write(b"\x05")], SMBUS_ALL, ("write_byte", 0x10, 5), []),
+        ([Write(b"\x05\x06")], SMBUS_ALL, ("write_byte_data", 0x10, 5, 6), []),
+        ([Write(b"\x05\x06")], WIB, ("write_i2c_block", 0x10, 5, [6]), []),
+        ([Write(b"\x05\x06\x07")], SMBUS_ALL, ("write_i2c_block", 0x10, 5, [6, 7]), []),
+        ([Write(b"\x05\x06\x07")], WWD, ("write_word_data", 0x10, 5, 0x0706), []),
+        ([Write(b"\x05"), Read(1)], SMBUS_ALL, ("read_byte_data", 0x10, 5), [b"\xa0"]),
+        ([Write(b"\x05"), Read(1)], RIB, ("read_i2c_block", 0x10, 5, 1), [b"\xa0"]),
+        ([Write(b"\x05"), Read(2)], SMBUS_ALL, ("read_i2c_block", 0x10, 5, 2), [b"\xa0\xa1"]),
+        ([Write(b"\x05"), Read(2)], RWD, ("read_word_data", 0x10, 5), [b"\xa0\xa1"]),
+        (
+            [Write(b"\x05"), Read(32)],
+            SMBUS_ALL,
+            ("read_i2c_block", 0x10, 5, 32),
+            [bytes(range(0xA0, 0xC0))],
+        ),
+    ],
+)
 def test_smbus_fallback(fake, ops, funcs, call, result):
     b = fake(funcs)
     assert b.transaction("i2c-1", 0x10, False, ops) == result

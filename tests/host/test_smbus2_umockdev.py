@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from umockdev_i2c import FULL_I2C, F_10BIT, F_READ_I2C_BLOCK, SMBUS_ONLY, EmulatedI2cDev, run_on
-from wasi_hw.host import RealClock, Read, SimI2cBackend, Write
+from wasi_hw.host import Read, RealClock, SimI2cBackend, Write
 from wasi_hw.host.devices import Bme280, NackAfter, Sht3x, Tmp102
+
+from umockdev_i2c import F_10BIT, F_READ_I2C_BLOCK, FULL_I2C, SMBUS_ONLY, EmulatedI2cDev, run_on
 
 
 def world(clock=None):
@@ -76,7 +77,7 @@ def test_smbus_only_adapter_uses_smbus_transfers():
         assert 0x0707 not in emu.handlers["i2c-1"].ioctls
     # what SMBus cannot express is refused before touching the bus
     refused = {11: "bare 3-byte read", 14: "10-bit address"}
-    for i, (want, have) in enumerate(zip(expected, got)):
+    for i, (want, have) in enumerate(zip(expected, got, strict=True)):
         if i in refused:
             assert have == ("err", "not_supported"), refused[i]
         elif want == ("err", "nack_data"):
@@ -151,8 +152,8 @@ def test_devices_command_lists_emulated_bus():
         proc = emu.run_python("from wasi_hw.apps.cli import main; sys.exit(main(['devices']))")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert any("/dev/i2c-1" in l and "Simulated adapter" in l for l in lines), proc.stdout
-    assert any("/dev/i2c-7" in l for l in lines), proc.stdout
+    assert any("/dev/i2c-1" in line and "Simulated adapter" in line for line in lines), proc.stdout
+    assert any("/dev/i2c-7" in line for line in lines), proc.stdout
 
 
 @pytest.mark.parametrize("chip,address", [("bme280", 0x76), ("sht3x", 0x44)])

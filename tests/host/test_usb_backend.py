@@ -2,9 +2,16 @@
 
 import pytest
 
-from wasi_hw.host._usb_backend import ConfigLayout, UsbDeviceInfo, UsbBackend
-from wasi_hw.host.usbdevices import (BULK, INTERRUPT, Configuration, DeviceDescriptor, Endpoint,
-                                     HidKeyboard, Interface)
+from wasi_hw.host._usb_backend import ConfigLayout, UsbBackend, UsbDeviceInfo
+from wasi_hw.host.usbdevices import (
+    BULK,
+    INTERRUPT,
+    Configuration,
+    DeviceDescriptor,
+    Endpoint,
+    HidKeyboard,
+    Interface,
+)
 
 
 def _info(**kw):
@@ -31,17 +38,29 @@ def test_bad_records_rejected(bad):
 
 
 def test_layout_alt_settings_and_extra_descriptors():
-    cfg = Configuration(2, (
-        Interface(0, 3, 1, 1, (Endpoint(0x81, INTERRUPT, 8, 10),), extra=b"\x09\x21" + bytes(7)),
-        Interface(1, 0xFF, 0, 0, ()),
-        Interface(1, 0xFF, 0, 0, (Endpoint(0x02, BULK, 64), Endpoint(0x83, BULK, 64)), alt_setting=1),
-    ))
+    cfg = Configuration(
+        2,
+        (
+            Interface(
+                0, 3, 1, 1, (Endpoint(0x81, INTERRUPT, 8, 10),), extra=b"\x09\x21" + bytes(7)
+            ),
+            Interface(1, 0xFF, 0, 0, ()),
+            Interface(
+                1, 0xFF, 0, 0, (Endpoint(0x02, BULK, 64), Endpoint(0x83, BULK, 64)), alt_setting=1
+            ),
+        ),
+    )
     layout = ConfigLayout.parse(cfg.to_bytes())
     assert layout.value == 2 and layout.interface_numbers == {0, 1}
     assert layout.endpoint(0x81).interface == 0
     assert layout.endpoint(0x02) is None  # only in alt setting 1
     ep = layout.endpoint(0x02, {1: 1})
-    assert (ep.interface, ep.alt_setting, ep.transfer_type, ep.max_packet_size) == (1, 1, "bulk", 64)
+    assert (ep.interface, ep.alt_setting, ep.transfer_type, ep.max_packet_size) == (
+        1,
+        1,
+        "bulk",
+        64,
+    )
     info = _info(config_descriptors=(cfg.to_bytes(),),
                  device_descriptor=DeviceDescriptor(1, 2).to_bytes(1))
     assert info.config_layout(2) == layout and info.config_layout(1) is None

@@ -8,6 +8,7 @@ from wasi_hw import HwError
 from wasi_hw._bindings import _wasi_usb as abi
 from wasi_hw.host import SimUsbBackend, UsbHost
 from wasi_hw.host.usbdevices import EchoDevice, HidKeyboard, MassStorage
+
 from usb_testing import GuestMem, kind, make_filter
 
 F = abi.FilterFlags
@@ -26,7 +27,9 @@ def listed(host, g, flt=None, n=8):
 
 
 def open_echo(host, g):
-    _, devs = listed(host, g, make_filter(F.VENDOR_ID | F.PRODUCT_ID, vendor_id=0x1209, product_id=1))
+    _, devs = listed(
+        host, g, make_filter(F.VENDOR_ID | F.PRODUCT_ID, vendor_id=0x1209, product_id=1)
+    )
     h = host.open(devs[0])
     host.claim_interface(h, 0)
     return h
@@ -43,7 +46,10 @@ def test_list_filters_and_truncation(env):
     assert listed(host, g, make_filter(F.SERIAL, serial=b"nope"))[0] == 0
     total, devs = listed(host, g, n=1)
     assert total == 2 and len(devs) == 1
-    assert kind(host.list_devices, make_filter(F.SERIAL, serial=b"\xff"), g.region(4)) == "invalid_param"
+    assert (
+        kind(host.list_devices, make_filter(F.SERIAL, serial=b"\xff"), g.region(4))
+        == "invalid_param"
+    )
 
 
 def test_visible_predicate_hides_devices():
@@ -76,7 +82,12 @@ def test_device_info_descriptors_port_path(env):
     _, devs = listed(host, g)
     info = host.device_info(devs[0])
     assert isinstance(info, abi.DeviceInfo)
-    assert (info.vendor_id, info.product_id, info.speed, info.port_depth) == (0x1209, 1, abi.Speed.FULL, 1)
+    assert (info.vendor_id, info.product_id, info.speed, info.port_depth) == (
+        0x1209,
+        1,
+        abi.Speed.FULL,
+        1,
+    )
     buf = g.region(4)
     assert host.port_path(devs[1], buf) == 1 and buf.read()[0] == 2
     buf = g.region(64)
@@ -340,7 +351,9 @@ def test_raw_calls_with_arbitrary_integers_fail_only_with_spec_kinds():
     real = g.region(64)
     host.list_devices(make_filter(), real)
     opened = host.open(struct.unpack_from("<I", real.read())[0])
-    ints = st.one_of(st.integers(-(2**31), 2**31 - 1), st.sampled_from([0, 1, 2, opened, 0x81, 16, 64]))
+    ints = st.one_of(
+        st.integers(-(2**31), 2**31 - 1), st.sampled_from([0, 1, 2, opened, 0x81, 16, 64])
+    )
 
     @settings(max_examples=400, deadline=None)
     @given(st.sampled_from(sorted(abi.IMPORTS)), st.lists(ints, min_size=9, max_size=9))

@@ -8,6 +8,7 @@ import pytest
 from wasi_hw._bindings import _wasi_usb as abi
 from wasi_hw.host import SimUsbBackend, UsbHost
 from wasi_hw.host.usbdevices import EchoDevice
+
 from usb_testing import GuestMem, kind, make_filter
 
 F = abi.FilterFlags

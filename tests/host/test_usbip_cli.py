@@ -6,9 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from usbip_testing import ServerProcess
+import pytest
 
 from wasi_hw.host._usbip_usb import UsbipUsbBackend
+
+from usbip_testing import ServerProcess
+
+pytestmark = pytest.mark.engine  # USB/IP servers (`wasi-hw usb serve`), Debian's usbip client
 
 
 def test_serve_prints_bus_ids_and_creates_missing_image(tmp_path):

@@ -12,6 +12,8 @@ import pytest
 from wasi_hw.host import UsbipServer, UsbipUsbBackend
 from wasi_hw.host.usbdevices import EchoDevice
 
+pytestmark = pytest.mark.engine  # compiled drivers against a USB/IP server
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

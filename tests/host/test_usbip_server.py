@@ -16,6 +16,8 @@ from wasi_hw.host.usbdevices import EchoDevice
 from wasi_hw.host.usbdevices._keyboard import HidKeyboard
 from wasi_hw.host.usbdevices._mass_storage import MassStorage
 
+pytestmark = pytest.mark.engine  # a USB/IP server per test, and Debian's usbip client
+
 GET_DEVICE = bytes([0x80, 6, 0, 1, 0, 0, 18, 0])
 SET_CONFIG_1 = bytes([0, 9, 1, 0, 0, 0, 0, 0])
 
@@ -176,7 +178,7 @@ def test_stop_closes_listener_and_connections():
     with pytest.raises(OSError):
         socket.create_connection(addr, timeout=1)
     with pytest.raises(RuntimeError):
-        srv.address
+        _ = srv.address
 
 
 

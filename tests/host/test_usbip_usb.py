@@ -8,8 +8,6 @@ import threading
 import time
 
 import pytest
-from usb_testing import GuestMem, IsoSource, bot_command, kind, make_filter
-from usbip_testing import ServerProcess, open_configured, usbip_backend
 
 from wasi_hw import HwError
 from wasi_hw.host._usb_backend import UsbBackend
@@ -17,6 +15,11 @@ from wasi_hw.host._usbip_usb import UsbipUsbBackend
 from wasi_hw.host.usbdevices import EchoDevice
 from wasi_hw.host.usbdevices._keyboard import HidKeyboard
 from wasi_hw.host.usbdevices._mass_storage import MassStorage
+
+from usb_testing import GuestMem, IsoSource, bot_command, kind, make_filter
+from usbip_testing import ServerProcess, open_configured, usbip_backend
+
+pytestmark = pytest.mark.engine  # a USB/IP server per test, killed and frozen on purpose
 
 SET_BUFFER, GET_BUFFER, STALL, GET_QUEUED = 1, 2, 3, 4
 
@@ -37,7 +40,7 @@ def test_enumeration_matches_the_models():
     with usbip_backend(*models) as (server, backend):
         devs = backend.devices()
         assert [(d.vendor_id, d.product_id) for d in devs] == [(0x1209, 1), (0x1209, 2)]
-        for d, m in zip(devs, models):
+        for d, m in zip(devs, models, strict=True):
             assert d.device_descriptor == m.device_descriptor
             assert d.config_descriptors == m.config_descriptors
             assert d.serial == m.serial and d.speed == m.speed

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.vm  # boots the VM itself (vm.run_in_vm)
+
 _VM_PATH = Path(__file__).resolve().parents[1] / "vm" / "vm.py"
 
 _CHECKS = r'''
@@ -149,7 +151,7 @@ export IMG=/tmp/disk.img
 {py} -m wasi_hw usbip serve --port 3240 --device echo --device hid:hi \\
     --device msc:$IMG --msc-size 1M > /tmp/serve.log 2>&1 &
 for i in $(seq 1 200); do grep -q serving /tmp/serve.log && break; sleep 0.1; done
-usbip list -r 127.0.0.1 | grep -c 1209: 
+usbip list -r 127.0.0.1 | grep -c 1209:
 for b in 1-1 1-2 1-3; do usbip attach -r 127.0.0.1 -b $b; done
 {py} - <<'WASI_HW_CHECKS'
 {_CHECKS}

@@ -103,7 +103,12 @@ def _handler_class():
 
         def __init__(self, backend, bus: str, funcs: int, absent_errno: int) -> None:
             super().__init__()
-            self.backend, self.bus, self.funcs, self.absent_errno = backend, bus, funcs, absent_errno
+            self.backend, self.bus, self.funcs, self.absent_errno = (
+                backend,
+                bus,
+                funcs,
+                absent_errno,
+            )
             self.address = 0
             self.ten_bit = False
             self.ioctls: list[int] = []
@@ -115,7 +120,9 @@ def _handler_class():
             try:
                 result = self._ioctl(req, client.get_arg())
             except HwError as err:
-                code = self.absent_errno if err.kind == "nack_address" else _ERRNO.get(err.kind, E.EIO)
+                code = (
+                    self.absent_errno if err.kind == "nack_address" else _ERRNO.get(err.kind, E.EIO)
+                )
                 client.complete(-1, code)
             except _Errno as err:
                 client.complete(-1, err.args[0])
@@ -181,7 +188,7 @@ def _handler_class():
                 results = self._run(ops)
             finally:
                 self.ten_bit = saved
-            for buf, data in zip(bufs, results):
+            for buf, data in zip(bufs, results, strict=False):
                 if buf is not None:
                     buf.update(0, list(data))
             return n
@@ -225,7 +232,9 @@ def _handler_class():
                     self._run([Write(bytes([cmd, block[0], block[1]]))])
                 return 0
             if size == 4:
-                data.update(0, list(self._run([Write(bytes([cmd, block[0], block[1]])), Read(2)])[0]))
+                data.update(
+                    0, list(self._run([Write(bytes([cmd, block[0], block[1]])), Read(2)])[0])
+                )
                 return 0
             if size == 5:
                 count = block[0]
@@ -285,8 +294,15 @@ class EmulatedI2cDev:
     ``adapter_name`` is its sysfs ``name``.
     """
 
-    def __init__(self, backend, buses: Mapping[str, str] | None = None, *, funcs: int = FULL_I2C,
-                 absent_errno: int = E.ENXIO, adapter_name: str = "wasi-hw simulated adapter") -> None:
+    def __init__(
+        self,
+        backend,
+        buses: Mapping[str, str] | None = None,
+        *,
+        funcs: int = FULL_I2C,
+        absent_errno: int = E.ENXIO,
+        adapter_name: str = "wasi-hw simulated adapter",
+    ) -> None:
         reason = available()
         if reason:
             pytest.skip(reason)
@@ -305,7 +321,7 @@ class EmulatedI2cDev:
                 raise RuntimeError(f"umockdev could not attach an ioctl handler to /dev/{node}")
             self.handlers[node] = handler
 
-    def __enter__(self) -> "EmulatedI2cDev":
+    def __enter__(self) -> EmulatedI2cDev:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -319,12 +335,15 @@ class EmulatedI2cDev:
 
     def run(self, argv: Sequence[str], *, timeout: float = 60, env: Mapping[str, str] | None = None,
             check_skip: bool = True) -> subprocess.CompletedProcess:
-        """Run ``argv`` under ``umockdev-wrapper``; ``SKIP_RC`` → ``pytest.skip``; handler bugs fail."""
+        """Run ``argv`` under ``umockdev-wrapper``; ``SKIP_RC`` → ``pytest.skip``; handler bugs
+        fail."""
         proc = subprocess.run(["umockdev-wrapper", *argv], capture_output=True, text=True,
                               timeout=timeout, env=None if env is None else {**os.environ, **env})
         for handler in self.handlers.values():
             if handler.errors:
-                raise AssertionError(f"emulated i2c-dev failed: {handler.errors[0]!r}") from handler.errors[0]
+                raise AssertionError(
+                    f"emulated i2c-dev failed: {handler.errors[0]!r}"
+                ) from handler.errors[0]
         if check_skip and proc.returncode == SKIP_RC:
             pytest.skip("child did not run under the umockdev preload library")
         return proc
@@ -333,7 +352,9 @@ class EmulatedI2cDev:
         """Run Python ``code`` (prefixed with `CHILD_PREAMBLE`) in a child under the wrapper."""
         return self.run([sys.executable, "-c", CHILD_PREAMBLE + code, *args], timeout=timeout)
 
-    def run_transactions(self, transactions: Sequence[tuple[str, int, bool, Sequence[Any]]]) -> list:
+    def run_transactions(
+        self, transactions: Sequence[tuple[str, int, bool, Sequence[Any]]]
+    ) -> list:
         """Run each (bus, address, ten_bit, ops) through `Smbus2I2cBackend` in a child;
         returns ``("ok", [bytes…])`` or ``("err", kind)`` per transaction."""
         spec = [[b, a, t, encode_ops(ops)] for b, a, t, ops in transactions]

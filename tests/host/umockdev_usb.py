@@ -11,8 +11,9 @@ handler, which answers them from the model exactly as Linux usbfs would:
     SUBMITURB          → control URBs run at once (SETUP in the first 8 buffer bytes; STALL →
                          status -EPIPE); bulk/interrupt OUT are offered to the model, IN asks
                          the model; a NAK leaves the URB pending
-    REAPURB(NDELAY)    → hands back a completed URB of this fd (pending INs are re-asked first), else
-                         EAGAIN — libusb polls, and discards the URB when its timeout expires
+    REAPURB(NDELAY)    → hands back a completed URB of this fd (pending INs are re-asked
+                         first), else EAGAIN — libusb polls, and discards the URB when its
+                         timeout expires
     DISCARDURB         → a pending URB completes with -ECONNRESET (libusb: timed out/cancelled)
     CLAIM/RELEASEINTERFACE (one fd per interface, else EBUSY), SETCONFIGURATION (EBUSY
     while claimed), SETINTERFACE, CLEAR_HALT,
@@ -44,9 +45,9 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from umockdev_i2c import available  # one skip rule for every umockdev helper
-
 from wasi_hw.host.usbdevices import Setup, Stall, UsbDeviceModel
+
+from umockdev_i2c import available  # one skip rule for every umockdev helper
 
 __all__ = ["EmulatedUsb", "UsbfsHandler", "run_under_umockdev", "available", "in_umockdev"]
 
@@ -172,7 +173,9 @@ def _make_handler_class():
             if self.gone:
                 return -1, errno.ENODEV
             if req == GET_CAPABILITIES:
-                client.get_arg().resolve(0, 4).update(0, list(struct.pack("<I", CAP_NO_PACKET_SIZE_LIM)))
+                client.get_arg().resolve(0, 4).update(
+                    0, list(struct.pack("<I", CAP_NO_PACKET_SIZE_LIM))
+                )
                 return 0, 0
             if req == SUBMITURB:
                 return self._submit(client, me)
@@ -341,7 +344,8 @@ def _sysfs(model: UsbDeviceModel, port: int, devnum: int) -> str:
         f"E: DEVNAME=/dev/bus/usb/001/{devnum:03d}",
         "E: BUSNUM=001",
         f"E: DEVNUM={devnum:03d}",
-        f"E: PRODUCT={model.device.vendor_id:x}/{model.device.product_id:x}/{model.device.bcd_device:x}",
+        f"E: PRODUCT={model.device.vendor_id:x}/{model.device.product_id:x}"
+        f"/{model.device.bcd_device:x}",
         "A: busnum=1\\n",
         f"A: devnum={devnum}\\n",
         f"A: devpath={port}\\n",

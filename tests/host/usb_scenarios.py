@@ -23,11 +23,30 @@ import struct
 from pathlib import Path
 
 from wasi_hw import HwError
-from wasi_hw.host.usbdevices import (BULK, Configuration, DeviceDescriptor, EchoDevice, Endpoint,
-                                     HidKeyboard, Interface, MassStorage, UsbDeviceModel)
+from wasi_hw.host.usbdevices import (
+    BULK,
+    Configuration,
+    DeviceDescriptor,
+    EchoDevice,
+    Endpoint,
+    HidKeyboard,
+    Interface,
+    MassStorage,
+    UsbDeviceModel,
+)
 
-__all__ = ["models", "conversation", "under_sim", "under_pyusb", "Babbler", "TIMEOUT_MS", "DRIVERS", "driver_models",
-           "run_usb_driver", "driver_under_pyusb"]
+__all__ = [
+    "models",
+    "conversation",
+    "under_sim",
+    "under_pyusb",
+    "Babbler",
+    "TIMEOUT_MS",
+    "DRIVERS",
+    "driver_models",
+    "run_usb_driver",
+    "driver_under_pyusb",
+]
 
 TIMEOUT_MS = 60  # short: libusb busy-polls pending INs under umockdev
 
@@ -189,9 +208,9 @@ def under_sim(image_dir: str) -> list:
 
 
 def under_pyusb(image_dir: str) -> list:
-    from umockdev_usb import EmulatedUsb
-
     from wasi_hw.host import PyusbUsbBackend
+
+    from umockdev_usb import EmulatedUsb
 
     devices = models(image_dir)
     with EmulatedUsb(devices) as emu:
@@ -230,9 +249,9 @@ def _jsonable(value):
 
 
 def driver_under_pyusb(name: str, polls: int) -> dict:
-    from umockdev_usb import EmulatedUsb
-
     from wasi_hw.host import PyusbUsbBackend
+
+    from umockdev_usb import EmulatedUsb
 
     with EmulatedUsb(driver_models(name)):
         return run_usb_driver(name, PyusbUsbBackend(), polls)

@@ -17,8 +17,15 @@ import wasmtime
 
 from wasi_hw import HwError
 from wasi_hw._memory import GuestMemory
-from wasi_hw.host.usbdevices import (ISOCHRONOUS, Configuration, DeviceDescriptor, Endpoint,
-                                     Interface, Stall, UsbDeviceModel)
+from wasi_hw.host.usbdevices import (
+    ISOCHRONOUS,
+    Configuration,
+    DeviceDescriptor,
+    Endpoint,
+    Interface,
+    Stall,
+    UsbDeviceModel,
+)
 
 __all__ = ["GuestMem", "bot_command", "make_filter", "IsoSource", "kind"]
 
@@ -80,8 +87,23 @@ class IsoSource(UsbDeviceModel):
     STALL) and isochronous OUT endpoint 0x02 recording the packets it gets."""
 
     def __init__(self):
-        super().__init__(DeviceDescriptor(0x1209, 0x00F0), [Configuration(1, (Interface(
-            0, 0xFF, 0, 0, (Endpoint(0x81, ISOCHRONOUS, 8, 1), Endpoint(0x02, ISOCHRONOUS, 8, 1))),))])
+        super().__init__(
+            DeviceDescriptor(0x1209, 0x00F0),
+            [
+                Configuration(
+                    1,
+                    (
+                        Interface(
+                            0,
+                            0xFF,
+                            0,
+                            0,
+                            (Endpoint(0x81, ISOCHRONOUS, 8, 1), Endpoint(0x02, ISOCHRONOUS, 8, 1)),
+                        ),
+                    ),
+                )
+            ],
+        )
         self.script = [b"\x00" * 3, b"\x01" * 8, None]
         self.received = []
 

@@ -52,14 +52,16 @@ def reference(driver_cls, backend: SimI2cBackend, polls: int) -> list[dict]:
     return [d.poll() for _ in range(polls)]
 
 
-@pytest.mark.parametrize("t,p,h", [(22.5, 101_325.0, 45.0), (-10.25, 87_000.0, 80.0), (40.0, 110_000.0, 5.0)])
+@pytest.mark.parametrize(
+    "t,p,h", [(22.5, 101_325.0, 45.0), (-10.25, 87_000.0, 80.0), (40.0, 110_000.0, 5.0)]
+)
 def test_bme280_matches_reference(built, cache, t, p, h):
     result = run("bme280", sim(0x76, Bme280(t, p, h)), cache)
     assert result.state == "running" and result.faults == 0 and result.errors == 0
     assert not result.audit                       # the register grants cover the driver
     want = reference(Bme280Driver, sim(0x76, Bme280(t, p, h)), 3)
     assert len(result.readings) == 3
-    for got, ref in zip(result.readings, want):
+    for got, ref in zip(result.readings, want, strict=True):
         assert got.keys() == ref.keys()
         for k in ref:                              # f32 on the wire
             assert got[k] == pytest.approx(ref[k], rel=1e-6, abs=1e-3)
@@ -74,7 +76,7 @@ def test_sht3x_matches_reference(built, cache, t, h):
     result = run("sht3x", sim(0x44, Sht3x(t, h)), cache)
     assert result.state == "running" and result.errors == 0
     want = reference(Sht3xDriver, sim(0x44, Sht3x(t, h)), 3)
-    for got, ref in zip(result.readings, want):
+    for got, ref in zip(result.readings, want, strict=True):
         assert got == pytest.approx(ref, abs=1e-4)
     assert result.readings[-1]["temperature_c"] == pytest.approx(t, abs=0.01)
     assert result.readings[-1]["humidity_pct"] == pytest.approx(h, abs=0.01)
@@ -89,8 +91,11 @@ def test_tmp102_first_poll_reads_model_temperature(built, cache, extended):
     the wait in `init` every poll here reads 0.0, in both modes)."""
     backend = SimI2cBackend(["i2c-1"])
     m = load_manifest(ROOT / "drivers" / "tmp102" / "manifest.toml")
-    m = dataclasses.replace(m, poll_interval_ms=20,
-                            config=MappingProxyType({**m.config, "extended": str(extended).lower()}))
+    m = dataclasses.replace(
+        m,
+        poll_interval_ms=20,
+        config=MappingProxyType({**m.config, "extended": str(extended).lower()}),
+    )
     events = []
     with Kernel(Backends(i2c=backend, clock=RealClock()), on_event=events.append,
                 cache_dir=cache) as kernel:

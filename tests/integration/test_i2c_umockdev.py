@@ -15,7 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "host"))
 
-from umockdev_i2c import EmulatedI2cDev, available  # noqa: E402
 from wasi_hw.host import RealClock, SimI2cBackend  # noqa: E402
 from wasi_hw.host.devices import Bme280  # noqa: E402
 

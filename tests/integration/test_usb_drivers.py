@@ -255,7 +255,9 @@ def test_keyboard_events_and_text(built, cache, transport):
     presses = [e for e in events if e["event"] == "press" and "key" in e]
     assert "".join(e["key"] for e in presses) == typed
     # every key pressed is released again, shifted characters come with Left Shift (0xE1)
-    assert sum(e["event"] == "release" for e in events) == sum(e["event"] == "press" for e in events)
+    assert sum(e["event"] == "release" for e in events) == sum(
+        e["event"] == "press" for e in events
+    )
     assert sum(e["usage"] == 0xE1 and e["event"] == "press" for e in events) == 3  # H W !
     assert next(e for e in presses if e["key"] == "H")["modifiers"] == 0x02
     assert sum(x["reports"] for x in r.readings) == 2 * len(typed)
@@ -287,7 +289,9 @@ def _msc(tmp_path: Path, blocks: int = 64, cls=None):
 def test_msc_write_read_verify(built, cache, tmp_path, transport):
     disk, image = _msc(tmp_path)
     try:
-        r = run(manifest("msc", lba="5", count="2"), disk, polls=2, cache=cache, transport=transport)
+        r = run(
+            manifest("msc", lba="5", count="2"), disk, polls=2, cache=cache, transport=transport
+        )
     finally:
         disk.close()
     assert r.errors == 0 and r.faults == 0, r.events
@@ -337,7 +341,11 @@ def test_msc_bad_csw_tag_triggers_reset_recovery(built, cache, tmp_path):
             if data and len(data) == 13 and data[:4] == b"USBS":
                 self.csws += 1
                 if self.csws == 4:
-                    data = data[:4] + struct.pack("<I", struct.unpack_from("<I", data, 4)[0] ^ 0xFF) + data[8:]
+                    data = (
+                        data[:4]
+                        + struct.pack("<I", struct.unpack_from("<I", data, 4)[0] ^ 0xFF)
+                        + data[8:]
+                    )
             return data
 
         def control(self, setup, data_out):

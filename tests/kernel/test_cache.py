@@ -9,7 +9,9 @@ import pytest
 import wasmtime
 
 from wasi_hw.kernel._cache import AotCache
-from kernel_testing import F42_WAT, run_f as run
+
+from kernel_testing import F42_WAT
+from kernel_testing import run_f as run
 
 
 def test_compile_then_load_from_cache(engine, wasm, tmp_path):

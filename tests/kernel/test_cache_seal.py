@@ -11,7 +11,9 @@ import wasmtime
 
 from wasi_hw.kernel import _cache
 from wasi_hw.kernel._cache import AotCache
-from kernel_testing import F42_WAT, run_f as run
+
+from kernel_testing import F42_WAT
+from kernel_testing import run_f as run
 
 
 def _record(cwasm):

@@ -24,7 +24,9 @@ def chipid(tmp_path):
 
 
 def test_run_sim_json(chipid, capsys):
-    rc = main(["run", str(chipid), "--sim", "bme280@0x76", "--allow", "0x76", "--polls", "2", "--json"])
+    rc = main(
+        ["run", str(chipid), "--sim", "bme280@0x76", "--allow", "0x76", "--polls", "2", "--json"]
+    )
     out, err = capsys.readouterr()
     assert rc == 0
     assert [json.loads(line) for line in out.splitlines()] == [{"id": 0x60}, {"id": 0x60}]
@@ -152,8 +154,11 @@ def test_kernel_run(chipid, tmp_path, capsys):
     assert main(["kernel", "run", str(k), "--rounds", "3", "--json"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     chip = [e["data"] for e in events if e["driver"] == "chipid" and e["event"] == "report"]
-    assert chip == [{"id": 0x60}] * 3
-    assert {"id": 0x60} in [e["data"] for e in events if e["driver"] == "echo" and e["event"] == "report"]
+    # --rounds 3: until every driver has polled 3 times (one may poll again meanwhile)
+    assert len(chip) >= 3 and all(c == {"id": 0x60} for c in chip)
+    assert {"id": 0x60} in [
+        e["data"] for e in events if e["driver"] == "echo" and e["event"] == "report"
+    ]
 
 
 def test_kernel_file_errors_are_located(tmp_path, capsys):
@@ -163,24 +168,35 @@ def test_kernel_file_errors_are_located(tmp_path, capsys):
     assert f"{k}:20: route.to: no driver named 'lcd'" in capsys.readouterr().err
 
 
-def test_kernel_run_watch_hot_updates(chipid, tmp_path, capsys):
-    import threading
-    import time as _time
+def test_kernel_run_watch_hot_updates(chipid, tmp_path):
+    """Driven by the kernel's own output, not by sleeps: the new .wasm is written once the old
+    one has reported, and the run is stopped once the new one has."""
+    import signal
+    import subprocess
+    import sys
 
     (tmp_path / "echo.wasm").write_bytes(wat("inbox_echo"))
     k = tmp_path / "k.toml"
     k.write_text(KERNEL)
-
-    def replace():
-        _time.sleep(0.3)
-        chipid.write_bytes(wat("chipid_v2"))
-    threading.Thread(target=replace).start()
-    assert main(["kernel", "run", str(k), "--duration", "1.5", "--watch", "--json"]) == 0
-    out, err = capsys.readouterr()
-    chip = [json.loads(line)["data"] for line in out.splitlines()
-            if '"report"' in line and '"chipid"' in line]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wasi_hw", "kernel", "run", str(k), "--forever", "--watch",
+         "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    chip = []
+    try:
+        for line in proc.stdout:            # ends if the kernel exits; pytest-timeout guards hangs
+            event = json.loads(line)
+            if event["driver"] == "chipid" and event["event"] == "report":
+                chip.append(event["data"])
+                if len(chip) == 1:
+                    chipid.write_bytes(wat("chipid_v2"))
+                if event["data"].get("v") == 2:
+                    break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
     assert chip[0] == {"id": 0x60} and chip[-1] == {"id": 0x60, "v": 2}
     assert "chipid.wasm changed, hot-updating" in err
+    assert proc.returncode == 130 and "Traceback" not in err
 
 
 def test_kernel_run_ctrl_c_stops_cleanly(chipid, tmp_path):

@@ -17,8 +17,13 @@ import pytest
 import wasmtime
 
 from wasi_hw.kernel import _fastcall
-from wasi_hw.kernel._fastcall import (VERIFIED_WASMTIME, HostCalls, define_fast,
-                                      fast_path_available, installed_wasmtime)
+from wasi_hw.kernel._fastcall import (
+    VERIFIED_WASMTIME,
+    HostCalls,
+    define_fast,
+    fast_path_available,
+    installed_wasmtime,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -253,8 +258,8 @@ def _run_bme280(mode: str):
     from wasi_hw._memory import GuestMemory
     from wasi_hw.host import DriverEnv, I2cHost, SimI2cBackend
     from wasi_hw.host.devices import Bme280
-    from wasi_hw.kernel._policy import Violations, make_fail
     from wasi_hw.kernel._audit import AuditLog
+    from wasi_hw.kernel._policy import Violations, make_fail
     from wasi_hw.kernel._sandbox import bindings_for
 
     wasm = ROOT / "build" / "wasm" / "bme280.wasm"

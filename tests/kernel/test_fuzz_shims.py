@@ -14,7 +14,8 @@ import os
 
 import pytest
 import wasmtime
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from wasi_hw._memory import GuestMemory
 from wasi_hw.host import DriverEnv, I2cHost, SimI2cBackend, SimUsbBackend, UsbHost
@@ -23,7 +24,6 @@ from wasi_hw.host.usbdevices import EchoDevice
 from wasi_hw.kernel import AuditLog, ImcHub, ImcPolicy
 from wasi_hw.kernel._policy import Violations, make_fail
 from wasi_hw.kernel._sandbox import SPEC_MODULES, bindings_for
-from wasi_hw.kernel._manifest import I2cGrant, Limits, Manifest, UsbGrant
 
 settings.register_profile("ci", max_examples=40, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])

@@ -16,6 +16,7 @@ import wasmtime
 
 from wasi_hw.apps import _bench as B
 from wasi_hw._bindings import _wasi_i2c as abi
+from wasi_hw._memory import GuestMemory
 from wasi_hw.host import SimI2cBackend
 from wasi_hw.host.devices import Bme280
 from wasi_hw.kernel import Backends, I2cGrant

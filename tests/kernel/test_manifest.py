@@ -175,9 +175,14 @@ def test_kernel_file_errors(tmp_path, old, new, line, fragment):
 
 def test_duplicate_driver_names(tmp_path):
     write(tmp_path, GOOD)
-    k = write(tmp_path, KFILE.replace('[[driver]]\nmanifest = "m.toml"\n',
-                                      '[[driver]]\nmanifest = "m.toml"\n[[driver]]\nmanifest = "m.toml"\n'),
-              "k.toml")
+    k = write(
+        tmp_path,
+        KFILE.replace(
+            '[[driver]]\nmanifest = "m.toml"\n',
+            '[[driver]]\nmanifest = "m.toml"\n[[driver]]\nmanifest = "m.toml"\n',
+        ),
+        "k.toml",
+    )
     with pytest.raises(ManifestError, match=r"k\.toml:6: driver name 'bme280' appears twice"):
         load_kernel_file(k)
 

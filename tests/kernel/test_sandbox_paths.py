@@ -10,6 +10,7 @@ import pytest
 from wasi_hw.kernel import Backends, Kernel
 from wasi_hw.kernel._fastcall import fast_path_available
 from wasi_hw.kernel._sandbox import Sandbox
+
 from kernel_testing import manifest, reports, wat
 
 pytestmark = pytest.mark.skipif(not fast_path_available(), reason="fast host-call path unavailable")

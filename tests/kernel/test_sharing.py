@@ -17,9 +17,15 @@ from wasi_hw._bindings._wasi_driver import ERRNO
 from wasi_hw.host import DriverEnv
 from wasi_hw.kernel import GrantTable, SharingPolicy
 from wasi_hw.kernel._manifest import ManifestError, TomlDoc, parse_manifest
+
 from kernel_testing import manifest, wat
 
-OK, INVALID, FAULT, NO_MEM = ERRNO["success"], ERRNO["invalid_argument"], ERRNO["fault"], ERRNO["no_mem"]
+OK, INVALID, FAULT, NO_MEM = (
+    ERRNO["success"],
+    ERRNO["invalid_argument"],
+    ERRNO["fault"],
+    ERRNO["no_mem"],
+)
 ACCESS, BAD_HANDLE = ERRNO["access"], ERRNO["bad_handle"]
 R, W = 1, 2
 REGION, SIZE = 4096, 64          # the region "sensor" shares
@@ -265,7 +271,7 @@ def test_grantor_restart_ends_its_grants(pair):
     assert read(pair, 0, 4) == ACCESS
     while slot.state != "running":
         pair.step()
-    assert read(pair, 0, 4) == ACCESS                               # the new instance granted nothing
+    assert read(pair, 0, 4) == ACCESS  # the new instance granted nothing
     assert run(pair, "sensor", 2, h) == BAD_HANDLE                  # the old handle means nothing
     fill(pair, "sensor", REGION, 0xBB, SIZE)
     assert grant(pair) == OK

@@ -15,6 +15,7 @@ import pytest
 from wasi_hw import UserError
 from wasi_hw.apps import _build
 from wasi_hw.kernel import SharingPolicy
+
 from kernel_testing import manifest, reports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,8 +50,12 @@ def e2e_wasm(tmp_path_factory) -> bytes:
 def test_sdk_grant_read_revoke(kernel, e2e_wasm):
     def m(name, role, **sharing):
         base = manifest(name, interval_ms=5)
-        return dataclasses.replace(base, config={"role": role, "peer": "lcd" if name == "sensor" else "sensor"},
-                                   i2c=(), sharing=SharingPolicy(**sharing))
+        return dataclasses.replace(
+            base,
+            config={"role": role, "peer": "lcd" if name == "sensor" else "sensor"},
+            i2c=(),
+            sharing=SharingPolicy(**sharing),
+        )
 
     kernel.add(m("sensor", "grantor", grant_to={"lcd"}), e2e_wasm)
     kernel.add(m("lcd", "grantee", receive_from={"sensor"}), e2e_wasm)

@@ -10,6 +10,7 @@ import wasmtime
 
 from wasi_hw.apps import _bench as B
 from wasi_hw._bindings import _wasi_usb as abi
+from wasi_hw._memory import GuestMemory
 from wasi_hw.host import SimUsbBackend
 from wasi_hw.kernel import Backends, UsbGrant, _native
 
@@ -174,7 +175,8 @@ def test_keyboard_interrupt_from_the_backend_propagates(running):
 
 def test_random_calls_match(running):
     """Random arguments (edges of every range included): fused and generic agree."""
-    from hypothesis import given, settings, strategies as st
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
 
     inst, fused, generic, handle = _pair(running)
     top = 3 * 65536

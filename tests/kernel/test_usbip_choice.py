@@ -75,7 +75,9 @@ def test_kernel_file_usbip_beside_simulated_i2c(tmp_path):
 
 def test_kernel_file_usbip_errors_are_located(tmp_path):
     k = kernel_file(tmp_path, "h:99999")
-    with pytest.raises(UserError, match=rf"^{k}:3: kernel\.usbip 'h:99999': expected HOST\[:PORT\]"):
+    with pytest.raises(
+        UserError, match=rf"^{k}:3: kernel\.usbip 'h:99999': expected HOST\[:PORT\]"
+    ):
         load_kernel_file(k)
     k = kernel_file(tmp_path, "h", '\n[[sim.usb]]\nmodel = "echo"\n')
     with pytest.raises(UserError, match="kernel.usbip and \\[\\[sim.usb\\]\\] both choose"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from wasi_hw import HwError
 from wasi_hw.host import Read, SimI2cBackend, Write
 from wasi_hw import HwError
 from wasi_hw.apps.reference import Bme280Driver, DriverError, measurement_time_us
@@ -63,9 +64,15 @@ def test_readings_match_datasheet_float_formulas(env):
     sim, chip, drv = setup(**env)
     reading = drv.poll()
     d = sim.history[-1][-1][0]
-    adc_p, adc_t, adc_h = d[0] << 12 | d[1] << 4 | d[2] >> 4, d[3] << 12 | d[4] << 4 | d[5] >> 4, d[6] << 8 | d[7]
+    adc_p, adc_t, adc_h = (
+        d[0] << 12 | d[1] << 4 | d[2] >> 4,
+        d[3] << 12 | d[4] << 4 | d[5] >> 4,
+        d[6] << 8 | d[7],
+    )
     t, p, h = datasheet_float(drv.calibration, adc_t, adc_p, adc_h)
-    assert reading["temperature_c"] == f32(reading["temperature_c"])  # single precision, as reported
+    assert reading["temperature_c"] == f32(
+        reading["temperature_c"]
+    )  # single precision, as reported
     assert reading["temperature_c"] == pytest.approx(t, abs=0.01)
     assert reading["pressure_pa"] == pytest.approx(p, abs=1.0)
     assert reading["humidity_pct"] == pytest.approx(h, abs=0.05)
@@ -145,7 +152,9 @@ def test_reset_waits_for_nvm_copy():
     orig = chip._power_on
     chip._power_on = lambda now: (orig(now), setattr(chip, "_nvm_busy_until", now + 4_200_000))
     Bme280Driver(sim).init()
-    assert ops(sim) == wire_init(status_reads=3)  # busy at ~2.6 and ~3.9 ms (with bus time), clear at ~5.2 ms
+    assert ops(sim) == wire_init(
+        status_reads=3
+    )  # busy at ~2.6 and ~3.9 ms (with bus time), clear at ~5.2 ms
 
 
 def test_wrong_chip_and_bus_errors():

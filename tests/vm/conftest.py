@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import vm  # noqa: E402  (tests/vm/vm.py, the tooling)
+import vm
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ keyboard models, attached through vhci, and ``wasi-hw parity`` for msc and hid-k
 Prints one line ``WASI-HW-CHECKS <json>`` with what each step observed; the pytest side
 asserts on it. A step that raises records ``{"error": "<Type>: <message>"}`` and the
 others still run. ``timings`` holds each step's wall-clock seconds. A driver .wasm that is
-not built fails its step with that message. Not a test module: it needs root and a kernel with loadable modules.
+not built fails its step with that message. Not a test module: it needs root and a kernel with
+loadable modules.
 """
 
 from __future__ import annotations

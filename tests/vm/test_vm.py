@@ -11,9 +11,11 @@ from __future__ import annotations
 import errno
 import json
 import lzma
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -91,7 +93,8 @@ def test_module_closure_loads_dependencies_first(tmp_path):
 
 def test_busybox_must_be_static(monkeypatch):
     monkeypatch.setattr(vm, "_busybox", lambda: sys.executable)  # a dynamic executable
-    with pytest.raises(vm.VmUnavailable, match="dynamically linked .apt-get install busybox-static"):
+    with pytest.raises(vm.VmUnavailable,
+                       match="dynamically linked .apt-get install busybox-static"):
         vm._static_busybox()
 
 
@@ -147,6 +150,32 @@ exit 7
     assert "@@WASI-HW-VM" not in result.output and "@@WASI-HW-VM-EXIT 7@@" in result.console
 
 
+def test_a_checkout_under_tmp_stays_reachable(run_in_vm):
+    """The guest's /tmp is a fresh tmpfs, yet a working directory (a checkout) under the
+    host's /tmp is there at the same path, writable in the guest only; the rest of the host's
+    /tmp is not."""
+    with tempfile.TemporaryDirectory(dir="/tmp", prefix="wasi-hw-vm-cwd-") as tmp:
+        here = Path(tmp, "checkout")
+        here.mkdir()
+        (here / "marker").write_text("from the host\n")
+        with tempfile.NamedTemporaryFile(dir="/tmp", prefix="wasi-hw-vm-other-") as other:
+            script = f"""
+pwd
+cat marker
+echo guest > written && echo "wrote in the checkout"
+test -e {shlex.quote(other.name)} || echo "the rest of /tmp is the guest's own"
+while read -r _ mnt type _; do [ "$mnt" = /tmp ] && echo "mount $mnt $type"; done < /proc/mounts
+exit 0
+"""
+            result = run_in_vm(script, 90, cwd=here)
+        assert result.returncode == 0, result.output
+        assert result.output.splitlines() == [
+            str(here), "from the host", "wrote in the checkout",
+            "the rest of /tmp is the guest's own", "mount /tmp tmpfs"]
+        assert not (here / "written").exists()
+
+
+@pytest.mark.vm
 def test_cli_run_returns_the_guest_status():
     proc = subprocess.run([sys.executable, str(HERE / "vm.py"), "run", "--", "sh", "-c",
                            "echo via-cli; exit 3"], capture_output=True, text=True, timeout=120)
@@ -173,7 +202,8 @@ def test_timeout_kills_the_guest(run_in_vm):
 
 @pytest.fixture(scope="module")
 def checks(run_in_vm) -> dict:
-    result = run_in_vm(f"exec {sys.executable} {HERE / 'guest_checks.py'}", 240)
+    # 900 s: a hang guard (TCG on a loaded 2-core host took 423 s for all the steps)
+    result = run_in_vm(f"exec {sys.executable} {HERE / 'guest_checks.py'}", 900)
     for line in result.output.splitlines():
         if line.startswith("WASI-HW-CHECKS "):
             return json.loads(line.split(" ", 1)[1])

@@ -26,15 +26,17 @@ How a run works (contract):
   module tree at ``/lib/modules``, brings ``lo`` up, chroots, ``cd``\\s to the caller's
   working directory and runs the script with ``/bin/sh``. Inside the chroot ``/proc``
   (proc), ``/sys`` (sysfs) and ``/dev`` (devtmpfs, with ``/dev/pts`` and ``/dev/shm``) are
-  mounted afresh and ``/tmp`` and ``/run`` are fresh tmpfs.
+  mounted afresh and ``/tmp`` and ``/run`` are fresh tmpfs — except for the host
+  directories right below them that the run needs (this checkout, the working directory, the
+  interpreter's prefix, the kernel cache), which stay bound through at the same path.
   Its stdout and stderr go to the serial console between two marker lines; the exit code
   follows in the second marker, then the guest powers off.
 - **QEMU** — ``qemu-system-x86_64 -M q35 -accel tcg -nographic`` (``ACCEL=kvm`` selects KVM),
   the host root exported with ``-virtfs …,multidevs=remap`` (without it the roots of the
   host's separate filesystems — ``/proc``, ``/sys``, … — share one 9p inode number, the
   guest takes those directories for one, and the chroot's ``/proc`` showed the sysfs
-  mounted on ``/sys``), ``-no-reboot``, one CPU, ``$WASI_HW_VM_MEM`` MiB (default 1024), a hard wall-clock timeout
-  after which QEMU is killed and `VmError` raised.
+  mounted on ``/sys``), ``-no-reboot``, one CPU, ``$WASI_HW_VM_MEM`` MiB (default 1024), a
+  hard wall-clock timeout after which QEMU is killed and `VmError` raised.
 
 Inside the guest: ``WASI_HW_IN_VM=1``, ``WASI_HW_REPO`` (this checkout), ``HOME=/tmp``,
 ``PYTHONDONTWRITEBYTECODE=1``, plus the ``env`` given; the network has only ``lo`` (a
@@ -353,8 +355,15 @@ mount -t overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work overlay /
 mount -t proc proc /newroot/proc || die "cannot mount /proc in the guest root"
 mount -t sysfs sysfs /newroot/sys || die "cannot mount /sys in the guest root"
 mount -t devtmpfs devtmpfs /newroot/dev || die "cannot mount /dev in the guest root"
-mount -t tmpfs tmpfs /newroot/tmp
-mount -t tmpfs tmpfs /newroot/run
+for d in /tmp /run; do  # fresh tmpfs, but what the run needs from the host's stays reachable
+    mkdir -p "/rw/under$d" && mount -o bind "/newroot$d" "/rw/under$d" \
+        || die "cannot keep the host's $d"
+    mount -t tmpfs tmpfs "/newroot$d"
+done
+while IFS= read -r p; do
+    [ -n "$p" ] || continue
+    mkdir -p "/newroot$p" && mount -o bind "/rw/under$p" "/newroot$p" || die "cannot bind $p"
+done < /keep-paths
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs tmpfs /newroot/dev/shm
@@ -365,7 +374,9 @@ cp /run-env /newroot/tmp/wasi-hw-vm-env
 ip link set lo up
 hostname wasi-hw-vm
 echo "@@WASI-HW-VM-BEGIN@@"
-chroot /newroot /bin/sh -c '. /tmp/wasi-hw-vm-env; cd "$WASI_HW_VM_CWD" || exit 254; exec /bin/sh /tmp/wasi-hw-vm-script' </dev/null 2>&1
+chroot /newroot /bin/sh -c \
+    '. /tmp/wasi-hw-vm-env; cd "$WASI_HW_VM_CWD" || exit 254; exec /bin/sh /tmp/wasi-hw-vm-script' \
+    </dev/null 2>&1
 echo "@@WASI-HW-VM-EXIT $?@@"
 sync
 poweroff -f
@@ -388,7 +399,26 @@ def _initramfs(kernel: Kernel, script: str, env: dict[str, str]) -> bytes:
     cpio.file("init", init.encode(), 0o755)
     cpio.file("run-script", script.encode())
     cpio.file("run-env", "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()).encode())
+    cpio.file("keep-paths", "".join(f"{p}\n" for p in _kept(kernel, env)).encode())
     return cpio.finish()
+
+
+_FRESH = ("/tmp", "/run")
+"""Directories the guest mounts a fresh tmpfs on (see `_INIT`)."""
+
+
+def _kept(kernel: Kernel, env: dict[str, str]) -> list[str]:
+    """The host directories right below a `_FRESH` one that the run needs (this checkout, the
+    working directory, the interpreter's prefix, the kernel's module tree): bound through the
+    guest's fresh tmpfs at the same path, so a checkout under /tmp works as anywhere else."""
+    needed = [REPO, env["WASI_HW_VM_CWD"], sys.prefix, sys.executable, kernel.modules]
+    kept = set()
+    for path in needed:
+        for p in {os.path.abspath(path), os.path.realpath(path)}:
+            for fresh in _FRESH:
+                if p.startswith(fresh + "/"):
+                    kept.add(fresh + "/" + p[len(fresh) + 1 :].split("/")[0])
+    return sorted(kept)
 
 
 # --------------------------------------------------------------------------- run
@@ -413,7 +443,10 @@ def _guest_env(cwd: str, extra: dict[str, str] | None) -> dict[str, str]:
 def _qemu_argv(kernel: Kernel, initrd: Path) -> list[str]:
     accel = os.environ.get("ACCEL", "tcg")
     mem = os.environ.get("WASI_HW_VM_MEM", "1024")
-    cmdline = "console=ttyS0 quiet loglevel=1 panic=-1 reboot=t rdinit=/init mitigations=off"
+    # no_timer_check: on a loaded host TCG can be too slow for the kernel's IO-APIC timer
+    # probe, which then panics ("IO-APIC + timer doesn't work") — seen on 2 shared cores
+    cmdline = ("console=ttyS0 quiet loglevel=1 panic=-1 reboot=t rdinit=/init mitigations=off "
+               "no_timer_check")
     return [
         "qemu-system-x86_64",
         "-M", "q35", "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",

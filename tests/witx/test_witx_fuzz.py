@@ -13,7 +13,7 @@ TOKENS = ["(", ")", "(", ")", "$a", "$b", "$size", "u8", "u32", "u64", "string",
           "flags", "record", "field", "variant", "case", "union", "expected", "error", "tuple",
           "list", "handle", "@witx", "tag", "repr", "pointer", "const_pointer", "noreturn",
           "typename", "module", "@interface", "func", "export", '"f"', "param", "result",
-          "import", '"memory"', "memory", "use", "12", ";;; doc\n", "\n", "(;", ";)", '"'] 
+          "import", '"memory"', "memory", "use", "12", ";;; doc\n", "\n", "(;", ";)", '"']
 
 
 def _survives(text: str) -> None:

@@ -1,13 +1,12 @@
 """Layout: known preview1 sizes, and properties over generated records."""
 
 import struct
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wasi_hw.witx import field_offsets, layout, load, parse, payload_offset
-
-from pathlib import Path
 
 WITX = Path(__file__).resolve().parents[2] / "witx"
 
@@ -69,7 +68,7 @@ def test_record_layout_properties(types, nested_types):
     offs = field_offsets(rec)
     fields = rec.type.fields
     prev_end = 0
-    for f, off in zip(fields, offs):
+    for f, off in zip(fields, offs, strict=True):
         fl = layout(f.type)
         assert off % fl.align == 0          # aligned
         assert off >= prev_end               # no overlap, in order
@@ -100,7 +99,9 @@ def test_record_matches_c_layout_and_roundtrips(types, data):
     fmt = "".join(SCALARS[t] for t in types)
     # C layout with trailing padding to the struct alignment
     align = max(WIDTH[c] for c in fmt)
-    c_size = struct.calcsize("@" + fmt + f"0{'Q' if align == 8 else {1: 'B', 2: 'H', 4: 'I'}[align]}")
+    c_size = struct.calcsize(
+        "@" + fmt + f"0{'Q' if align == 8 else {1: 'B', 2: 'H', 4: 'I'}[align]}"
+    )
     assert layout(rec).size == c_size
     c_offsets = [struct.calcsize("@" + fmt[:i] + fmt[i] ) - WIDTH[fmt[i]] for i in range(len(fmt))]
     assert field_offsets(rec) == c_offsets
@@ -113,9 +114,12 @@ def test_record_matches_c_layout_and_roundtrips(types, data):
             lo, hi = (0, 2**bits - 1) if c.isupper() else (-(2**(bits - 1)), 2**(bits - 1) - 1)
             values.append(data.draw(st.integers(lo, hi)))
     buf = bytearray(layout(rec).size)
-    for c, off, v in zip(fmt, field_offsets(rec), values):
+    for c, off, v in zip(fmt, field_offsets(rec), values, strict=True):
         struct.pack_into("<" + c, buf, off, v)
-    got = [struct.unpack_from("<" + c, buf, off)[0] for c, off in zip(fmt, field_offsets(rec))]
+    got = [
+        struct.unpack_from("<" + c, buf, off)[0]
+        for c, off in zip(fmt, field_offsets(rec), strict=True)
+    ]
     assert got == values
 
 

@@ -1,13 +1,26 @@
 """Loading and resolving the project's specs and WASI preview1's."""
 
+from pathlib import Path
+
 import pytest
 
 from wasi_hw.witx import (
-    Builtin, EnumType, FlagsType, HandleType, ListType, PointerType, RecordType, StringType,
-    TypeName, VariantType, WitxError, load, lower_document, parse, underlying,
+    Builtin,
+    EnumType,
+    FlagsType,
+    HandleType,
+    ListType,
+    PointerType,
+    RecordType,
+    StringType,
+    TypeName,
+    VariantType,
+    WitxError,
+    load,
+    lower_document,
+    parse,
+    underlying,
 )
-
-from pathlib import Path
 
 WITX = Path(__file__).resolve().parents[2] / "witx"
 

@@ -80,6 +80,7 @@ def _build() -> Path:
     return WASM
 
 
+@pytest.mark.wasm  # rustc builds a wasm32-wasip1 reference binary
 def test_lowering_matches_rustc_wasip1_imports(preview1_dir):
     abis = {a.name: a for a in lower_document(load(preview1_dir / "wasi_snapshot_preview1.witx"))}
     module = wasmtime.Module.from_file(wasmtime.Engine(), str(_build()))

@@ -13,10 +13,22 @@ import typing
 
 from .._errors import HwError
 from .._memory import GuestMemory, GuestRegion
-from .._shimlib import (host_method, read_array as _read_array,
-                        read_bytes as _read_bytes, utf8)
+from .._shimlib import host_method, utf8
 
-__all__ = ['DriverErrno', 'ERRNO', 'Grant', 'GrantRights', 'IMPORTS', 'LogLevel', 'MODULE', 'Size', 'TimeoutMs', 'Timestamp', 'WasiDriver', 'bind']
+__all__ = [
+    'DriverErrno',
+    'ERRNO',
+    'Grant',
+    'GrantRights',
+    'IMPORTS',
+    'LogLevel',
+    'MODULE',
+    'Size',
+    'TimeoutMs',
+    'Timestamp',
+    'WasiDriver',
+    'bind',
+]
 
 _S0 = struct.Struct('<I')
 _S1 = struct.Struct('<Q')
@@ -107,12 +119,23 @@ def _lift_log_level(v: int) -> LogLevel:
     raise HwError('invalid_argument', f"log_level value {v} is not one of its 5 cases")
 
 
-ERRNO: dict[str, int] = {'success': 0, 'invalid_argument': 1, 'fault': 2, 'too_large': 3, 'not_found': 4, 'no_mem': 5, 'other': 6, 'access': 7, 'bad_handle': 8}
+ERRNO: dict[str, int] = {
+    'success': 0,
+    'invalid_argument': 1,
+    'fault': 2,
+    'too_large': 3,
+    'not_found': 4,
+    'no_mem': 5,
+    'other': 6,
+    'access': 7,
+    'bad_handle': 8,
+}
 """Case name → value of `$driver_errno`, the errno of every function."""
 
 
 class WasiDriver(typing.Protocol):
-    """What a host implements for `wasi_driver`: lifted arguments in, lifted result out; failures raise `HwError(kind)`."""
+    """What a host implements for `wasi_driver`: lifted arguments in, lifted result out; failures
+    raise `HwError(kind)`."""
 
     def report(self, data: bytes) -> None:
         """Report one reading: `data` is a single CBOR data item, usually a map of

@@ -14,10 +14,25 @@ import typing
 
 from .._errors import HwError
 from .._memory import GuestMemory, GuestRegion
-from .._shimlib import (host_method, read_array as _read_array,
-                        read_bytes as _read_bytes, utf8)
+from .._shimlib import host_method, utf8
+from .._shimlib import read_array as _read_array
 
-__all__ = ['AddressMode', 'Bus', 'ERRNO', 'I2cErrno', 'IMPORTS', 'MODULE', 'OpKind', 'Operation', 'OperationArray', 'Size', 'TimeoutMs', 'Timestamp', 'WasiI2c', 'bind']
+__all__ = [
+    'AddressMode',
+    'Bus',
+    'ERRNO',
+    'I2cErrno',
+    'IMPORTS',
+    'MODULE',
+    'OpKind',
+    'Operation',
+    'OperationArray',
+    'Size',
+    'TimeoutMs',
+    'Timestamp',
+    'WasiI2c',
+    'bind',
+]
 
 _S0 = struct.Struct('<B3xII')
 _S1 = struct.Struct('<I')
@@ -141,12 +156,30 @@ def _lift_operation(mem: typing.Any, raw: bytes, off: int) -> Operation:
 
 OperationArray = list[Operation]
 
-ERRNO: dict[str, int] = {'success': 0, 'bus': 1, 'arbitration_loss': 2, 'nack_address': 3, 'nack_data': 4, 'nack_unknown': 5, 'overrun': 6, 'timeout': 7, 'not_supported': 8, 'access': 9, 'no_such_bus': 10, 'invalid_argument': 11, 'fault': 12, 'bad_handle': 13, 'no_mem': 14, 'other': 15}
+ERRNO: dict[str, int] = {
+    'success': 0,
+    'bus': 1,
+    'arbitration_loss': 2,
+    'nack_address': 3,
+    'nack_data': 4,
+    'nack_unknown': 5,
+    'overrun': 6,
+    'timeout': 7,
+    'not_supported': 8,
+    'access': 9,
+    'no_such_bus': 10,
+    'invalid_argument': 11,
+    'fault': 12,
+    'bad_handle': 13,
+    'no_mem': 14,
+    'other': 15,
+}
 """Case name → value of `$i2c_errno`, the errno of every function."""
 
 
 class WasiI2c(typing.Protocol):
-    """What a host implements for `wasi_i2c`: lifted arguments in, lifted result out; failures raise `HwError(kind)`."""
+    """What a host implements for `wasi_i2c`: lifted arguments in, lifted result out; failures raise
+    `HwError(kind)`."""
 
     def open(self, name: str) -> int:
         """Open a bus by name, e.g. "i2c-1". The name must be granted to the driver."""
@@ -156,7 +189,13 @@ class WasiI2c(typing.Protocol):
         """Close a bus handle."""
         ...
 
-    def transaction(self, bus: int, address: int, mode: AddressMode, operations: list[Operation]) -> None:
+    def transaction(
+        self,
+        bus: int,
+        address: int,
+        mode: AddressMode,
+        operations: list[Operation],
+    ) -> None:
         """Run `operations` as one transaction with the target at `address`:
         START, then for each run of same-kind operations a (repeated) START with
         address+R/W and the data, then one STOP. On error nothing after the failing
@@ -172,7 +211,14 @@ class WasiI2c(typing.Protocol):
         """Write `data_len` bytes: a transaction of one write operation."""
         ...
 
-    def write_read(self, bus: int, address: int, mode: AddressMode, data: bytes, buf: GuestRegion) -> None:
+    def write_read(
+        self,
+        bus: int,
+        address: int,
+        mode: AddressMode,
+        data: bytes,
+        buf: GuestRegion,
+    ) -> None:
         """Write `data`, then read into `buf` after a repeated START: a transaction of
         one write and one read operation (the register-read pattern).
         """

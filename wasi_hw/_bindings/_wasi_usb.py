@@ -14,8 +14,7 @@ import typing
 
 from .._errors import HwError
 from .._memory import GuestMemory, GuestRegion
-from .._shimlib import (host_method, read_array as _read_array,
-                        read_bytes as _read_bytes, utf8)
+from .._shimlib import host_method, utf8
 
 __all__ = ['ConfigValue', 'Device', 'DeviceHandle', 'DeviceInfo', 'ERRNO', 'Filter', 'FilterFlags', 'HotplugEvent', 'HotplugKind', 'IMPORTS', 'IsoPacket', 'MODULE', 'Size', 'Speed', 'TimeoutMs', 'Timestamp', 'UsbErrno', 'WasiUsb', 'bind']
 
@@ -131,7 +130,8 @@ def _lift_filter_flags(v: int) -> FilterFlags:
 class Filter:
     """A device filter; only fields whose flag is set are compared.
 
-    Guest layout: 16 bytes, align 4; flags @0, class @1, vendor_id @2, product_id @4, serial @8, serial_len @12.
+    Guest layout: 16 bytes, align 4; flags @0, class @1, vendor_id @2, product_id @4, serial @8,
+    serial_len @12.
     """
     flags: FilterFlags
     class_: int
@@ -149,7 +149,8 @@ def _lift_filter(mem: typing.Any, raw: bytes, off: int) -> Filter:
 class DeviceInfo:
     """Where a device sits and what it is.
 
-    Guest layout: 12 bytes, align 2; bus_number @0, address @1, speed @2, class @3, vendor_id @4, product_id @6, subclass @8, protocol @9, num_configurations @10, port_depth @11.
+    Guest layout: 12 bytes, align 2; bus_number @0, address @1, speed @2, class @3, vendor_id @4,
+    product_id @6, subclass @8, protocol @9, num_configurations @10, port_depth @11.
     """
     bus_number: int
     address: int
@@ -167,10 +168,21 @@ class DeviceInfo:
 
     def pack(self) -> bytes:
         """The guest-memory bytes of this record."""
-        return _S1.pack(self.bus_number, self.address, self.speed, self.class_, self.vendor_id, self.product_id, self.subclass, self.protocol, self.num_configurations, self.port_depth)
+        return _S1.pack(
+            self.bus_number,
+            self.address,
+            self.speed,
+            self.class_,
+            self.vendor_id,
+            self.product_id,
+            self.subclass,
+            self.protocol,
+            self.num_configurations,
+            self.port_depth,
+        )
 
     @classmethod
-    def unpack(cls, data: bytes, offset: int = 0) -> "DeviceInfo":
+    def unpack(cls, data: bytes, offset: int = 0) -> DeviceInfo:
         """Read one record from ``data`` at ``offset`` (enums checked)."""
         return _lift_device_info(None, data, offset)
 
@@ -213,7 +225,7 @@ class HotplugEvent:
         return _S2.pack(self.kind, self.device)
 
     @classmethod
-    def unpack(cls, data: bytes, offset: int = 0) -> "HotplugEvent":
+    def unpack(cls, data: bytes, offset: int = 0) -> HotplugEvent:
         """Read one record from ``data`` at ``offset`` (enums checked)."""
         return _lift_hotplug_event(None, data, offset)
 
@@ -244,7 +256,7 @@ class IsoPacket:
         return _S3.pack(self.length, self.actual_length, self.status)
 
     @classmethod
-    def unpack(cls, data: bytes, offset: int = 0) -> "IsoPacket":
+    def unpack(cls, data: bytes, offset: int = 0) -> IsoPacket:
         """Read one record from ``data`` at ``offset`` (enums checked)."""
         return _lift_iso_packet(None, data, offset)
 
@@ -254,12 +266,30 @@ def _lift_iso_packet(mem: typing.Any, raw: bytes, off: int) -> IsoPacket:
     return IsoPacket(v[0], v[1], _lift_usb_errno(v[2]))
 
 
-ERRNO: dict[str, int] = {'success': 0, 'io': 1, 'invalid_param': 2, 'access': 3, 'no_device': 4, 'not_found': 5, 'busy': 6, 'timeout': 7, 'overflow': 8, 'pipe': 9, 'interrupted': 10, 'no_mem': 11, 'not_supported': 12, 'fault': 13, 'bad_handle': 14, 'other': 15}
+ERRNO: dict[str, int] = {
+    'success': 0,
+    'io': 1,
+    'invalid_param': 2,
+    'access': 3,
+    'no_device': 4,
+    'not_found': 5,
+    'busy': 6,
+    'timeout': 7,
+    'overflow': 8,
+    'pipe': 9,
+    'interrupted': 10,
+    'no_mem': 11,
+    'not_supported': 12,
+    'fault': 13,
+    'bad_handle': 14,
+    'other': 15,
+}
 """Case name → value of `$usb_errno`, the errno of every function."""
 
 
 class WasiUsb(typing.Protocol):
-    """What a host implements for `wasi_usb`: lifted arguments in, lifted result out; failures raise `HwError(kind)`."""
+    """What a host implements for `wasi_usb`: lifted arguments in, lifted result out; failures raise
+    `HwError(kind)`."""
 
     def list_devices(self, filter: Filter, devices: GuestRegion) -> int:
         """List the granted devices present now that match `filter`, writing up to
@@ -324,7 +354,16 @@ class WasiUsb(typing.Protocol):
         """Detach the kernel driver bound to an interface. Needs the detach grant."""
         ...
 
-    def control_transfer(self, handle: int, request_type: int, request: int, value: int, index: int, data: GuestRegion, timeout: int) -> int:
+    def control_transfer(
+        self,
+        handle: int,
+        request_type: int,
+        request: int,
+        value: int,
+        index: int,
+        data: GuestRegion,
+        timeout: int,
+    ) -> int:
         """A control transfer. Bit 7 of `request_type` gives the direction: IN fills
         `data` with at most `data_len` bytes, OUT sends `data_len` bytes. Returns the
         bytes actually transferred.
@@ -337,11 +376,24 @@ class WasiUsb(typing.Protocol):
         """
         ...
 
-    def interrupt_transfer(self, handle: int, endpoint: int, data: GuestRegion, timeout: int) -> int:
+    def interrupt_transfer(
+        self,
+        handle: int,
+        endpoint: int,
+        data: GuestRegion,
+        timeout: int,
+    ) -> int:
         """An interrupt transfer on `endpoint` (bit 7 set: IN), as `bulk_transfer`."""
         ...
 
-    def iso_transfer(self, handle: int, endpoint: int, data: GuestRegion, packets: GuestRegion, timeout: int) -> int:
+    def iso_transfer(
+        self,
+        handle: int,
+        endpoint: int,
+        data: GuestRegion,
+        packets: GuestRegion,
+        timeout: int,
+    ) -> int:
         """An isochronous transfer of `packets_len` packets laid out back to back in
         `data`, each packet's status reported in `packets`. Backends without
         isochronous support return `not_supported`.
@@ -378,7 +430,10 @@ IMPORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     'release_interface': (('i32', 'i32',), ('i32',)),
     'set_alt_setting': (('i32', 'i32', 'i32',), ('i32',)),
     'detach_kernel_driver': (('i32', 'i32',), ('i32',)),
-    'control_transfer': (('i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',), ('i32',)),
+    'control_transfer': (
+        ('i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',),
+        ('i32',),
+    ),
     'bulk_transfer': (('i32', 'i32', 'i32', 'i32', 'i32', 'i32',), ('i32',)),
     'interrupt_transfer': (('i32', 'i32', 'i32', 'i32', 'i32', 'i32',), ('i32',)),
     'iso_transfer': (('i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32',), ('i32',)),
@@ -608,7 +663,10 @@ def bind(host: typing.Any, mem: GuestMemory,
             handle &= 0xFFFFFFFF
             request_type &= 0xFFFFFFFF
             if not 0 <= request_type <= 255:
-                raise HwError('invalid_param', f"request_type: {request_type} is out of range for u8")
+                raise HwError(
+                    'invalid_param',
+                    f"request_type: {request_type} is out of range for u8",
+                )
             request &= 0xFFFFFFFF
             if not 0 <= request <= 255:
                 raise HwError('invalid_param', f"request: {request} is out of range for u8")

@@ -10,11 +10,33 @@ Every problem is a `WitxError` located at ``file:line:col``. Name mapping to Pyt
 Rust lives in `_names`.
 """
 
-from ._abi import CoreParam, FunctionAbi, OutPlan, ParamPlan, lower_document, lower_function, \
-    lower_module
+from ._abi import (
+    CoreParam,
+    FunctionAbi,
+    OutPlan,
+    ParamPlan,
+    lower_document,
+    lower_function,
+    lower_module,
+)
 from ._ast import (
-    Builtin, Case, Document, EnumType, Field, FlagsType, Function, HandleType, ListType, Module,
-    Param, PointerType, RecordType, StringType, TypeName, VariantType, underlying,
+    Builtin,
+    Case,
+    Document,
+    EnumType,
+    Field,
+    FlagsType,
+    Function,
+    HandleType,
+    ListType,
+    Module,
+    Param,
+    PointerType,
+    RecordType,
+    StringType,
+    TypeName,
+    VariantType,
+    underlying,
 )
 from ._errors import Location, WitxError
 from ._layout import Layout, field_offsets, layout, payload_offset

@@ -44,14 +44,14 @@ class StringType(Type):
 class ListType(Type):
     """``(list T)``: ``len`` elements of T passed as (pointer, length)."""
 
-    elem: "TypeRef"
+    elem: TypeRef
 
 
 @dataclass(eq=False, slots=True)
 class PointerType(Type):
     """``(@witx pointer T)`` or ``(@witx const_pointer T)``: a 32-bit guest address."""
 
-    elem: "TypeRef"
+    elem: TypeRef
     const: bool
 
 
@@ -67,7 +67,7 @@ class Case:
     name: str
     docs: str
     loc: Location
-    type: "TypeRef | None" = None
+    type: TypeRef | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -89,7 +89,7 @@ class FlagsType(Type):
 @dataclass(eq=False, slots=True)
 class Field:
     name: str
-    type: "TypeRef"
+    type: TypeRef
     docs: str
     loc: Location
 
@@ -114,14 +114,14 @@ class VariantType(Type):
     repr: str
     cases: list[Case]
     kind: str = "variant"
-    tag: "TypeName | None" = None
+    tag: TypeName | None = None
 
     @property
-    def ok(self) -> "TypeRef | None":
+    def ok(self) -> TypeRef | None:
         return self.cases[0].type
 
     @property
-    def err(self) -> "TypeRef | None":
+    def err(self) -> TypeRef | None:
         return self.cases[1].type
 
     @property
@@ -140,7 +140,7 @@ class TypeName:
     """``(typename $name T)``; ``type`` is filled in by resolution."""
 
     name: str
-    type: "TypeRef"
+    type: TypeRef
     docs: str
     loc: Location
 

@@ -17,8 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._ast import (
-    INT_REPRS, Builtin, EnumType, FlagsType, HandleType, ListType, PointerType, RecordType,
-    StringType, TypeRef, VariantType, underlying,
+    INT_REPRS,
+    Builtin,
+    EnumType,
+    FlagsType,
+    HandleType,
+    ListType,
+    PointerType,
+    RecordType,
+    StringType,
+    TypeRef,
+    VariantType,
+    underlying,
 )
 
 __all__ = ["Layout", "layout", "field_offsets", "payload_offset", "align_to"]

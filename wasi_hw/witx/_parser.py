@@ -288,7 +288,7 @@ class _Builder:
                 if len(ann.items) != 3:
                     raise _err(f"`(@witx {key} ...)` takes exactly one argument", ann)
                 return ann, args[1:]
-            got = ann.items[1].value if len(ann.items) > 1 else ""
+            got = ann.items[1].value if len(ann.items) > 1 and _is(ann.items[1], "keyword") else ""
             raise _err(f"unexpected annotation `(@witx {got} ...)`: expected `(@witx {key} ...)`",
                        ann)
         return None, args

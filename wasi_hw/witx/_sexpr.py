@@ -39,7 +39,7 @@ class SAtom:
 class SList:
     """A parenthesised list of expressions; ``loc`` is its opening parenthesis."""
 
-    items: list["SExpr"]
+    items: list[SExpr]
     loc: Location
     docs: str = ""
     end: Location | None = field(default=None)

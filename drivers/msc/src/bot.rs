@@ -289,10 +289,13 @@ pub mod tests {
         assert!(matches!(Csw::parse(&bad, &cbw), Err(CswError::Signature(_))));
     }
 
+    /// The scripted answer to one CBW: `(command block, data out) -> (data in, status)`.
+    pub type Reply = fn(&[u8], &[u8]) -> (Vec<u8>, u8);
+
     /// A scripted BOT device: answers each CBW with `reply(cb) -> (data, status)` and
     /// records what happened. Faults are injected per test.
     pub struct Mock {
-        pub reply: fn(&[u8], &[u8]) -> (Vec<u8>, u8),
+        pub reply: Reply,
         pub log: Vec<&'static str>,
         pending: Option<(Cbw, Vec<u8>, u8)>,
         csw_ready: Option<[u8; 13]>,
@@ -303,7 +306,7 @@ pub mod tests {
     }
 
     impl Mock {
-        pub fn new(reply: fn(&[u8], &[u8]) -> (Vec<u8>, u8)) -> Self {
+        pub fn new(reply: Reply) -> Self {
             Self {
                 reply,
                 log: Vec::new(),

@@ -32,7 +32,11 @@ def compensate(cal, adc_t, adc_p, adc_h):
 
 def raw(sim):
     d = rd(sim, 0xF7, 8)
-    return (d[3] << 12 | d[4] << 4 | d[5] >> 4), (d[0] << 12 | d[1] << 4 | d[2] >> 4), (d[6] << 8 | d[7])
+    return (
+        (d[3] << 12 | d[4] << 4 | d[5] >> 4),
+        (d[0] << 12 | d[1] << 4 | d[2] >> 4),
+        (d[6] << 8 | d[7]),
+    )
 
 
 @pytest.fixture

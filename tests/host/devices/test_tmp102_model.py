@@ -19,7 +19,9 @@ def sim():
 
 
 def reg(sim, p):
-    return int.from_bytes(sim.transaction("i2c-1", A, False, [Write(bytes([p])), Read(2)])[0], "big")
+    return int.from_bytes(
+        sim.transaction("i2c-1", A, False, [Write(bytes([p])), Read(2)])[0], "big"
+    )
 
 
 def setreg(sim, p, value):

@@ -4,8 +4,13 @@ import struct
 
 import pytest
 
-from wasi_hw.host.usbdevices import (BOOT_KEYBOARD_REPORT_DESCRIPTOR, HidKeyboard, Setup, Stall,
-                                     text_to_reports)
+from wasi_hw.host.usbdevices import (
+    BOOT_KEYBOARD_REPORT_DESCRIPTOR,
+    HidKeyboard,
+    Setup,
+    Stall,
+    text_to_reports,
+)
 
 
 class Clock:
@@ -27,7 +32,9 @@ def test_interface_is_boot_keyboard_with_hid_descriptor():
     iface = cfg[9:18]
     assert iface[1] == 4 and tuple(iface[5:8]) == (3, 1, 1)
     hid = cfg[18:27]
-    assert hid[1] == 0x21 and struct.unpack_from("<H", hid, 7)[0] == len(BOOT_KEYBOARD_REPORT_DESCRIPTOR)
+    assert hid[1] == 0x21 and struct.unpack_from("<H", hid, 7)[0] == len(
+        BOOT_KEYBOARD_REPORT_DESCRIPTOR
+    )
     ep = cfg[27:34]
     assert ep[1] == 5 and ep[2] == 0x81 and ep[3] == 3 and ep[4] == 8
 

@@ -20,7 +20,9 @@ def msc(tmp_path):
 
 
 def cbw(cb, length=0, data_in=True, tag=7, lun=0, sig=0x43425355):
-    return struct.pack("<IIIBBB", sig, tag, length, 0x80 if data_in else 0, lun, len(cb)) + cb.ljust(16, b"\0")
+    return struct.pack(
+        "<IIIBBB", sig, tag, length, 0x80 if data_in else 0, lun, len(cb)
+    ) + cb.ljust(16, b"\0")
 
 
 def csw(m):

@@ -1,11 +1,21 @@
-"""The device-model base: standard requests, endpoint checks and halts (host/usbdevices/_model.py)."""
+"""The device-model base: standard requests, endpoint checks and halts
+(host/usbdevices/_model.py)."""
 
 import struct
 
 import pytest
 
-from wasi_hw.host.usbdevices import (BULK, Configuration, DeviceDescriptor, EchoDevice, Endpoint,
-                                     Interface, Setup, Stall, UsbDeviceModel)
+from wasi_hw.host.usbdevices import (
+    BULK,
+    Configuration,
+    DeviceDescriptor,
+    EchoDevice,
+    Endpoint,
+    Interface,
+    Setup,
+    Stall,
+    UsbDeviceModel,
+)
 
 
 def ctl(model, rt, req, value=0, index=0, length=0, data=b""):
@@ -108,9 +118,19 @@ def test_endpoint_checks_direction_unconfigured_unknown():
 
 class _Bad(UsbDeviceModel):
     def __init__(self):
-        super().__init__(DeviceDescriptor(0x1209, 0x00FF),
-                         [Configuration(1, (Interface(0, 0xFF, 0, 0, (Endpoint(0x81, BULK, 64),
-                                                                        Endpoint(0x02, BULK, 64))),))])
+        super().__init__(
+            DeviceDescriptor(0x1209, 0x00FF),
+            [
+                Configuration(
+                    1,
+                    (
+                        Interface(
+                            0, 0xFF, 0, 0, (Endpoint(0x81, BULK, 64), Endpoint(0x02, BULK, 64))
+                        ),
+                    ),
+                )
+            ],
+        )
 
     def in_(self, endpoint, max_len):
         return b"x" * (max_len + 1)

@@ -61,14 +61,26 @@ cbws = st.builds(
     st.sampled_from([0x43425355, 0x43425355, 0x12345678]), st.integers(0, 2**32 - 1),
     st.integers(0, 4096), st.sampled_from([0, 0x80]), st.sampled_from([0, 0, 1]),
     st.binary(min_size=1, max_size=16))
-msc_ops = st.lists(st.one_of(
-    st.tuples(st.just("out"), st.just(0x01), cbws),
-    st.tuples(st.just("out"), st.just(0x01), st.binary(max_size=1100)),
-    st.tuples(st.just("in"), st.just(0x82), st.integers(0, 2048)),
-    st.tuples(st.just("control"), st.sampled_from([Setup(0x21, 0xFF, 0, 0, 0), Setup(0x02, 1, 0, 0x82, 0),
-                                                   Setup(0x02, 1, 0, 0x01, 0), Setup(0xA1, 0xFE, 0, 0, 1)]),
-              st.just(b"")),
-), max_size=30)
+msc_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("out"), st.just(0x01), cbws),
+        st.tuples(st.just("out"), st.just(0x01), st.binary(max_size=1100)),
+        st.tuples(st.just("in"), st.just(0x82), st.integers(0, 2048)),
+        st.tuples(
+            st.just("control"),
+            st.sampled_from(
+                [
+                    Setup(0x21, 0xFF, 0, 0, 0),
+                    Setup(0x02, 1, 0, 0x82, 0),
+                    Setup(0x02, 1, 0, 0x01, 0),
+                    Setup(0xA1, 0xFE, 0, 0, 1),
+                ]
+            ),
+            st.just(b""),
+        ),
+    ),
+    max_size=30,
+)
 
 
 @SETTINGS
