@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from types import MappingProxyType
-from typing import Any
 
 from wasi_hw import UserError
 from wasi_hw.host import (

@@ -158,6 +158,7 @@ def _bench_bme280(quick: bool) -> tuple[float, dict, dict, int, str]:
     from wasi_hw.host import SimI2cBackend
     from wasi_hw.host.devices import Bme280
     from wasi_hw.kernel import Backends, load_manifest
+
     from .reference import Bme280Driver
 
     wasm = _driver_wasm("bme280")
@@ -301,8 +302,14 @@ def _usb_wat(mode: str, n: int, length: int) -> str:
 def _source_device() -> Any:
     """A high-speed vendor device whose bulk IN endpoint 0x81 always has data (a stream
     source: ADC, camera); bulk OUT 0x01 swallows everything."""
-    from wasi_hw.host.usbdevices import (BULK, Configuration, DeviceDescriptor, Endpoint, Interface,
-                                  UsbDeviceModel)
+    from wasi_hw.host.usbdevices import (
+        BULK,
+        Configuration,
+        DeviceDescriptor,
+        Endpoint,
+        Interface,
+        UsbDeviceModel,
+    )
 
     class SourceDevice(UsbDeviceModel):
         speed = "high"
@@ -406,9 +413,17 @@ def _bench_cold_start(quick: bool) -> tuple[float, dict, dict, int, str]:
 
     from wasi_hw.host import SimI2cBackend
     from wasi_hw.host.devices import Bme280
-    from wasi_hw.kernel import (AotCache, AuditLog, Backends, KernelEngine, Sandbox, load_manifest,
-                                make_hosts, module_interface)
-        
+    from wasi_hw.kernel import (
+        AotCache,
+        AuditLog,
+        Backends,
+        KernelEngine,
+        Sandbox,
+        load_manifest,
+        make_hosts,
+        module_interface,
+    )
+
     wasm = _driver_wasm("bme280")
     manifest = load_manifest(_root() / "drivers" / "bme280" / "manifest.toml")
     sim = SimI2cBackend(["i2c-1"])
@@ -660,8 +675,7 @@ def _bench_export_call(quick: bool) -> tuple[float, dict, dict, int, str]:
     third figure."""
     from wasi_hw.host import SimI2cBackend
     from wasi_hw.host.devices import Bme280
-    from wasi_hw.kernel import Backends, load_manifest, native
-    from wasi_hw.kernel import HostCalls, fast_path_available
+    from wasi_hw.kernel import Backends, HostCalls, fast_path_available, load_manifest, native
 
     if not fast_path_available():
         raise UserError("bench: the fast path is unavailable here (wasmtime version)")
@@ -704,8 +718,7 @@ def _bench_host_call(quick: bool) -> tuple[float, dict, dict, int, str]:
     the ctypes callback is kept as a third figure."""
     import wasmtime
 
-    from wasi_hw.kernel import native
-    from wasi_hw.kernel import HostCalls
+    from wasi_hw.kernel import HostCalls, native
 
     wat = """(module (import "h" "f" (func $f (param i32 i32) (result i32)))
       (func (export "loop") (param $n i32) (result i32) (local $acc i32)

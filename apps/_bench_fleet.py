@@ -31,8 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["run_fleet_bench", "format_fleet_table"]
 
@@ -48,8 +49,17 @@ def _figure(name: str, title: str, samples: list[float], unit: str = "ms", *,
 
 
 async def _bench(work: Path, quick: bool, progress: Callable[[str], None]) -> list[dict]:
-    from wasi_hw.fleet import (Manager, NatsServer, ObjectBucket, connect, ctl_subject,
-                               evt_subject, running_on, wait_for, write_counter)
+    from wasi_hw.fleet import (
+        Manager,
+        NatsServer,
+        ObjectBucket,
+        connect,
+        ctl_subject,
+        evt_subject,
+        running_on,
+        wait_for,
+        write_counter,
+    )
 
     rounds = 3 if quick else 9
     lattice = "bench"
@@ -198,7 +208,11 @@ def run_fleet_bench(*, quick: bool = False,
 def format_fleet_table(results: dict) -> str:
     lines = [f"{'figure':<32}{'median':>10}  {'goal':<10}note"]
     for f in results["figures"]:
-        goal = f"{f['goal_op']} {f['goal']:g}" + (" ok" if f["met"] else " MISSED") if "goal" in f else ""
+        goal = (
+            f"{f['goal_op']} {f['goal']:g}" + (" ok" if f["met"] else " MISSED")
+            if "goal" in f
+            else ""
+        )
         lines.append(f"{f['name']:<32}{f['median']:>8.2f} {'ms' if f['unit'] == 'ms' else 'x ':<2} "
                      f"{goal:<10}{f['note']}")
     return "\n".join(lines)

@@ -29,7 +29,8 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from wasi_hw import UserError
 
@@ -181,8 +182,9 @@ class _World:
 
 
 def _kernel(world: _World, modules: dict[str, tuple[str, Any]]) -> Any:
-    import wasmtime
     from dataclasses import replace
+
+    import wasmtime
 
     from wasi_hw.kernel import Backends, Kernel, adhoc_manifest
 
@@ -221,7 +223,8 @@ def _abab(subject: Callable[[], None], baseline: Callable[[], None], rounds: int
 
 def _local_remote(size: int, quick: bool) -> tuple[float, dict, dict, int, str]:
     from wasi_hw import copy_between
-    from wasi_hw.kernel import IMC_HEADER as HEADER, ImcPolicy
+    from wasi_hw.kernel import IMC_HEADER as HEADER
+    from wasi_hw.kernel import ImcPolicy
 
     world = _World()
     try:
@@ -324,10 +327,17 @@ def _bench_remote_vs_nats(quick: bool) -> tuple[float, dict, dict, int, str]:
     finally:
         world.close()
     s, bb = statistics.median(a), statistics.median(b)
-    return s / bb, {"label": "remote IMC call, kernel → kernel process, 32 B", "median_s": s,
-                    "per": "call"}, \
-        {"label": "nats-py request–reply, Python → Python process, 32 B", "median_s": bb,
-         "per": "call"}, rounds, "same nats-server, same payload; the bare side is timed inside its loop"
+    return (
+        s / bb,
+        {"label": "remote IMC call, kernel → kernel process, 32 B", "median_s": s, "per": "call"},
+        {
+            "label": "nats-py request–reply, Python → Python process, 32 B",
+            "median_s": bb,
+            "per": "call",
+        },
+        rounds,
+        "same nats-server, same payload; the bare side is timed inside its loop",
+    )
 
 
 def _bench_publish_vs_nats(quick: bool) -> tuple[float, dict, dict, int, str]:
@@ -399,12 +409,36 @@ def _bench_publish_vs_nats(quick: bool) -> tuple[float, dict, dict, int, str]:
 
 
 IMC_FIGURES = (
-    ("imc_local_remote_32b", "IMC 32 B round trip: local (same kernel) / remote (NATS, 2 processes)",
-     0.05, "<=", "ThingSpire local bypass", _bench_local_remote_32),
-    ("imc_local_remote_4k", "IMC 4 KiB round trip: local (same kernel) / remote (NATS, 2 processes)",
-     0.05, "<=", "ThingSpire local bypass", _bench_local_remote_4k),
-    ("imc_remote_vs_nats", "remote IMC kernel→kernel / bare nats-py request–reply (32 B)",
-     1.25, "<=", "engine's own round trip", _bench_remote_vs_nats),
-    ("imc_publish_vs_nats", "publication kernel→kernel / bare nats-py publish→subscribe (32 B)",
-     1.25, "<=", "engine's own delivery", _bench_publish_vs_nats),
+    (
+        "imc_local_remote_32b",
+        "IMC 32 B round trip: local (same kernel) / remote (NATS, 2 processes)",
+        0.05,
+        "<=",
+        "ThingSpire local bypass",
+        _bench_local_remote_32,
+    ),
+    (
+        "imc_local_remote_4k",
+        "IMC 4 KiB round trip: local (same kernel) / remote (NATS, 2 processes)",
+        0.05,
+        "<=",
+        "ThingSpire local bypass",
+        _bench_local_remote_4k,
+    ),
+    (
+        "imc_remote_vs_nats",
+        "remote IMC kernel→kernel / bare nats-py request–reply (32 B)",
+        1.25,
+        "<=",
+        "engine's own round trip",
+        _bench_remote_vs_nats,
+    ),
+    (
+        "imc_publish_vs_nats",
+        "publication kernel→kernel / bare nats-py publish→subscribe (32 B)",
+        1.25,
+        "<=",
+        "engine's own delivery",
+        _bench_publish_vs_nats,
+    ),
 )

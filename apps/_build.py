@@ -422,7 +422,9 @@ def cargo_config(tc: Toolchain | None = None) -> str:
         f"# target/{WASM_TARGET}/release/*.wasm; `cargo test` stays native.",
     ]
     if tc.route == "debian":
-        lines.append("# Debian's cargo needs `RUSTC_BOOTSTRAP=1 /usr/bin/cargo wasm` for -Zbuild-std.")
+        lines.append(
+            "# Debian's cargo needs `RUSTC_BOOTSTRAP=1 /usr/bin/cargo wasm` for -Zbuild-std."
+        )
     lines.append("")
     if "RUSTC" in tc.env:
         lines += ["[build]", f'rustc = "{tc.env["RUSTC"]}"', ""]

@@ -20,9 +20,9 @@ import glob
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 __all__ = ["Check", "diagnose", "format_checks"]
 

@@ -124,7 +124,7 @@ class Gateway:
     def serve_forever(self) -> None:
         self.httpd.serve_forever(poll_interval=0.2)
 
-    def start(self) -> "Gateway":
+    def start(self) -> Gateway:
         """Serve on a daemon thread."""
         self._thread = threading.Thread(target=self.serve_forever, name="gateway", daemon=True)
         self._thread.start()

@@ -47,7 +47,7 @@ class LogStyle:
     journal: bool = False
 
     @classmethod
-    def detect(cls, stream: TextIO | None = None) -> "LogStyle":
+    def detect(cls, stream: TextIO | None = None) -> LogStyle:
         return cls(journal=under_journal(stream))
 
     def line(self, level: str, text: str) -> str:

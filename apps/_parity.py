@@ -135,7 +135,10 @@ def setup_for(driver: Path | str, *, manifest: Path | str | None = None, polls: 
         for g in m.usb:
             for name in device_models().names("usb"):
                 cls = device_models().resolve(name).factory
-                if (getattr(cls, "VENDOR_ID", None), getattr(cls, "PRODUCT_ID", None)) == (g.vid, g.pid):
+                if (getattr(cls, "VENDOR_ID", None), getattr(cls, "PRODUCT_ID", None)) == (
+                    g.vid,
+                    g.pid,
+                ):
                     found.append(SimDevice(name))
                     break
         usb_devs = tuple(found)
@@ -303,8 +306,9 @@ def _replay_leg(setup: ParitySetup, baseline: Leg | None, trace_dir: Path | None
 
 def run_reference(setup: ParitySetup, name: str, *, trace_dir: Path | None = None) -> Leg:
     """The native Python reference driver ``name`` on the simulated devices."""
-    from . import reference
     from wasi_hw.host import RecordingI2cBackend, TraceWriter
+
+    from . import reference
 
     if name not in REFERENCES:
         raise UserError(f"no reference driver {name!r} (available: {', '.join(REFERENCES)})")

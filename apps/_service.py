@@ -26,9 +26,9 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from wasi_hw import UserError
 

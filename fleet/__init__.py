@@ -13,12 +13,23 @@ never runs modules. Subjects and bucket names are made in one place (`_names`).
 needed on one machine without NATS.
 """
 
-from ._bridge import NatsBridge, publication_subject, service_subject
 from ._artifacts import ArtifactError, Artifacts, ObjectBucket, Snapshots, sha256
-from ._names import (DEFAULT_LATTICE, artifacts_bucket, check_lattice, check_name, ctl_subject,
-                     evt_subject, module_key, node_key, registry_bucket, snapshots_bucket,
-                     status_key, svc_subject)
+from ._bridge import NatsBridge, publication_subject, service_subject
 from ._manager import Manager, running_on
+from ._names import (
+                     DEFAULT_LATTICE,
+                     artifacts_bucket,
+                     check_lattice,
+                     check_name,
+                     ctl_subject,
+                     evt_subject,
+                     module_key,
+                     node_key,
+                     registry_bucket,
+                     snapshots_bucket,
+                     status_key,
+                     svc_subject,
+)
 from ._node import NodeAgent, NodeConfig, offers_of
 from ._registry import Conflict, Credentials, Entry, Registry, connect, wait_for
 from ._server import NatsServer, NatsServerError, free_port, start_cluster

@@ -54,7 +54,7 @@ class ObjectBucket:
 
     @classmethod
     async def open(cls, nc: Any, bucket: str, *, replicas: int = 1,
-                   domain: str | None = None) -> "ObjectBucket":
+                   domain: str | None = None) -> ObjectBucket:
         js = nc.jetstream(domain=domain) if domain else nc.jetstream()
         try:
             obs = await js.object_store(bucket)
@@ -127,7 +127,7 @@ class Artifacts:
 
     @classmethod
     async def open(cls, nc: Any, lattice: str, *, replicas: int = 1,
-                   domain: str | None = None) -> "Artifacts":
+                   domain: str | None = None) -> Artifacts:
         return cls(await ObjectBucket.open(nc, artifacts_bucket(lattice), replicas=replicas,
                                            domain=domain))
 
@@ -154,7 +154,7 @@ class Snapshots:
 
     @classmethod
     async def open(cls, nc: Any, lattice: str, *, replicas: int = 1,
-                   domain: str | None = None) -> "Snapshots":
+                   domain: str | None = None) -> Snapshots:
         return cls(await ObjectBucket.open(nc, snapshots_bucket(lattice), replicas=replicas,
                                            domain=domain))
 

@@ -39,7 +39,8 @@ import asyncio
 import itertools
 import json
 import threading
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from wasi_hw import HwError, UserError
 from wasi_hw.kernel import ProviderBusy
@@ -115,7 +116,7 @@ class NatsBridge:
         asyncio.set_event_loop(self._loop)
         self._loop.run_forever()
 
-    def start(self) -> "NatsBridge":
+    def start(self) -> NatsBridge:
         """Connect (blocking, at most ``connect_timeout``); `UserError` if no server answers."""
         if self._started:
             return self
@@ -138,7 +139,7 @@ class NatsBridge:
                 connect_timeout=min(2.0, self._connect_timeout), max_reconnect_attempts=-1,
                 allow_reconnect=True, error_cb=self._on_error, **self._options),
                 self._connect_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UserError(f"cannot connect to NATS at {', '.join(self.servers)}: no server "
                             f"answered within {self._connect_timeout:g} s") from None
         except Exception as err:  # nats-py raises NoServersError, OSError, …
@@ -173,7 +174,7 @@ class NatsBridge:
         if threading.current_thread() is not self._thread:
             self._thread.join(5)
 
-    def __enter__(self) -> "NatsBridge":
+    def __enter__(self) -> NatsBridge:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

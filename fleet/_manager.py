@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from wasi_hw import UserError
 from wasi_hw.kernel import load_manifest
@@ -45,7 +46,7 @@ class Manager:
 
     @classmethod
     async def open(cls, nc: Any, lattice: str, *, replicas: int = 1,
-                   domain: str | None = None) -> "Manager":
+                   domain: str | None = None) -> Manager:
         registry = await Registry.open(nc, lattice, replicas=replicas, domain=domain)
         artifacts = await Artifacts.open(nc, lattice, replicas=replicas, domain=domain)
         # the snapshot bucket too, with the same replicas (a node would make it with its own)
@@ -75,7 +76,9 @@ class Manager:
         rule = {k: v for k, v in (rule or {}).items() if v}
         bad = [k for k in rule if k not in _placement.RULE_KEYS]
         if bad:
-            raise UserError(f"unknown placement keys {bad} (known: {', '.join(_placement.RULE_KEYS)})")
+            raise UserError(
+                f"unknown placement keys {bad} (known: {', '.join(_placement.RULE_KEYS)})"
+            )
         manifest, text, wasm = self._read(manifest_path)
         name = check_name(manifest.name, "module name")
         needs = _placement.needs_of(manifest)

@@ -50,17 +50,34 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from wasi_hw import HwError, UserError, __version__
-from wasi_hw.kernel import (AuditLog, Backends, Event, Kernel, ManifestError, Snapshot,
-                            load_manifest, migratable)
+from wasi_hw.kernel import (
+    AuditLog,
+    Backends,
+    Event,
+    Kernel,
+    ManifestError,
+    Snapshot,
+    load_manifest,
+    migratable,
+)
 
 from . import _placement
 from ._artifacts import ArtifactError, Artifacts, Snapshots, sha256
-from ._names import check_lattice, check_name, ctl_subject, evt_subject, module_key, node_key, status_key
+from ._names import (
+    check_lattice,
+    check_name,
+    ctl_subject,
+    evt_subject,
+    module_key,
+    node_key,
+    status_key,
+)
 from ._registry import Conflict, Credentials, Entry, Registry, connect
 
 __all__ = ["NodeAgent", "NodeConfig", "offers_of"]
@@ -135,7 +152,9 @@ class NodeAgent:
                              cache_dir=config.cache_dir, tick_ms=config.tick_ms,
                              **(kernel_options or {}))
         self._user_on_event = on_event
-        self._commands: queue.Queue[tuple[Callable[[Kernel], Any], concurrent.futures.Future]] = queue.Queue()
+        self._commands: queue.Queue[tuple[Callable[[Kernel], Any], concurrent.futures.Future]] = (
+            queue.Queue()
+        )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -549,8 +568,11 @@ class NodeAgent:
                 self._held_snap[name] = (loc.epoch, snap)
             self._log_line(name, f"move to {target} failed: {type(err).__name__}: {err}")
             await self._launch(name, e)
-            back = dict(e.value or {}, move=None,
-                        note=f"move to {target} failed ({type(err).__name__}); still on {self.cfg.name}")
+            back = dict(
+                e.value or {},
+                move=None,
+                note=f"move to {target} failed ({type(err).__name__}); still on {self.cfg.name}",
+            )
             try:
                 await self.registry.update(module_key(name), back, e.revision)
             except Exception:
@@ -600,9 +622,16 @@ class NodeAgent:
         parts = max(1, -(-len(image) // self._PUSH_CHUNK))
         try:
             for i in range(parts):
-                await self.nc.publish(subject, image[i * self._PUSH_CHUNK:(i + 1) * self._PUSH_CHUNK],
-                                      headers={"module": name, "epoch": str(epoch),
-                                               "part": f"{i}/{parts}", "sha256": digest})
+                await self.nc.publish(
+                    subject,
+                    image[i * self._PUSH_CHUNK : (i + 1) * self._PUSH_CHUNK],
+                    headers={
+                        "module": name,
+                        "epoch": str(epoch),
+                        "part": f"{i}/{parts}",
+                        "sha256": digest,
+                    },
+                )
         except Exception:
             pass        # the target reads the stored copy instead
 
@@ -641,7 +670,7 @@ class NodeAgent:
                     self._pushed.pop(key, None)
                     self._pushed_ready.pop(key, None)
                     return image
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         deadline = time.monotonic() + 10
         while True:        # the source may still be storing it (it switched the record first)
@@ -678,7 +707,9 @@ class NodeAgent:
 
                 def take(k: Kernel) -> Snapshot | None:
                     slot = k.slots.get(name)
-                    return k.snapshot(name) if slot is not None and slot.state == "running" else None
+                    return (
+                        k.snapshot(name) if slot is not None and slot.state == "running" else None
+                    )
 
                 try:
                     snap = await asyncio.wrap_future(self.in_kernel(take))
@@ -732,11 +763,18 @@ class NodeAgent:
             target = _placement.choose(nodes, [m.value or {} for m in mods.values()],
                                        rec.get("needs", {}), rec.get("rule", {}), exclude=[lost])
             stateful = _placement.stateful(rec.get("needs", {}))
-            rec.update(node=target, epoch=int(rec["epoch"]) + 1, move=None,
-                       snapshot=rec.get("snapshot") if stateful else None,
-                       note=(f"node {lost} lost; re-placed on {target}"
-                             + (" from its last snapshot" if stateful and rec.get("snapshot") else ""))
-                       if target else f"node {lost} lost; no eligible node")
+            rec.update(
+                node=target,
+                epoch=int(rec["epoch"]) + 1,
+                move=None,
+                snapshot=rec.get("snapshot") if stateful else None,
+                note=(
+                    f"node {lost} lost; re-placed on {target}"
+                    + (" from its last snapshot" if stateful and rec.get("snapshot") else "")
+                )
+                if target
+                else f"node {lost} lost; no eligible node",
+            )
             try:
                 await self.registry.update(module_key(name), rec, e.revision)
             except Conflict:
@@ -763,7 +801,9 @@ class NodeAgent:
         elif ev.kind == "log":
             level, message = ev.data
             self._log_line(name, f"{level}: {message}")
-            asyncio.ensure_future(self._publish(name, "log", {"level": level, "message": message}, ""))
+            asyncio.ensure_future(
+                self._publish(name, "log", {"level": level, "message": message}, "")
+            )
         elif ev.kind == "error":
             self._log_line(name, f"error {ev.detail}")
 

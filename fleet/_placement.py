@@ -14,7 +14,8 @@ Contract:
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 __all__ = ["needs_of", "stateful", "can_run", "why_not", "choose", "RULE_KEYS"]
 
@@ -30,7 +31,9 @@ def stateful(needs: Mapping[str, Any]) -> bool:
     return not needs.get("buses") and not needs.get("usb")
 
 
-def why_not(node: Mapping[str, Any], needs: Mapping[str, Any], rule: Mapping[str, Any]) -> str | None:
+def why_not(
+    node: Mapping[str, Any], needs: Mapping[str, Any], rule: Mapping[str, Any]
+) -> str | None:
     """None if `node` can run a module with `needs` under `rule`, else the reason."""
     name = node.get("name", "?")
     if node.get("state") != "up":

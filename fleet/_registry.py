@@ -24,8 +24,9 @@ import asyncio
 import json
 import ssl
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import nats
 from nats.js import api as js_api
@@ -96,7 +97,7 @@ async def connect(url: str, creds: Credentials | None = None, *, name: str = "wa
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            raise asyncio.TimeoutError()
+            raise TimeoutError()
         return task.result()
     except Exception as err:
         why = f"{type(err).__name__}: {err}".strip().rstrip(":")
@@ -142,7 +143,7 @@ class Registry:
 
     @classmethod
     async def open(cls, nc: Any, lattice: str, *, replicas: int = 1,
-                   domain: str | None = None) -> "Registry":
+                   domain: str | None = None) -> Registry:
         js = nc.jetstream(domain=domain) if domain else nc.jetstream()
         bucket = registry_bucket(lattice)
         try:
@@ -275,7 +276,7 @@ async def wait_for(registry: Registry, predicate: Callable[[dict[str, dict]], An
 
     try:
         return await asyncio.wait_for(run(), max(0.0, deadline - time.monotonic()))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise TimeoutError(f"registry did not reach the expected state in {timeout} s"
                            f"{' (last watch error: ' + last_error[0] + ')' if last_error else ''}; "
                            f"last view: {json.dumps(view, sort_keys=True)[:2000]}") from None

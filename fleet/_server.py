@@ -22,8 +22,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from wasi_hw import UserError
 
@@ -166,7 +167,7 @@ class NatsServer:
         return found
 
     # -- lifecycle --------------------------------------------------------------------
-    def start(self, wait: bool = True) -> "NatsServer":
+    def start(self, wait: bool = True) -> NatsServer:
         """Start the process; with `wait`, return only when it is ready (see `wait_ready`)."""
         if self.running:
             return self
@@ -250,7 +251,7 @@ class NatsServer:
             proc.wait()
         self._proc = None
 
-    def restart(self, wait: bool = True) -> "NatsServer":
+    def restart(self, wait: bool = True) -> NatsServer:
         """Stop (if running) and start again on the same ports and store."""
         self.stop()
         return self.start(wait=wait)
@@ -268,7 +269,7 @@ class NatsServer:
             return "(no log)"
         return " | ".join(text[-lines:]) or "(empty log)"
 
-    def __enter__(self) -> "NatsServer":
+    def __enter__(self) -> NatsServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

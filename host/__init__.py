@@ -14,15 +14,31 @@ from ._clock import Clock, RealClock, VirtualClock
 from ._driver_env import DriverEnv, Sharing
 from ._i2c import I2cHost
 from ._i2c_backend import I2cBackend, Read, Write
-from ._models import (BUILTIN_MODELS, ENTRY_POINT_GROUP, DeviceModels, DeviceSpec,
-                      DeviceSpecError, ModelInfo, device_models, parse_device_spec)
+from ._models import (
+                      BUILTIN_MODELS,
+                      ENTRY_POINT_GROUP,
+                      DeviceModels,
+                      DeviceSpec,
+                      DeviceSpecError,
+                      ModelInfo,
+                      device_models,
+                      parse_device_spec,
+)
 from ._pyusb_usb import PyusbUsbBackend
 from ._replay import ReplayDivergence, ReplayI2cBackend, ReplayUsbBackend, replaying
 from ._sim_i2c import SimI2cBackend
 from ._sim_usb import SimUsbBackend
 from ._smbus2_i2c import Smbus2I2cBackend, linux_i2c_buses
-from ._trace import (RecordingI2cBackend, RecordingUsbBackend, Trace, TraceWriter, format_record,
-                     read_trace, recording, traced)
+from ._trace import (
+                      RecordingI2cBackend,
+                      RecordingUsbBackend,
+                      Trace,
+                      TraceWriter,
+                      format_record,
+                      read_trace,
+                      recording,
+                      traced,
+)
 from ._usb import UsbHost
 from ._usb_backend import UsbBackend, UsbDeviceInfo
 from ._usbip_proto import speed_name

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import fractions
 import io
-import re
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -228,7 +228,9 @@ class DriverEnv:
 
     def report(self, data: bytes) -> None:
         if len(data) > self._max_report:
-            raise HwError("no_mem", f"report of {len(data)} bytes exceeds the quota of {self._max_report}")
+            raise HwError(
+                "no_mem", f"report of {len(data)} bytes exceeds the quota of {self._max_report}"
+            )
         tokens = self._report_tokens - 1      # the clock is read only when the bucket is dry
         if tokens < 0:
             now = self.clock.now_ns()

@@ -33,9 +33,10 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from wasi_hw import UserError
 
@@ -346,8 +347,11 @@ def _annotation_names(p: inspect.Parameter | None) -> set[str]:
     if p is None or p.annotation is p.empty:
         return set()
     text = p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation)
-    return {t.split("[")[0].split(".")[-1].strip() for t in re.split(r"[|,]|Optional\[|Union\[", text)
-            if t.strip()}
+    return {
+        t.split("[")[0].split(".")[-1].strip()
+        for t in re.split(r"[|,]|Optional\[|Union\[", text)
+        if t.strip()
+    }
 
 
 def _coerce(model: str, key: str, value: Any, raw: str | None, p: inspect.Parameter | None,

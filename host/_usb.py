@@ -46,7 +46,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wasi_hw import GuestRegion, HwError, wasi_usb_bindings as _abi
+from wasi_hw import GuestRegion, HwError
+from wasi_hw import wasi_usb_bindings as _abi
 
 from ._usb_backend import SPEEDS, ConfigLayout, UsbBackend, UsbDeviceInfo
 

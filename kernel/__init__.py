@@ -19,18 +19,37 @@ host-call and export-call path: unchecked where `fast_path_available()`, for the
 `SETTLE_S` (the age at which a cache entry is sealed).
 """
 
-from ._audit import AuditLog
 from . import _native as native
+from ._audit import AuditLog
 from ._cache import SETTLE_S, AotCache, LoadedModule, cache_dir_problem, default_cache_dir
 from ._engine import KernelEngine, host_target
 from ._fastcall import HostCalls, fast_path_available, installed_wasmtime
 from ._hosts import Backends, make_hosts
-from ._imc import HEADER as IMC_HEADER, ImcHub, ProviderBusy, RemoteLink
+from ._imc import HEADER as IMC_HEADER
+from ._imc import ImcHub, ProviderBusy, RemoteLink
 from ._inspect import CAPABILITIES, Inspection, inspect_wasm
-from ._manifest import (I2cGrant, ImcPolicy, Limits, Manifest, ManifestError, RegisterRange, RestartPolicy,
-                        SharingPolicy, UsbGrant, load_manifest)
-from ._run import (USBIP_PORT, KernelPlan, RunResult, SimDevice, adhoc_manifest,
-                   load_kernel_file, parse_usbip, run_driver)
+from ._manifest import (
+                        I2cGrant,
+                        ImcPolicy,
+                        Limits,
+                        Manifest,
+                        ManifestError,
+                        RegisterRange,
+                        RestartPolicy,
+                        SharingPolicy,
+                        UsbGrant,
+                        load_manifest,
+)
+from ._run import (
+                        USBIP_PORT,
+                        KernelPlan,
+                        RunResult,
+                        SimDevice,
+                        adhoc_manifest,
+                        load_kernel_file,
+                        parse_usbip,
+                        run_driver,
+)
 from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox, module_interface
 from ._sharing import DriverSharing, GrantInfo, GrantTable
 from ._signals import SignalStop, stop_on_signals
@@ -38,22 +57,59 @@ from ._snapshot import Snapshot, migratable
 from ._supervisor import DriverSlot, Event, Kernel
 
 __all__ = [
-    "AotCache", "LoadedModule", "cache_dir_problem", "default_cache_dir",
+    "AotCache",
+    "LoadedModule",
+    "cache_dir_problem",
+    "default_cache_dir",
     "AuditLog",
-    "Backends", "make_hosts",
-    "CAPABILITIES", "Inspection", "inspect_wasm",
-    "DriverFault", "DriverInstance", "LoadError", "Sandbox",
-    "DriverSlot", "Event", "Kernel",
-    "IMC_HEADER", "ImcHub", "ProviderBusy", "RemoteLink",
-    "I2cGrant", "ImcPolicy", "Limits", "Manifest", "ManifestError", "RegisterRange", "RestartPolicy",
-    "SharingPolicy", "UsbGrant", "load_manifest",
-    "DriverSharing", "GrantInfo", "GrantTable",
-    "Snapshot", "migratable",
-    "SignalStop", "stop_on_signals",
-    "KernelEngine", "host_target",
-    "KernelPlan", "RunResult", "SimDevice", "adhoc_manifest", "load_kernel_file",
-    "parse_usbip", "USBIP_PORT", "run_driver",
+    "Backends",
+    "make_hosts",
+    "CAPABILITIES",
+    "Inspection",
+    "inspect_wasm",
+    "DriverFault",
+    "DriverInstance",
+    "LoadError",
+    "Sandbox",
+    "DriverSlot",
+    "Event",
+    "Kernel",
+    "IMC_HEADER",
+    "ImcHub",
+    "ProviderBusy",
+    "RemoteLink",
+    "I2cGrant",
+    "ImcPolicy",
+    "Limits",
+    "Manifest",
+    "ManifestError",
+    "RegisterRange",
+    "RestartPolicy",
+    "SharingPolicy",
+    "UsbGrant",
+    "load_manifest",
+    "DriverSharing",
+    "GrantInfo",
+    "GrantTable",
+    "Snapshot",
+    "migratable",
+    "SignalStop",
+    "stop_on_signals",
+    "KernelEngine",
+    "host_target",
+    "KernelPlan",
+    "RunResult",
+    "SimDevice",
+    "adhoc_manifest",
+    "load_kernel_file",
+    "parse_usbip",
+    "USBIP_PORT",
+    "run_driver",
     # measuring the kernel's paths (wasi-hw bench)
-    "HostCalls", "fast_path_available", "installed_wasmtime", "native", "module_interface",
+    "HostCalls",
+    "fast_path_available",
+    "installed_wasmtime",
+    "native",
+    "module_interface",
     "SETTLE_S",
 ]

@@ -244,7 +244,9 @@ class AotCache:
                 os.close(fd)
         if foreign_cwasm(data[:20], self.engine) is not None:   # changed since the peek
             return "digest mismatch"
-        if len(data) != st.st_size or hashlib.sha256(data).hexdigest() != record.get("cwasm_sha256"):
+        if len(data) != st.st_size or hashlib.sha256(data).hexdigest() != record.get(
+            "cwasm_sha256"
+        ):
             return "digest mismatch"
         if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= SETTLE_S * 1e9:
             self._seal(sidecar, record, ident)

@@ -79,7 +79,7 @@ wasmtime.Engine(cfg)
 """
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def check_target(target: str) -> str | None:
     """None if this wasmtime build can compile for `target`, else why not (one line).
     Tried in a child process: an unsupported backend aborts the process that asks."""

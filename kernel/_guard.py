@@ -51,7 +51,8 @@ every access and audits its denials the same way (raising `Denied`). `log`, `con
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from wasi_hw import HwError
 

@@ -41,8 +41,9 @@ import collections
 import itertools
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from wasi_hw import HwError, copy_between
 
@@ -122,7 +123,7 @@ def _accepts(audit: AuditLog, provider: Manifest, service: str, caller: str) -> 
 class _Offer:
     service: str
     sid: int
-    env: "ImcEnv"
+    env: ImcEnv
     ptr: int
     length: int
 
@@ -137,11 +138,11 @@ class ImcHub:
         self.on_fault = on_fault or (lambda name, instance, why: None)
         self._lock = threading.Lock()
         self._offers: dict[str, list[_Offer]] = {}   # service → providers, first serves
-        self._subs: dict[str, list["_Sub"]] = {}
+        self._subs: dict[str, list[_Sub]] = {}
         self._remote_subs: dict[str, int] = {}
         self._sids = itertools.count(1)
 
-    def env(self, manifest: Manifest) -> "ImcEnv":
+    def env(self, manifest: Manifest) -> ImcEnv:
         return ImcEnv(self, manifest)
 
     def services(self) -> dict[str, str]:
@@ -254,7 +255,7 @@ class ImcHub:
             sub.queue.append(data)
 
     # -- registration (called by ImcEnv) ------------------------------------------------------
-    def _offer(self, env: "ImcEnv", service: str, ptr: int, length: int) -> int:
+    def _offer(self, env: ImcEnv, service: str, ptr: int, length: int) -> int:
         with self._lock:
             offers = self._offers.setdefault(service, [])
             first = not offers
@@ -270,7 +271,7 @@ class ImcHub:
                               self.serve_bytes(s, caller, data, wait))
         return offer.sid
 
-    def _withdraw(self, env: "ImcEnv") -> None:
+    def _withdraw(self, env: ImcEnv) -> None:
         gone = []
         with self._lock:
             for service, offers in list(self._offers.items()):
@@ -292,7 +293,7 @@ class ImcHub:
             for service in gone:
                 self.remote.withdraw(service)
 
-    def _subscribe(self, env: "ImcEnv", topic: str) -> "_Sub":
+    def _subscribe(self, env: ImcEnv, topic: str) -> _Sub:
         sub = _Sub(env, collections.deque(maxlen=QUEUE))
         with self._lock:
             self._subs.setdefault(topic, []).append(sub)
@@ -305,7 +306,7 @@ class ImcHub:
 
 @dataclass
 class _Sub:
-    env: "ImcEnv"
+    env: ImcEnv
     queue: collections.deque
 
 

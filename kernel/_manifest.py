@@ -105,7 +105,9 @@ class I2cGrant:
     addresses: frozenset[int]
     ten_bit: bool = False
     registers: tuple[RegisterRange, ...] = ()
-    write_pairs: bool = False   # a Write is (register, value) pairs (BME280 style), not auto-increment
+    write_pairs: bool = (
+        False  # a Write is (register, value) pairs (BME280 style), not auto-increment
+    )
     pointer: str = ""           # "auto_increment" | "write_pairs" | "none" ("": from write_pairs)
 
     def __post_init__(self) -> None:      # frozen all the way down, whoever builds it
@@ -113,7 +115,9 @@ class I2cGrant:
         object.__setattr__(self, "registers", tuple(self.registers))
         pointer = self.pointer or ("write_pairs" if self.write_pairs else "auto_increment")
         if pointer not in POINTER_MODES:
-            raise ValueError(f"register pointer {pointer!r} is not one of {', '.join(POINTER_MODES)}")
+            raise ValueError(
+                f"register pointer {pointer!r} is not one of {', '.join(POINTER_MODES)}"
+            )
         object.__setattr__(self, "pointer", pointer)
         object.__setattr__(self, "write_pairs", pointer == "write_pairs")
 

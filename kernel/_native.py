@@ -66,6 +66,7 @@ from wasi_hw import GuestFault
 
 from ._fastcall import fast_path_available, reraise_at_call_site
 
+
 def _load_extension() -> Any:
     """The C extension: the installed one, or — for the sanitizer test tier — the build
     named by ``WASI_HW_CNATIVE_PATH``; None when built without a C compiler."""

@@ -38,7 +38,8 @@ Contract:
 from __future__ import annotations
 
 import struct
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ._manifest import POINTER_MODES
 

@@ -140,8 +140,10 @@ class KernelPlan:
     tick_ms: float = 5.0
     rounds: int | None = 5
     watch: bool = False
-    usbip: tuple[str, int] | None = None   # USB devices from this USB/IP server
-    node: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # fleet: nats, name, lattice
+    usbip: tuple[str, int] | None = None  # USB devices from this USB/IP server
+    node: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # fleet: nats, name, lattice
 
 
 def load_kernel_file(path: Path | str) -> KernelPlan:

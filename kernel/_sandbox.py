@@ -426,7 +426,7 @@ class _Held:
 
     __slots__ = ("inst", "wait", "what")
 
-    def __init__(self, inst: "DriverInstance", wait: float | None, what: str) -> None:
+    def __init__(self, inst: DriverInstance, wait: float | None, what: str) -> None:
         self.inst, self.wait, self.what = inst, wait, what
 
     def __enter__(self) -> Callable[[str], int]:
@@ -485,7 +485,7 @@ class DriverInstance:
         with _Held(self, wait, export) as enter:
             return enter(export)
 
-    def held(self, wait: float | None = None, what: str = "call") -> "_Held":
+    def held(self, wait: float | None = None, what: str = "call") -> _Held:
         """Hold the instance as `call` does for a sequence of steps (the IMC writes a request
         into its memory, enters ``imc_serve``, reads the reply); a context manager yielding
         the entry function."""

@@ -42,7 +42,7 @@ class SignalStop:
             self.signum = signum
         self._kernel.stop()
 
-    def __enter__(self) -> "SignalStop":
+    def __enter__(self) -> SignalStop:
         if threading.current_thread() is threading.main_thread():
             for s in self._signums:
                 self._old[s] = signal.signal(s, self._handle)

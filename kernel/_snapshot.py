@@ -58,7 +58,7 @@ class Snapshot:
                          *(mem[i * _PAGE:(i + 1) * _PAGE] for i in used)))
 
     @classmethod
-    def decode(cls, data: bytes | memoryview) -> "Snapshot":
+    def decode(cls, data: bytes | memoryview) -> Snapshot:
         data = memoryview(data)
         if bytes(data[:len(_MAGIC)]) != _MAGIC or len(data) < len(_MAGIC) + 4:
             raise LoadError("not a wasi-hw snapshot image")

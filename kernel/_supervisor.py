@@ -65,7 +65,9 @@ from ._imc import ImcHub
 from ._manifest import Manifest
 from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox, module_interface
 from ._sharing import GrantTable
-from ._snapshot import Snapshot, restore as _restore, take as _take
+from ._snapshot import Snapshot
+from ._snapshot import restore as _restore
+from ._snapshot import take as _take
 
 __all__ = ["Kernel", "DriverSlot", "Event", "STATES"]
 

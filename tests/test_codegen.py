@@ -1,7 +1,6 @@
 """The binding generators: freshness, generated Python shims run under real wasmtime,
 generated Rust compiles into a wasm32 module importing exactly the lowered signatures."""
 
-import ast
 import os
 import shutil
 import subprocess
@@ -11,8 +10,9 @@ import pytest
 import wasmtime
 
 from wasi_hw import GuestFault, HwError
+from wasi_hw import generate_bindings as generate
+from wasi_hw import stale_bindings as stale
 from wasi_hw._bindings import MODULES, _wasi_driver, _wasi_i2c, _wasi_usb
-from wasi_hw import generate_bindings as generate, stale_bindings as stale
 from wasi_hw._memory import GuestMemory, GuestRegion
 from wasi_hw.witx import load, lower_document
 

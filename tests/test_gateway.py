@@ -17,9 +17,10 @@ from wasi_hw.fleet import free_port
 from wasi_hw.kernel import Backends, Kernel
 
 sys.path.insert(0, str(Path(__file__).parent / "kernel"))
-from imc_testing import imc_manifest  # noqa: E402
-from kernel_testing import wat  # noqa: E402
-from nats_testing import KernelNode, nats_factory, nats_server  # noqa: E402,F401
+from imc_testing import imc_manifest
+from nats_testing import KernelNode, nats_factory, nats_server  # noqa: F401
+
+from kernel_testing import wat
 
 
 def _post(url: str, body: bytes) -> tuple[int, bytes]:
@@ -53,10 +54,15 @@ def _secret() -> bytes:
     # the echo provider offering "secret" instead of "echo"
     text = (Path(__file__).parent / "kernel" / "wat" / "imc_echo.wat").read_text()
     import wasmtime
-    return wasmtime.wat2wasm(text.replace('(data (i32.const 0) "echo")', '(data (i32.const 0) "secr")')
-                             .replace("(i32.const 0) (i32.const 4) (i32.const 1024)",
-                                      "(i32.const 0) (i32.const 6) (i32.const 1024)")
-                             .replace('"secr"', '"secret"'))
+
+    return wasmtime.wat2wasm(
+        text.replace('(data (i32.const 0) "echo")', '(data (i32.const 0) "secr")')
+        .replace(
+            "(i32.const 0) (i32.const 4) (i32.const 1024)",
+            "(i32.const 0) (i32.const 6) (i32.const 1024)",
+        )
+        .replace('"secr"', '"secret"')
+    )
 
 
 def test_post_calls_the_service_get_lists_them(served):
@@ -86,8 +92,19 @@ def test_errors_are_statuses_with_kinds(served):
 
 
 def test_gateway_command_over_nats(nats_server, tmp_path):
-    provider = KernelNode({"nats": nats_server.url, "lattice": "gw", "modules": [
-        {"name": "provider", "wat": "imc_echo", "imc": {"offer": ["echo"], "callers": ["gateway"]}}]})
+    provider = KernelNode(
+        {
+            "nats": nats_server.url,
+            "lattice": "gw",
+            "modules": [
+                {
+                    "name": "provider",
+                    "wat": "imc_echo",
+                    "imc": {"offer": ["echo"], "callers": ["gateway"]},
+                }
+            ],
+        }
+    )
     port = free_port()
     gw = subprocess.Popen([sys.executable, "-m", "wasi_hw", "gateway", "--nats", nats_server.url,
                            "--lattice", "gw", "--port", str(port)],
@@ -113,5 +130,7 @@ def test_gateway_command_over_nats(nats_server, tmp_path):
 
 
 def test_gateway_needs_something_to_serve():
-    out = subprocess.run([sys.executable, "-m", "wasi_hw", "gateway"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "wasi_hw", "gateway"], capture_output=True, text=True
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr and "--nats" in out.stderr

@@ -8,8 +8,13 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_ROOTS = {"wasi_hw": ROOT / "wasi_hw", "wasi_hw.host": ROOT / "host", "wasi_hw.kernel": ROOT / "kernel",
-          "wasi_hw.fleet": ROOT / "fleet", "wasi_hw.apps": ROOT / "apps"}
+_ROOTS = {
+    "wasi_hw": ROOT / "wasi_hw",
+    "wasi_hw.host": ROOT / "host",
+    "wasi_hw.kernel": ROOT / "kernel",
+    "wasi_hw.fleet": ROOT / "fleet",
+    "wasi_hw.apps": ROOT / "apps",
+}
 
 
 def _packages_on_disk() -> set[str]:
@@ -27,20 +32,24 @@ def test_every_package_is_listed_in_pyproject():
     on_disk = _packages_on_disk()
     # wasi_hw/host or wasi_hw/kernel must not exist as real directories (they are mapped).
     assert not any((ROOT / "wasi_hw" / d).exists() for d in ("host", "kernel", "apps"))
-    assert on_disk - listed == set(), "packages missing from pyproject.toml [tool.setuptools] packages"
+    assert on_disk - listed == set(), (
+        "packages missing from pyproject.toml [tool.setuptools] packages"
+    )
     assert listed - on_disk == set(), "pyproject.toml lists packages that do not exist"
 
 
 def test_import_root_and_console_script():
     import wasi_hw
+    import wasi_hw.apps
     import wasi_hw.host
     import wasi_hw.kernel
-    import wasi_hw.apps
 
     assert Path(wasi_hw.host.__file__).parent == ROOT / "host"
     assert Path(wasi_hw.kernel.__file__).parent == ROOT / "kernel"
     assert Path(wasi_hw.apps.__file__).parent == ROOT / "apps"
-    out = subprocess.run([sys.executable, "-m", "wasi_hw", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "wasi_hw", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "usage: wasi-hw" in out.stdout
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from wasi_hw import UserError
-from wasi_hw.apps.cli import main
 from wasi_hw.apps._parity import Leg, compare, normalise, run_parity, setup_for
+from wasi_hw.apps.cli import main
 
 pytestmark = pytest.mark.umockdev  # compiled drivers on every backend, smbus2/pyusb under umockdev
 
@@ -49,8 +49,7 @@ def parity_json(capsys, *argv: str) -> tuple[int, dict]:
 
 def emulated_bus(setup):
     """An emulated /dev/i2c-1 serving the same device models the sim leg uses."""
-    from wasi_hw.host import RealClock, SimI2cBackend
-    from wasi_hw.host import device_models
+    from wasi_hw.host import RealClock, SimI2cBackend, device_models
 
     from umockdev_i2c import EmulatedI2cDev
 
@@ -172,11 +171,11 @@ def test_wrong_backend_for_the_bus_is_a_user_error():
 def pyusb_leg(driver: str, trace_dir: str) -> dict:
     """Run in a child under umockdev-wrapper: the driver's pyusb leg against emulated usbfs
     serving the same device models the sim leg uses."""
-    from umockdev_usb import EmulatedUsb
     from wasi_hw.apps._parity import run_leg
     from wasi_hw.host import device_models
 
     from umockdev_usb import EmulatedUsb
+
 
     setup = setup_for(WASM / f"{driver}.wasm")
     models = [device_models().create(d.model, d.params, kind="usb") for d in setup.usb_devices]
@@ -187,11 +186,11 @@ def pyusb_leg(driver: str, trace_dir: str) -> dict:
 
 @pytest.mark.parametrize("driver", ["usb-echo", "msc"])
 def test_usb_driver_parity_pyusb_under_umockdev(driver, tmp_path, monkeypatch):
-    from umockdev_usb import available, run_under_umockdev
     from wasi_hw.apps._parity import run_leg
     from wasi_hw.host import read_trace
 
     from umockdev_usb import available, run_under_umockdev
+
 
     reason = available()
     if reason:

@@ -20,12 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 NEEDS_HARDWARE = (
-    "wasi-hw build",                                   # the test command has just built
-    "--polls 10 --interval-ms 1000",                   # real /dev/i2c-1
+    "wasi-hw build",  # the test command has just built
+    "--polls 10 --interval-ms 1000",  # real /dev/i2c-1
     "wasi-hw usbip serve --device echo --device msc",  # vhci loopback recipe (root)
     "wasi-hw run drivers/usb-echo/manifest.toml     #",  # after `usbip attach`
-    "trace record", "trace show", "trace replay", "--trace bme280.cbor",  # test_trace_example
-    "wasi-hw doctor",                                  # exits 1 here: no I2C (tests/apps/test_doctor.py)
+    "trace record",
+    "trace show",
+    "trace replay",
+    "--trace bme280.cbor",  # test_trace_example
+    "wasi-hw doctor",  # exits 1 here: no I2C (tests/apps/test_doctor.py)
 )
 
 

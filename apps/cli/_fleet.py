@@ -27,8 +27,11 @@ DEFAULT_NATS = "nats://127.0.0.1:4222"
 
 
 def _common(p: argparse.ArgumentParser, *, nats_default: bool = True) -> None:
-    p.add_argument("--nats", default=os.environ.get("WASI_HW_NATS") or (DEFAULT_NATS if nats_default else None),
-                   help="NATS server URL(s), comma-separated (default $WASI_HW_NATS or %(default)s)")
+    p.add_argument(
+        "--nats",
+        default=os.environ.get("WASI_HW_NATS") or (DEFAULT_NATS if nats_default else None),
+        help="NATS server URL(s), comma-separated (default $WASI_HW_NATS or %(default)s)",
+    )
     p.add_argument("--lattice", default=os.environ.get("WASI_HW_LATTICE"),
                    help="lattice name (default $WASI_HW_LATTICE or 'default')")
     p.add_argument("--user", default=os.environ.get("WASI_HW_NATS_USER"))
@@ -57,12 +60,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     nsub = n.add_subparsers(dest="node_command", metavar="ACTION")
     p = nsub.add_parser("run", help="join a lattice and run what its registry assigns here")
     _common(p, nats_default=False)
-    p.add_argument("--name", help="this node's name (default: the kernel file's, else the host name)")
+    p.add_argument(
+        "--name", help="this node's name (default: the kernel file's, else the host name)"
+    )
     p.add_argument("--kernel", type=Path, help="kernel file: [kernel] nats/name/lattice and "
                    "the node's devices ([[sim.*]], usbip)")
     p.add_argument("--cache-dir", type=Path, help="AoT cache directory")
     p.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats")
-    p.add_argument("--ttl", type=float, default=4.0, help="seconds of silence before the node is lost")
+    p.add_argument(
+        "--ttl", type=float, default=4.0, help="seconds of silence before the node is lost"
+    )
     p.add_argument("--arch", help="advertise this architecture (default: this machine's)")
     p.add_argument("--checkpoint", type=float, default=0.0, help="snapshot stateful modules "
                    "every this many seconds (resumed from after a node loss; 0: never)")
@@ -79,7 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bus", help="on a node with this I2C bus, e.g. i2c-1")
     p.add_argument("--usb", help="on a node with this USB device, VID:PID e.g. 1209:0001")
     p.add_argument("--arch", help="on a node of this architecture, e.g. aarch64")
-    p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for it to run (0: don't)")
+    p.add_argument(
+        "--wait", type=float, default=10.0, help="seconds to wait for it to run (0: don't)"
+    )
     p.set_defaults(func=_deploy)
     p = fsub.add_parser("ls", help="nodes and modules")
     _common(p)
@@ -108,7 +117,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--port", type=int, default=4222, help="NATS client port on 127.0.0.1")
     p.add_argument("--lattice", default=os.environ.get("WASI_HW_LATTICE") or "default")
-    p.add_argument("--dir", type=Path, help="work directory (store, node files); default a temp dir")
+    p.add_argument(
+        "--dir", type=Path, help="work directory (store, node files); default a temp dir"
+    )
     p.set_defaults(func=_up)
     p = fsub.add_parser("bench", help="fleet benchmarks on a local nats-server and 3 nodes")
     p.add_argument("--quick", action="store_true", help="few rounds: proves it runs")
@@ -189,7 +200,9 @@ def _deploy(args: argparse.Namespace) -> int:
 
     async def go(m: Any) -> None:
         rec = await m.deploy(args.manifest, rule)
-        print(f"deployed {rec['name']} (wasm {rec['wasm'][:12]}…) to {rec['node']} at epoch {rec['epoch']}")
+        print(
+            f"deployed {rec['name']} (wasm {rec['wasm'][:12]}…) to {rec['node']} at epoch {rec['epoch']}"
+        )
         if args.wait > 0:
             await _wait(m, rec["name"], running_on(rec["node"]), args.wait)
             print(f"{rec['name']} is running on {rec['node']}")
@@ -204,9 +217,11 @@ async def _wait(m: Any, name: str, pred: Any, timeout: float) -> dict:
     except TimeoutError:
         st = (await m.listing())["modules"]
         mine = next((x for x in st if x["name"] == name), {})
-        raise UserError(f"{name} did not reach the state in {timeout} s: record "
-                        f"{json.dumps({k: mine.get(k) for k in ('node', 'epoch', 'note', 'move')})}, "
-                        f"status {json.dumps(mine.get('status'))}") from None
+        raise UserError(
+            f"{name} did not reach the state in {timeout} s: record "
+            f"{json.dumps({k: mine.get(k) for k in ('node', 'epoch', 'note', 'move')})}, "
+            f"status {json.dumps(mine.get('status'))}"
+        ) from None
 
 
 def _ls(args: argparse.Namespace) -> int:
@@ -219,7 +234,9 @@ def _ls(args: argparse.Namespace) -> int:
         print(f"{n['name']:<14}{n.get('state', '?'):<8}{n.get('arch', '?'):<9}"
               f"{','.join(n.get('buses', [])) or '-':<16}{','.join(n.get('usb', [])) or '-'}")
     print()
-    print(f"{'MODULE':<14}{'NODE':<14}{'STATE':<12}{'EPOCH':>5} {'RESTARTS':>8}  LAST REPORT / NOTE")
+    print(
+        f"{'MODULE':<14}{'NODE':<14}{'STATE':<12}{'EPOCH':>5} {'RESTARTS':>8}  LAST REPORT / NOTE"
+    )
     for mod in listing["modules"]:
         st = mod.get("status") or {}
         state = st.get("state") or ("stopped" if mod.get("desired") != "running"

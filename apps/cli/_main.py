@@ -20,8 +20,21 @@ from wasi_hw import HwError, UserError
 from wasi_hw.witx import WitxError
 
 from ..reference import DriverError
-from . import (_bench, _build, _devices, _fleet, _gen, _imc, _new, _parity, _run, _system,
-               _trace, _usbip, _witx)
+from . import (
+    _bench,
+    _build,
+    _devices,
+    _fleet,
+    _gen,
+    _imc,
+    _new,
+    _parity,
+    _run,
+    _system,
+    _trace,
+    _usbip,
+    _witx,
+)
 
 __all__ = ["main", "COMMANDS"]
 

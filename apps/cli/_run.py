@@ -34,15 +34,27 @@ from pathlib import Path
 from typing import Any
 
 from wasi_hw import UserError
-from wasi_hw.kernel import (AotCache, AuditLog, Backends, Kernel, KernelEngine, SimDevice,
-                            adhoc_manifest, inspect_wasm, load_kernel_file, load_manifest,
-                            parse_usbip, run_driver, stop_on_signals)
+from wasi_hw.kernel import (
+    AotCache,
+    AuditLog,
+    Backends,
+    Kernel,
+    KernelEngine,
+    adhoc_manifest,
+    inspect_wasm,
+    load_kernel_file,
+    load_manifest,
+    parse_usbip,
+    run_driver,
+    stop_on_signals,
+)
 
-from .._backends import (parse_sim_spec, plan_backends, real_backends, sim_i2c, sim_usb,
-                         usbip_usb)
+from .._backends import parse_sim_spec, plan_backends, real_backends, sim_i2c, sim_usb, usbip_usb
 from .._build import build, find_root
 from .._journal import LogStyle
-from ._argtypes import address as _addr, key_value as _kv, positive as _positive
+from ._argtypes import address as _addr
+from ._argtypes import key_value as _kv
+from ._argtypes import positive as _positive
 
 __all__ = ["register"]
 
@@ -214,7 +226,9 @@ def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: boo
             line = f"{ev.driver:<{width}}  [{level}] {message}"
         elif ev.kind == "state":
             level = {"quarantined": "error", "backoff": "warn"}.get(ev.data, "info")
-            line = f"{ev.driver:<{width}}  state {ev.data}" + (f" — {ev.detail}" if ev.detail else "")
+            line = f"{ev.driver:<{width}}  state {ev.data}" + (
+                f" — {ev.detail}" if ev.detail else ""
+            )
         else:
             level = "error" if ev.kind == "error" else "info"
             line = f"{ev.driver:<{width}}  {ev.kind}: {ev.detail or _value_text(ev.data)}"
@@ -379,14 +393,24 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     with KernelEngine() as engine:
         info = _wasm_error(args.wasm, lambda: inspect_wasm(wasm, AotCache(engine, args.cache_dir)))
     if args.json:
-        print(json.dumps({
-            "imports": [{"module": m, "name": n, "signature": s, "known": k} for m, n, s, k in info.imports],
-            "exports": [{"name": n, "signature": s} for n, s in info.exports],
-            "capabilities": info.capabilities,
-            "compile_ms": info.compile_s * 1000, "cache_load_ms": info.cache_load_s * 1000,
-            "instantiate_ms": None if info.instantiate_s is None else info.instantiate_s * 1000,
-            "problems": info.problems,
-        }))
+        print(
+            json.dumps(
+                {
+                    "imports": [
+                        {"module": m, "name": n, "signature": s, "known": k}
+                        for m, n, s, k in info.imports
+                    ],
+                    "exports": [{"name": n, "signature": s} for n, s in info.exports],
+                    "capabilities": info.capabilities,
+                    "compile_ms": info.compile_s * 1000,
+                    "cache_load_ms": info.cache_load_s * 1000,
+                    "instantiate_ms": None
+                    if info.instantiate_s is None
+                    else info.instantiate_s * 1000,
+                    "problems": info.problems,
+                }
+            )
+        )
         return _problems(args.wasm, info.problems)
     print(f"{args.wasm} ({len(wasm)} bytes)")
     print("imports:")

@@ -20,8 +20,14 @@ import sys
 from pathlib import Path
 
 from wasi_hw import UserError
-from wasi_hw.host import (ReplayDivergence, TraceWriter, format_record, read_trace, recording,
-                          replaying)
+from wasi_hw.host import (
+    ReplayDivergence,
+    TraceWriter,
+    format_record,
+    read_trace,
+    recording,
+    replaying,
+)
 
 __all__ = ["register"]
 

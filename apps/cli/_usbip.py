@@ -16,8 +16,7 @@ import re
 import threading
 
 from wasi_hw import HwError, UserError
-from wasi_hw.host import (UsbipServer, UsbipUsbBackend, device_models, parse_device_spec,
-                          speed_name)
+from wasi_hw.host import UsbipServer, UsbipUsbBackend, device_models, parse_device_spec, speed_name
 from wasi_hw.host.usbdevices import MassStorage
 
 from ._argtypes import port

@@ -25,14 +25,26 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from wasi_hw import UserError
-from wasi_hw.host import (RecordingI2cBackend, RecordingUsbBackend, ReplayI2cBackend,
-                          ReplayUsbBackend, SimI2cBackend, SimUsbBackend, Trace, TraceWriter,
-                          VirtualClock, device_models, parse_device_spec, read_trace)
+from wasi_hw.host import (
+    RecordingI2cBackend,
+    RecordingUsbBackend,
+    ReplayI2cBackend,
+    ReplayUsbBackend,
+    SimI2cBackend,
+    SimUsbBackend,
+    Trace,
+    TraceWriter,
+    VirtualClock,
+    device_models,
+    parse_device_spec,
+    read_trace,
+)
 from wasi_hw.kernel import AuditLog, Backends, adhoc_manifest, load_manifest, run_driver
 
 from . import _script

@@ -8,8 +8,8 @@ machine has no Rust wasm toolchain.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

@@ -12,8 +12,9 @@ that answers ``devices()``, described by device models (ids ``sim:1``, ``sim:2``
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from types import SimpleNamespace
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from wasi_hw.host import Read, Trace, Write, read_trace
 
@@ -104,8 +105,10 @@ def i2c_trace(items: Iterable[dict], bus: str) -> Trace:
     records = []
     for n, item in enumerate(items):
         if not isinstance(item, dict) or item.get("op") != "i2c.transaction":
-            raise TypeError(f"expect_i2c item {n}: {item!r} is not an I2C expectation "
-                            "(use wasi_hw.apps.testing.i2c.write / read / write_read / transaction)")
+            raise TypeError(
+                f"expect_i2c item {n}: {item!r} is not an I2C expectation "
+                "(use wasi_hw.apps.testing.i2c.write / read / write_read / transaction)"
+            )
         rec = {k: v for k, v in item.items() if k != "_bus"}
         rec["bus"] = item.get("_bus") or bus
         records.append(rec)

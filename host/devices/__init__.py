@@ -19,11 +19,11 @@ CRC-8 (`crc8`), single-precision rounding (`f32`).
 """
 
 from ._base import I2cDevice, RegisterDevice
-from ._regmap import Register, RegisterMapDevice
 from ._bme280 import Bme280
 from ._datasheet import Bme280Calibration, bme280_compensate, crc8, f32
 from ._fault import NackAfter
 from ._hd44780 import A00_ROM, Pcf8574Hd44780
+from ._regmap import Register, RegisterMapDevice
 from ._sht3x import Sht3x
 from ._tmp102 import Tmp102
 

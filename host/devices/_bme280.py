@@ -25,8 +25,8 @@ The raw ADC values are produced by inverting the datasheet's integer compensatio
 
 from __future__ import annotations
 
-from ._datasheet import Bme280Calibration, bme280_compensate
 from ._base import RegisterDevice
+from ._datasheet import Bme280Calibration, bme280_compensate
 
 __all__ = ["Bme280"]
 

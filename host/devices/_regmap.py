@@ -24,8 +24,9 @@ The wire contract underneath is `I2cDevice`'s (``start`` / ``write`` / ``read`` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 from ._base import I2cDevice
 

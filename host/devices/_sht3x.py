@@ -20,8 +20,8 @@ repeatability).
 
 from __future__ import annotations
 
-from ._datasheet import crc8
 from ._base import I2cDevice
+from ._datasheet import crc8
 
 __all__ = ["Sht3x"]
 

@@ -79,11 +79,17 @@ def test_sim_parameters_reach_the_model(wasm, capsys):
     assert abs(reading["humidity_pct"] - 70) < 0.1
 
 
-@pytest.mark.parametrize("spec, fragment", [
-    ("bme280(temprature_c=3)@0x76", "has no parameter 'temprature_c' (did you mean temperature_c?)"),
-    ("bme280(temperature_c=hot)@0x76", "parameter temperature_c must be a number, got hot"),
-    ("bme28@0x76", "no I2C device model 'bme28' (did you mean bme280?)"),
-])
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        (
+            "bme280(temprature_c=3)@0x76",
+            "has no parameter 'temprature_c' (did you mean temperature_c?)",
+        ),
+        ("bme280(temperature_c=hot)@0x76", "parameter temperature_c must be a number, got hot"),
+        ("bme28@0x76", "no I2C device model 'bme28' (did you mean bme280?)"),
+    ],
+)
 def test_sim_mistakes_are_named(wasm, capsys, spec, fragment):
     assert main(["run", str(wasm["bme280"]), "--allow", "0x76", "--sim", spec]) == 2
     err = capsys.readouterr().err

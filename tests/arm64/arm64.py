@@ -51,9 +51,9 @@ import tarfile
 import tempfile
 import time
 import tomllib
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
 
 __all__ = ["Arm64Unavailable", "Arm64Error", "RECIPE", "recipe_hash", "enable_binfmt",
            "prepare", "install", "run", "Root"]
@@ -327,8 +327,10 @@ def run(root: Root | Path, script: str, *, timeout: float = 600, env: dict | Non
     genv = {"PATH": "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             "HOME": "/root", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
             "WASI_HW_IN_ARM64": "1", **(env or {})}
-    inner = (f"{_mounts(path, mount_srv, binds)}\n"
-             f"exec chroot '{path}' /bin/sh -c 'cd {cwd} && exec /bin/sh -c \"$WASI_HW_ARM64_SCRIPT\"'")
+    inner = (
+        f"{_mounts(path, mount_srv, binds)}\n"
+        f"exec chroot '{path}' /bin/sh -c 'cd {cwd} && exec /bin/sh -c \"$WASI_HW_ARM64_SCRIPT\"'"
+    )
     proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
                              inner], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**genv, "WASI_HW_ARM64_SCRIPT": script},

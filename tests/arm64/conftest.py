@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import arm64  # noqa: E402  (tests/arm64/arm64.py, the tooling)
+import arm64
 
 
 def pytest_configure(config):
@@ -30,9 +30,12 @@ def arm64_root(build_drivers) -> arm64.Root:
         print(f"\n*** {msg} ***", file=sys.stderr)
         pytest.skip(msg)
     info = arm64.install(root)
-    print(f"\narm64 root: {'built in %.0f s' % root.built_s if root.built_s else 'cached'}; "
-          f"project {'already installed' if info['cached'] else 'installed in %.0f s' % info['seconds']}"
-          f" (total {time.monotonic() - t0:.0f} s)", file=sys.stderr)
+    print(
+        f"\narm64 root: {'built in %.0f s' % root.built_s if root.built_s else 'cached'}; "
+        f"project {'already installed' if info['cached'] else 'installed in %.0f s' % info['seconds']}"
+        f" (total {time.monotonic() - t0:.0f} s)",
+        file=sys.stderr,
+    )
     return root
 
 

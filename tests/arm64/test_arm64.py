@@ -17,9 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
 import arm64
+import pytest
 
 #: emulated runs are slow; each run inside the root has its own timeout below this
 pytestmark = [pytest.mark.arm64, pytest.mark.timeout(3600)]
@@ -53,7 +52,9 @@ DEMO = 'D="$(python -c "import wasi_hw, os; print(os.path.dirname(wasi_hw.__file
 
 
 def _ok(r, what):
-    assert r.returncode == 0, f"{what} failed in the arm64 root:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    assert r.returncode == 0, (
+        f"{what} failed in the arm64 root:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    )
     return r
 
 
@@ -71,7 +72,9 @@ def test_demo_kernel_runs_a_round(in_root):
                     "\"$D/drivers/demo.kernel.toml\" --rounds 1 --json", timeout=900), "demo")
     events = [json.loads(line) for line in r.stdout.splitlines()]
     reports = {e["driver"] for e in events if e["event"] == "report"}
-    assert {"bme280", "sht3x", "tmp102", "lcd", "usb-echo", "hid-keyboard", "msc"} <= reports, r.stderr
+    assert {"bme280", "sht3x", "tmp102", "lcd", "usb-echo", "hid-keyboard", "msc"} <= reports, (
+        r.stderr
+    )
     assert "quarantined" not in r.stderr
 
 

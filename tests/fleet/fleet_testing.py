@@ -69,7 +69,7 @@ class Reports:
         self.items: list[tuple[str, int, Any]] = []
         self._changed = asyncio.Event()
 
-    async def subscribe(self, nc: Any, lattice: str, module: str) -> "Reports":
+    async def subscribe(self, nc: Any, lattice: str, module: str) -> Reports:
         async def cb(msg: Any) -> None:
             body = json.loads(msg.data)
             self.items.append((body["node"], body["epoch"], body["data"]))
@@ -84,7 +84,7 @@ class Reports:
                 await self._changed.wait()
         try:
             await asyncio.wait_for(run(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"reports did not reach the state in {timeout} s: "
                                  f"{self.items[-10:]}") from None
 

@@ -21,10 +21,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "kernel"), str(HERE.parent)]
 
+from imc_testing import Client, imc_manifest  # noqa: E402
+
 from wasi_hw.fleet import NatsBridge  # noqa: E402
 from wasi_hw.kernel import Backends, Kernel  # noqa: E402
 
-from imc_testing import Client, imc_manifest  # noqa: E402
 from kernel_testing import wat  # noqa: E402
 
 
@@ -83,7 +84,10 @@ def main() -> int:
             for _ in range(n):
                 mem.write(201, b"\x01")
                 inst.call("poll")
-            res = {"us": (time.perf_counter() - start) / n * 1e6, "kind": c.call(cmd["service"], payload)[0]}
+            res = {
+                "us": (time.perf_counter() - start) / n * 1e6,
+                "kind": c.call(cmd["service"], payload)[0],
+            }
         else:
             res = {"error": f"unknown op {op}"}
         res["seconds"] = time.monotonic() - t0

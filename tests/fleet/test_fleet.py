@@ -9,12 +9,10 @@ import asyncio
 import signal
 
 import pytest
+from fleet_testing import Nodes, Reports, manager, nodes_up, wait_for
 
 from wasi_hw import UserError
-from wasi_hw.fleet import Conflict, module_key, running_on, sha256
-from wasi_hw.fleet import write_counter
-
-from fleet_testing import Nodes, Reports, manager, nodes_up, wait_for
+from wasi_hw.fleet import Conflict, module_key, running_on, sha256, write_counter
 
 LATTICE = "t"
 
@@ -135,7 +133,9 @@ def test_move_refused_up_front_when_target_cannot_grant(tmp_path, nats_server, n
         rec = await m.deploy(manifest, {"bus": "i2c-1"})
         assert rec["node"] == "hw"
         before = await m.registry.get(module_key("sensor"))
-        with pytest.raises(UserError, match="cannot move sensor to bare: node bare cannot grant i2c-1"):
+        with pytest.raises(
+            UserError, match="cannot move sensor to bare: node bare cannot grant i2c-1"
+        ):
             await m.move("sensor", "bare")
         after = await m.registry.get(module_key("sensor"))
         assert after.revision == before.revision      # nothing was changed
@@ -176,7 +176,9 @@ def test_lost_node_replaced_and_stale_node_fenced(tmp_path, nats_server, nodes):
     asyncio.run(go())
 
 
-def test_update_rolls_forward_and_a_failing_version_leaves_the_old_running(tmp_path, nats_server, nodes):
+def test_update_rolls_forward_and_a_failing_version_leaves_the_old_running(
+    tmp_path, nats_server, nodes
+):
     v1 = write_counter(tmp_path / "v1", interval_ms=10)
     v2 = write_counter(tmp_path / "v2", interval_ms=10, version=2)
     bad = write_counter(tmp_path / "bad", interval_ms=10, version=3, fail_init=True)
@@ -250,7 +252,9 @@ def test_lost_node_module_resumes_from_its_last_checkpoint(tmp_path, nats_server
         reports = await Reports().subscribe(nc, LATTICE, "counter")
         assert (await m.deploy(manifest, {}))["node"] == "n1"
         # a checkpoint was stored and recorded
-        await m.wait_for_module("counter", lambda r, s: (r.get("snapshot") or "").startswith("counter/1."), 20)
+        await m.wait_for_module(
+            "counter", lambda r, s: (r.get("snapshot") or "").startswith("counter/1."), 20
+        )
         await reports.until(lambda items: len(items) >= 30)
         nodes.kill("n1")                                   # SIGKILL: no goodbye
         await m.wait_for_module("counter", running_on("n2"), 20)
@@ -258,7 +262,10 @@ def test_lost_node_module_resumes_from_its_last_checkpoint(tmp_path, nats_server
         last_n1 = max(d["n"] for n, _, d in reports.items if n == "n1")
         first_n2 = next(d for n, _, d in reports.items if n == "n2")
         # resumed from a checkpoint: not from scratch, and never ahead of what n1 reached
-        assert 1 < first_n2["n"] <= last_n1 + 1 and first_n2["g"] == first_n2["n"], (first_n2, last_n1)
+        assert 1 < first_n2["n"] <= last_n1 + 1 and first_n2["g"] == first_n2["n"], (
+            first_n2,
+            last_n1,
+        )
         rec = (await m.registry.get(module_key("counter"))).value
         assert "from its last snapshot" in rec["note"]
         await nc.close()

@@ -7,13 +7,10 @@ import asyncio
 import subprocess
 import sys
 
-import pytest
-
-from wasi_hw.fleet import Manager, connect, module_key, running_on
-from wasi_hw.fleet import write_counter
-
 from fleet_testing import Nodes, Reports, nodes_up, wait_for
 from nats_testing import wait_leaf_connected
+
+from wasi_hw.fleet import Manager, connect, module_key, running_on, write_counter
 
 LATTICE = "f"
 
@@ -148,7 +145,17 @@ def test_credentials_required(tmp_path, nats_factory):
     plain = f"nats://127.0.0.1:{server.port}"
     manifest = write_counter(tmp_path / "mod", interval_ms=50)
     nodes = Nodes(tmp_path, plain, LATTICE)
-    env_cmd = [sys.executable, "-m", "wasi_hw", "fleet", "ls", "--nats", plain, "--lattice", LATTICE]
+    env_cmd = [
+        sys.executable,
+        "-m",
+        "wasi_hw",
+        "fleet",
+        "ls",
+        "--nats",
+        plain,
+        "--lattice",
+        LATTICE,
+    ]
     out = subprocess.run(env_cmd, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "cannot connect to NATS" in out.stderr
     assert "Traceback" not in out.stderr

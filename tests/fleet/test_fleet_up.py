@@ -69,7 +69,9 @@ def test_readme_fleet_flow(tmp_path, build_drivers):
         for line in lines[1:]:
             cmd = line.split("  #")[0].strip()
             if cmd.startswith("kill "):
-                pid_file = Path(re.search(r"cat (\S+)\)", cmd).group(1).replace("/tmp/wasihw-fleet", str(work)))
+                pid_file = Path(
+                    re.search(r"cat (\S+)\)", cmd).group(1).replace("/tmp/wasihw-fleet", str(work))
+                )
                 os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
                 async def replaced():

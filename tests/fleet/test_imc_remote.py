@@ -12,8 +12,7 @@ import threading
 import time
 
 import pytest
-
-from nats_testing import KernelNode, wait_leaf_connected
+from nats_testing import KernelNode
 
 PROVIDER = {"name": "provider", "wat": "imc_echo", "imc": {"offer": ["echo"]}}
 CLIENT = {"name": "client", "wat": "imc_client", "imc": {"call": ["echo", "ghost"]}}
@@ -35,7 +34,9 @@ def nodes():
 
 
 def served(node) -> int:
-    return struct.unpack("<I", bytes.fromhex(node(op="peek", module="provider", addr=20, n=4)["data"]))[0]
+    return struct.unpack(
+        "<I", bytes.fromhex(node(op="peek", module="provider", addr=20, n=4)["data"])
+    )[0]
 
 
 def call(node, data="1068", **kw):
@@ -59,7 +60,9 @@ def test_no_provider_is_unavailable_fast(nats_server, nodes):
 
 
 def test_denials_are_audited_on_both_sides(nats_server, nodes):
-    provider = nodes(nats_server.url, dict(PROVIDER, imc={"offer": ["echo"], "callers": ["someone"]}))
+    provider = nodes(
+        nats_server.url, dict(PROVIDER, imc={"offer": ["echo"], "callers": ["someone"]})
+    )
     client = nodes(nats_server.url, dict(CLIENT, imc={"call": ["echo"]}))
     assert call(client)["kind"] == "access"
     entries = provider(op="audit", module="provider")["entries"]
@@ -106,7 +109,9 @@ def test_provider_killed_mid_call_ends_in_timeout(nats_server, nodes):
     client = nodes(nats_server.url, CLIENT)
     assert call(client)["kind"] == "success"
     result = {}
-    t = threading.Thread(target=lambda: result.update(call(client, data="fd")))  # loops in imc_serve
+    t = threading.Thread(
+        target=lambda: result.update(call(client, data="fd"))
+    )  # loops in imc_serve
     t.start()
     time.sleep(0.03)
     provider.kill()

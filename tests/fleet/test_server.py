@@ -9,7 +9,6 @@ import socket
 import pytest
 
 from wasi_hw.fleet import NatsServer, NatsServerError
-from nats_testing import wait_leaf_connected
 
 
 def _open(port: int) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 import wasi_hw.apps.cli._devices as cli
 from wasi_hw.apps.cli import main
 

@@ -15,8 +15,16 @@ from pathlib import Path
 import pytest
 
 from wasi_hw import HwError
-from wasi_hw.host import (BUILTIN_MODELS, DeviceModels, DeviceSpecError, Read, SimI2cBackend,
-                          Write, device_models, parse_device_spec)
+from wasi_hw.host import (
+    BUILTIN_MODELS,
+    DeviceModels,
+    DeviceSpecError,
+    Read,
+    SimI2cBackend,
+    Write,
+    device_models,
+    parse_device_spec,
+)
 from wasi_hw.host.usbdevices import Setup, Stall
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "device-models.md"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from wasi_hw.host import ReplayI2cBackend, read_trace
 from wasi_hw.apps.reference import Bme280Driver, Sht3xDriver
+from wasi_hw.host import ReplayI2cBackend, read_trace
 
 REPO = Path(__file__).resolve().parents[2]
 TRACES = REPO / "tests/fixtures/traces"
@@ -57,8 +57,8 @@ def test_compiled_driver_replays_the_trace(name):
     wasm = REPO / "build/wasm" / f"{chip}.wasm"
     if not wasm.exists():
         pytest.skip(f"{wasm.relative_to(REPO)} not built (wasi-hw build)")
-    from wasi_hw.kernel._hosts import Backends
     from wasi_hw.kernel import adhoc_manifest, run_driver
+    from wasi_hw.kernel._hosts import Backends
 
     trace, readings, bus = _expected(name)
     replay = ReplayI2cBackend(trace)
@@ -113,9 +113,9 @@ def test_compiled_usb_driver_replays_the_trace(name):
     if not wasm.exists():
         pytest.skip("build/wasm/usb-echo.wasm not built (wasi-hw build)")
     from wasi_hw.host import ReplayUsbBackend, VirtualClock
+    from wasi_hw.kernel import run_driver
     from wasi_hw.kernel._hosts import Backends
     from wasi_hw.kernel._manifest import load_manifest
-    from wasi_hw.kernel import run_driver
 
     trace = read_trace(TRACES / f"{name}.cbor")
     readings = trace.header["meta"]["readings"]

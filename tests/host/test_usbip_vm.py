@@ -191,8 +191,8 @@ def _assert_msc_driver_matches_sim(out: dict) -> None:
     msc.wasm --backends sim,pyusb` on that disk (usb-storage now detached, so
     detach_kernel_driver answers not_found on both legs): the whole normalised USB trace —
     every CBW, data and CSW byte — readings and outcome equal."""
-    from wasi_hw.host import VirtualClock
     from wasi_hw.apps import sim_usb
+    from wasi_hw.host import VirtualClock
     from wasi_hw.kernel import Backends, SimDevice, load_manifest, run_driver
 
     root = Path(__file__).resolve().parents[2]

@@ -17,10 +17,10 @@ from types import MappingProxyType
 import pytest
 
 from wasi_hw.apps.cli import main
+from wasi_hw.apps.reference import Bme280Driver, Sht3xDriver
 from wasi_hw.host import RealClock, SimI2cBackend
 from wasi_hw.host.devices import Bme280, Pcf8574Hd44780, Sht3x, Tmp102
 from wasi_hw.kernel import Backends, I2cGrant, Kernel, load_manifest, run_driver
-from wasi_hw.apps.reference import Bme280Driver, Sht3xDriver
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVERS = ("bme280", "sht3x", "tmp102", "hd44780")

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from wasi_hw.apps.cli import main
+
 from kernel_testing import wat
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from wasi_hw.kernel import LoadError
 from wasi_hw.kernel._manifest import RegisterRange
+
 from kernel_testing import manifest, reports, states, wat
 
 FAULT, ACCESS, INVALID, BAD_HANDLE, NO_MEM = 12, 9, 11, 13, 14

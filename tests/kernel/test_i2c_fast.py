@@ -14,13 +14,11 @@ import threading
 import pytest
 import wasmtime
 
-from wasi_hw.apps import _bench as B
 from wasi_hw._bindings import _wasi_i2c as abi
-from wasi_hw._memory import GuestMemory
+from wasi_hw.apps import _bench as B
 from wasi_hw.host import SimI2cBackend
 from wasi_hw.host.devices import Bme280
-from wasi_hw.kernel import Backends, I2cGrant
-from wasi_hw.kernel import _native
+from wasi_hw.kernel import Backends, I2cGrant, _native
 from wasi_hw.kernel._i2c_fast import fused_i2c
 from wasi_hw.kernel._manifest import RegisterRange
 from wasi_hw.kernel._policy import make_fail

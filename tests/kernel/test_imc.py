@@ -6,10 +6,10 @@ import threading
 import time
 
 import pytest
+from imc_testing import Client, imc_manifest
 
 from wasi_hw.kernel import Backends, Kernel
 
-from imc_testing import Client, imc_manifest
 from kernel_testing import wat
 
 
@@ -78,7 +78,9 @@ def test_payload_above_max_transfer_is_no_mem(imc_kernel):
 
 
 @pytest.mark.parametrize("first, why", [(0xFF, "trap"), (0xFD, "deadline")])
-def test_provider_fault_is_an_error_to_the_caller_and_a_fault_of_the_provider(imc_kernel, first, why):
+def test_provider_fault_is_an_error_to_the_caller_and_a_fault_of_the_provider(
+    imc_kernel, first, why
+):
     client = _pair(imc_kernel)
     assert client.call("echo", bytes([first]))[0] == "provider_failed"
     assert imc_kernel.slots["client"].state == "running"
@@ -87,7 +89,10 @@ def test_provider_fault_is_an_error_to_the_caller_and_a_fault_of_the_provider(im
     end = time.monotonic() + 5
     while time.monotonic() < end:
         imc_kernel.step()
-        if imc_kernel.slots["provider"].restarts and imc_kernel.slots["provider"].state == "running":
+        if (
+            imc_kernel.slots["provider"].restarts
+            and imc_kernel.slots["provider"].state == "running"
+        ):
             break
         time.sleep(0.001)
     slot = imc_kernel.slots["provider"]

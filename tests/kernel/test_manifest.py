@@ -239,20 +239,43 @@ def test_imc_table(tmp_path):
     m = load_manifest(write(tmp_path, IMC))
     assert m.imc.call == frozenset({"bme280.reading", "sht3x.reading"})
     assert m.imc.offer == frozenset({"comfort.now"}) and m.imc.callers == frozenset({"gateway"})
-    assert m.imc.publish == frozenset({"dewpoint"}) and m.imc.subscribe == frozenset({"bme280.alarm"})
-    assert load_manifest(write(tmp_path, 'name = "x"\nwasm = "x.wasm"\n', "x.toml")).imc.callers is None
+    assert m.imc.publish == frozenset({"dewpoint"}) and m.imc.subscribe == frozenset(
+        {"bme280.alarm"}
+    )
+    assert (
+        load_manifest(write(tmp_path, 'name = "x"\nwasm = "x.wasm"\n', "x.toml")).imc.callers
+        is None
+    )
 
 
-@pytest.mark.parametrize("old, new, line, fragment", [
-    ('call = ["bme280.reading", "sht3x.reading"]', 'call = ["Bme280"]', 7, "is not a service name"),
-    ('call = ["bme280.reading", "sht3x.reading"]', 'call = ["a.>"]', 7, "is not a service name"),
-    ('subscribe = ["bme280.alarm"]', 'subscribe = ["alarm"]', 9, "must name the publisher"),
-    ('publish = ["dewpoint"]', 'publish = ["dewpoint", "dewpoint"]', 8, "lists a name twice"),
-    ('callers = ["gateway"]', 'callers = ["no such"]', 6, "is not a module name"),
-    ('publish = ["dewpoint"]', 'publish = "dewpoint"', 8, "must be a list"),
-    ('subscribe = ["bme280.alarm"]', 'subscribe = ["bme280.alarm"]\nlisten = ["x"]', 10, "unknown key 'listen'"),
-    ('offer = ["comfort.now"]', 'offer = []', 6, "imc.offer is empty"),
-])
+@pytest.mark.parametrize(
+    "old, new, line, fragment",
+    [
+        (
+            'call = ["bme280.reading", "sht3x.reading"]',
+            'call = ["Bme280"]',
+            7,
+            "is not a service name",
+        ),
+        (
+            'call = ["bme280.reading", "sht3x.reading"]',
+            'call = ["a.>"]',
+            7,
+            "is not a service name",
+        ),
+        ('subscribe = ["bme280.alarm"]', 'subscribe = ["alarm"]', 9, "must name the publisher"),
+        ('publish = ["dewpoint"]', 'publish = ["dewpoint", "dewpoint"]', 8, "lists a name twice"),
+        ('callers = ["gateway"]', 'callers = ["no such"]', 6, "is not a module name"),
+        ('publish = ["dewpoint"]', 'publish = "dewpoint"', 8, "must be a list"),
+        (
+            'subscribe = ["bme280.alarm"]',
+            'subscribe = ["bme280.alarm"]\nlisten = ["x"]',
+            10,
+            "unknown key 'listen'",
+        ),
+        ('offer = ["comfort.now"]', 'offer = []', 6, "imc.offer is empty"),
+    ],
+)
 def test_imc_errors_are_located(tmp_path, old, new, line, fragment):
     with pytest.raises(ManifestError) as info:
         load_manifest(write(tmp_path, IMC.replace(old, new)))

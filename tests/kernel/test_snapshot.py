@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 import wasmtime
 
-from wasi_hw.kernel import Backends, Kernel, LoadError, Snapshot, load_manifest, migratable
 from wasi_hw.fleet import write_counter
+from wasi_hw.kernel import Backends, Kernel, LoadError, Snapshot, load_manifest, migratable
 
 
 def _reports(events):

@@ -8,9 +8,8 @@ import tempfile
 import pytest
 import wasmtime
 
-from wasi_hw.apps import _bench as B
 from wasi_hw._bindings import _wasi_usb as abi
-from wasi_hw._memory import GuestMemory
+from wasi_hw.apps import _bench as B
 from wasi_hw.host import SimUsbBackend
 from wasi_hw.kernel import Backends, UsbGrant, _native
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 import pytest
 
 from wasi_hw import UserError
-from wasi_hw.host import UsbipUsbBackend
 from wasi_hw.apps import plan_backends
-from wasi_hw.kernel import load_kernel_file
-from wasi_hw.kernel import parse_usbip
+from wasi_hw.host import UsbipUsbBackend
+from wasi_hw.kernel import load_kernel_file, parse_usbip
 
 MANIFEST = """\
 name = "echo"

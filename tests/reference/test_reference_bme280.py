@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from wasi_hw import HwError
-from wasi_hw.host import Read, SimI2cBackend, Write
-from wasi_hw import HwError
 from wasi_hw.apps.reference import Bme280Driver, DriverError, measurement_time_us
+from wasi_hw.host import Read, SimI2cBackend, Write
 from wasi_hw.host.devices import Bme280, Bme280Calibration, NackAfter, bme280_compensate, f32
 
 

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from wasi_hw import HwError
-from wasi_hw.host import Read, SimI2cBackend, Write
-from wasi_hw.host.devices import Sht3x
 from wasi_hw.apps.reference import DriverError, Sht3xDriver
-from wasi_hw.host.devices import crc8
+from wasi_hw.host import Read, SimI2cBackend, Write
+from wasi_hw.host.devices import Sht3x, crc8
 
 
 def setup(repeatability="high", **env):

@@ -183,8 +183,8 @@ def _trace_on_stub():
     import base64
     import io
 
-    from wasi_hw.host import RecordingI2cBackend, Smbus2I2cBackend, TraceWriter
     from wasi_hw.apps.reference import Bme280Driver
+    from wasi_hw.host import RecordingI2cBackend, Smbus2I2cBackend, TraceWriter
 
     buf = io.BytesIO()
     bus = results["stub_bus"]
@@ -252,9 +252,9 @@ def _usb_echo_driver():
 
     wasm_path("usb-echo")
     from wasi_hw.host import PyusbUsbBackend, RealClock, RecordingUsbBackend, TraceWriter
+    from wasi_hw.kernel import run_driver
     from wasi_hw.kernel._hosts import Backends
     from wasi_hw.kernel._manifest import load_manifest
-    from wasi_hw.kernel import run_driver
 
     manifest = load_manifest(os.path.join(REPO, "drivers/usb-echo/manifest.toml"))
     buf = io.BytesIO()

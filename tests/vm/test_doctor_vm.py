@@ -29,7 +29,11 @@ echo ---
         return {c["name"]: c for c in map(json.loads, text.splitlines()[:-1])}, text.split()[-1]
 
     b, rc = checks(before)
-    assert rc == "rc=1" and b["i2c-dev"]["status"] == "fail" and "modprobe i2c-dev" in b["i2c-dev"]["fix"]
+    assert (
+        rc == "rc=1"
+        and b["i2c-dev"]["status"] == "fail"
+        and "modprobe i2c-dev" in b["i2c-dev"]["fix"]
+    )
     assert b["vhci-hcd"]["status"] == "info" and b["engine"]["status"] == "ok"
     a, rc = checks(after)
     assert rc == "rc=0", after

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-import vm
 from wasi_hw.host.devices import Bme280Calibration, bme280_compensate
+
+import vm
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
@@ -267,8 +268,8 @@ def test_trace_recorded_on_the_real_kernel_replays_on_the_host(checks):
     recorded; replaying that trace here gives the driver the same answers."""
     import base64
 
-    from wasi_hw.host import ReplayI2cBackend, read_trace
     from wasi_hw.apps.reference import Bme280Driver
+    from wasi_hw.host import ReplayI2cBackend, read_trace
 
     out = _ok(checks["trace_on_stub"])
     trace = read_trace(base64.b64decode(out["trace"]))
@@ -314,9 +315,9 @@ def test_compiled_usb_driver_over_vhci_and_its_trace_replays(checks):
     import cbor2
 
     from wasi_hw.host import ReplayUsbBackend, VirtualClock, read_trace
+    from wasi_hw.kernel import run_driver
     from wasi_hw.kernel._hosts import Backends
     from wasi_hw.kernel._manifest import load_manifest
-    from wasi_hw.kernel import run_driver
 
     out = _ok(checks["usb_driver"])
     readings = cbor2.loads(base64.b64decode(out["readings_cbor"]))

@@ -24,7 +24,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wasi_hw.witx import (
-    EnumType, RecordType, VariantType, WitxError, field_offsets, layout, load, lower_document,
+    EnumType,
+    RecordType,
+    VariantType,
+    WitxError,
+    field_offsets,
+    layout,
+    load,
+    lower_document,
     payload_offset,
     underlying,
 )

@@ -28,8 +28,21 @@ import re
 from pathlib import Path
 
 from wasi_hw.witx import (
-    Builtin, EnumType, FlagsType, HandleType, ListType, PointerType, RecordType, StringType,
-    VariantType, WitxError, load, lower_document, parse, representable, underlying,
+    Builtin,
+    EnumType,
+    FlagsType,
+    HandleType,
+    ListType,
+    PointerType,
+    RecordType,
+    StringType,
+    VariantType,
+    WitxError,
+    load,
+    lower_document,
+    parse,
+    representable,
+    underlying,
 )
 from wasi_hw.witx._sexpr import SAtom, SList, read_sexprs
 

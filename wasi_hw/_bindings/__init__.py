@@ -7,11 +7,7 @@
 
 from __future__ import annotations
 
-from . import _wasi_driver
-from . import _wasi_i2c
-from . import _wasi_imc
-from . import _wasi_usb
-
+from . import _wasi_driver, _wasi_i2c, _wasi_imc, _wasi_usb
 from ._wasi_driver import WasiDriver
 from ._wasi_i2c import WasiI2c
 from ._wasi_imc import WasiImc

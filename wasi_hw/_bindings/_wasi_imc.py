@@ -13,10 +13,21 @@ import typing
 
 from .._errors import HwError
 from .._memory import GuestMemory, GuestRegion
-from .._shimlib import (host_method, read_array as _read_array,
-                        read_bytes as _read_bytes, utf8)
+from .._shimlib import host_method, utf8
 
-__all__ = ['ERRNO', 'IMPORTS', 'ImcErrno', 'MODULE', 'ServiceId', 'Size', 'Subscription', 'TimeoutMs', 'Timestamp', 'WasiImc', 'bind']
+__all__ = [
+    'ERRNO',
+    'IMPORTS',
+    'ImcErrno',
+    'MODULE',
+    'ServiceId',
+    'Size',
+    'Subscription',
+    'TimeoutMs',
+    'Timestamp',
+    'WasiImc',
+    'bind',
+]
 
 _S0 = struct.Struct('<I')
 
@@ -82,14 +93,33 @@ Subscription = int
 
 ServiceId = int
 
-ERRNO: dict[str, int] = {'success': 0, 'invalid_argument': 1, 'fault': 2, 'too_large': 3, 'unavailable': 4, 'timeout': 5, 'access': 6, 'provider_failed': 7, 'no_mem': 8, 'bad_handle': 9, 'other': 10}
+ERRNO: dict[str, int] = {
+    'success': 0,
+    'invalid_argument': 1,
+    'fault': 2,
+    'too_large': 3,
+    'unavailable': 4,
+    'timeout': 5,
+    'access': 6,
+    'provider_failed': 7,
+    'no_mem': 8,
+    'bad_handle': 9,
+    'other': 10,
+}
 """Case name → value of `$imc_errno`, the errno of every function."""
 
 
 class WasiImc(typing.Protocol):
-    """What a host implements for `wasi_imc`: lifted arguments in, lifted result out; failures raise `HwError(kind)`."""
+    """What a host implements for `wasi_imc`: lifted arguments in, lifted result out; failures raise
+    `HwError(kind)`."""
 
-    def call(self, service: str, request: GuestRegion, response: GuestRegion, timeout_ms: int) -> int:
+    def call(
+        self,
+        service: str,
+        request: GuestRegion,
+        response: GuestRegion,
+        timeout_ms: int,
+    ) -> int:
         """Call service `service` with the `request_len` bytes at `request`; the
         reply is copied into `response` and its length returned. `timeout_ms` 0
         means the caller's own deadline (`limits.deadline_ms`); no call waits
@@ -148,7 +178,16 @@ def bind(host: typing.Any, mem: GuestMemory,
     h_receive = _method(host, 'receive')
     h_offer = _method(host, 'offer')
 
-    def call(service_ptr, service_len, request, request_len, response, response_len, timeout_ms, ret):
+    def call(
+        service_ptr,
+        service_len,
+        request,
+        request_len,
+        response,
+        response_len,
+        timeout_ms,
+        ret,
+    ):
         try:
             _pin()
             _check(ret, 4)

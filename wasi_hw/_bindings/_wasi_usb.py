@@ -16,7 +16,27 @@ from .._errors import HwError
 from .._memory import GuestMemory, GuestRegion
 from .._shimlib import host_method, utf8
 
-__all__ = ['ConfigValue', 'Device', 'DeviceHandle', 'DeviceInfo', 'ERRNO', 'Filter', 'FilterFlags', 'HotplugEvent', 'HotplugKind', 'IMPORTS', 'IsoPacket', 'MODULE', 'Size', 'Speed', 'TimeoutMs', 'Timestamp', 'UsbErrno', 'WasiUsb', 'bind']
+__all__ = [
+    'ConfigValue',
+    'Device',
+    'DeviceHandle',
+    'DeviceInfo',
+    'ERRNO',
+    'Filter',
+    'FilterFlags',
+    'HotplugEvent',
+    'HotplugKind',
+    'IMPORTS',
+    'IsoPacket',
+    'MODULE',
+    'Size',
+    'Speed',
+    'TimeoutMs',
+    'Timestamp',
+    'UsbErrno',
+    'WasiUsb',
+    'bind',
+]
 
 _S0 = struct.Struct('<BBHH2xII')
 _S1 = struct.Struct('<BBBBHHBBBB')

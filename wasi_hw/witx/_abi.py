@@ -27,8 +27,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._ast import (
-    Builtin, Document, EnumType, FlagsType, Function, HandleType, ListType, Module, Param,
-    PointerType, RecordType, StringType, TypeName, TypeRef, VariantType, underlying,
+    Builtin,
+    Document,
+    EnumType,
+    FlagsType,
+    Function,
+    HandleType,
+    ListType,
+    Module,
+    Param,
+    PointerType,
+    RecordType,
+    StringType,
+    TypeName,
+    TypeRef,
+    VariantType,
+    underlying,
 )
 from ._errors import WitxError
 

@@ -26,13 +26,29 @@ single source with the same checks.
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ._ast import (
-    INT_REPRS, Builtin, Case, Constant, Document, EnumType, Field, FlagsType, Function,
+    INT_REPRS,
+    Builtin,
+    Case,
+    Constant,
+    Document,
+    EnumType,
+    Field,
+    FlagsType,
+    Function,
     HandleType,
-    ListType, Module, Param, PointerType, RecordType, StringType, TypeName, TypeRef,
-    VariantType, underlying,
+    ListType,
+    Module,
+    Param,
+    PointerType,
+    RecordType,
+    StringType,
+    TypeName,
+    TypeRef,
+    VariantType,
+    underlying,
 )
 from ._errors import Location, WitxError
 from ._sexpr import SAtom, SExpr, SList, read_sexprs

@@ -19,8 +19,21 @@ crate's ``Representable``), which compare values, not names or memory layout:
 from __future__ import annotations
 
 from ._ast import (
-    INT_REPRS, Builtin, Case, EnumType, Field, FlagsType, HandleType, ListType, PointerType,
-    RecordType, StringType, Type, TypeRef, VariantType, underlying,
+    INT_REPRS,
+    Builtin,
+    Case,
+    EnumType,
+    Field,
+    FlagsType,
+    HandleType,
+    ListType,
+    PointerType,
+    RecordType,
+    StringType,
+    Type,
+    TypeRef,
+    VariantType,
+    underlying,
 )
 
 __all__ = ["representable"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from wasi_hw.host import Read, Write
 from wasi_hw.apps.testing import ScriptMismatch, i2c, usb
+from wasi_hw.host import Read, Write
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from wasi_hw.host import Read, SimI2cBackend, Write
-from wasi_hw.host.devices import Bme280
-from wasi_hw.host.devices import Bme280Calibration, bme280_compensate
+from wasi_hw.host.devices import Bme280, Bme280Calibration, bme280_compensate
 
 A = 0x76
 
