@@ -673,6 +673,8 @@ def _bench_export_call(quick: bool) -> tuple[float, dict, dict, int, str]:
     """Informational: entering ``poll`` as the kernel does (the native entry where built, else
     the ctypes unchecked call) vs `Func.__call__`; the ctypes unchecked call is kept as a
     third figure."""
+    import wasmtime
+
     from wasi_hw.host import SimI2cBackend
     from wasi_hw.host.devices import Bme280
     from wasi_hw.kernel import Backends, HostCalls, fast_path_available, load_manifest, native

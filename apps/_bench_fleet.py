@@ -124,12 +124,13 @@ async def _bench(work: Path, quick: bool, progress: Callable[[str], None]) -> li
             await m.wait_for_module(name, running_on("n1"), 60)
             gaps = []
             where = "n1"
-            for r in range(rounds):
+            for _ in range(rounds):
                 target = "n2" if where == "n1" else "n1"
-                await until(lambda: len(arrivals.get(name, ())) >= 3)
+                await until(lambda name=name: len(arrivals.get(name, ())) >= 3)
                 arrivals[name] = []
                 await m.move(name, target)
-                await until(lambda: any(n == target for _, n in arrivals[name]))
+                await until(lambda name=name, target=target:
+                            any(n == target for _, n in arrivals[name]))
                 seq = arrivals[name]
                 first = next(i for i, (_, n) in enumerate(seq) if n == target)
                 last_src = max((t for t, n in seq[:first] if n == where), default=None)
@@ -168,7 +169,7 @@ async def _bench(work: Path, quick: bool, progress: Callable[[str], None]) -> li
             data = os.urandom(size)
             await bucket.put(label, data)
             ours, theirs = [], []
-            for r in range(rounds):
+            for _ in range(rounds):
                 t0 = time.perf_counter()
                 assert await bucket.get(label) == data
                 t1 = time.perf_counter()

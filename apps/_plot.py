@@ -64,8 +64,8 @@ def plot_readings(events: Iterable[Any], path: str | Path, *, title: str = "") -
     keys = sorted(series)[:_MAX_PANELS]
     fig, axes = plt.subplots(len(keys), 1, sharex=True, squeeze=False,
                              figsize=(8, 1.6 + 1.8 * len(keys)))
-    for ax, key in zip(axes[:, 0], keys):
-        xs, ys = zip(*series[key])
+    for ax, key in zip(axes[:, 0], keys, strict=True):
+        xs, ys = zip(*series[key], strict=True)
         ax.plot(xs, ys, marker="o", markersize=3)
         ax.set_ylabel(f"{key[0]}\n{key[1]}", fontsize=8)
         ax.grid(True, alpha=0.3)

@@ -150,8 +150,8 @@ embedded-hal = "1.0"
 embedded-hal-mock = { version = "0.11", default-features = false, features = ["eh1"] }
 @WORKSPACE@"""
 
-_MANIFEST = """# @NAME@: what the driver may touch, checked before it runs (`wasi-hw run manifest.toml`).
-name = "@NAME@"
+_MANIFEST = ("# @NAME@: what the driver may touch, checked before it runs "
+             "(`wasi-hw run manifest.toml`).\n" """name = "@NAME@"
 wasm = "@WASM@"
 poll_interval_ms = 1000
 
@@ -174,7 +174,7 @@ open_handles = 1
 max_transfer = 64
 deadline_ms = 100
 report_bytes = 256
-"""
+""")
 
 _LIB = """//! @NAME@: a wasi-hw driver for an I2C chip with a 16-bit value register at 0x00.
 //!
@@ -269,8 +269,8 @@ class Sim@TYPE@(RegisterMapDevice):
         return self.value_now
 '''
 
-_TEST = '''"""@NAME@ under the wasi-hw kernel (the `wasi_hw` pytest fixture, installed with wasi-hw)."""
-
+_TEST = ('"""@NAME@ under the wasi-hw kernel (the `wasi_hw` pytest fixture, installed with '
+         'wasi-hw)."""\n' '''
 from pathlib import Path
 
 from wasi_hw.apps.testing import i2c
@@ -297,10 +297,10 @@ def test_one_write_read_per_poll(wasi_hw):
                         i2c.write_read(0x48, [0x00], [0x03, 0x04])])
     run = wasi_hw.run(polls=2)                     # fails if the traffic differs
     assert [r["raw"] for r in run.readings] == [0x0102, 0x0304]
-'''
+''')
 
-_USB_MANIFEST = """# @NAME@: what the driver may touch, checked before it runs (`wasi-hw run manifest.toml`).
-name = "@NAME@"
+_USB_MANIFEST = ("# @NAME@: what the driver may touch, checked before it runs "
+                 "(`wasi-hw run manifest.toml`).\n" """name = "@NAME@"
 wasm = "@WASM@"
 poll_interval_ms = 1000
 
@@ -321,7 +321,7 @@ open_handles = 2
 max_transfer = 64
 deadline_ms = 500
 report_bytes = 256
-"""
+""")
 
 _USB_LIB = """//! @NAME@: a wasi-hw driver for a USB device that answers on bulk IN endpoint 0x81.
 //!
@@ -431,8 +431,8 @@ class Sim@TYPE@(UsbDeviceModel):
         return bytes([self.count])
 '''
 
-_USB_TEST = '''"""@NAME@ under the wasi-hw kernel (the `wasi_hw` pytest fixture, installed with wasi-hw)."""
-
+_USB_TEST = ('"""@NAME@ under the wasi-hw kernel (the `wasi_hw` pytest fixture, installed with '
+             'wasi-hw)."""\n' '''
 from pathlib import Path
 
 from sim_@IDENT@ import Sim@TYPE@
@@ -453,4 +453,4 @@ def test_without_the_device_init_fails(wasi_hw):
     wasi_hw.driver(CRATE)
     run = wasi_hw.run(polls=1)
     assert run.readings == [] and any("NoDevice" in msg for _, msg in run.logs)
-'''
+''')

@@ -2,15 +2,15 @@
 
 `NatsBridge` is a kernel's NATS connection: the IMC's remote path (services by name over
 NATS request/reply, publications across kernels) from the synchronous kernel to nats-py's
-asyncio, on its own loop thread. `NatsServer` runs a real `nats-server` process (JetStream store, cluster routes, leaf
-nodes, user/password) for tests, demos and single-machine setups; `start_cluster` starts
-routed servers together. A lattice keeps its shared state in JetStream: the `Registry` (KV,
-every change by compare-and-set), `Artifacts` and `Snapshots` (Object Stores, read back
-through a pull consumer and checked by SHA-256). `NodeAgent` runs what the registry assigns
-to its node under its kernel; `Manager` writes desired state (deploy, move, stop, update) and
-never runs modules. Subjects and bucket names are made in one place (`_names`).
-`write_counter` makes a stateful test module (tests, benchmarks). Nothing in this package is
-needed on one machine without NATS.
+asyncio, on its own loop thread. `NatsServer` runs a real `nats-server` process (JetStream
+store, cluster routes, leaf nodes, user/password) for tests, demos and single-machine setups;
+`start_cluster` starts routed servers together. A lattice keeps its shared state in
+JetStream: the `Registry` (KV, every change by compare-and-set), `Artifacts` and `Snapshots`
+(Object Stores, read back through a pull consumer and checked by SHA-256). `NodeAgent` runs
+what the registry assigns to its node under its kernel; `Manager` writes desired state
+(deploy, move, stop, update) and never runs modules. Subjects and bucket names are made in
+one place (`_names`). `write_counter` makes a stateful test module (tests, benchmarks).
+Nothing in this package is needed on one machine without NATS.
 """
 
 from ._artifacts import ArtifactError, Artifacts, ObjectBucket, Snapshots, sha256

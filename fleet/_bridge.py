@@ -22,8 +22,8 @@ threaded kernel:
   handled by ``handler(caller, payload, wait) -> reply`` (the kernel's `serve_bytes`: same
   rules, same serving path as a local call; its `HwError` kind travels back in the status
   byte) — inline on the loop thread with ``wait=0`` when the provider is idle, else (it raised
-  `ProviderBusy`) on a worker thread, so a busy provider never stalls the loop. Publications arriving for `subscribe`d topics go to
-  ``handler(topic, data)``.
+  `ProviderBusy`) on a worker thread, so a busy provider never stalls the loop. Publications
+  arriving for `subscribe`d topics go to ``handler(topic, data)``.
 - Reconnects: nats-py reconnects forever (``reconnect_time_wait``) and re-subscribes every
   subscription itself; `connected` tells the state. `close()` drains nothing: it closes the
   connection and stops the loop thread.

@@ -4,9 +4,9 @@ Contract:
 - A lattice name is ``[A-Za-z0-9_-]{1,32}`` (it becomes part of stream names); node and
   module names follow manifest names, ``[a-z0-9][a-z0-9_-]{0,63}``. `check_lattice` /
   `check_name` raise `UserError` otherwise.
-- Buckets: ``WASIHW_REGISTRY_<lattice>`` (KV: nodes, modules, status), ``WASIHW_ARTIFACTS_<lattice>``
-  (objects ``wasm/<sha256>``, ``manifest/<sha256>``), ``WASIHW_SNAPSHOTS_<lattice>`` (objects
-  ``<module>/<epoch>``).
+- Buckets: ``WASIHW_REGISTRY_<lattice>`` (KV: nodes, modules, status),
+  ``WASIHW_ARTIFACTS_<lattice>`` (objects ``wasm/<sha256>``, ``manifest/<sha256>``),
+  ``WASIHW_SNAPSHOTS_<lattice>`` (objects ``<module>/<epoch>``).
 - Registry keys: ``node.<name>``, ``mod.<name>``, ``status.<name>``.
 - Subjects: ``wasihw.<lattice>.evt.<module>.<event>`` (a module's reports/logs/state, published
   by the node running it), ``wasihw.<lattice>.ctl.<node>.<verb>`` (requests to one node),

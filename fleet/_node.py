@@ -705,7 +705,7 @@ class NodeAgent:
                         rec.get("epoch") != loc.epoch or rec.get("move"):
                     continue
 
-                def take(k: Kernel) -> Snapshot | None:
+                def take(k: Kernel, name: str = name) -> Snapshot | None:
                     slot = k.slots.get(name)
                     return (
                         k.snapshot(name) if slot is not None and slot.state == "running" else None

@@ -2,8 +2,9 @@
 
 Contract: `Backends` names what a kernel runs against (an I2C backend, a USB backend, a
 clock). `make_hosts(manifest, backends, report_sink, log_sink)` returns fresh host modules —
-``{"wasi_i2c": I2cHost, "wasi_usb": UsbHost, "wasi_driver": DriverEnv, "wasi_imc": ImcEnv}`` — with their own
-handle tables, sized by the manifest's limits, for one instance; a restart gets new ones.
+``{"wasi_i2c": I2cHost, "wasi_usb": UsbHost, "wasi_driver": DriverEnv, "wasi_imc": ImcEnv}``
+— with their own handle tables, sized by the manifest's limits, for one instance; a restart
+gets new ones.
 ``sharing`` (the instance's view of the kernel's grant table, `_sharing`) goes to `DriverEnv`;
 closing the hosts closes it, ending the instance's grants. ``imc`` (the instance's `ImcEnv`
 from the kernel's `ImcHub`) is the ``wasi_imc`` host; without one the instance gets a hub of

@@ -6,8 +6,9 @@ Contract:
   allowed addresses; ``config`` gets ``bus`` and ``address`` (the first allowed) unless given.
 - `run_driver(manifest, backends, polls=N)` starts the driver under a fresh `Kernel`, polls it
   N times (or until it is quarantined) and returns a `RunResult` (readings, events, audit
-  entries, final state, the configuration keys the driver asked for). Callers choose the backends — e.g. a recorder wrapping a sim backend
-  for traces, or a benchmark's own — the kernel never names a backend class.
+  entries, final state, the configuration keys the driver asked for). Callers choose the
+  backends — e.g. a recorder wrapping a sim backend for traces, or a benchmark's own — the
+  kernel never names a backend class.
 - `load_kernel_file(path)` validates a kernel file (drivers, routes, simulated devices, a
   USB/IP server) into a `KernelPlan`, errors located ``file:line`` like manifests.
 - `parse_usbip("HOST[:PORT]")` → ``(host, port)`` (port 3240, usbipd's, when left out; an

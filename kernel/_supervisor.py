@@ -14,8 +14,9 @@ Contract:
   ``init()``; a module that cannot be instantiated under its limits at all is quarantined at
   once, and so is an ``init()`` that fails right after a host call answered with an error no
   restart can change (`DETERMINISTIC`: no such bus, no ACK at the address, a denied grant):
-  the reason names the call, the error and its message (bus, address) once. A non-zero ``poll()`` is a driver-reported error (event ``error``), not a fault.
-  A successful poll resets the consecutive-fault count. Backoff doubles per consecutive fault
+  the reason names the call, the error and its message (bus, address) once. A non-zero
+  ``poll()`` is a driver-reported error (event ``error``), not a fault. A successful poll
+  resets the consecutive-fault count. Backoff doubles per consecutive fault
   (`RestartPolicy.backoff`).
 - On a simulated `VirtualClock` (the backends' clock), virtual time is advanced by the real
   time that passed before every guest call, so device timing between polls is as on hardware.

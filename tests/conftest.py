@@ -35,9 +35,13 @@ import pytest
 from wasi_hw import UserError
 from wasi_hw.apps._build import build, select_toolchain
 
+# the real nats-server fixtures (nats_server, nats_factory, nats_cluster, nats_hub_leaf)
+pytest_plugins = ["nats_testing"]
+
 ROOT = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "wasm", "umockdev", "vm", "timing", "engine")
-_VM_FIXTURES = {"vm_kernel", "run_in_vm", "run_python_in_vm"}
+_VM_FIXTURES = {"vm_kernel", "run_in_vm", "run_python_in_vm", "arm64_root", "in_root"}
+_ENGINE_FIXTURES = {"nats_server", "nats_factory", "nats_cluster", "nats_hub_leaf"}
 _WASM_FIXTURES = {"build_drivers", "cargo_test"}
 _WASM_DIRS = ("kernel", "integration", "drivers")
 
@@ -52,6 +56,8 @@ def _tier(item: pytest.Item) -> str:
         return "vm"
     if "umockdev" in path.name:
         return "umockdev"
+    if fixtures & _ENGINE_FIXTURES:
+        return "engine"
     if fixtures & _WASM_FIXTURES:
         return "wasm"
     rel = path.relative_to(ROOT / "tests").parts

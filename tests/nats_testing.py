@@ -1,6 +1,6 @@
 """Pytest fixtures that start real nats-server processes (loopback, temp store, stop by PID).
 
-Import the fixtures into a conftest (``from nats_testing import nats_server, ...``).
+Registered for the whole tree by tests/conftest.py (``pytest_plugins``).
 `nats_server`: one JetStream server. `nats_factory(**options)`: as many servers as a test
 needs, all stopped at teardown. `nats_cluster`: three routed servers. `nats_hub_leaf`: a
 hub accepting leaf nodes and one leaf connected to it. Without the binary the test is

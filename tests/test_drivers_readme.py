@@ -77,6 +77,6 @@ def test_manifest_table_matches_the_parser_defaults():
 
     table = TEXT[TEXT.index("## Manifest keys"):]
     for field, value in [*vars(Limits()).items(), *vars(RestartPolicy()).items()]:
-        row = next((l for l in table.splitlines() if re.search(rf"[`\] ]{field}`", l)), None)
+        row = next((ln for ln in table.splitlines() if re.search(rf"[`\] ]{field}`", ln)), None)
         assert row is not None, f"{field} missing from the table"
         assert str(value) in row, f"{field}: default {value} not in {row!r}"

@@ -18,9 +18,8 @@ from wasi_hw.kernel import Backends, Kernel
 
 sys.path.insert(0, str(Path(__file__).parent / "kernel"))
 from imc_testing import imc_manifest
-from nats_testing import KernelNode, nats_factory, nats_server  # noqa: F401
-
 from kernel_testing import wat
+from nats_testing import KernelNode
 
 
 def _post(url: str, body: bytes) -> tuple[int, bytes]:

@@ -200,9 +200,8 @@ def _deploy(args: argparse.Namespace) -> int:
 
     async def go(m: Any) -> None:
         rec = await m.deploy(args.manifest, rule)
-        print(
-            f"deployed {rec['name']} (wasm {rec['wasm'][:12]}…) to {rec['node']} at epoch {rec['epoch']}"
-        )
+        print(f"deployed {rec['name']} (wasm {rec['wasm'][:12]}…) to {rec['node']} "
+              f"at epoch {rec['epoch']}")
         if args.wait > 0:
             await _wait(m, rec["name"], running_on(rec["node"]), args.wait)
             print(f"{rec['name']} is running on {rec['node']}")

@@ -336,7 +336,7 @@ def _warn(text: str) -> None:
 
 def _warn_ungranted(manifest: Any, specs: list, texts: list[str]) -> None:
     """A simulated chip the driver may not reach is almost always a typo: say so first."""
-    for spec, text in zip(specs, texts):
+    for spec, text in zip(specs, texts, strict=True):
         grants = [g for g in manifest.i2c if g.bus == spec.bus]
         if not any(spec.address in g.addresses for g in grants):
             have = ", ".join(f"{a:#04x}" for g in grants for a in sorted(g.addresses))
@@ -524,7 +524,7 @@ def summary_table(slots: Any) -> str:
 
     def line(r: tuple) -> str:
         return "  " + "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                                for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+                                for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
 
     return "\n".join(["kernel summary:", line(head), *(line(r) for r in rows)])
 

@@ -149,7 +149,7 @@ def test_kernel_run_marks_repeats_and_ends_with_a_table(build_drivers, capsys):
     assert "bme280        = same reading, 2 more time(s)" in out
     lines = err[err.index("kernel summary:"):].splitlines()
     assert lines[1].split() == ["driver", "state", "polls", "faults", "restarts"]
-    assert any(l.split()[:3] == ["bme280", "stopped", "3"] for l in lines[2:])
+    assert any(ln.split()[:3] == ["bme280", "stopped", "3"] for ln in lines[2:])
 
 
 def test_unknown_manifest_key_has_a_did_you_mean(tmp_path, capsys):

@@ -125,14 +125,14 @@ def test_the_units_command_stops_cleanly_on_sigterm_and_keeps_its_audit_log(
     assert proc.returncode == 143, log
     lines = log.splitlines()
     assert "<5>wasi-hw: SIGTERM, stopping drivers" in lines, log
-    summary = [l for l in lines if l.startswith("<6>kernel: ")]
+    summary = [ln for ln in lines if ln.startswith("<6>kernel: ")]
     assert summary and "bme280:" in summary[0] and "probe:" in summary[0], log
     assert "stopped" in summary[0] and "quarantined" not in summary[0]
-    assert all(l[:1] == "<" and l[2] == ">" for l in lines), log   # one prefixed line each
-    assert any(l.startswith("<4>probe") and "audit" in l for l in lines), log
+    assert all(ln[:1] == "<" and ln[2] == ">" for ln in lines), log   # one prefixed line each
+    assert any(ln.startswith("<4>probe") and "audit" in ln for ln in lines), log
     assert "\x1b" not in log + out and "Traceback" not in log
     first = audit.read_text().splitlines()
-    assert first and all(json.loads(l)["driver"] == "probe" for l in first)
+    assert first and all(json.loads(ln)["driver"] == "probe" for ln in first)
 
     # Restart=on-failure starts the same command again: the audit log is appended to
     proc, err, _ = _start(text, tmp_path, 2)

@@ -32,7 +32,8 @@ Contract:
   mount namespace (``unshare --mount``) that mounts ``/proc``, binds ``/dev``, a fresh tmpfs
   on ``/tmp`` and the checkout read-only at ``/srv/wasi-hw`` (its tests, manifests and the
   host's ``build/wasm/``; run Python from another directory, or the checkout's ``wasi_hw/``
-  would shadow the installed package) (and `binds`, read-write): every mount disappears with the namespace, whatever happens to the run.
+  would shadow the installed package) (and `binds`, read-write): every mount disappears with
+  the namespace, whatever happens to the run.
   ``PATH`` starts with ``/opt/venv/bin``. Returns the `subprocess.CompletedProcess` (text);
   a run past its timeout is killed and raises `Arm64Error`.
 """

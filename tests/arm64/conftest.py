@@ -30,10 +30,10 @@ def arm64_root(build_drivers) -> arm64.Root:
         print(f"\n*** {msg} ***", file=sys.stderr)
         pytest.skip(msg)
     info = arm64.install(root)
+    built = f"built in {root.built_s:.0f} s" if root.built_s else "cached"
+    installed = "already installed" if info["cached"] else f"installed in {info['seconds']:.0f} s"
     print(
-        f"\narm64 root: {'built in %.0f s' % root.built_s if root.built_s else 'cached'}; "
-        f"project {'already installed' if info['cached'] else 'installed in %.0f s' % info['seconds']}"
-        f" (total {time.monotonic() - t0:.0f} s)",
+        f"\narm64 root: {built}; project {installed} (total {time.monotonic() - t0:.0f} s)",
         file=sys.stderr,
     )
     return root

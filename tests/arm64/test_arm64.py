@@ -17,8 +17,9 @@ import json
 import sys
 from pathlib import Path
 
-import arm64
 import pytest
+
+import arm64
 
 #: emulated runs are slow; each run inside the root has its own timeout below this
 pytestmark = [pytest.mark.arm64, pytest.mark.timeout(3600)]

@@ -36,7 +36,7 @@ def cargo():
 
 def test_manifest_inherits_nothing_from_the_workspace():
     text = (ROOT / "sdk-rust" / "Cargo.toml").read_text()
-    assert "workspace" not in "".join(l for l in text.splitlines() if not l.startswith("#"))
+    assert "workspace" not in "".join(ln for ln in text.splitlines() if not ln.startswith("#"))
     pkg = tomllib.loads(text)["package"]
     for key in ("version", "edition", "license", "description", "readme"):
         assert isinstance(pkg.get(key), str), key

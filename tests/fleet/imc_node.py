@@ -21,11 +21,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "kernel"), str(HERE.parent)]
 
-from imc_testing import Client, imc_manifest  # noqa: E402
-
 from wasi_hw.fleet import NatsBridge  # noqa: E402
 from wasi_hw.kernel import Backends, Kernel  # noqa: E402
 
+from imc_testing import Client, imc_manifest  # noqa: E402
 from kernel_testing import wat  # noqa: E402
 
 

@@ -9,10 +9,11 @@ import asyncio
 import signal
 
 import pytest
-from fleet_testing import Nodes, Reports, manager, nodes_up, wait_for
 
 from wasi_hw import UserError
 from wasi_hw.fleet import Conflict, module_key, running_on, sha256, write_counter
+
+from fleet_testing import Nodes, Reports, manager, nodes_up, wait_for
 
 LATTICE = "t"
 

@@ -7,10 +7,10 @@ import asyncio
 import subprocess
 import sys
 
+from wasi_hw.fleet import Manager, connect, module_key, running_on, write_counter
+
 from fleet_testing import Nodes, Reports, nodes_up, wait_for
 from nats_testing import wait_leaf_connected
-
-from wasi_hw.fleet import Manager, connect, module_key, running_on, write_counter
 
 LATTICE = "f"
 
@@ -38,7 +38,7 @@ def test_nats_restart_is_survived(tmp_path, nats_server):
         # events published while a client was reconnecting are lost (core NATS is at most
         # once), but the module's state is never reset or run twice: strictly increasing
         values = [d["n"] for _, _, d in reports.items]
-        assert all(a < b for a, b in zip(values, values[1:])), values
+        assert all(a < b for a, b in zip(values, values[1:], strict=False)), values
         assert {n for n, _, _ in reports.items} == {"n1"}
         nodes_now = await m.registry.snapshot()
         assert all(nodes_now[f"node.{n}"].value["state"] == "up" for n in ("n1", "n2"))
@@ -83,7 +83,7 @@ def test_cluster_member_lost(tmp_path, nats_cluster):
         # Right after a member is lost, streams elect new leaders: storing the snapshot may
         # time out. Then the move is called off and the module keeps running on the source
         # (no state lost); the operator moves again.
-        for attempt in range(5):
+        for _ in range(5):
             await m.move("counter", "n2")
             rec = await m.wait_for_module("counter", lambda r, s: running_on("n2")(r, s)
                                           or "failed" in (r.get("note") or ""), 60)
@@ -94,7 +94,7 @@ def test_cluster_member_lost(tmp_path, nats_cluster):
         await reports.until(lambda items: any(n == "n2" for n, _, _ in items), timeout=30)
         values = [d["n"] for _, _, d in reports.items]
         # never reset, never run twice (a reconnecting publisher may lose a few events)
-        assert all(a < b for a, b in zip(values, values[1:])), values
+        assert all(a < b for a, b in zip(values, values[1:], strict=False)), values
         await nc.close()
 
     try:

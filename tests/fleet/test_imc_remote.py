@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+
 from nats_testing import KernelNode
 
 PROVIDER = {"name": "provider", "wat": "imc_echo", "imc": {"offer": ["echo"]}}

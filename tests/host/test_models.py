@@ -67,7 +67,10 @@ def test_mcp9808_by_module_class_with_parameters(plugin_pkg):
     dev = device_models().create(spec, kind="i2c")
     bus = SimI2cBackend()
     bus.attach("i2c-1", 0x18, dev)
-    tx = lambda reg, n: bus.transaction("i2c-1", 0x18, False, [Write(bytes([reg])), Read(n)])[0]
+
+    def tx(reg: int, n: int) -> bytes:
+        return bus.transaction("i2c-1", 0x18, False, [Write(bytes([reg])), Read(n)])[0]
+
     assert tx(0x06, 2) == b"\x00\x54"                      # manufacturer id
     assert tx(0x07, 2) == b"\x04\x00"                      # device id / revision
     # limits reset to 0 °C: 21.5 °C = 344/16 is above T_CRIT and T_UPPER

@@ -174,7 +174,8 @@ def test_wasm_driver_over_kernel_abi_matches_reference(chip, address):
     with EmulatedI2cDev(emulated) as emu:
         proc = emu.run_python(
             "from wasi_hw.apps.cli import main\n"
-            f"sys.exit(main(['run', {str(wasm)!r}, '--allow', '{address:#x}', '--json', '--polls', '1']))"
+            f"sys.exit(main(['run', {str(wasm)!r}, '--allow', '{address:#x}', '--json', "
+            "'--polls', '1']))"
         )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected

@@ -18,6 +18,8 @@ sys.path.insert(0, str(ROOT / "tests" / "host"))
 from wasi_hw.host import RealClock, SimI2cBackend  # noqa: E402
 from wasi_hw.host.devices import Bme280  # noqa: E402
 
+from umockdev_i2c import EmulatedI2cDev, available  # noqa: E402
+
 CLI = "from wasi_hw.apps.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 

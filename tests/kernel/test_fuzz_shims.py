@@ -22,6 +22,7 @@ from wasi_hw.host import DriverEnv, I2cHost, SimI2cBackend, SimUsbBackend, UsbHo
 from wasi_hw.host.devices import Bme280
 from wasi_hw.host.usbdevices import EchoDevice
 from wasi_hw.kernel import AuditLog, ImcHub, ImcPolicy
+from wasi_hw.kernel._manifest import I2cGrant, Limits, Manifest, UsbGrant
 from wasi_hw.kernel._policy import Violations, make_fail
 from wasi_hw.kernel._sandbox import SPEC_MODULES, bindings_for
 

@@ -6,10 +6,10 @@ import threading
 import time
 
 import pytest
-from imc_testing import Client, imc_manifest
 
 from wasi_hw.kernel import Backends, Kernel
 
+from imc_testing import Client, imc_manifest
 from kernel_testing import wat
 
 
