@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from ._ast import (
     INT_REPRS,
@@ -52,6 +53,9 @@ from ._ast import (
 )
 from ._errors import Location, WitxError
 from ._sexpr import SAtom, SExpr, SList, read_sexprs
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeGuard, TypeIs
 
 __all__ = ["load", "parse", "BOOL_CASES"]
 
@@ -105,11 +109,11 @@ def _describe(node: SExpr) -> str:
     return node.describe()
 
 
-def _is(node: SExpr, kind: str) -> bool:
+def _is(node: SExpr, kind: str) -> TypeIs[SAtom]:
     return isinstance(node, SAtom) and node.kind == kind
 
 
-def _is_list(node: SExpr, head: str) -> bool:
+def _is_list(node: SExpr, head: str) -> TypeGuard[SList]:
     return isinstance(node, SList) and node.head() == head
 
 
@@ -195,7 +199,7 @@ class _Builder:
         if not (len(it) == 5 and _is(it[1], "keyword") and it[1].value == "const"
                 and _is(it[2], "id") and _is(it[3], "id") and _is(it[4], "int")):
             raise _err("a constant is `(@witx const $type $name VALUE)`", form)
-        tn = self._ref(it[2])  # type: ignore[arg-type]
+        tn = self._ref(it[2])
         u = underlying(tn)
         if isinstance(u, (EnumType, FlagsType)):
             bits = 8 * INT_REPRS[u.repr]
@@ -492,7 +496,7 @@ class _Builder:
     def _memory_import(self, item: SList) -> SAtom:
         ok = (len(item.items) == 3 and _is(item.items[1], "string")
               and _is_list(item.items[2], "memory")
-              and len(item.items[2].items) == 1)  # type: ignore[union-attr]
+              and len(item.items[2].items) == 1)
         if not ok:
             raise _err('a module imports only its memory: `(import "memory" (memory))`', item)
         name = item.items[1]
@@ -508,7 +512,7 @@ class _Builder:
                 and len(export.items) == 2 and _is(export.items[1], "string")):
             raise _err('a function needs its export name: `(@interface func (export "name") ...)`',
                        export if export is not None else item)
-        name = str(export.items[1].value)  # type: ignore[union-attr]
+        name = str(export.items[1].value)
         if not name:
             raise _err("a function's export name must not be empty", export.items[1])
         params: list[Param] = []
