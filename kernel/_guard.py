@@ -52,12 +52,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wasi_hw import HwError
 
 from ._audit import AuditLog
 from ._manifest import Manifest
+
+if TYPE_CHECKING:
+    from wasi_hw.host import DriverEnv, I2cHost, UsbHost
 from ._rules import I2cRule, UsbRule, wire_messages
 
 __all__ = ["I2cGuard", "DriverGuard", "UsbGuard", "Denied", "classification"]
@@ -101,7 +104,7 @@ class _Guard:
                                    "kernel guard: refused (default-deny)")
 
 
-def classification(guard: type, functions: Iterable[str]) -> dict[str, str]:
+def classification(guard: type[_Guard], functions: Iterable[str]) -> dict[str, str]:
     """``{function: "checked" | "no_grant" | "unclassified"}`` for a spec module's functions
     under ``guard`` (a guard class): checked = a method of the class, no_grant = listed in
     its ``NO_GRANT``."""
@@ -124,6 +127,7 @@ class I2cGuard(_Guard):
     _call_prefix = "wasi_i2c"
     # every wasi_i2c function is checked here (a method of this class)
     NO_GRANT: frozenset[str] = frozenset()
+    _host: I2cHost
 
     def __init__(self, host: Any, manifest: Manifest, audit: AuditLog) -> None:
         super().__init__(host, manifest, audit)
@@ -249,6 +253,7 @@ class DriverGuard(_Guard):
     # nothing outside the driver's own: its configuration, its inbox, the clock, and its
     # log (rate- and size-bounded by the host)
     NO_GRANT = frozenset({"log", "config_get", "inbox", "now_ns"})
+    _host: DriverEnv
 
     def __init__(self, host: Any, manifest: Manifest, audit: AuditLog) -> None:
         super().__init__(host, manifest, audit)
@@ -295,6 +300,7 @@ class UsbGuard(_Guard):
     # the host lists (and reports arrivals of) only devices a grant matches: the `visible`
     # filter the kernel builds from the same `UsbGrant.matches` (kernel/_hosts.py)
     NO_GRANT = frozenset({"list_devices", "hotplug_poll"})
+    _host: UsbHost
 
     def __init__(self, host: Any, manifest: Manifest, audit: AuditLog) -> None:
         super().__init__(host, manifest, audit)

@@ -38,6 +38,7 @@ Contract:
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import struct
 import threading
@@ -267,8 +268,7 @@ class ImcHub:
             else:
                 offers.append(offer)         # later providers stand by, in order
         if first and self.remote is not None:
-            self.remote.serve(service, lambda caller, data, wait, s=service:
-                              self.serve_bytes(s, caller, data, wait))
+            self.remote.serve(service, functools.partial(self.serve_bytes, service))
         return offer.sid
 
     def _withdraw(self, env: ImcEnv) -> None:
@@ -284,9 +284,9 @@ class ImcHub:
                     del self._offers[service]
                     gone.append(service)
             for topic, subs in list(self._subs.items()):
-                keep = [s for s in subs if s.env is not env]
-                if keep:
-                    self._subs[topic] = keep
+                kept = [s for s in subs if s.env is not env]
+                if kept:
+                    self._subs[topic] = kept
                 else:
                     del self._subs[topic]
         if self.remote is not None:

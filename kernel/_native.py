@@ -83,11 +83,12 @@ def _load_extension() -> Any:
         spec.loader.exec_module(mod)
         sys.modules[name] = mod
         return mod
+    import importlib
+
     try:
-        from . import _cnative as mod
+        return importlib.import_module(f"{__package__}._cnative")
     except ImportError:  # built without a C compiler: the ctypes path is used
         return None
-    return mod
 
 
 _cnative = _load_extension()

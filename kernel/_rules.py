@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ._manifest import POINTER_MODES
 
@@ -55,9 +55,10 @@ def wire_messages(ops: Iterable[Message]) -> list[Message]:
     for is_write, n, data in ops:
         if out and out[-1][0] == is_write:
             w, m, d = out[-1]
-            out[-1] = (w, m + n, (d + data) if is_write else None)
+            # a write carries its bytes (the Message contract)
+            out[-1] = (w, m + n, (cast(bytes, d) + cast(bytes, data)) if is_write else None)
         else:
-            out.append((is_write, n, bytes(data) if is_write else None))
+            out.append((is_write, n, bytes(cast(bytes, data)) if is_write else None))
     return out
 
 

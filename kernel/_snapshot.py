@@ -23,7 +23,7 @@ from __future__ import annotations
 import ctypes
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import cbor2
 import wasmtime
@@ -94,7 +94,7 @@ def _globals(instance: DriverInstance) -> dict[str, wasmtime.Global]:
 def take(instance: DriverInstance) -> Snapshot:
     """The state of `instance` between calls (memory copied once)."""
     store = instance.store
-    memory = instance.instance.exports(store)["memory"]
+    memory = cast(wasmtime.Memory, instance.instance.exports(store)["memory"])
     size = memory.data_len(store)
     data = ctypes.string_at(memory.data_ptr(store), size)
     globs = {}
@@ -110,7 +110,7 @@ def restore(instance: DriverInstance, snap: Snapshot) -> None:
     if snap.pages > limit:
         raise LoadError(f"snapshot has {snap.pages} pages of memory, above the manifest's "
                         f"limits.memory_pages = {limit}")
-    memory = instance.instance.exports(store)["memory"]
+    memory = cast(wasmtime.Memory, instance.instance.exports(store)["memory"])
     have = memory.data_len(store) // _PAGE
     if snap.pages > have:
         try:

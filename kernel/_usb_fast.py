@@ -40,7 +40,7 @@ def fused_bulk_transfer(guard: Any, mem: Any, fail: Callable[[BaseException, str
     plans = getattr(host, "bulk_plans", None)
     granted = guard.__dict__.get("_ep_ok")
     native = getattr(mem, "native", None)
-    if plans is None or granted is None or native is None:
+    if host is None or plans is None or granted is None or native is None:
         return generic
     fn = _native.fused_bulk(plans=plans, granted=granted, generic=generic, fail=fail,
                             pack=_U32.pack, memory=native,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from ._base import I2cDevice
 
@@ -59,7 +59,7 @@ class RegisterMapDevice(I2cDevice):
     """Base class of register-map chips; see the module docstring for the wire contract."""
 
     registers: ClassVar[Mapping[int, Register]] = {}
-    byte_order: ClassVar[str] = "big"
+    byte_order: ClassVar[Literal["big", "little"]] = "big"
     auto_increment: ClassVar[bool] = False
 
     def __init__(self) -> None:
