@@ -21,6 +21,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable
+from typing import cast
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -162,7 +163,8 @@ def _engine() -> Check:
                                      b"\7\5\1\1f\0\0\n\6\1\4\0A*\v")
             store = wasmtime.Store(engine.engine)
             store.set_epoch_deadline(engine.deadline_ticks(1000))
-            got = wasmtime.Instance(store, module, []).exports(store)["f"](store)
+            f = cast(wasmtime.Func, wasmtime.Instance(store, module, []).exports(store)["f"])
+            got = f(store)
     except Exception as err:  # noqa: BLE001 — reported, that is the point
         return Check("engine", "fail", f"wasmtime cannot run a module here: {err}",
                      "a 64-bit OS is required (wasmtime has no 32-bit ARM build)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from wasi_hw import HwError
@@ -101,7 +101,7 @@ class Gateway:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self.httpd.server_address[:2]
+        return cast(tuple[str, int], self.httpd.server_address[:2])   # AF_INET
 
     def _timeout(self, query: dict) -> float:
         raw = query.get("timeout_ms", [str(self.timeout_ms)])[0]

@@ -39,7 +39,7 @@ import asyncio
 import itertools
 import json
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from wasi_hw import HwError, UserError
@@ -188,18 +188,18 @@ class NatsBridge:
     def loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
 
-    def run(self, coro: Awaitable[Any], timeout: float | None = None) -> Any:
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
         """Run `coro` on the bridge's loop and return its result (not from the loop thread)."""
         if threading.current_thread() is self._thread:
             raise RuntimeError("NatsBridge.run called from its own loop thread")
-        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return fut.result(timeout)
         except TimeoutError:
             fut.cancel()
             raise
 
-    def _soon(self, coro_fn: Callable[[], Awaitable[Any]]) -> None:
+    def _soon(self, coro_fn: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         """Start a coroutine on the loop without waiting (from any thread)."""
         def go() -> None:
             self._loop.create_task(coro_fn())

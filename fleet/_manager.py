@@ -55,9 +55,9 @@ class Manager:
 
     async def _state(self) -> tuple[dict[str, dict], dict[str, Any], dict[str, dict]]:
         snap = await self.registry.snapshot()
-        nodes = {k[5:]: e.value for k, e in snap.items() if k.startswith("node.")}
+        nodes = {k[5:]: e.value or {} for k, e in snap.items() if k.startswith("node.")}
         mods = {k[4:]: e for k, e in snap.items() if k.startswith("mod.")}
-        status = {k[7:]: e.value for k, e in snap.items() if k.startswith("status.")}
+        status = {k[7:]: e.value or {} for k, e in snap.items() if k.startswith("status.")}
         return nodes, mods, status
 
     @staticmethod
@@ -118,7 +118,7 @@ class Manager:
         node = await self.registry.get(f"node.{to}")
         if node is None:
             raise UserError(f"no node named {to!r} in lattice {self.lattice}")
-        why = _placement.why_not(node.value, rec.get("needs", {}), {})
+        why = _placement.why_not(node.value or {}, rec.get("needs", {}), {})
         if why:
             raise UserError(f"cannot move {name} to {to}: {why} (the module holds hardware "
                             "grants the target cannot give; nothing was changed)")

@@ -163,7 +163,7 @@ class NodeAgent:
         self._view: dict[str, Entry] = {}
         self._seen: dict[str, tuple[int, float]] = {}
         self._lease_until = 0.0                 # monotonic: stateful modules run until then
-        self._refused: dict[str, tuple[int, str]] = {}
+        self._refused: dict[str, tuple[int | None, str | None]] = {}   # (epoch, wasm) as recorded
         self._held_snap: dict[str, tuple[int, Snapshot]] = {}
         self._logs: dict[str, collections.deque] = {}
         self._workdir = Path(tempfile.mkdtemp(prefix=f"wasihw-node-{config.name}-"))
@@ -269,12 +269,15 @@ class NodeAgent:
 
         self.nc = await connect(cfg.nats, cfg.creds, name=f"wasi-hw node {cfg.name}",
                                 on_reconnect=reconnected)
-        kw = dict(replicas=cfg.replicas, domain=cfg.js_domain)
+        replicas, domain = cfg.replicas, cfg.js_domain
         while True:     # JetStream may not be ready yet (a cluster electing, a hub away)
             try:
-                self.registry = await Registry.open(self.nc, cfg.lattice, **kw)
-                self.artifacts = await Artifacts.open(self.nc, cfg.lattice, **kw)
-                self.snapshots = await Snapshots.open(self.nc, cfg.lattice, **kw)
+                self.registry = await Registry.open(self.nc, cfg.lattice, replicas=replicas,
+                                                    domain=domain)
+                self.artifacts = await Artifacts.open(self.nc, cfg.lattice, replicas=replicas,
+                                                      domain=domain)
+                self.snapshots = await Snapshots.open(self.nc, cfg.lattice, replicas=replicas,
+                                                      domain=domain)
                 break
             except Exception as err:
                 if self._stop.is_set():
@@ -468,7 +471,7 @@ class NodeAgent:
 
     async def _launch(self, name: str, e: Entry) -> None:
         rec = e.value or {}
-        epoch = rec.get("epoch")
+        epoch: int = rec.get("epoch")  # type: ignore[assignment]  # set with every module record
         stateful = _placement.stateful(rec.get("needs", {}))
         try:
             wasm, manifest = await self._fetch(rec)
@@ -701,7 +704,7 @@ class NodeAgent:
             for name, loc in list(self.local.items()):
                 e = self._view.get(module_key(name))
                 rec = dict(e.value or {}) if e is not None else {}
-                if not loc.stateful or rec.get("node") != self.cfg.name or \
+                if e is None or not loc.stateful or rec.get("node") != self.cfg.name or \
                         rec.get("epoch") != loc.epoch or rec.get("move"):
                     continue
 
@@ -754,7 +757,7 @@ class NodeAgent:
                 await self._replace_modules_of(name)
 
     async def _replace_modules_of(self, lost: str) -> None:
-        nodes = {k[5:]: e.value for k, e in self._view.items() if k.startswith("node.")}
+        nodes = {k[5:]: e.value or {} for k, e in self._view.items() if k.startswith("node.")}
         mods = self._mods()
         for name, e in mods.items():
             rec = dict(e.value or {})

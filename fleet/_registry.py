@@ -167,7 +167,7 @@ class Registry:
 
     async def _write(self, key: str, data: bytes, last: int | None,
                      op: str | None = None) -> int:
-        headers = {}
+        headers: dict[str, str] = {}
         if last is not None:
             headers[js_api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(last)
         if op is not None:

@@ -64,7 +64,7 @@ def write_counter(directory: Path, pages: int = 1, *, interval_ms: int = 10,
     wat = counter_wat(pages, fail_init=fail_init, fill=fill) + (
         f";; version {version}\n" if version else ""
     )
-    wasm = wasmtime.wat2wasm(wat)
+    wasm: bytes | bytearray = wasmtime.wat2wasm(wat)
     if version:  # a distinct binary per version: a custom section with the number
         wasm = (
             bytes(wasm)

@@ -28,7 +28,7 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from wasi_hw import UserError
 from wasi_hw.host import (
@@ -151,8 +151,8 @@ class DriverTest:
             address, bus = spec.address, bus or spec.bus
         else:
             model = device
-            if address is None:
-                raise UserError("sim_i2c(model, address): the address is missing")
+        if address is None:
+            raise UserError("sim_i2c(model, address): the address is missing")
         self._i2c.append((bus or self._bus, int(address), model))
         return model
 
@@ -202,7 +202,7 @@ class DriverTest:
         clock = VirtualClock()
         checks: list[Any] = []
         if self._replay is not None or self._i2c_script is not None:
-            i2c: Any = _ScriptedI2c(self._i2c_script or self._replay,
+            i2c: Any = _ScriptedI2c(cast(Trace, self._i2c_script or self._replay),
                                     delays=self._i2c_script is None)
             checks.append(i2c)
             clock = i2c.clock
@@ -213,7 +213,7 @@ class DriverTest:
                 i2c.attach(b, a, model)
         usb: Any = None
         if self._replay is not None or self._usb_script is not None:
-            usb = ReplayUsbBackend(self._usb_script or self._replay)
+            usb = ReplayUsbBackend(cast(Trace, self._usb_script or self._replay))
             checks.append(usb)
         elif self._usb or manifest.usb:
             usb = SimUsbBackend(list(self._usb), clock=clock)

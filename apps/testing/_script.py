@@ -53,7 +53,7 @@ def _write_read(address: int, data: Any, answer: Any, *, error: str | None = Non
 
 def _transaction(address: int, ops: Sequence[Any], answers: Sequence[Any] = (), *,
                  error: str | None = None, bus: str | None = None) -> dict:
-    cbor_ops = []
+    cbor_ops: list[dict[str, Any]] = []
     for op in ops:
         if isinstance(op, Write):
             cbor_ops.append({"write": bytes(op.data)})
