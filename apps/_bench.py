@@ -119,7 +119,8 @@ def _driver_wasm(name: str) -> bytes:
 class _Running:
     """One driver started under a real `Kernel` against the given backends."""
 
-    def __init__(self, manifest: Any, wasm: bytes, backends: Any, cache_dir: str) -> None:
+    def __init__(self, manifest: Any, wasm: bytes | bytearray, backends: Any,
+                 cache_dir: str) -> None:
         from wasi_hw.kernel import Kernel
 
         self.reports: collections.deque[Any] = collections.deque(maxlen=4)   # the newest

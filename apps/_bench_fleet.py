@@ -97,7 +97,8 @@ async def _bench(work: Path, quick: bool, progress: Callable[[str], None]) -> li
 
         # -- deploy → first report ---------------------------------------------------------
         progress("deploy → first report")
-        uncached, cached = [], []
+        uncached: list[float] = []
+        cached: list[float] = []
         for r in range(rounds):
             manifest = write_counter(work / f"d{r}", interval_ms=1000, name="dep",
                                               version=r + 1)
@@ -126,11 +127,17 @@ async def _bench(work: Path, quick: bool, progress: Callable[[str], None]) -> li
             where = "n1"
             for _ in range(rounds):
                 target = "n2" if where == "n1" else "n1"
-                await until(lambda name=name: len(arrivals.get(name, ())) >= 3)
+
+                def warmed(name: str = name) -> bool:
+                    return len(arrivals.get(name, ())) >= 3
+
+                def arrived(name: str = name, target: str = target) -> bool:
+                    return any(n == target for _, n in arrivals[name])
+
+                await until(warmed)
                 arrivals[name] = []
                 await m.move(name, target)
-                await until(lambda name=name, target=target:
-                            any(n == target for _, n in arrivals[name]))
+                await until(arrived)
                 seq = arrivals[name]
                 first = next(i for i, (_, n) in enumerate(seq) if n == target)
                 last_src = max((t for t, n in seq[:first] if n == where), default=None)
@@ -164,16 +171,16 @@ async def _bench(work: Path, quick: bool, progress: Callable[[str], None]) -> li
 
         # -- object store reads --------------------------------------------------------------
         progress("object store reads")
-        bucket = await ObjectBucket.open(nc, "WASIHW_BENCH_OBJ")
+        objects = await ObjectBucket.open(nc, "WASIHW_BENCH_OBJ")
         for label, size in (("1m", 1 << 20), ("16m", 16 << 20)):
             data = os.urandom(size)
-            await bucket.put(label, data)
+            await objects.put(label, data)
             ours, theirs = [], []
             for _ in range(rounds):
                 t0 = time.perf_counter()
-                assert await bucket.get(label) == data
+                assert await objects.get(label) == data
                 t1 = time.perf_counter()
-                assert (await bucket.obs.get(label)).data == data
+                assert (await objects.obs.get(label)).data == data
                 t2 = time.perf_counter()
                 ours.append(t1 - t0)
                 theirs.append(t2 - t1)

@@ -80,7 +80,7 @@ bridge = NatsBridge(url, lattice=lattice, name="bench-child").start()
 k = Kernel(Backends(), imc_remote=bridge, tick_ms=5)
 m = adhoc_manifest("x.wasm", bus="i2c-1", allow=[0x76])
 if mode == "serve":
-    m = replace(m, name="provider", imc=ImcPolicy(offer=["echo"]),
+    m = replace(m, name="provider", imc=ImcPolicy(offer=frozenset({"echo"})),
                 limits=replace(m.limits, max_transfer=8192))
     k.add(m, wasmtime.wat2wasm(wat))
 else:
@@ -139,6 +139,7 @@ class _Child:
     def __init__(self, code: str, *args: str) -> None:
         self.proc = subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None and self.proc.stderr is not None   # PIPEs
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
             self.close()
@@ -147,6 +148,7 @@ class _Child:
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
+                assert self.proc.stdin is not None   # a PIPE
                 self.proc.stdin.close()
                 self.proc.wait(10)
             except Exception:  # noqa: BLE001
@@ -192,7 +194,7 @@ def _kernel(world: _World, modules: dict[str, tuple[str, Any]]) -> Any:
     base = adhoc_manifest("x.wasm", bus="i2c-1", allow=[0x76])
     for name, (wat, imc) in modules.items():
         k.add(replace(base, name=name, imc=imc, limits=replace(base.limits, max_transfer=8192)),
-              wasmtime.wat2wasm(wat))
+              bytes(wasmtime.wat2wasm(wat)))
     k.start()
     world.kernel = k
     return k
@@ -214,7 +216,7 @@ def _caller(k: Any, name: str, service: str, size: int) -> Callable[[], int]:
     return call
 
 
-def _abab(subject: Callable[[], None], baseline: Callable[[], None], rounds: int,
+def _abab(subject: Callable[[], object], baseline: Callable[[], object], rounds: int,
           inner: int) -> tuple[float, float]:
     from ._bench import measure_pair
 
@@ -230,9 +232,10 @@ def _local_remote(size: int, quick: bool) -> tuple[float, dict, dict, int, str]:
     try:
         world.child(_CHILD_KERNEL, "serve", _PROVIDER_WAT, "bench")
         k = _kernel(world, {
-            "provider": (_PROVIDER_WAT.replace('"echo"', '"locl"'), ImcPolicy(offer=["locl"])),
-            "local": (_CALLER_WAT, ImcPolicy(call=["locl"])),
-            "remote": (_CALLER_WAT, ImcPolicy(call=["echo"])),
+            "provider": (_PROVIDER_WAT.replace('"echo"', '"locl"'),
+                         ImcPolicy(offer=frozenset({"locl"}))),
+            "local": (_CALLER_WAT, ImcPolicy(call=frozenset({"locl"}))),
+            "remote": (_CALLER_WAT, ImcPolicy(call=frozenset({"echo"}))),
             "empty": (_EMPTY_WAT, ImcPolicy()),
         })
         local = _caller(k, "local", "locl", size)
@@ -296,7 +299,7 @@ def _bench_remote_vs_nats(quick: bool) -> tuple[float, dict, dict, int, str]:
     try:
         world.child(_CHILD_KERNEL, "serve", _PROVIDER_WAT, "bench")
         world.child(_CHILD_BARE, "serve")
-        k = _kernel(world, {"remote": (_CALLER_WAT, ImcPolicy(call=["echo"]))})
+        k = _kernel(world, {"remote": (_CALLER_WAT, ImcPolicy(call=frozenset({"echo"})))})
         remote = _caller(k, "remote", "echo", 32)
         loop = asyncio.new_event_loop()
         nc = loop.run_until_complete(nats.connect(world.server.url))
@@ -349,7 +352,7 @@ def _bench_publish_vs_nats(quick: bool) -> tuple[float, dict, dict, int, str]:
     try:
         world.child(_CHILD_KERNEL, "sub", _EMPTY_WAT, "bench")
         world.child(_CHILD_BARE, "sub")
-        k = _kernel(world, {"pub": (_PUBLISHER_WAT, ImcPolicy(publish=["reading"]))})
+        k = _kernel(world, {"pub": (_PUBLISHER_WAT, ImcPolicy(publish=frozenset({"reading"})))})
         pub = k.slots["pub"].instance
         pub.mem.write(4096, bytes(range(32)))
         inner = 10 if quick else 20

@@ -21,9 +21,9 @@ import os
 import re
 import stat
 from collections.abc import Iterable
-from typing import cast
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 __all__ = ["Check", "diagnose", "format_checks"]
 

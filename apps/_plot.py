@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ def _lane(rec: Mapping[str, Any]) -> str:
     return "usb " + op[4:]
 
 
-def plot_trace(records: list[Mapping[str, Any]], path: str | Path, *, title: str = "") -> int:
+def plot_trace(records: Sequence[Mapping[str, Any]], path: str | Path, *, title: str = "") -> int:
     """Bus operations on a timeline (see the module docstring); returns the lane count."""
     if not records:
         raise UserError(f"--plot {path}: the trace has no records")

@@ -354,7 +354,7 @@ class NatsBridge:
                 await s.unsubscribe()
         self._setup(unsub)
 
-    def _setup(self, coro_fn: Callable[[], Awaitable[None]]) -> None:
+    def _setup(self, coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run a (un)subscription: waited for (so a served service is reachable when `offer`
         returns) unless called on the loop thread or while disconnected (then it is queued;
         nats-py sends it on reconnect)."""

@@ -215,7 +215,7 @@ async def _wait(m: Any, name: str, pred: Any, timeout: float) -> dict:
         return await m.wait_for_module(name, pred, timeout)
     except TimeoutError:
         st = (await m.listing())["modules"]
-        mine = next((x for x in st if x["name"] == name), {})
+        mine: dict[str, Any] = next((x for x in st if x["name"] == name), {})
         raise UserError(
             f"{name} did not reach the state in {timeout} s: record "
             f"{json.dumps({k: mine.get(k) for k in ('node', 'epoch', 'note', 'move')})}, "

@@ -509,8 +509,9 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
         print(f"wasi-hw: readings drawn in {args.plot}", file=sys.stderr)
     if interrupted:
         return 130
-    if stop is not None and stop.signum is not None:
-        return stop.exit_code
+    code = stop.exit_code if stop is not None else None
+    if code is not None:     # a signal arrived
+        return code
     if bad:
         raise UserError(f"quarantined: {', '.join(bad)}", exit_code=1)
     return 0

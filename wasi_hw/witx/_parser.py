@@ -55,7 +55,9 @@ from ._errors import Location, WitxError
 from ._sexpr import SAtom, SExpr, SList, read_sexprs
 
 if TYPE_CHECKING:
-    from typing_extensions import TypeGuard, TypeIs
+    from typing import TypeGuard
+
+    from typing_extensions import TypeIs
 
 __all__ = ["load", "parse", "BOOL_CASES"]
 
