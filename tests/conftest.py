@@ -15,10 +15,12 @@ Inside the arm64 tier's root (``WASI_HW_IN_ARM64``) `build_drivers` returns the 
 instead (wasm is portable): the ``build/wasm/`` the tier mounts there.
 
 Tiers (markers registered in pyproject.toml): every test gets exactly one. A tier marked on
-the test (or its module) wins; otherwise the first rule that matches in `_TIER_RULES` order:
-QEMU fixtures → ``vm``; a module named ``*umockdev*`` → ``umockdev``; compiled drivers or a
-Rust toolchain (``build_drivers``, ``cargo_test``) or a directory whose tests run wasm
-(``tests/kernel``, ``tests/integration``, ``tests/drivers``) → ``wasm``; the rest ``unit``.
+the test (or its module) wins; otherwise the first rule that matches, in this order:
+QEMU fixtures (system or user emulation: the arm64 root) → ``vm``; a module named
+``*umockdev*`` → ``umockdev``; the nats-server fixtures → ``engine``; compiled drivers or a
+Rust toolchain (``build_drivers``, ``cargo_test``, ``reference_crates``) or a directory
+whose tests run wasm (``tests/kernel``, ``tests/integration``, ``tests/drivers``) →
+``wasm``; the rest ``unit``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "wasm", "umockdev", "vm", "timing", "engine")
 _VM_FIXTURES = {"vm_kernel", "run_in_vm", "run_python_in_vm", "arm64_root", "in_root"}
 _ENGINE_FIXTURES = {"nats_server", "nats_factory", "nats_cluster", "nats_hub_leaf"}
-_WASM_FIXTURES = {"build_drivers", "cargo_test"}
+_WASM_FIXTURES = {"build_drivers", "cargo_test", "reference_crates"}
 _WASM_DIRS = ("kernel", "integration", "drivers")
 
 

@@ -38,6 +38,7 @@ def test_the_example_has_every_step():
             "# mcp9808/tests/test_mcp9808.py"} <= set(files)
 
 
+@pytest.mark.wasm
 def test_worked_example_runs_as_written(tmp_path):
     try:
         tc = select_toolchain()

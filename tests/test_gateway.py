@@ -64,6 +64,7 @@ def _secret() -> bytes:
     )
 
 
+@pytest.mark.wasm
 def test_post_calls_the_service_get_lists_them(served):
     k, base = served
     assert _post(f"{base}/services/echo", b"\x30abc") == (200, b"\x31abc")
@@ -71,6 +72,7 @@ def test_post_calls_the_service_get_lists_them(served):
     assert k.audit.for_driver("provider") == []
 
 
+@pytest.mark.wasm
 def test_errors_are_statuses_with_kinds(served):
     k, base = served
     code, body = _post(f"{base}/services/secret", b"x")

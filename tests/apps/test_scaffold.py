@@ -18,6 +18,8 @@ from wasi_hw.apps._build import select_toolchain
 from wasi_hw.apps._scaffold import new_driver
 
 ROOT = Path(__file__).resolve().parents[2]
+# scaffolding Rust driver crates: most tests run cargo (the rest are a few seconds)
+pytestmark = pytest.mark.wasm
 
 
 def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

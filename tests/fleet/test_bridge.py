@@ -25,6 +25,7 @@ def test_reply_framing_round_trips_every_kind():
     assert info.value.kind == "other"
 
 
+@pytest.mark.timing
 def test_no_server_is_a_user_error_in_bounded_time():
     t0 = time.monotonic()
     with pytest.raises(UserError, match="cannot connect to NATS"):

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from wasi_hw.fleet import Registry, connect, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +40,7 @@ def _alive(pid: int) -> bool:
         return f.read().split(") ")[1][0] != "Z"
 
 
+@pytest.mark.engine   # `fleet up` starts nats-server
 def test_readme_fleet_flow(tmp_path, build_drivers):
     build_drivers("bme280", "sht3x", "hd44780")
     for name in ("build", "drivers"):
