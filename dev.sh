@@ -3,7 +3,8 @@
 #   ./dev.sh demo   build every driver and run the demo kernel on simulated devices
 #   ./dev.sh test   run every test
 # Each installs what it needs first (Debian packages, the venv, the Rust wasm
-# toolchain) and skips what is already in place. Other verbs: setup, build, shell.
+# toolchain) and skips what is already in place. Other verbs: setup, build, shell,
+# dist (sdist + wheel in dist/, drivers included: what a Raspberry Pi installs).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -19,8 +20,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 APT_PKGS=(python3-venv python3-dev gcc pkg-config libgirepository1.0-dev libcairo2-dev
           libusb-1.0-0 umockdev gir1.2-umockdev-1.0 usbip
           qemu-system-x86 busybox-static cpio kmod xz-utils zstd wasi-libc)
-APT_PKGS+=(nats-server)  # IMC remote path and fleet tests start a real NATS server
+APT_PKGS+=(debootstrap qemu-user-static binfmt-support)  # the aarch64 tier: a bookworm arm64 root run under qemu-user
 APT_PKGS+=(libasan8 libubsan1)  # the C extension's sanitizer test tier (tests/kernel/test_sanitizers.py)
+APT_PKGS+=(nats-server)  # IMC remote path and fleet tests start a real NATS server
 # The Rust wasm toolchain: a rustup toolchain that already has the
 # wasm32 target, else Debian's rustc-web + std sources + wasm-ld.
 RUST_PKGS=(rustc-web cargo-web rust-web-src lld-22)
@@ -77,6 +79,11 @@ case "$cmd" in
   test)
     setup; build
     exec "$VENV/bin/python" -m pytest -n 2 "$@" ;;
+  dist)
+    setup; build
+    mkdir -p dist
+    exec "$VENV/bin/python" -c 'import setuptools.build_meta as b
+for f in (b.build_sdist, b.build_wheel): print("dist/" + f("dist"))' ;;
   shell) setup; exec bash --rcfile <(echo "source '$VENV/bin/activate'") ;;
   *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

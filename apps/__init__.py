@@ -5,8 +5,10 @@ The top layer: it uses only the public names (``__all__``) of `wasi_hw` (core),
 - `main`: the command line (`wasi_hw.apps.cli`).
 - Backends by name: `sim_i2c`, `sim_usb`, `usbip_usb`, `real_backends`, `plan_backends`,
   `parse_sim_spec` (`_backends`).
-- `build`, `find_root`, `select_toolchain`, `Artifact`, `BuildError`: Rust drivers → wasm
-  (`_build`).
+- `build`, `build_path`, `cargo_config`, `find_root`, `select_toolchain`, `Artifact`,
+  `BuildError`: Rust drivers → wasm, this tree's or any crate's (`_build`).
+- `new_driver`: a new driver crate, built and tested as created (`_scaffold`).
+- `wasi_hw.apps.testing`: the pytest plugin for driver authors (fixture ``wasi_hw``).
 - `run_parity`, `setup_for`, `run_leg`: one driver on several backends, traces compared (`_parity`).
 - `run_bench`, `FIGURES`: the benchmark suite, ratios against same-run baselines (`_bench`).
 - `fleet_up`: a local lattice (nats-server + node processes) (`_fleet_up`); `run_fleet_bench`,
@@ -23,7 +25,8 @@ from typing import Any
 __all__ = [
     "main",
     "sim_i2c", "sim_usb", "usbip_usb", "real_backends", "plan_backends", "parse_sim_spec",
-    "build", "find_root", "select_toolchain", "Artifact", "BuildError",
+    "build", "build_path", "cargo_config", "find_root", "select_toolchain", "Artifact",
+    "BuildError", "new_driver",
     "run_parity", "setup_for", "run_leg",
     "run_bench", "FIGURES",
     "fleet_up", "run_fleet_bench", "format_fleet_table",
@@ -33,8 +36,9 @@ _WHERE = {
     "main": ".cli",
     **dict.fromkeys(("sim_i2c", "sim_usb", "usbip_usb", "real_backends", "plan_backends",
                      "parse_sim_spec"), "._backends"),
-    **dict.fromkeys(("build", "find_root", "select_toolchain", "Artifact", "BuildError"),
-                    "._build"),
+    **dict.fromkeys(("build", "build_path", "cargo_config", "find_root", "select_toolchain",
+                     "Artifact", "BuildError"), "._build"),
+    "new_driver": "._scaffold",
     **dict.fromkeys(("run_parity", "setup_for", "run_leg"), "._parity"),
     **dict.fromkeys(("run_bench", "FIGURES"), "._bench"),
     "fleet_up": "._fleet_up",

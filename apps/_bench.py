@@ -93,8 +93,16 @@ def _side(label: str, seconds: float, per: str) -> dict:
 # -- shared set-up --------------------------------------------------------------------------
 
 def _root() -> Path:
+    """The checkout (``drivers/``, ``build/wasm/``); an installed wheel has no checkout but
+    carries the same layout for its demo (``wasi_hw/demo/``), which has what bench uses."""
     from ._build import find_root
-    return find_root(Path(__file__).resolve().parent)
+    try:
+        return find_root(Path(__file__).resolve().parent)
+    except UserError:
+        demo = Path(__file__).resolve().parents[1] / "demo"
+        if (demo / "drivers" / "bme280" / "manifest.toml").is_file():
+            return demo
+        raise
 
 
 def _driver_wasm(name: str) -> bytes:
@@ -762,6 +770,15 @@ FIGURES: tuple[Figure, ...] = (
     Figure("host_call_speedup", "host call: define_func / the kernel's path",
            1.0, ">=", "informational", _bench_host_call),
 )
+
+
+def _imc_figures() -> tuple[Figure, ...]:
+    """The IMC figures (`_bench_imc`: local and remote paths, publications over NATS)."""
+    from ._bench_imc import IMC_FIGURES
+    return tuple(Figure(*f) for f in IMC_FIGURES)
+
+
+FIGURES = FIGURES + _imc_figures()
 
 
 def _machine() -> dict:

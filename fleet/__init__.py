@@ -1,6 +1,8 @@
 """wasi_hw.fleet — kernels joined over NATS: nodes, the module manager, one registry.
 
-`NatsServer` runs a real `nats-server` process (JetStream store, cluster routes, leaf
+`NatsBridge` is a kernel's NATS connection: the IMC's remote path (services by name over
+NATS request/reply, publications across kernels) from the synchronous kernel to nats-py's
+asyncio, on its own loop thread. `NatsServer` runs a real `nats-server` process (JetStream store, cluster routes, leaf
 nodes, user/password) for tests, demos and single-machine setups; `start_cluster` starts
 routed servers together. A lattice keeps its shared state in JetStream: the `Registry` (KV,
 every change by compare-and-set), `Artifacts` and `Snapshots` (Object Stores, read back
@@ -11,6 +13,7 @@ never runs modules. Subjects and bucket names are made in one place (`_names`).
 needed on one machine without NATS.
 """
 
+from ._bridge import NatsBridge, publication_subject, service_subject
 from ._artifacts import ArtifactError, Artifacts, ObjectBucket, Snapshots, sha256
 from ._names import (DEFAULT_LATTICE, artifacts_bucket, check_lattice, check_name, ctl_subject,
                      evt_subject, module_key, node_key, registry_bucket, snapshots_bucket,
@@ -22,11 +25,13 @@ from ._server import NatsServer, NatsServerError, free_port, start_cluster
 from ._testmod import counter_wat, write_counter
 
 __all__ = [
+    "NatsBridge", "publication_subject", "service_subject",
     "NatsServer", "NatsServerError", "free_port", "start_cluster",
     "counter_wat", "write_counter",
     "ArtifactError", "Artifacts", "ObjectBucket", "Snapshots", "sha256",
     "Conflict", "Credentials", "Entry", "Registry", "connect", "wait_for",
     "Manager", "running_on", "NodeAgent", "NodeConfig", "offers_of",
-    "DEFAULT_LATTICE", "artifacts_bucket", "check_lattice", "check_name", "ctl_subject", "evt_subject", "module_key",
-    "node_key", "registry_bucket", "snapshots_bucket", "status_key", "svc_subject",
+    "DEFAULT_LATTICE", "artifacts_bucket", "check_lattice", "check_name", "ctl_subject",
+    "evt_subject", "module_key", "node_key", "registry_bucket", "snapshots_bucket", "status_key",
+    "svc_subject",
 ]

@@ -284,7 +284,8 @@ def start_cluster(size: int = 3, *, name: str = "wasihw", timeout: float = 30.0,
     """`size` servers routed to each other, all started, returned once all are ready.
 
     JetStream in a cluster is ready only after a meta leader is elected (about 5 s on
-    loopback), so the servers are started first and waited for together.
+    loopback), so the servers are started first and waited for together, then until every
+    server has its routes to all the others.
     """
     cluster_ports = [free_port() for _ in range(size)]
     servers = []
@@ -298,6 +299,12 @@ def start_cluster(size: int = 3, *, name: str = "wasihw", timeout: float = 30.0,
         deadline = time.monotonic() + timeout
         for s in servers:
             s.wait_ready(max(0.1, deadline - time.monotonic()))
+        for s in servers:           # and every route up (a full mesh): the cluster is whole
+            while s.monitor("routez").get("num_routes", 0) < size - 1:
+                if time.monotonic() > deadline:
+                    raise NatsServerError(f"{s!r}: routes to all {size - 1} other servers not "
+                                          f"up after {timeout} s: {s.log_tail()}")
+                time.sleep(0.02)
     except BaseException:
         for s in servers:
             s.close()

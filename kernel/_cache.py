@@ -35,6 +35,13 @@ Contract:
 - The directory is created private (0700). A directory owned by another user or writable by
   group/others is neither read nor written (someone else could plant a consistent
   `.cwasm` + sidecar pair there): every load compiles.
+- Targets: the engine fingerprint (hence the key) and the sidecar's engine settings include
+  the target triple the code was compiled for (`KernelEngine.target`). Before any `.cwasm`
+  reaches wasmtime, its ELF header's machine is compared with the engine's architecture: a
+  `.cwasm` for another architecture is refused (``why`` says "compiled for x86_64, this
+  machine is aarch64") and recompiled, never loaded. An engine for another machine
+  (`KernelEngine.runs_here` False) only `compile`s — entries for a Pi written on a laptop
+  that can compile for it; its `load` raises `UserError`.
 - The default root is `$WASI_HW_CACHE`, else `$XDG_CACHE_HOME/wasi-hw/aot`, else
   `~/.cache/wasi-hw/aot`.
 """
@@ -52,12 +59,59 @@ from typing import Any, Callable
 
 import wasmtime
 
-from ._engine import WASMTIME_VERSION, KernelEngine
+from wasi_hw import UserError
 
-__all__ = ["AotCache", "LoadedModule", "default_cache_dir", "SETTLE_S"]
+from ._engine import WASMTIME_VERSION, KernelEngine, target_arch
+
+__all__ = ["AotCache", "LoadedModule", "default_cache_dir", "SETTLE_S", "cwasm_arch",
+           "foreign_cwasm", "cache_dir_problem"]
+
+# ELF e_machine values of the architectures wasmtime's Cranelift emits
+_ELF_MACHINES = {62: "x86_64", 183: "aarch64", 243: "riscv64", 22: "s390x"}
+
+
+def cwasm_arch(head: bytes) -> str | None:
+    """The architecture a `.cwasm` (an ELF object) was compiled for, from its first 20
+    bytes; None when they are no 64-bit little-endian ELF header of a known machine."""
+    if len(head) < 20 or head[:4] != b"\x7fELF":
+        return None
+    if head[4] != 2 or head[5] != 1:           # ELFCLASS64, little-endian
+        return None
+    return _ELF_MACHINES.get(int.from_bytes(head[18:20], "little"))
+
+
+def foreign_cwasm(head: bytes, engine: KernelEngine) -> str | None:
+    """Why a `.cwasm` starting with `head` must not be handed to `engine`, or None."""
+    want = target_arch(engine.target)
+    if want not in _ELF_MACHINES.values():
+        return None                            # e.g. pulley: wasmtime's own check decides
+    got = cwasm_arch(head)
+    if got is None:
+        return "not a compiled module (no ELF header of a known machine)"
+    if got != want:
+        return f"compiled for {got}, this engine is {want}: refused, never loaded"
+    return None
 
 #: A `.cwasm` unchanged for this long after a verified load is sealed (module docstring).
 SETTLE_S = 2.0
+
+
+def cache_dir_problem(root: Path, uid: int | None = None) -> str | None:
+    """None if the cache directory `root` is ours (`uid`'s) alone or absent, else why it cannot
+    be trusted: anyone who can write there could plant a matching `.cwasm` + sidecar pair."""
+    try:
+        st = Path(root).stat()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"cache directory unusable: {err}"
+    if uid is None and hasattr(os, "getuid"):
+        uid = os.getuid()
+    if uid is not None and st.st_uid != uid:
+        return f"cache directory {root} is owned by another user"
+    if st.st_mode & 0o022:
+        return f"cache directory {root} is writable by others"
+    return None
 
 
 def default_cache_dir() -> Path:
@@ -95,25 +149,16 @@ class AotCache:
         return self.root / f"{stem}.cwasm", self.root / f"{stem}.json"
 
     def _private(self) -> str | None:
-        """None if the cache directory is ours alone, else why it cannot be trusted. Anyone
-        who can write there could plant a matching `.cwasm` + sidecar pair."""
-        try:
-            st = self.root.stat()
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            return f"cache directory unusable: {err}"
-        if hasattr(os, "getuid") and st.st_uid != os.getuid():
-            return f"cache directory {self.root} is owned by another user"
-        if st.st_mode & 0o022:
-            return f"cache directory {self.root} is writable by others"
-        return None
+        return cache_dir_problem(self.root)
 
     def load(self, wasm: bytes) -> LoadedModule:
         """The module for `wasm`: a verified cache entry, else a fresh compile (then stored).
 
         Raises `wasmtime.WasmtimeError` if `wasm` is not a valid module.
         """
+        if not self.engine.runs_here:
+            raise UserError(f"an engine for {self.engine.target} only compiles; "
+                            "its modules run on that machine")
         digest = hashlib.sha256(wasm).hexdigest()
         cwasm, sidecar = self.paths(digest)
         checked = self._private() or self._check(digest, cwasm, sidecar)
@@ -182,6 +227,9 @@ class AotCache:
         try:
             st = os.fstat(fd)
             ident = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            foreign = foreign_cwasm(os.pread(fd, 20, 0), self.engine)
+            if foreign is not None:
+                return foreign
             if record.get("cwasm_stat") == ident:
                 result = fd                  # sealed and untouched since: no re-hash
                 fd = -1
@@ -193,6 +241,8 @@ class AotCache:
         finally:
             if fd >= 0:
                 os.close(fd)
+        if foreign_cwasm(data[:20], self.engine) is not None:   # changed since the peek
+            return "digest mismatch"
         if len(data) != st.st_size or hashlib.sha256(data).hexdigest() != record.get("cwasm_sha256"):
             return "digest mismatch"
         if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) >= SETTLE_S * 1e9:

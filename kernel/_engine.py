@@ -12,13 +12,25 @@ Contract:
   later than the deadline plus one tick after it started.
 - Everything that belongs to an Engine (Module, Linker, FuncType, Store) must be created
   from *this* engine: wasmtime objects are never shared across engines.
+- `target`: the machine the engine compiles for, as a target triple; ``config["target"]`` is
+  always the resolved triple (`host_target()` when none is given), so a `.cwasm` compiled
+  elsewhere *for* this machine has this machine's fingerprint. An engine for another target
+  (`runs_here` False) only compiles: it has no ticker, and the kernel and the AoT cache refuse
+  to load or run anything with it. A wasmtime build lacks the Cranelift backends of other
+  architectures (the x86_64 wheel of 50.0.1 aborts the process on
+  ``Config.target = "aarch64-…"``), so a foreign target is first tried in a child process
+  (`check_target`) and refused with `UserError` when this build cannot compile for it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import platform
+import subprocess
+import sys
 import threading
 from importlib.metadata import version
 
@@ -26,28 +38,91 @@ import wasmtime
 
 from . import _native
 
-__all__ = ["KernelEngine", "WASMTIME_VERSION"]
+__all__ = ["KernelEngine", "WASMTIME_VERSION", "host_target", "target_arch", "check_target"]
 
 WASMTIME_VERSION = version("wasmtime")
 
 _MEMORY_RESERVATION = 16 << 20
 _MEMORY_GUARD = 64 << 10
 
+_ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64",
+                 "x86_64": "x86_64", "riscv64": "riscv64", "s390x": "s390x"}
+
+
+def host_target() -> str:
+    """This machine's target triple, as wasmtime names it (``x86_64-unknown-linux-gnu``)."""
+    machine = platform.machine().lower()
+    arch = _ARCH_ALIASES.get(machine, machine)
+    if arch == "riscv64":
+        arch = "riscv64gc"
+    if sys.platform == "darwin":
+        return f"{arch}-apple-darwin"
+    if sys.platform == "win32":
+        return f"{arch}-pc-windows-msvc"
+    return f"{arch}-unknown-linux-gnu"
+
+
+def target_arch(target: str) -> str:
+    """The architecture part of a triple: ``aarch64``, ``x86_64``, ``riscv64``, ``pulley64`` …"""
+    arch = target.split("-", 1)[0].lower()
+    return "riscv64" if arch.startswith("riscv64") else _ARCH_ALIASES.get(arch, arch)
+
+
+_PROBE = """
+import sys, wasmtime
+cfg = wasmtime.Config()
+try:
+    cfg.target = sys.argv[1]
+except wasmtime.WasmtimeError as err:
+    print(str(err).splitlines()[0]); sys.exit(3)
+wasmtime.Engine(cfg)
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def check_target(target: str) -> str | None:
+    """None if this wasmtime build can compile for `target`, else why not (one line).
+    Tried in a child process: an unsupported backend aborts the process that asks."""
+    if target_arch(target) == target_arch(host_target()) and target == host_target():
+        return None
+    try:
+        r = subprocess.run([sys.executable, "-c", _PROBE, target], capture_output=True,
+                           text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"cannot try target {target}: {err}"
+    if r.returncode == 0:
+        return None
+    if r.returncode == 3:
+        return f"unknown target {target!r}: {r.stdout.strip()}"
+    if "Support for this target is disabled" in r.stderr:
+        return (f"this wasmtime build ({WASMTIME_VERSION}, {host_target()}) has no "
+                f"{target_arch(target)} compiler: compile on an {target_arch(target)} machine "
+                f"(e.g. `wasi-hw compile` on the target itself)")
+    return f"this wasmtime build cannot compile for {target} (probe exit {r.returncode})"
+
 
 class KernelEngine:
     """One wasmtime Engine with epoch interruption and its ticker thread."""
 
-    def __init__(self, *, tick_ms: float = 5.0) -> None:
+    def __init__(self, *, tick_ms: float = 5.0, target: str | None = None) -> None:
         if not tick_ms > 0:
             raise ValueError("tick_ms must be positive")
         self.tick_ms = float(tick_ms)
+        here = host_target()
+        self.target = target or here
+        self.runs_here = self.target == here
+        if not self.runs_here:
+            why = check_target(self.target)
+            if why is not None:
+                from wasi_hw import UserError
+                raise UserError(why)
         self.config = {
             "epoch_interruption": True,
             "memory_reservation": _MEMORY_RESERVATION,
             "memory_guard_size": _MEMORY_GUARD,
             "memory_reservation_for_growth": 0,
             "cranelift_opt_level": "speed",
-            "target": "native",
+            "target": self.target,
         }
         cfg = wasmtime.Config()
         cfg.epoch_interruption = True
@@ -55,13 +130,15 @@ class KernelEngine:
         cfg.memory_guard_size = _MEMORY_GUARD
         cfg.memory_reservation_for_growth = 0
         cfg.cranelift_opt_level = "speed"
+        if not self.runs_here:
+            cfg.target = self.target
         self.engine = wasmtime.Engine(cfg)
         blob = json.dumps({"wasmtime": WASMTIME_VERSION, **self.config}, sort_keys=True)
         self.fingerprint = hashlib.sha256(blob.encode()).hexdigest()[:16]
         self._stop = threading.Event()
-        self._native_ticker = _native.ticker(self.engine, self.tick_ms)
+        self._native_ticker = _native.ticker(self.engine, self.tick_ms) if self.runs_here else None
         self._ticker = threading.Thread(target=self._tick, name="wasi-hw-epoch", daemon=True)
-        if self._native_ticker is None:
+        if self._native_ticker is None and self.runs_here:
             self._ticker.start()
 
     def _tick(self) -> None:

@@ -6,7 +6,7 @@ Contract:
   allowed addresses; ``config`` gets ``bus`` and ``address`` (the first allowed) unless given.
 - `run_driver(manifest, backends, polls=N)` starts the driver under a fresh `Kernel`, polls it
   N times (or until it is quarantined) and returns a `RunResult` (readings, events, audit
-  entries, final state). Callers choose the backends — e.g. a recorder wrapping a sim backend
+  entries, final state, the configuration keys the driver asked for). Callers choose the backends — e.g. a recorder wrapping a sim backend
   for traces, or a benchmark's own — the kernel never names a backend class.
 - `load_kernel_file(path)` validates a kernel file (drivers, routes, simulated devices, a
   USB/IP server) into a `KernelPlan`, errors located ``file:line`` like manifests.
@@ -94,6 +94,7 @@ class RunResult:
     polls: int
     faults: int
     errors: int
+    config_read: dict[str, bool] = field(default_factory=dict)   # keys asked → were they set
 
 
 def run_driver(manifest: Manifest, backends: Backends, *, polls: int = 1,
@@ -121,6 +122,8 @@ def run_driver(manifest: Manifest, backends: Backends, *, polls: int = 1,
             polls=slot.polls,
             faults=slot.faults,
             errors=sum(1 for e in events if e.kind == "error"),
+            config_read={**slot.config_read,
+                         **getattr(slot.hosts.get("wasi_driver"), "config_read", {})},
         )
 
 
@@ -170,6 +173,7 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
     tick_ms, rounds = 5.0, 5
     usbip: tuple[str, int] | None = None
     node: dict[str, str] = {}
+    v.seen.update(("kernel", "sim"))  # optional tables: known even when absent
     if "kernel" in v.table:
         kv = _V(doc, v.get("kernel", dict, desc="a table"), ("kernel",), "kernel")
         tick_ms = kv.get("tick_ms", (int, float), 5.0, desc="milliseconds")
@@ -196,7 +200,10 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
             rel = dv.get("manifest", str, desc="a manifest path")
             interval = dv.int("poll_interval_ms", None, lo=1, hi=86_400_000, desc="milliseconds")
             dv.done()
-            m = parse_manifest(TomlDoc(doc.path.parent / rel))
+            target = doc.path.parent / rel
+            if not target.is_file():
+                raise dv.err("manifest", f"driver.manifest: {target}: no such file")
+            m = parse_manifest(TomlDoc(target))
             if interval is not None:      # scheduling only: grants stay the manifest's
                 m = replace(m, poll_interval_ms=interval)
             manifests.append(m)
@@ -228,12 +235,14 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
             address = dv.int("address", lo=0, hi=0x7F, desc="a 7-bit address")
             params = dv.get("params", dict, {}, desc="a table of model parameters")
             dv.done()
+            params = _check_model(dv, model, params, "i2c")
             i2c_sim.append(SimDevice(model, bus, address, MappingProxyType(params)))
         for n, s in enumerate(sv.get("usb", list, [], desc="an array of tables [[sim.usb]]")):
             dv = _V(doc, s, ("sim", "usb", n), "sim.usb")
             model = dv.get("model", str, desc="a device model name")
             params = dv.get("params", dict, {}, desc="a table of model parameters")
             dv.done()
+            params = _check_model(dv, model, params, "usb")
             usb_sim.append(SimDevice(model, params=MappingProxyType(params)))
         sv.done()
     v.done()
@@ -243,3 +252,14 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
     return KernelPlan(doc.path, tuple(manifests), tuple(routes), tuple(i2c_sim), tuple(usb_sim),
                       float(tick_ms), rounds or None, usbip=usbip,
                       node=MappingProxyType(node))
+
+
+def _check_model(dv: Any, model: str, params: dict, kind: str) -> dict:
+    """The model and its parameters checked at load time, errors at their ``file:line``."""
+    from wasi_hw.host import device_models
+
+    try:
+        return device_models().check(model, params, kind=kind)[1]
+    except UserError as err:
+        key = "params" if "parameter" in str(err) and "params" in dv.table else "model"
+        raise dv.err(key, f"sim.{kind}: {err}") from None

@@ -77,3 +77,51 @@ def nats_hub_leaf(nats_factory) -> tuple[NatsServer, NatsServer]:
     leaf = nats_factory(jetstream=True, js_domain="leaf", leaf_remotes=[hub.leaf_url])
     wait_leaf_connected(hub)
     return hub, leaf
+
+
+class KernelNode:
+    """A kernel in its own process (tests/fleet/imc_node.py), driven over stdin/stdout."""
+
+    def __init__(self, spec: dict) -> None:
+        import json
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self._json = json
+        script = Path(__file__).parent / "fleet" / "imc_node.py"
+        self.proc = subprocess.Popen([sys.executable, str(script), json.dumps(spec)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        line = self._readline(30)
+        if line.strip() != "ready":
+            self.close()
+            raise AssertionError(f"kernel node did not start: {line!r} {self.proc.stderr.read()}")
+
+    def _readline(self, timeout: float) -> str:
+        import select
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            raise AssertionError(f"kernel node silent for {timeout} s")
+        return self.proc.stdout.readline()
+
+    def __call__(self, timeout: float = 30, **cmd) -> dict:
+        self.proc.stdin.write(self._json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self._readline(timeout)
+        if not line:
+            raise AssertionError(f"kernel node died: {self.proc.stderr.read()}")
+        return self._json.loads(line)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(10)
+            except Exception:  # noqa: BLE001
+                self.proc.kill()
+                self.proc.wait()

@@ -6,7 +6,8 @@
 use wasi_hw_sdk::config::{self, ConfigError, ConfigErrorKind};
 use wasi_hw_sdk::delay::Delay;
 use wasi_hw_sdk::i2c::{self, I2cBus};
-use wasi_hw_sdk::report::Report;
+use wasi_hw_sdk::imc::{self, ServiceId};
+use wasi_hw_sdk::report::{Report, CAPACITY};
 use wasi_hw_sdk::Driver;
 
 use crate::configuration::{Config, Oversampling};
@@ -43,9 +44,10 @@ fn oversampling(key: &'static str) -> Result<Oversampling, ConfigError> {
     Oversampling::from_count(n).ok_or(ConfigError { key, kind: ConfigErrorKind::OutOfRange })
 }
 
-/// The driver instance: the chip on its bus.
+/// The driver instance: the chip on its bus, and its newest reading (CBOR) for the service.
 pub struct App {
     dev: Bme280<I2cBus, Delay>,
+    last: Last,
 }
 
 impl Driver for App {
@@ -65,7 +67,8 @@ impl Driver for App {
         let bus = i2c::open_configured("i2c-1")?;
         let mut dev = Bme280::new(bus, Delay, address, config);
         dev.init()?;
-        Ok(App { dev })
+        offer_configured()?;
+        Ok(App { dev, last: Last::new() })
     }
 
     fn poll(&mut self) -> Result<(), AppError> {
@@ -77,8 +80,57 @@ impl Driver for App {
         if let Some(h) = m.humidity_pct() {
             report = report.f32("humidity_pct", h);
         }
+        self.last.keep(&mut report).map_err(|e| AppError::Sdk(e.into()))?;
         report.send().map_err(|e| AppError::Sdk(e.into()))
     }
 }
 
-wasi_hw_sdk::export_driver!(App);
+impl imc::Serve for App {
+    type Error = AppError;
+
+    /// The service answers any request with the newest reading (as reported).
+    fn serve(&mut self, _id: ServiceId, _request: &[u8], reply: &mut [u8]) -> Result<usize, AppError> {
+        self.last.copy_to(reply).map_err(|e| AppError::Sdk(e.into()))
+    }
+}
+
+wasi_hw_sdk::export_driver!(App, serve);
+
+/// Offers the service named by config `service` (e.g. "bme280.reading"; the manifest's
+/// `[imc] offer` must list it); without the key the driver offers nothing.
+fn offer_configured() -> Result<(), wasi_hw_sdk::Error> {
+    let mut buf = [0u8; 64];
+    if let Some(name) = config::get("service", &mut buf)? {
+        imc::offer(name)?;
+    }
+    Ok(())
+}
+
+/// The newest reading, encoded as reported.
+struct Last {
+    buf: [u8; CAPACITY],
+    len: usize,
+}
+
+impl Last {
+    const fn new() -> Self {
+        Self { buf: [0; CAPACITY], len: 0 }
+    }
+
+    fn keep(&mut self, report: &mut Report) -> Result<(), wasi_hw_sdk::driver::DriverError> {
+        let data = report.encoded()?;
+        self.buf[..data.len()].copy_from_slice(data);
+        self.len = data.len();
+        Ok(())
+    }
+
+    /// Copies the reading into `reply`; `imc::ImcError::Unavailable` before the first one.
+    fn copy_to(&self, reply: &mut [u8]) -> Result<usize, imc::ImcError> {
+        if self.len == 0 {
+            return Err(imc::ImcError::Unavailable);
+        }
+        let out = reply.get_mut(..self.len).ok_or(imc::ImcError::TooLarge)?;
+        out.copy_from_slice(&self.buf[..self.len]);
+        Ok(self.len)
+    }
+}
