@@ -47,6 +47,7 @@ from typing import Any, Callable, Protocol
 from wasi_hw import HwError, copy_between
 
 from ._audit import AuditLog
+from ._fault import DriverFault
 from ._guard import Denied, _Guard
 from ._manifest import IMC_NAME, Manifest
 
@@ -213,7 +214,6 @@ class ImcHub:
             raise HwError("too_large", why)
         mem = inst.mem
         body = offer.ptr + HEADER.size
-        from ._sandbox import DriverFault
         try:
             with inst.held(timeout, SERVE_EXPORT) as enter:
                 mem.write_struct(offer.ptr, HEADER, offer.sid, n)
