@@ -46,7 +46,6 @@ import contextlib
 import functools
 import importlib
 import threading
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, Iterator, Mapping
 
@@ -57,6 +56,7 @@ from wasi_hw import GuestMemory, HwError
 from . import _native
 from ._audit import AuditLog
 from ._engine import KernelEngine
+from ._fault import DriverFault
 from ._guard import DriverGuard, I2cGuard, UsbGuard, _Guard
 from ._i2c_fast import fused_i2c
 from ._imc import ImcGuard
@@ -86,17 +86,6 @@ class LoadError(HwError):
 
     def __init__(self, message: str) -> None:
         super().__init__("load", message)
-
-
-@dataclass(frozen=True)
-class DriverFault(Exception):
-    """The guest was stopped: ``kind`` is deadline, trap, host, reentrant or busy."""
-
-    kind: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.detail}"
 
 
 @functools.lru_cache(maxsize=None)
