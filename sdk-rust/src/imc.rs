@@ -18,6 +18,10 @@
 //! }
 //! ```
 //!
+//! A sensor that serves its newest reading keeps it in a [`LatestReading`] (`keep` in
+//! `poll`, `copy_to` in `serve`) and offers the name its config `service` gives with
+//! [`offer_configured`].
+//!
 //! Serving: [`offer`] registers the module's one serve buffer ([`SERVE_BUFFER`] bytes, in
 //! this crate) for a service. Per request the kernel writes an 8-byte header (service id,
 //! request length; u32 little-endian) and the request into it and calls the export
