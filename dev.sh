@@ -22,6 +22,7 @@ APT_PKGS=(python3-venv python3-dev gcc pkg-config libgirepository1.0-dev libcair
           qemu-system-x86 busybox-static cpio kmod xz-utils zstd wasi-libc)
 APT_PKGS+=(debootstrap qemu-user-static binfmt-support)  # the aarch64 tier: a bookworm arm64 root run under qemu-user
 APT_PKGS+=(libasan8 libubsan1)  # the C extension's sanitizer test tier (tests/kernel/test_sanitizers.py)
+APT_PKGS+=(nats-server)  # IMC remote path and fleet tests start a real NATS server
 # The Rust wasm toolchain: a rustup toolchain that already has the
 # wasm32 target, else Debian's rustc-web + std sources + wasm-ld.
 RUST_PKGS=(rustc-web cargo-web rust-web-src lld-22)

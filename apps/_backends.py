@@ -2,9 +2,11 @@
 
 The kernel runs against whatever `Backends` it is handed; this module builds them.
 - `sim_i2c(devices, buses)` / `sim_usb(devices)`: simulated backends with the named models
-  (`SimDevice` records; names and aliases resolved by `wasi_hw.host.find_model`) attached;
-  an unknown model or bad parameters raise `UserError` naming what is available.
-- `parse_sim_spec("bme280@0x76" | "bme280@i2c-1:0x76", default_bus)` → (model, bus, address).
+  (`SimDevice` records; names, aliases, plugins and parameters through
+  `wasi_hw.host.device_models`) attached; an unknown model or bad parameters raise
+  `UserError` naming what is available.
+- `parse_sim_spec("bme280(temperature_c=30)@i2c-1:0x76", default_bus, usb=False)` → a
+  checked `SimDevice` (device-spec syntax: `wasi_hw.host.parse_device_spec`).
 - `usbip_usb(address)`: a `UsbipUsbBackend` importing what the USB/IP server at ``address``
   exports (nothing connects until a driver looks for a device).
 - `real_backends(buses, usb=...)`: ``/dev/i2c-N`` through smbus2, USB through pyusb.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from types import MappingProxyType
 from typing import Any
 
 from wasi_hw import UserError
@@ -25,34 +28,25 @@ from wasi_hw.host import (
     SimUsbBackend,
     Smbus2I2cBackend,
     UsbipUsbBackend,
-    find_model,
+    device_models,
+    parse_device_spec,
 )
 from wasi_hw.kernel import Backends, KernelPlan, SimDevice, parse_usbip
 
 __all__ = ["sim_i2c", "sim_usb", "parse_sim_spec", "usbip_usb", "real_backends",
            "plan_backends"]
 
-_SPEC = re.compile(r"^([A-Za-z0-9_]+)@(?:([A-Za-z0-9_.-]+):)?(0x[0-9a-fA-F]+|\d+)$")
 
-
-def parse_sim_spec(spec: str, default_bus: str) -> tuple[str, str, int]:
-    """``"bme280@0x76"`` → (model, bus, address)."""
-    m = _SPEC.match(spec.strip())
-    if not m:
-        raise UserError(f"--sim {spec!r}: expected MODEL@ADDRESS or MODEL@BUS:ADDRESS, "
-                        "e.g. bme280@0x76")
-    address = int(m.group(3), 0)
-    if not 0 <= address <= 0x7F:
-        raise UserError(f"--sim {spec!r}: address {address:#x} is not a 7-bit address")
-    return m.group(1), m.group(2) or default_bus, address
-
-
-def _build(kind: str, d: SimDevice) -> Any:
-    cls = find_model(kind, d.model)  # type: ignore[arg-type]
-    try:
-        return cls(**dict(d.params))
-    except TypeError as err:
-        raise UserError(f"simulated {d.model}: bad parameters: {err}") from None
+def parse_sim_spec(spec: str, default_bus: str, *, usb: bool = False) -> SimDevice:
+    """``"bme280(temperature_c=30)@0x76"`` → a `SimDevice` (bus: ``default_bus`` unless the
+    spec names one); ``usb``: a USB spec (``"hid:hello"``), no address. The model and its
+    parameters are checked now: mistakes are `UserError`s naming the spec."""
+    flag = "--usb-sim" if usb else "--sim"
+    parsed = parse_device_spec(spec, address=not usb, where=flag)
+    _, params = device_models().check(parsed.model, parsed.params, kind="usb" if usb else "i2c",
+                                      where=f"{flag} {spec!r}", raw=parsed.raw)
+    return SimDevice(parsed.model, parsed.bus or default_bus, parsed.address or 0,
+                     MappingProxyType(params))
 
 
 def sim_i2c(devices: Iterable[SimDevice], buses: Iterable[str] = ()) -> SimI2cBackend:
@@ -62,13 +56,20 @@ def sim_i2c(devices: Iterable[SimDevice], buses: Iterable[str] = ()) -> SimI2cBa
     names = sorted({*buses, *(d.bus for d in devices)}) or ["i2c-1"]
     backend = SimI2cBackend(names)
     for d in devices:
-        backend.attach(d.bus, d.address, _build("i2c", d))
+        model = device_models().create(d.model, d.params, kind="i2c",
+                                       where=f"simulated {d.model}@{d.address:#04x}")
+        try:
+            backend.attach(d.bus, d.address, model)
+        except ValueError as err:
+            raise UserError(f"simulated {d.model}: {err}") from None
     return backend
 
 
 def sim_usb(devices: Iterable[SimDevice]) -> SimUsbBackend:
     """A `SimUsbBackend` with the given device models plugged in."""
-    return SimUsbBackend([_build("usb", d) for d in devices])
+    return SimUsbBackend([device_models().create(d.model, d.params, kind="usb",
+                                                 where=f"simulated {d.model}")
+                          for d in devices])
 
 
 def usbip_usb(address: tuple[str, int] | str) -> UsbipUsbBackend:

@@ -775,6 +775,15 @@ FIGURES: tuple[Figure, ...] = (
 )
 
 
+def _imc_figures() -> tuple[Figure, ...]:
+    """The IMC figures (`_bench_imc`: local and remote paths, publications over NATS)."""
+    from ._bench_imc import IMC_FIGURES
+    return tuple(Figure(*f) for f in IMC_FIGURES)
+
+
+FIGURES = FIGURES + _imc_figures()
+
+
 def _machine() -> dict:
     import wasmtime  # noqa: F401
 

@@ -24,6 +24,14 @@ Contract:
   bytes changed. Cargo runs with ``--keep-going``: when some crates fail, the others are
   still copied and `BuildError` (a `UserError`) names the failed ones and carries the
   built artifacts; cargo's diagnostics go straight to stderr.
+- `build_path(path)` builds any crate or workspace, anywhere: the directory's ``Cargo.toml``
+  (a crate, or a workspace and all its ``cdylib`` members, listed by ``cargo metadata``),
+  same route, stack size and profile as above, each module copied to
+  ``<path>/build/wasm/<crate directory name>.wasm``. A directory without ``Cargo.toml`` is a
+  `UserError` saying so (nothing else is built in its place).
+- `cargo_config(toolchain)` renders the same settings as a ``.cargo/config.toml`` for plain
+  ``cargo`` (``cargo wasm`` builds the release module); ``wasi-hw new`` writes it into new
+  crates. The settings exist once, in `select_toolchain`'s `Toolchain`.
 """
 
 from __future__ import annotations
@@ -52,6 +60,8 @@ __all__ = [
     "Probe",
     "Toolchain",
     "build",
+    "build_path",
+    "cargo_config",
     "crates",
     "find_root",
     "select_toolchain",
@@ -212,9 +222,8 @@ def crates(root: Path) -> list[Crate]:
 
 def find_root(start: Path | None = None) -> Path:
     """The workspace root: the nearest directory at or above `start` (default: the current
-    directory, then this package's checkout) holding ``Cargo.toml`` and ``sdk-rust/``."""
-    candidates = [Path(start or Path.cwd()).resolve(), Path(__file__).resolve().parent]
-    for base in candidates:
+    directory) holding ``Cargo.toml`` and ``sdk-rust/``."""
+    for base in [Path(start or Path.cwd()).resolve()]:
         for d in (base, *base.parents):
             if (d / "Cargo.toml").is_file() and (d / "sdk-rust").is_dir():
                 return d
@@ -293,20 +302,54 @@ def build(
     if not selected:
         raise UserError(f"{root}: no crates to build (sdk-rust/ and drivers/*/ are empty)")
     tc = toolchain or select_toolchain()
+    return _build_modules(tc, root, selected, release, run, "the workspace")
+
+
+def _cargo_build(tc: Toolchain, cwd: Path, packages: Sequence[str], release: bool,
+                 run: Callable[..., subprocess.CompletedProcess],
+                 manifest: Path | None = None) -> subprocess.CompletedProcess:
+    """One ``cargo build`` for the wasm target with the toolchain's settings."""
     cmd = [tc.cargo, "build", "--target", WASM_TARGET, "--keep-going",
            "--message-format=json-render-diagnostics"]
+    if manifest is not None:
+        cmd += ["--manifest-path", str(manifest)]
     if release:
         cmd.append("--release")
     cmd += list(tc.args)
-    for c in selected:
-        cmd += ["-p", c.package]
+    for p in packages:
+        cmd += ["-p", p]
     env = {**os.environ, **tc.env}
     if os.environ.get(_RUSTFLAGS_VAR) and _RUSTFLAGS_VAR in tc.env:   # theirs, then ours
         env[_RUSTFLAGS_VAR] = f"{os.environ[_RUSTFLAGS_VAR]} {tc.env[_RUSTFLAGS_VAR]}"
     try:
-        proc = run(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=None, text=True, check=False)
+        return run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=None, text=True,
+                   check=False)
     except OSError as err:
         raise UserError(f"cannot run {tc.cargo}: {err.strerror or err}") from None
+
+
+def _metadata(tc: Toolchain, manifest: Path) -> dict:
+    env = {**os.environ, **{k: v for k, v in tc.env.items() if k != _RUSTFLAGS_VAR}}
+    try:
+        out = subprocess.run([tc.cargo, "metadata", "--no-deps", "--format-version", "1",
+                              "--manifest-path", str(manifest)], env=env, capture_output=True,
+                             text=True, timeout=300, check=False)
+    except (OSError, subprocess.SubprocessError) as err:
+        raise UserError(f"cannot run {tc.cargo} metadata: {err}") from None
+    if out.returncode != 0:
+        why = out.stderr.strip().splitlines()
+        raise UserError(f"{manifest}: cargo cannot read it: "
+                        f"{why[-1] if why else 'exit ' + str(out.returncode)}")
+    return json.loads(out.stdout)
+
+
+def _build_modules(tc: Toolchain, cwd: Path, selected: Sequence[Crate], release: bool,
+                   run: Callable[..., subprocess.CompletedProcess], where: str,
+                   manifest: Path | None = None) -> list[Artifact]:
+    """One cargo build of `selected`; each driver crate's (cdylib's) wasm is copied to
+    ``cwd/OUT_DIR``. Raises `BuildError` (carrying the modules that were built) if cargo
+    failed or a driver's wasm is missing; `where` names what was built in that message."""
+    proc = _cargo_build(tc, cwd, [c.package for c in selected], release, run, manifest)
     by_manifest = {(c.path / "Cargo.toml").resolve(): c for c in selected}
     wasm = _wasm_outputs(proc.stdout.splitlines(), by_manifest)
     artifacts, failed = [], []
@@ -317,11 +360,69 @@ def build(
         if src is None or not src.is_file():
             failed.append(c.name)
             continue
-        dst = root / OUT_DIR / f"{c.name}.wasm"
+        dst = cwd / OUT_DIR / f"{c.name}.wasm"
         changed = _copy_if_changed(src, dst)
         artifacts.append(Artifact(c.name, dst, dst.stat().st_size, changed))
     if proc.returncode != 0 or failed:
-        what = ", ".join(failed) if failed else "the workspace"
+        what = ", ".join(failed) if failed else where
         raise BuildError(f"cargo build failed for {what} (exit {proc.returncode}, "
                          f"{tc.route} route); see the compiler messages above", artifacts)
     return artifacts
+
+
+def build_path(
+    path: Path | str,
+    *,
+    release: bool = True,
+    toolchain: Toolchain | None = None,
+    run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+) -> list[Artifact]:
+    """Build the crate or workspace at `path` (see the module docstring)."""
+    path = Path(path).resolve()
+    if path.is_file() and path.name == "Cargo.toml":
+        path = path.parent
+    manifest = path / "Cargo.toml"
+    if not manifest.is_file():
+        why = "no such directory" if not path.exists() else "no Cargo.toml there"
+        raise UserError(f"{path}: not a Rust crate or workspace ({why}); give the directory "
+                        "of a driver crate, e.g. `wasi-hw new driver mysensor` makes one")
+    tc = toolchain or select_toolchain()
+    meta = _metadata(tc, manifest)
+    members = set(meta.get("workspace_members") or [])
+    here = [p for p in meta.get("packages", []) if p.get("id") in members or not members]
+    own = [p for p in here if Path(p["manifest_path"]).resolve() == manifest.resolve()]
+    chosen = own or [p for p in here
+                     if Path(p["manifest_path"]).resolve().is_relative_to(path)]
+    found = [Crate(Path(p["manifest_path"]).parent.name, p["name"],
+                   Path(p["manifest_path"]).parent.resolve(),
+                   any("cdylib" in t.get("crate_type", t.get("kind", [])) for t in p["targets"]))
+             for p in chosen]
+    drivers = [c for c in found if c.cdylib]
+    if not drivers:
+        raise UserError(f"{manifest}: no driver crate here (a driver has "
+                        '`crate-type = ["cdylib", …]` under [lib])')
+    return _build_modules(tc, path, drivers, release, run, str(path), manifest)
+
+
+def cargo_config(tc: Toolchain | None = None) -> str:
+    """The toolchain's settings as a ``.cargo/config.toml`` (see the module docstring)."""
+    tc = tc or select_toolchain()
+    flags = tc.env.get(_RUSTFLAGS_VAR, _STACK_FLAGS).split()
+    alias = ["build", "--release", "--target", WASM_TARGET, *tc.args]
+    lines = [
+        f"# Generated by wasi-hw for this machine's wasm route ({tc.route}): the settings",
+        "# `wasi-hw build` uses, for plain cargo. `cargo wasm` builds the release module to",
+        f"# target/{WASM_TARGET}/release/*.wasm; `cargo test` stays native.",
+    ]
+    if tc.route == "debian":
+        lines.append("# Debian's cargo needs `RUSTC_BOOTSTRAP=1 /usr/bin/cargo wasm` for -Zbuild-std.")
+    lines.append("")
+    if "RUSTC" in tc.env:
+        lines += ["[build]", f'rustc = "{tc.env["RUSTC"]}"', ""]
+    lines.append(f"[target.{WASM_TARGET}]")
+    if _LINKER_VAR in tc.env:
+        lines.append(f'linker = "{tc.env[_LINKER_VAR]}"')
+    lines.append("rustflags = [" + ", ".join(f'"{f}"' for f in flags) + "]   "
+                 f"# {STACK_SIZE // 1024} KiB wasm stack, as every wasi-hw driver")
+    lines += ["", "[alias]", "wasm = [" + ", ".join(f'"{a}"' for a in alias) + "]", ""]
+    return "\n".join(lines)

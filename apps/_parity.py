@@ -30,8 +30,10 @@ Contract:
   data byte, every result and error kind — must be equal. Each leg is compared with the
   first (the baseline): outcome, readings, then the trace; the first difference is reported
   with both sides.
+- A leg that faulted, was quarantined, had driver errors, did no bus I/O or produced no
+  reading proves nothing (`leg_problem`): the report is not OK even when every leg agrees.
 - `run_parity` returns a `ParityReport`; `format_table` prints it (per leg: readings,
-  operation count, first difference). The command exits 1 on any difference, 0 otherwise.
+  operation count, first difference or problem). The command exits 1 unless it is OK.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def setup_for(driver: Path | str, *, manifest: Path | str | None = None, polls: 
               sim: Sequence[str] = (), usb_sim: Sequence[str] = (), i2c: str = "i2c-1",
               allow: Sequence[int] = (), interval_ms: int = 10) -> ParitySetup:
     """The `ParitySetup` for ``driver`` (a .wasm) — see the module docstring."""
-    from wasi_hw.host import i2c_models, model_key, usb_models
+    from wasi_hw.host import device_models
     from wasi_hw.kernel import SimDevice, adhoc_manifest, load_manifest
 
     from ._backends import parse_sim_spec
@@ -119,18 +121,19 @@ def setup_for(driver: Path | str, *, manifest: Path | str | None = None, polls: 
     m = dataclasses.replace(m, wasm=driver.resolve(), poll_interval_ms=interval_ms)
     if sim:
         default_bus = m.i2c[0].bus if m.i2c else i2c
-        i2c_devs = tuple(SimDevice(model, bus, addr)
-                         for model, bus, addr in (parse_sim_spec(s, default_bus) for s in sim))
+        i2c_devs = tuple(parse_sim_spec(s, default_bus) for s in sim)
     else:
-        known = model_key(m.name) in i2c_models()
+        models = device_models()
+        known = models.is_name(m.name) and models.resolve(m.name).kind == "i2c"
         i2c_devs = tuple(SimDevice(m.name, g.bus, a) for g in m.i2c for a in sorted(g.addresses)
                          if known)
     if usb_sim:
-        usb_devs = tuple(SimDevice(name) for name in usb_sim)
+        usb_devs = tuple(parse_sim_spec(name, "", usb=True) for name in usb_sim)
     else:
         found = []
         for g in m.usb:
-            for name, cls in sorted(usb_models().items()):
+            for name in device_models().names("usb"):
+                cls = device_models().resolve(name).factory
                 if (getattr(cls, "VENDOR_ID", None), getattr(cls, "PRODUCT_ID", None)) == (g.vid, g.pid):
                     found.append(SimDevice(name))
                     break
@@ -255,8 +258,9 @@ def run_leg(setup: ParitySetup, backend: str, *, trace_dir: Path | None = None,
         from wasi_hw.host import UsbipServer, UsbipUsbBackend
         if not setup.uses_usb:
             raise UserError(f"driver {setup.manifest.name} uses no USB: no usbip leg")
-        from wasi_hw.host import find_model
-        models = [find_model("usb", d.model)(**dict(d.params)) for d in setup.usb_devices]
+        from wasi_hw.host import device_models
+        models = [device_models().create(d.model, d.params, kind="usb")
+                  for d in setup.usb_devices]
         server = UsbipServer(models, port=0).start()
         try:
             host, port = server.address
@@ -440,21 +444,47 @@ def compare(baseline: Leg, leg: Leg) -> Difference | None:
     return None
 
 
+def leg_problem(leg: Leg) -> str:
+    """Why a leg proves nothing even when every leg agrees: it faulted or was quarantined,
+    its driver reported errors, it did no bus I/O, or it produced no reading ("" if none)."""
+    if leg.failure:
+        return leg.failure
+    why = []
+    out = leg.outcome
+    if out.get("state") == "quarantined":
+        why.append("quarantined")
+    if out.get("faults"):
+        why.append(f"{out['faults']} fault(s)")
+    if out.get("errors"):
+        why.append(f"{out['errors']} poll error(s)")
+    if leg.operations == 0:
+        why.append("no bus I/O")
+    if not leg.readings:
+        why.append("no readings")
+    return ", ".join(why)
+
+
 @dataclass
 class ParityReport:
     legs: list[Leg]
     differences: list[Difference]
 
     @property
+    def problems(self) -> dict[str, str]:
+        """Leg → why it proves nothing (`leg_problem`), for the legs that have a reason."""
+        return {leg.backend: p for leg in self.legs if (p := leg_problem(leg))}
+
+    @property
     def ok(self) -> bool:
-        return not self.differences and all(not leg.failure for leg in self.legs)
+        return not self.differences and not self.problems
 
     def to_json(self) -> dict[str, Any]:
         diffs = {d.leg: d for d in self.differences}
+        problems = self.problems
         return {"ok": self.ok, "legs": [
             {"backend": leg.backend, "readings": leg.readings, "outcome": leg.outcome,
              "operations": leg.operations, "trace": str(leg.trace_path) if leg.trace_path else None,
-             "failure": leg.failure,
+             "failure": leg.failure, "problem": problems.get(leg.backend, ""),
              "difference": dataclasses.asdict(diffs[leg.backend]) if leg.backend in diffs else None}
             for leg in self.legs]}
 
@@ -545,9 +575,14 @@ def format_table(report: ParityReport) -> str:
             lines.append(f"{'':<{width}}  ↳ {d.what} differs at {d.where}:")
             lines.append(f"{'':<{width}}      {d.baseline + ':':<{width + 1}} {d.theirs}")
             lines.append(f"{'':<{width}}      {d.leg + ':':<{width + 1}} {d.ours}")
-        elif leg.failure:
-            lines.append(f"{'':<{width}}  ↳ {leg.failure}")
+        elif leg.backend in report.problems:
+            lines.append(f"{'':<{width}}  ↳ {report.problems[leg.backend]}")
     base = report.legs[0].backend if report.legs else "-"
-    lines.append("parity: OK — every leg matches " + base if report.ok else
-                 f"parity: {len(report.differences)} leg(s) differ from {base}")
+    if report.ok:
+        lines.append("parity: OK — every leg matches " + base)
+    elif report.differences:
+        lines.append(f"parity: {len(report.differences)} leg(s) differ from {base}")
+    else:
+        lines.append("parity: FAILED — the legs agree but prove nothing: " + "; ".join(
+            f"{leg} {why}" for leg, why in report.problems.items()))
     return "\n".join(lines)

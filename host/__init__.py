@@ -4,7 +4,8 @@ One host module per spec (`I2cHost`, `UsbHost`, `DriverEnv`) holds the semantics
 backends do the I/O behind one documented contract per bus (`I2cBackend` in
 `_i2c_backend.py`, `UsbBackend` in `_usb_backend.py`). Backends are the only code that
 imports smbus2 or pyusb or speaks USB/IP. Recording and replaying wrap any backend at that
-same boundary (`_trace.py` documents the trace format).
+same boundary (`_trace.py` documents the trace format). Simulated device models are found
+by name through one registry, `device_models()` (`_models.py`), which plugins extend.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from ._clock import Clock, RealClock, VirtualClock
 from ._driver_env import DriverEnv, Sharing
 from ._i2c import I2cHost
 from ._i2c_backend import I2cBackend, Read, Write
-from ._models import MODEL_ALIASES, find_model, i2c_models, model_key, usb_models
+from ._models import (BUILTIN_MODELS, ENTRY_POINT_GROUP, DeviceModels, DeviceSpec,
+                      DeviceSpecError, ModelInfo, device_models, parse_device_spec)
 from ._pyusb_usb import PyusbUsbBackend
 from ._replay import ReplayDivergence, ReplayI2cBackend, ReplayUsbBackend, replaying
 from ._sim_i2c import SimI2cBackend
@@ -38,8 +40,9 @@ __all__ = [
     # USB: contract, host module, backends, USB/IP server
     "UsbBackend", "UsbDeviceInfo", "UsbHost", "SimUsbBackend", "PyusbUsbBackend",
     "UsbipUsbBackend", "UsbipServer", "speed_name",
-    # simulated device models by name (`wasi_hw.host.devices`, `wasi_hw.host.usbdevices`)
-    "MODEL_ALIASES", "i2c_models", "usb_models", "find_model", "model_key",
+    # simulated device models by name (plugins: entry points "wasi_hw.devices")
+    "DeviceModels", "DeviceSpec", "DeviceSpecError", "ModelInfo", "device_models",
+    "parse_device_spec", "BUILTIN_MODELS", "ENTRY_POINT_GROUP",
     # traces and replay
     "Trace", "TraceWriter", "read_trace", "format_record", "RecordingI2cBackend",
     "RecordingUsbBackend",

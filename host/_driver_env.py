@@ -15,7 +15,8 @@
   beyond it ``no_mem`` and the message is dropped (counted in ``dropped_logs``).
 - ``config_get(key, buf)``: copies the UTF-8 value of ``key`` into ``buf`` and returns its
   length; ``not_found`` for an unknown key, ``too_large`` (nothing written) when it does
-  not fit.
+  not fit. Every key asked for is noted in ``config_read`` (key → whether it was set), so a
+  front end can name keys given but never read, and keys read but never given.
 - ``inbox(buf)``: takes the newest message given to `deliver` (CBOR bytes) into ``buf``;
   returns its length, 0 when empty; ``too_large`` leaves it in the inbox.
 - ``now_ns()``: ``clock.now_ns()`` (virtual time under simulation).
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import fractions
 import io
+import re
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -84,8 +86,8 @@ def decode_cbor_item(data: bytes, *, max_depth: int = 32) -> Any:
         item = framed[0]
     else:
         item = _decode_exactly(data, max_depth)
-    if type(item) not in _FLAT:
-        _check_routable(item, len(data))
+    if type(item) not in _FLAT and _TAG.search(data) is not None:
+        _check_routable(item, len(data))     # without such a tag: no sharing, no bignum
     return item
 
 
@@ -103,6 +105,10 @@ def _decode_exactly(data: bytes, max_depth: int) -> Any:
 
 
 _FLAT = frozenset({float, str, bytes, bool, type(None)})
+# where a tag that shares values (28, 29) or makes a bignum (2, 3) could start, in any of
+# the encodings of its head (one byte, or 0xd8..0xdb and the number in 1, 2, 4 or 8 bytes)
+_TAG = re.compile(rb"[\xc2\xc3]|\xd8[\x02\x03\x1c\x1d]|\xd9\x00[\x02\x03\x1c\x1d]"
+                  rb"|\xda\x00{3}[\x02\x03\x1c\x1d]|\xdb\x00{7}[\x02\x03\x1c\x1d]")
 _MAX_INT = 10 ** 4000        # str() refuses ints beyond 4300 digits
 
 
@@ -126,6 +132,8 @@ def _check_routable(item: Any, size: int) -> None:
             raise HwError("invalid_argument", "the report shares values (CBOR tags 28/29): "
                                               "it contains itself or repeats a shared part")
         t = type(node)
+        if t in _FLAT:
+            continue
         if t is int:
             if not -_MAX_INT < node < _MAX_INT:
                 raise HwError("invalid_argument", "an integer in the report has more than "
@@ -193,6 +201,7 @@ class DriverEnv:
         sharing: Sharing | None = None,
     ) -> None:
         self._config: dict[str, bytes] = {}
+        self.config_read: dict[str, bool] = {}
         for key, value in (config or {}).items():
             if not isinstance(value, (str, bytes)):
                 raise TypeError(f"configuration value of {key!r} must be str or bytes, not {type(value).__name__}")
@@ -219,16 +228,17 @@ class DriverEnv:
     def report(self, data: bytes) -> None:
         if len(data) > self._max_report:
             raise HwError("no_mem", f"report of {len(data)} bytes exceeds the quota of {self._max_report}")
-        now = self.clock.now_ns()
-        with self._lock:
+        tokens = self._report_tokens - 1      # the clock is read only when the bucket is dry
+        if tokens < 0:
+            now = self.clock.now_ns()
             tokens = min(self._report_burst, self._report_tokens
-                         + (now - self._report_refilled) * self._report_rate / 1e9)
+                         + (now - self._report_refilled) * self._report_rate / 1e9) - 1
             self._report_refilled = now
-            if tokens < 1:
-                self._report_tokens = tokens
+            if tokens < 0:
+                self._report_tokens = tokens + 1
                 self.dropped_reports += 1
                 raise HwError("no_mem", "report rate quota exceeded")
-            self._report_tokens = tokens - 1
+        self._report_tokens = tokens
         self._report_sink(decode_cbor_item(bytes(data)))
 
     def log(self, level: int, message: str) -> None:
@@ -250,6 +260,8 @@ class DriverEnv:
 
     def config_get(self, key: str, buf: Any) -> int:
         value = self._config.get(key)
+        if len(self.config_read) < 256:
+            self.config_read[key[:64]] = value is not None
         if value is None:
             raise HwError("not_found", f"no configuration key {key!r}")
         if len(value) > len(buf):

@@ -40,7 +40,8 @@ from ._i2c_backend import I2cBackend, Read, Write
 
 __all__ = ["I2cHost"]
 
-AddressMode, OpKind = wasi_i2c_bindings.AddressMode, wasi_i2c_bindings.OpKind
+AddressMode = wasi_i2c_bindings.AddressMode
+OpKind = wasi_i2c_bindings.OpKind
 _OP_READ, _OP_WRITE = OpKind.READ, OpKind.WRITE
 
 # (backend → bus name → lock), shared by every I2cHost so drivers serialise per real bus

@@ -4,10 +4,12 @@ The AoT cache (`AotCache`), driver manifests and their frozen grants (`Manifest`
 `load_manifest`), the kernel guard and its audit log (`AuditLog`), the sandbox (one epoch-
 interrupted `KernelEngine`, a Store with limits per driver, `Sandbox` / `DriverInstance`),
 the grant table for memory shared between drivers (`GrantTable`, `_sharing`), the
-supervisor (`Kernel`: lifecycle, restart with backoff, hot update, routes) and the run
-path as an API (`run_driver`, `adhoc_manifest`, `load_kernel_file`), and a clean stop on a
-signal (`stop_on_signals`). The kernel never builds a backend: it runs against the
-`Backends` it is handed.
+supervisor (`Kernel`: lifecycle, restart with backoff, hot update, routes, snapshots for
+migration: `Snapshot`, `migratable`), the IMC handler (`ImcHub`: services by name,
+publications; `RemoteLink` is what a messaging engine provides), the run path as an API
+(`run_driver`, `adhoc_manifest`, `load_kernel_file`), and a clean stop on a signal
+(`stop_on_signals`). The kernel never builds a backend: it runs against the `Backends` it is
+handed.
 The contract-violation policy is documented in `wasi_hw.kernel._policy`.
 
 For measuring the kernel's own paths (``wasi-hw bench``), and nothing else: `HostCalls` (the
@@ -23,14 +25,16 @@ from ._cache import SETTLE_S, AotCache, LoadedModule, cache_dir_problem, default
 from ._engine import KernelEngine, host_target
 from ._fastcall import HostCalls, fast_path_available, installed_wasmtime
 from ._hosts import Backends, make_hosts
+from ._imc import HEADER as IMC_HEADER, ImcHub, ProviderBusy, RemoteLink
 from ._inspect import CAPABILITIES, Inspection, inspect_wasm
-from ._manifest import (I2cGrant, Limits, Manifest, ManifestError, RegisterRange, RestartPolicy,
+from ._manifest import (I2cGrant, ImcPolicy, Limits, Manifest, ManifestError, RegisterRange, RestartPolicy,
                         SharingPolicy, UsbGrant, load_manifest)
 from ._run import (USBIP_PORT, KernelPlan, RunResult, SimDevice, adhoc_manifest,
                    load_kernel_file, parse_usbip, run_driver)
 from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox, module_interface
 from ._sharing import DriverSharing, GrantInfo, GrantTable
 from ._signals import SignalStop, stop_on_signals
+from ._snapshot import Snapshot, migratable
 from ._supervisor import DriverSlot, Event, Kernel
 
 __all__ = [
@@ -40,9 +44,11 @@ __all__ = [
     "CAPABILITIES", "Inspection", "inspect_wasm",
     "DriverFault", "DriverInstance", "LoadError", "Sandbox",
     "DriverSlot", "Event", "Kernel",
-    "I2cGrant", "Limits", "Manifest", "ManifestError", "RegisterRange", "RestartPolicy",
+    "IMC_HEADER", "ImcHub", "ProviderBusy", "RemoteLink",
+    "I2cGrant", "ImcPolicy", "Limits", "Manifest", "ManifestError", "RegisterRange", "RestartPolicy",
     "SharingPolicy", "UsbGrant", "load_manifest",
     "DriverSharing", "GrantInfo", "GrantTable",
+    "Snapshot", "migratable",
     "SignalStop", "stop_on_signals",
     "KernelEngine", "host_target",
     "KernelPlan", "RunResult", "SimDevice", "adhoc_manifest", "load_kernel_file",

@@ -240,8 +240,12 @@ class DriverGuard(_Guard):
     # log (rate- and size-bounded by the host)
     NO_GRANT = frozenset({"log", "config_get", "inbox", "now_ns"})
 
+    def __init__(self, host: Any, manifest: Manifest, audit: AuditLog) -> None:
+        super().__init__(host, manifest, audit)
+        self._report_bytes = manifest.limits.report_bytes
+
     def report(self, data: bytes) -> None:
-        if len(data) > self._m.limits.report_bytes:
+        if len(data) > self._report_bytes:
             raise self._deny("report", {"bytes": len(data)},
                              f"report of {len(data)} bytes exceeds the "
                              f"{self._m.limits.report_bytes}-byte quota", "no_mem")

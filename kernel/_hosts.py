@@ -2,10 +2,12 @@
 
 Contract: `Backends` names what a kernel runs against (an I2C backend, a USB backend, a
 clock). `make_hosts(manifest, backends, report_sink, log_sink)` returns fresh host modules —
-``{"wasi_i2c": I2cHost, "wasi_usb": UsbHost, "wasi_driver": DriverEnv}`` — with their own
+``{"wasi_i2c": I2cHost, "wasi_usb": UsbHost, "wasi_driver": DriverEnv, "wasi_imc": ImcEnv}`` — with their own
 handle tables, sized by the manifest's limits, for one instance; a restart gets new ones.
 ``sharing`` (the instance's view of the kernel's grant table, `_sharing`) goes to `DriverEnv`;
-closing the hosts closes it, ending the instance's grants.
+closing the hosts closes it, ending the instance's grants. ``imc`` (the instance's `ImcEnv`
+from the kernel's `ImcHub`) is the ``wasi_imc`` host; without one the instance gets a hub of
+its own (local only, nothing to call).
 The kernel never names a backend class: whoever builds `Backends` chooses sim, smbus2,
 pyusb, USB/IP or replay. `close_hosts` drops every handle the instance left open.
 `traced_backends(backends)` passes the I2C and USB backends through the trace hook
@@ -48,8 +50,11 @@ def traced_backends(backends: Backends) -> Backends:
 
 def make_hosts(manifest: Manifest, backends: Backends, *,
                report_sink: Callable[[Any], None], log_sink: Callable[[str, str], None],
-               sharing: Any = None) -> dict[str, Any]:
+               sharing: Any = None, imc: Any = None) -> dict[str, Any]:
     from wasi_hw.host import DriverEnv, I2cHost, RealClock
+
+    from ._audit import AuditLog
+    from ._imc import ImcHub
 
     limits = manifest.limits
     clock = backends.clock or getattr(backends.i2c, "clock", None) or RealClock()
@@ -57,6 +62,8 @@ def make_hosts(manifest: Manifest, backends: Backends, *,
         "wasi_driver": DriverEnv(config=dict(manifest.config), report_sink=report_sink,
                                  log_sink=log_sink, clock=clock, max_report=limits.report_bytes,
                                  sharing=sharing),
+        # the kernel's IMC env of this instance; alone (no kernel): a hub of its own, local only
+        "wasi_imc": imc if imc is not None else ImcHub(AuditLog()).env(manifest),
     }
     if backends.i2c is not None:
         hosts["wasi_i2c"] = I2cHost(backends.i2c, clock, max_handles=limits.open_handles,

@@ -38,6 +38,12 @@ Driver manifest (all tables but the first two keys optional)::
     grant_to = ["lcd"]                    # drivers this one may grant regions to
     receive_from = ["bme280"]             # drivers whose grants this one may use
                                           # (no entry → denied; both sides must agree)
+    [imc]                                 # inter-module communication (wasi_imc), names only
+    offer = ["bme280.reading"]            # services this module serves
+    callers = ["comfort"]                 # optional: the only modules that may call them
+    call = ["sht3x.reading"]              # services this module may call
+    publish = ["dewpoint"]                # its own topics (others see "<name>.dewpoint")
+    subscribe = ["comfort.dewpoint"]      # "<module>.<topic>" it may receive
     [limits]
     memory_pages = 8                      # 64 KiB wasm pages; `wasi-hw build` drivers need 2 (64 KiB stack + data)
     open_handles = 4
@@ -65,12 +71,14 @@ from wasi_hw import UserError
 __all__ = [
     "Manifest", "I2cGrant", "RegisterRange", "UsbGrant", "Limits", "RestartPolicy", "SharingPolicy",
     "ManifestError", "load_manifest", "parse_manifest", "USB_OPERATIONS", "TomlDoc",
-    "POINTER_MODES",
+    "POINTER_MODES", "ImcPolicy", "IMC_NAME",
 ]
 
 POINTER_MODES = ("auto_increment", "write_pairs", "none")   # an I2C chip's register pointer
 USB_OPERATIONS = frozenset({"reset", "detach_kernel_driver", "set_configuration"})
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: a service or topic name: dot-separated driver-name tokens (each a NATS subject token)
+IMC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}(\.[a-z0-9][a-z0-9_-]{0,63}){0,7}$")
 
 
 class ManifestError(UserError):
@@ -143,6 +151,23 @@ class SharingPolicy:
 
 
 @dataclass(frozen=True)
+class ImcPolicy:
+    """What a module may do over wasi_imc (names; `callers` None = any caller)."""
+
+    offer: frozenset[str] = frozenset()
+    call: frozenset[str] = frozenset()
+    publish: frozenset[str] = frozenset()
+    subscribe: frozenset[str] = frozenset()
+    callers: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("offer", "call", "publish", "subscribe"):
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
+        if self.callers is not None:
+            object.__setattr__(self, "callers", frozenset(self.callers))
+
+
+@dataclass(frozen=True)
 class Limits:
     memory_pages: int = 8
     open_handles: int = 4
@@ -174,6 +199,7 @@ class Manifest:
     poll_interval_ms: int = 1000
     restart: RestartPolicy = RestartPolicy()
     sharing: SharingPolicy = SharingPolicy()
+    imc: ImcPolicy = ImcPolicy()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config", MappingProxyType(dict(self.config)))
@@ -311,9 +337,17 @@ class _V:
         return frozenset(out)
 
     def done(self) -> None:
+        """Every key of the table was read: anything else is an unknown key (with the
+        nearest known one as a "did you mean", and the keys this table takes)."""
+        import difflib
+
         for key in self.table:
             if key not in self.seen:
-                raise self.err(key, f"{self.what}: unknown key '{key}'")
+                close = difflib.get_close_matches(str(key), sorted(self.seen), n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                known = ", ".join(sorted(self.seen))
+                raise self.err(key, f"{self.what}: unknown key '{key}'{hint}; "
+                                    f"known keys: {known}")
 
 
 def _tname(v: Any) -> str:
@@ -332,6 +366,7 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
     poll = v.int("poll_interval_ms", 1000, lo=1, hi=86_400_000, desc="milliseconds")
 
     cfg: dict[str, str] = {}
+    v.seen.add("config")              # optional table: known even when absent
     if "config" in v.table:
         c = _V(doc, v.get("config", dict, desc="a table of strings"), path + ("config",), "config")
         for key in c.table:
@@ -417,6 +452,10 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
         sv.done()
         sharing = SharingPolicy(**lists)
 
+    imc = ImcPolicy()
+    if (iv := v.sub("imc")) is not None:
+        imc = _parse_imc(iv, name)
+
     restart = RestartPolicy()
     if (rv := v.sub("restart")) is not None:
         restart = RestartPolicy(
@@ -430,10 +469,41 @@ def parse_manifest(doc: TomlDoc, table: dict | None = None, path: tuple = ()) ->
     return Manifest(
         name=name, wasm=wasm_path, source=doc.path, config=MappingProxyType(cfg),
         i2c=tuple(i2c), usb=tuple(usb), limits=limits, poll_interval_ms=poll, restart=restart,
-        sharing=sharing,
+        sharing=sharing, imc=imc,
     )
 
 
-def load_manifest(path: Path | str) -> Manifest:
-    """Read and validate the driver manifest at `path`."""
-    return parse_manifest(TomlDoc(Path(path)))
+def _parse_imc(iv: _V, name: str) -> ImcPolicy:
+    """The ``[imc]`` table: lists of names, each checked (service/topic syntax)."""
+    lists: dict[str, Any] = {}
+    for key, pattern, what in (("offer", IMC_NAME, "a service name"),
+                               ("call", IMC_NAME, "a service name"),
+                               ("publish", IMC_NAME, "a topic name"),
+                               ("subscribe", IMC_NAME, '"<module>.<topic>"'),
+                               ("callers", _NAME, "a module name")):
+        if key == "callers" and key not in iv.table:
+            iv.seen.add(key)
+            continue
+        names = iv.get(key, list, [], desc=f"a list of strings ({what})")
+        for n in names:
+            if not isinstance(n, str) or not pattern.match(n):
+                raise iv.err(key, f"imc.{key}: {n!r} is not {what} "
+                                  "(dot-separated [a-z0-9][a-z0-9_-]* tokens)"
+                             if pattern is IMC_NAME else f"imc.{key}: {n!r} is not {what}")
+            if key == "subscribe" and "." not in n:
+                raise iv.err(key, f"imc.subscribe: {n!r} must name the publisher: "
+                                  '"<module>.<topic>"')
+        if len(set(names)) != len(names):
+            raise iv.err(key, f"imc.{key} lists a name twice")
+        lists[key] = frozenset(names)
+    iv.done()
+    if "callers" in lists and not lists.get("offer"):
+        raise iv.err("callers", "imc.callers restricts the callers of offered services, "
+                                "but imc.offer is empty")
+    return ImcPolicy(**lists)
+
+
+def load_manifest(path: Path | str, text: str | None = None) -> Manifest:
+    """Read and validate the driver manifest at `path` (``text``: its content, already read —
+    e.g. fetched by a fleet node; ``wasm`` is then resolved against `path`'s directory)."""
+    return parse_manifest(TomlDoc(Path(path), text))

@@ -65,6 +65,8 @@ class Violations:
     #: (call, exception type, file:line) → how often; at most `MAX_CAUSES` causes, then
     #: every new one is counted under ``("*", "*", "*")``
     host_errors_by_cause: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    #: the latest spec error a host call returned: (call, errno case, message)
+    last_hw_error: tuple[str, str, str] | None = None
 
     def note(self, what: str) -> None:
         self.last.append(what)
@@ -97,6 +99,7 @@ def make_fail(driver: str, module: str, errno: Mapping[str, int], audit: AuditLo
             audit.record(driver, call, {}, exc.message or "pointer outside linear memory", "fault")
             return fault
         if isinstance(exc, HwError):
+            counters.last_hw_error = (call, exc.kind, exc.message)
             if isinstance(exc, Denied):
                 return errno.get(exc.kind, other)
             if exc.kind == "bad_handle":

@@ -6,7 +6,7 @@ Contract:
   allowed addresses; ``config`` gets ``bus`` and ``address`` (the first allowed) unless given.
 - `run_driver(manifest, backends, polls=N)` starts the driver under a fresh `Kernel`, polls it
   N times (or until it is quarantined) and returns a `RunResult` (readings, events, audit
-  entries, final state). Callers choose the backends — e.g. a recorder wrapping a sim backend
+  entries, final state, the configuration keys the driver asked for). Callers choose the backends — e.g. a recorder wrapping a sim backend
   for traces, or a benchmark's own — the kernel never names a backend class.
 - `load_kernel_file(path)` validates a kernel file (drivers, routes, simulated devices, a
   USB/IP server) into a `KernelPlan`, errors located ``file:line`` like manifests.
@@ -94,6 +94,7 @@ class RunResult:
     polls: int
     faults: int
     errors: int
+    config_read: dict[str, bool] = field(default_factory=dict)   # keys asked → were they set
 
 
 def run_driver(manifest: Manifest, backends: Backends, *, polls: int = 1,
@@ -121,6 +122,8 @@ def run_driver(manifest: Manifest, backends: Backends, *, polls: int = 1,
             polls=slot.polls,
             faults=slot.faults,
             errors=sum(1 for e in events if e.kind == "error"),
+            config_read={**slot.config_read,
+                         **getattr(slot.hosts.get("wasi_driver"), "config_read", {})},
         )
 
 
@@ -137,6 +140,7 @@ class KernelPlan:
     rounds: int | None = 5
     watch: bool = False
     usbip: tuple[str, int] | None = None   # USB devices from this USB/IP server
+    node: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # fleet: nats, name, lattice
 
 
 def load_kernel_file(path: Path | str) -> KernelPlan:
@@ -146,6 +150,9 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
         tick_ms = 5          # epoch tick
         rounds = 5           # default run length (0: until stopped)
         usbip = "pi.local:3240"   # optional: USB devices from this USB/IP server (not with sim.usb)
+        nats = "nats://hub:4222"  # optional, for `wasi-hw node run`: the lattice's NATS,
+        name = "pi-kitchen"       #   this node's name and its lattice
+        lattice = "house"
         [[driver]]
         manifest = "bme280/manifest.toml"   # relative to this file
         poll_interval_ms = 500              # optional: override the manifest's schedule
@@ -165,6 +172,8 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
     v = _V(doc, doc.data, (), "kernel file")
     tick_ms, rounds = 5.0, 5
     usbip: tuple[str, int] | None = None
+    node: dict[str, str] = {}
+    v.seen.update(("kernel", "sim"))  # optional tables: known even when absent
     if "kernel" in v.table:
         kv = _V(doc, v.get("kernel", dict, desc="a table"), ("kernel",), "kernel")
         tick_ms = kv.get("tick_ms", (int, float), 5.0, desc="milliseconds")
@@ -177,15 +186,24 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
                 usbip = parse_usbip(usbip_text)
             except UserError as err:
                 raise kv.err("usbip", f"kernel.{err}") from None
+        for key in ("nats", "name", "lattice"):       # fleet node settings
+            value = kv.get(key, str, None, desc="a string")
+            if value is not None:
+                node[key] = value
         kv.done()
     manifests: list[Manifest] = []
-    for n, d in enumerate(v.get("driver", list, desc="an array of tables [[driver]]")):
+    # a node's kernel file (`wasi-hw node run`) may list no drivers: the registry assigns them
+    drivers = v.get("driver", list, [], desc="an array of tables [[driver]]")
+    for n, d in enumerate(drivers):
         dv = _V(doc, d, ("driver", n), "driver")
         if "manifest" in dv.table:
             rel = dv.get("manifest", str, desc="a manifest path")
             interval = dv.int("poll_interval_ms", None, lo=1, hi=86_400_000, desc="milliseconds")
             dv.done()
-            m = parse_manifest(TomlDoc(doc.path.parent / rel))
+            target = doc.path.parent / rel
+            if not target.is_file():
+                raise dv.err("manifest", f"driver.manifest: {target}: no such file")
+            m = parse_manifest(TomlDoc(target))
             if interval is not None:      # scheduling only: grants stay the manifest's
                 m = replace(m, poll_interval_ms=interval)
             manifests.append(m)
@@ -217,12 +235,14 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
             address = dv.int("address", lo=0, hi=0x7F, desc="a 7-bit address")
             params = dv.get("params", dict, {}, desc="a table of model parameters")
             dv.done()
+            params = _check_model(dv, model, params, "i2c")
             i2c_sim.append(SimDevice(model, bus, address, MappingProxyType(params)))
         for n, s in enumerate(sv.get("usb", list, [], desc="an array of tables [[sim.usb]]")):
             dv = _V(doc, s, ("sim", "usb", n), "sim.usb")
             model = dv.get("model", str, desc="a device model name")
             params = dv.get("params", dict, {}, desc="a table of model parameters")
             dv.done()
+            params = _check_model(dv, model, params, "usb")
             usb_sim.append(SimDevice(model, params=MappingProxyType(params)))
         sv.done()
     v.done()
@@ -230,4 +250,16 @@ def load_kernel_file(path: Path | str) -> KernelPlan:
         raise doc.error(("sim", "usb"), "kernel.usbip and [[sim.usb]] both choose the USB "
                                         "devices: keep one")
     return KernelPlan(doc.path, tuple(manifests), tuple(routes), tuple(i2c_sim), tuple(usb_sim),
-                      float(tick_ms), rounds or None, usbip=usbip)
+                      float(tick_ms), rounds or None, usbip=usbip,
+                      node=MappingProxyType(node))
+
+
+def _check_model(dv: Any, model: str, params: dict, kind: str) -> dict:
+    """The model and its parameters checked at load time, errors at their ``file:line``."""
+    from wasi_hw.host import device_models
+
+    try:
+        return device_models().check(model, params, kind=kind)[1]
+    except UserError as err:
+        key = "params" if "parameter" in str(err) and "params" in dv.table else "model"
+        raise dv.err(key, f"sim.{kind}: {err}") from None

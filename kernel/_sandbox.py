@@ -33,7 +33,11 @@ Contract:
   guards' per-call budgets before every entry into the guest and returns the export's i32 result. A blown deadline raises
   `DriverFault("deadline")`, any other trap `DriverFault("trap")`, a Python exception that
   escaped the shims `DriverFault("host")`; `BaseException`s (Ctrl-C) propagate. Calls are not
-  reentrant: a call while one is running raises `DriverFault("reentrant")`.
+  reentrant: a call from the thread already running the instance raises
+  `DriverFault("reentrant")`; a call from another thread (the IMC serving a remote request)
+  waits for the running one (at most ``wait`` seconds, then `DriverFault("busy")`).
+  ``imc_serve`` (a module's `wasi_imc` serving entry, optional, ``() -> i32``) is entered the
+  same way as ``init`` and ``poll``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,6 @@ import contextlib
 import functools
 import importlib
 import threading
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, Iterator, Mapping
 
@@ -53,8 +56,10 @@ from wasi_hw import GuestMemory, HwError
 from . import _native
 from ._audit import AuditLog
 from ._engine import KernelEngine
+from ._fault import DriverFault
 from ._guard import DriverGuard, I2cGuard, UsbGuard, _Guard
 from ._i2c_fast import fused_i2c
+from ._imc import ImcGuard
 from ._manifest import Manifest
 from ._policy import Violations, make_fail
 from ._usb_fast import fused_bulk_transfer
@@ -68,8 +73,10 @@ SPEC_MODULES: dict[str, tuple[str, type]] = {
     "wasi_i2c": ("wasi_hw._bindings._wasi_i2c", I2cGuard),
     "wasi_usb": ("wasi_hw._bindings._wasi_usb", UsbGuard),
     "wasi_driver": ("wasi_hw._bindings._wasi_driver", DriverGuard),
+    "wasi_imc": ("wasi_hw._bindings._wasi_imc", ImcGuard),
 }
 REQUIRED_EXPORTS = ("memory", "init", "poll")
+_OPTIONAL_ENTRIES = ("imc_serve",)   # () -> i32 entries a module may export
 _ENTRY_SIG = ((), ("i32",))   # the signature of init and poll
 _PAGE = 65536
 
@@ -79,17 +86,6 @@ class LoadError(HwError):
 
     def __init__(self, message: str) -> None:
         super().__init__("load", message)
-
-
-@dataclass(frozen=True)
-class DriverFault(Exception):
-    """The guest was stopped: ``kind`` is deadline, trap, host or reentrant."""
-
-    kind: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.detail}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -104,6 +100,22 @@ def bindings_for(module: str) -> ModuleType:
 def _valtype(name: str) -> wasmtime.ValType:
     return {"i32": wasmtime.ValType.i32, "i64": wasmtime.ValType.i64,
             "f32": wasmtime.ValType.f32, "f64": wasmtime.ValType.f64}[name]()
+
+
+def _memory_hint(module: wasmtime.Module, allowed: int) -> str:
+    """Why a module may need more pages than its manifest allows, when its memory says so."""
+    need = max((x.type.limits.min for x in module.exports
+                if isinstance(x.type, wasmtime.MemoryType)), default=0)
+    if need <= allowed:
+        return ""
+    hint = (f" — the module asks for {need} pages ({need * 64} KiB) at start, the manifest "
+            f"allows {allowed}")
+    if need >= 17:
+        return hint + (": likely linked with rustc's default 1 MiB stack, not built with "
+                       "`wasi-hw build` (or its .cargo/config.toml), which links a 64 KiB "
+                       f"stack; rebuild it that way, or raise limits.memory_pages to {need}")
+    return hint + (f": its stack and static data need that much; raise limits.memory_pages "
+                   f"to {need} or shrink its buffers")
 
 
 class Sandbox:
@@ -150,7 +162,8 @@ class Sandbox:
             raise DriverFault(kind, f"start function: {_trap_text(trap)}") from None
         except wasmtime.WasmtimeError as err:
             raise LoadError(f"cannot instantiate with limits.memory_pages = {limits.memory_pages}: "
-                            f"{str(err).splitlines()[0]}") from None
+                            f"{str(err).splitlines()[0]}"
+                            f"{_memory_hint(self.module, limits.memory_pages)}") from None
         finally:
             tls.shims = prev
         exports = instance.exports(store)
@@ -224,6 +237,18 @@ def export_problems(exports: Mapping[str, Any]) -> list[str]:
         if list(exports[n]) != ["func", [], ["i32"]]:
             problems.append(f"export {n!r} must be a function () -> i32")
     return problems
+
+
+def _is_entry(store: wasmtime.Store, exports: Any, name: str) -> bool:
+    """Whether `exports` has a function `name` of type () -> i32."""
+    try:
+        func = exports[name]
+    except KeyError:
+        return False
+    if not isinstance(func, wasmtime.Func):
+        return False
+    ty = func.type(store)
+    return not list(ty.params) and [str(r) for r in ty.results] == ["i32"]
 
 
 def _well_formed(iface: Any) -> bool:
@@ -378,6 +403,30 @@ def _trap_text(trap: wasmtime.Trap) -> str:
     return f"{code.name.lower() if code is not None else 'trap'}: {first}"
 
 
+class _Held:
+    """`DriverInstance.held` (a plain class: a frozen `DriverFault` cannot pass through a
+    generator-based context manager, which sets its ``__traceback__``)."""
+
+    __slots__ = ("inst", "wait", "what")
+
+    def __init__(self, inst: "DriverInstance", wait: float | None, what: str) -> None:
+        self.inst, self.wait, self.what = inst, wait, what
+
+    def __enter__(self) -> Callable[[str], int]:
+        inst, wait = self.inst, self.wait
+        me = threading.get_ident()
+        if inst._owner == me:
+            raise DriverFault("reentrant", f"{self.what} called while the driver is running")
+        if not inst._lock.acquire(timeout=-1 if wait is None else max(0.0, wait)):
+            raise DriverFault("busy", f"{self.what}: the driver stayed busy for {wait:.3f} s")
+        inst._owner = me
+        return inst._enter
+
+    def __exit__(self, *exc: object) -> None:
+        self.inst._owner = 0
+        self.inst._lock.release()
+
+
 class DriverInstance:
     """One running instance of a driver (its own Store, memory and handle tables)."""
 
@@ -394,27 +443,42 @@ class DriverInstance:
         # entering init/poll: the native entry (deadline, shim table and unchecked call in one
         # C call, `_native.raw_entry`) where built, else the host-call layer's caller
         native = sandbox._calls.fast and _native.available()
-        self._entries = {n: _native.raw_entry(store, exports[n]) for n in ("init", "poll")} \
+        names = ["init", "poll"] + [n for n in _OPTIONAL_ENTRIES if _is_entry(store, exports, n)]
+        self._entries = {n: _native.raw_entry(store, exports[n]) for n in names} \
             if native else {}
         self._funcs = {n: sandbox._calls.caller(store, exports[n], _ENTRY_SIG)
-                       for n in ("init", "poll") if self._entries.get(n) is None}
+                       for n in names if self._entries.get(n) is None}
         self._shims = sandbox._shims if shims is None else shims
         limits = sandbox.manifest.limits
         self._ticks = sandbox.engine.deadline_ticks(limits.deadline_ms)   # both fixed
         # only the guards that keep per-call budgets (the base class's begin_call is a no-op)
         self._begin = [g.begin_call for g in guards.values()
                        if type(g).begin_call is not _Guard.begin_call]
-        self._busy = False
+        self._lock = threading.Lock()
+        self._owner = 0                 # the thread running the instance, 0 when idle
 
-    def call(self, export: str) -> int:
-        """Call `init` or `poll` under the per-call deadline; its i32 result."""
-        if self._busy:
-            raise DriverFault("reentrant", f"{export} called while the driver is running")
+    def has_entry(self, export: str) -> bool:
+        """Whether the module exports `export` as an entry (init, poll, imc_serve)."""
+        return export in self._entries or export in self._funcs
+
+    def call(self, export: str, wait: float | None = None) -> int:
+        """Call `init`, `poll` or `imc_serve` under the per-call deadline; its i32 result.
+        ``wait``: how long another thread's running call may delay this one (None: as long
+        as it runs; it is bounded by its own deadline)."""
+        with _Held(self, wait, export) as enter:
+            return enter(export)
+
+    def held(self, wait: float | None = None, what: str = "call") -> "_Held":
+        """Hold the instance as `call` does for a sequence of steps (the IMC writes a request
+        into its memory, enters ``imc_serve``, reads the reply); a context manager yielding
+        the entry function."""
+        return _Held(self, wait, what)
+
+    def _enter(self, export: str) -> int:
         entry = self._entries.get(export)
         func = self._funcs[export] if entry is None else None
         for begin in self._begin:
             begin()
-        self._busy = True
         try:
             if entry is not None:       # the C entry: deadline, shim table and call in one
                 try:
@@ -437,8 +501,6 @@ class DriverInstance:
             raise DriverFault("trap", f"{export}: {err}") from None
         except Exception as err:  # escaped a shim: still never a host crash
             raise DriverFault("host", f"{export}: {type(err).__name__}: {err}") from None
-        finally:
-            self._busy = False
 
     @contextlib.contextmanager
     def active(self) -> Iterator["DriverInstance"]:

@@ -11,7 +11,9 @@ Contract:
   trap, a blown per-call deadline (the epoch stops an infinite loop within the deadline plus
   one tick), a Python error escaping the shims, an instantiation failure or a non-zero
   ``init()``; a module that cannot be instantiated under its limits at all is quarantined at
-  once. A non-zero ``poll()`` is a driver-reported error (event ``error``), not a fault.
+  once, and so is an ``init()`` that fails right after a host call answered with an error no
+  restart can change (`DETERMINISTIC`: no such bus, no ACK at the address, a denied grant):
+  the reason names the call, the error and its message (bus, address) once. A non-zero ``poll()`` is a driver-reported error (event ``error``), not a fault.
   A successful poll resets the consecutive-fault count. Backoff doubles per consecutive fault
   (`RestartPolicy.backoff`).
 - On a simulated `VirtualClock` (the backends' clock), virtual time is advanced by the real
@@ -29,7 +31,17 @@ Contract:
 - Grants between drivers (`_sharing`): one `GrantTable` (``grants``) for all drivers; each
   instance's `DriverEnv` gets its view, closed with the instance's hosts, so a driver that
   faults, restarts, is updated or stops loses every grant it gave or received.
+- Inter-module communication (`_imc`): one `ImcHub` (``imc``) for all drivers, each instance
+  gets its `ImcEnv` (``hosts["wasi_imc"]``, attached to the instance before ``init()``); a
+  provider that faults while serving a call is faulted by the supervisor at its next step (the
+  same restart policy as a faulting poll). ``imc_remote`` (a `RemoteLink`, e.g. the fleet
+  layer's NATS bridge) carries calls and publications to other kernels; without it IMC is
+  local only.
 - `close()` drops every instance and its handles and stops the ticker.
+- Fleet hooks (`_snapshot`): `add(manifest, wasm, restore=snapshot)` starts the driver from a
+  snapshot instead of calling ``init()`` (only its first start; a restart after a fault runs
+  ``init()``); `snapshot(name)` takes a running driver's state between calls; `remove(name)`
+  stops a driver and forgets it (its routes too). All three run on the kernel's thread.
 """
 
 from __future__ import annotations
@@ -47,9 +59,11 @@ from ._audit import AuditLog
 from ._cache import AotCache
 from ._engine import KernelEngine
 from ._hosts import Backends, close_hosts, make_hosts, traced_backends
+from ._imc import ImcHub
 from ._manifest import Manifest
 from ._sandbox import DriverFault, DriverInstance, LoadError, Sandbox, module_interface
 from ._sharing import GrantTable
+from ._snapshot import Snapshot, restore as _restore, take as _take
 
 __all__ = ["Kernel", "DriverSlot", "Event", "STATES"]
 
@@ -66,6 +80,12 @@ class Event(NamedTuple):
     detail: str = ""
 
 
+#: errno cases that a restart cannot change (no such bus, no device answering at the
+#: address, a grant the manifest does not give): an ``init()`` failing right after one of
+#: them is reported once and quarantined at once instead of restarted with backoff.
+DETERMINISTIC = frozenset({"no_such_bus", "nack_address", "access"})
+
+
 @dataclass
 class DriverSlot:
     """One supervised driver."""
@@ -80,9 +100,11 @@ class DriverSlot:
     faults: int = 0
     restarts: int = 0
     polls: int = 0
+    config_read: dict[str, bool] = field(default_factory=dict)   # key → was it set
     next_due: float = 0.0
     last_report: Any = None
     last_error: str = ""
+    restore: Snapshot | None = None   # fleet: resume from this instead of init() (once)
 
     @property
     def name(self) -> str:
@@ -94,7 +116,8 @@ class Kernel:
 
     def __init__(self, backends: Backends, *, on_event: Callable[[Event], None] | None = None,
                  audit: AuditLog | None = None, cache_dir: Path | str | None = None,
-                 tick_ms: float = 5.0, engine: KernelEngine | None = None) -> None:
+                 tick_ms: float = 5.0, engine: KernelEngine | None = None,
+                 imc_remote: Any = None) -> None:
         # the one trace hook: `wasi-hw trace record/replay` wrap or replace what was given
         backends = traced_backends(backends)
         self.backends = backends
@@ -107,6 +130,9 @@ class Kernel:
         self.slots: dict[str, DriverSlot] = {}
         self.routes: dict[str, list[str]] = {}
         self._updates: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._imc_faults: queue.Queue[tuple[str, Any, str]] = queue.Queue()
+        self.imc = ImcHub(self.audit, remote=imc_remote,
+                          on_fault=lambda name, inst, why: self._imc_faults.put((name, inst, why)))
         self._t0 = time.monotonic()
         self._stop = threading.Event()
         # Simulated time follows real time between guest calls (so a sensor's conversion
@@ -117,14 +143,37 @@ class Kernel:
 
     # -- setup -----------------------------------------------------------------------------
 
-    def add(self, manifest: Manifest, wasm: bytes | None = None) -> DriverSlot:
-        """Load and link `manifest`'s driver (``wasm`` overrides reading ``manifest.wasm``)."""
+    def add(self, manifest: Manifest, wasm: bytes | None = None, *,
+            restore: Snapshot | None = None) -> DriverSlot:
+        """Load and link `manifest`'s driver (``wasm`` overrides reading ``manifest.wasm``;
+        ``restore``: its first start resumes from this snapshot instead of ``init()``)."""
         if manifest.name in self.slots:
             raise UserError(f"driver {manifest.name!r} is added twice")
         sandbox, source = self._link(manifest, wasm)
-        slot = DriverSlot(manifest, sandbox, source)
+        slot = DriverSlot(manifest, sandbox, source, restore=restore)
         self.slots[manifest.name] = slot
         return slot
+
+    # -- fleet hooks (snapshot, remove): see kernel/_snapshot.py --------------------------
+
+    def snapshot(self, name: str) -> Snapshot:
+        """Driver `name`'s state between calls (it must be running)."""
+        slot = self.slots.get(name)
+        if slot is None or slot.instance is None or slot.state != "running":
+            raise UserError(f"driver {name!r} is not running: no snapshot")
+        return _take(slot.instance)
+
+    def remove(self, name: str) -> None:
+        """Stop driver `name` (its instance, handles and grants) and forget it."""
+        slot = self.slots.pop(name, None)
+        if slot is None:
+            raise UserError(f"no driver named {name!r}")
+        self._stop_instance(slot)
+        slot.state = "stopped"
+        self.routes.pop(name, None)
+        for dsts in self.routes.values():
+            while name in dsts:
+                dsts.remove(name)
 
     def route(self, src: str, dst: str) -> None:
         for name in (src, dst):
@@ -182,6 +231,7 @@ class Kernel:
 
     def _stop_instance(self, slot: DriverSlot) -> None:
         slot.instance = None
+        slot.config_read.update(getattr(slot.hosts.get("wasi_driver"), "config_read", {}))
         close_hosts(slot.hosts)
         slot.hosts = {}
 
@@ -190,9 +240,15 @@ class Kernel:
         self._stop_instance(slot)
         report, log = self._sinks(slot)
         try:
+            imc = self.imc.env(slot.manifest)
             slot.hosts = make_hosts(slot.manifest, self.backends, report_sink=report, log_sink=log,
-                                    sharing=self.grants.view(slot.manifest))
+                                    sharing=self.grants.view(slot.manifest), imc=imc)
             slot.instance = slot.sandbox.start(slot.hosts, self.audit)
+            imc.attach(slot.instance)
+            if slot.restore is not None:    # fleet: resume from a snapshot, no init()
+                image, slot.restore = slot.restore, None
+                _restore(slot.instance, image)
+                return None, False
             self._pace()
             code = slot.instance.call("init")
         except DriverFault as err:
@@ -200,6 +256,10 @@ class Kernel:
         except LoadError as err:   # e.g. memory above the limit: no restart can help
             return err.message, True
         if code != 0:
+            last = slot.instance.violations.last_hw_error
+            if last is not None and last[1] in DETERMINISTIC:
+                call, kind, message = last
+                return f"init returned {code} after {call}: {kind}: {message}", True
             return f"init returned {code}", False
         return None, False
 
@@ -266,6 +326,7 @@ class Kernel:
     def step(self) -> DriverSlot | None:
         """Run the next due action (poll or restart) if one is due now; the slot acted on."""
         self._apply_updates()
+        self._apply_imc_faults()
         active = [s for s in self.slots.values() if s.state in ("running", "backoff")]
         if not active:
             return None
@@ -311,6 +372,16 @@ class Kernel:
     def request_update(self, name: str, wasm: bytes) -> None:
         """Queue a hot update; `run` applies it between polls (thread-safe)."""
         self._updates.put((name, wasm))
+
+    def _apply_imc_faults(self) -> None:
+        while True:
+            try:
+                name, instance, why = self._imc_faults.get_nowait()
+            except queue.Empty:
+                return
+            slot = self.slots.get(name)
+            if slot is not None and slot.instance is instance and instance is not None:
+                self._fault(slot, why)
 
     def _apply_updates(self) -> None:
         while True:

@@ -54,7 +54,8 @@ def test_rust_files_reexport_only_what_they_use():
            "buf: i32, buf_len: i32) -> i32;" in i2c
     mod = files[Path("sdk-rust/src/raw/mod.rs")]
     assert [ln for ln in mod.splitlines() if ln.startswith("pub mod")] == [
-        "pub mod typenames;", "pub mod wasi_driver;", "pub mod wasi_i2c;", "pub mod wasi_usb;"]
+        "pub mod typenames;", "pub mod wasi_driver;", "pub mod wasi_i2c;", "pub mod wasi_imc;",
+        "pub mod wasi_usb;"]
 
 
 def test_generated_headers():
@@ -67,7 +68,7 @@ def test_generated_headers():
 
 # ---- generated Python: static shape ------------------------------------------------------
 def test_python_module_shape():
-    assert set(MODULES) == {"wasi_i2c", "wasi_usb", "wasi_driver"}
+    assert set(MODULES) == {"wasi_i2c", "wasi_usb", "wasi_driver", "wasi_imc"}
     assert _wasi_i2c.MODULE == "wasi_i2c"
     assert _wasi_i2c.ERRNO["nack_address"] == 3 and _wasi_i2c.ERRNO["success"] == 0
     assert _wasi_usb.ERRNO["invalid_param"] == 2
@@ -416,7 +417,7 @@ RUST_ENV = {
 def _rust_caller() -> str:
     """A no_std cdylib calling every generated import once (so all are kept)."""
     body = []
-    for spec in ("wasi_i2c", "wasi_usb", "wasi_driver"):
+    for spec in sorted(MODULES):   # every generated module
         for a in lower_document(load(REPO / "witx" / f"{spec}.witx")):
             args = ", ".join("0" if c.type == "i32" else "0i64" for c in a.core_params)
             body.append(f"        r += raw::{spec}::{a.name}({args});")
@@ -471,17 +472,14 @@ def test_rust_raw_bindings_compile_and_import_lowered_signatures():
 
 
 @pytest.mark.skipif(NO_RUST, reason="no wasm32 Rust toolchain (Debian lld-22) on this machine")
-def test_rust_generator_on_preview1_matches_rustc_layout_and_imports():
+def test_rust_generator_on_preview1_matches_rustc_layout_and_imports(preview1_dir):
     """Preview1's unions, u64 flags, tuples and noreturn through the Rust generator: rustc
     checks every generated size/align assertion (our layout = repr(C)), and the imports of
     the built module equal the lowering."""
     from wasi_hw._codegen_rust import render_rust_file, render_rust_mod, rust_file_name
     from wasi_hw.witx import lower_document as lower
 
-    spec = REPO / ".." / "shared" / "conformance" / "wasi-preview1" / "wasi_snapshot_preview1.witx"
-    if not spec.is_file():
-        pytest.fail(f"conformance data missing at {spec.resolve()}")
-    doc = load(spec)
+    doc = load(preview1_dir / "wasi_snapshot_preview1.witx")
     raw = {rust_file_name(doc, f): render_rust_file(doc, f, Path(f).name) for f in doc.files}
     raw["mod.rs"] = render_rust_mod([n[:-3] for n in raw])
     assert "pub union SubscriptionUU {" in raw["wasi_snapshot_preview1.rs"] or \
@@ -533,7 +531,8 @@ def test_generated_record_roundtrip(types, data):
     from wasi_hw._codegen_python import render_python_module
     from wasi_hw.witx import field_offsets, layout, parse
 
-    fields = " ".join(f"(field $f{i} {t})" for i, t in enumerate(types))
+    fields = " ".join(f"(field $f{i} {'(@witx char8)' if t == 'char8' else t})"
+                      for i, t in enumerate(types))
     doc = parse(f"""
         (typename $errno (enum (@witx tag u16) $success $invalid_argument $other))
         (typename $color (enum (@witx tag u16) $red $green $blue))
@@ -571,9 +570,10 @@ def test_core_names_never_clash():
     from wasi_hw.witx import parse
 
     src = """(typename $errno (enum (@witx tag u16) $success $invalid_argument $other))
+    (typename $n u32)
     (module $clash (@interface func (export "f")
         (param $name string) (param $name_len u32) (param $ret u32) (param $mem u8)
-        (result $e (expected u32 (error $errno)))))"""
+        (result $e (expected $n (error $errno)))))"""
     doc = parse(src, "clash.witx")
     (abi,) = lower_document(doc)
     names = [c.name for c in abi.core_params]
@@ -594,3 +594,62 @@ def test_core_names_never_clash():
     assert seen == [("abc", 7, 8, 9)] and gm.read_u32(32) == 99
     assert "pub fn f(name_ptr: i32, name_len_: i32, name_len: i32, ret: i32, mem: i32, " \
            "ret_: i32) -> i32;" in render_rust_file(doc, "clash.witx", "clash.witx")
+
+
+def test_records_by_reference_and_plain_results():
+    """A record parameter passes by reference (one i32 address; the Python shim lifts the
+    record from it); a plain scalar result is the core result (Rust renders it; the Python
+    host bindings refuse it, having no errno to carry host failures)."""
+    from wasi_hw._codegen_python import render_python_module
+    from wasi_hw._codegen_rust import render_rust_file
+    from wasi_hw.witx import WitxError, parse
+
+    src = """(typename $errno (enum (@witx tag u16) $success $invalid_argument $other))
+    (typename $point (record (field $x u16) (field $y u32)))
+    (module $byref (@interface func (export "put") (param $p $point)
+        (result $e (expected (error $errno)))))
+    (module $plain (@interface func (export "ticks") (param $p $point) (result $t u64)))"""
+    doc = parse(src, "byref.witx")
+    put, ticks = lower_document(doc)
+    assert [p.kind for p in put.params] == ["byref"] and put.signature() == "(i32) -> i32"
+    assert ticks.returns == "value" and ticks.signature() == "(i32) -> i64"
+    rust = render_rust_file(doc, "byref.witx", "byref.witx")
+    assert "pub fn put(p: i32) -> i32;" in rust and "pub fn ticks(p: i32) -> i64;" in rust
+    mod = _exec_generated(render_python_module(doc, doc.modules[0], "byref.witx"), "_byref")
+    seen = []
+
+    class Host:
+        def put(self, p):
+            seen.append(p)
+
+    store = wasmtime.Store(wasmtime.Engine())
+    memory = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(1, 1)))
+    gm = GuestMemory(memory, store, max_copy=64)
+    gm.write(16, mod.Point(7, 0x01020304).pack())
+    assert mod.bind(Host(), gm, lambda e, n: 1)["put"](16) == 0
+    assert seen == [mod.Point(7, 0x01020304)]
+    assert mod.bind(Host(), gm, lambda e, n: 2)["put"](65536 - 4) == 2  # out of memory: fault
+    with pytest.raises(WitxError, match="`ticks`: the Python bindings need the result"):
+        render_python_module(doc, doc.modules[1], "byref.witx")
+
+
+def test_constants_in_both_languages():
+    """``(@witx const $type $name value)`` becomes ``<TYPE>_<NAME>`` in Python and Rust."""
+    from wasi_hw._codegen_python import render_python_module
+    from wasi_hw._codegen_rust import render_rust_file
+    from wasi_hw.witx import parse
+
+    src = """(typename $errno (enum (@witx tag u16) $success $other))
+    (typename $rights (flags (@witx repr u8) $read $write))
+    (typename $limit u32)
+    ;;; Both rights.
+    (@witx const $rights $all 3)
+    (@witx const $limit $max 0xffff)
+    (module $k (@interface func (export "f") (result $e (expected (error $errno)))))"""
+    doc = parse(src, "k.witx")
+    mod = _exec_generated(render_python_module(doc, doc.modules[0], "k.witx"), "_k")
+    assert mod.RIGHTS_ALL == mod.Rights.READ | mod.Rights.WRITE and mod.LIMIT_MAX == 0xFFFF
+    assert "RIGHTS_ALL" in mod.__all__
+    rust = render_rust_file(doc, "k.witx", "k.witx")
+    assert "/// Both rights.\npub const RIGHTS_ALL: Rights = 3;" in rust
+    assert "pub const LIMIT_MAX: Limit = 65535;" in rust

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 _ROOTS = {"wasi_hw": ROOT / "wasi_hw", "wasi_hw.host": ROOT / "host", "wasi_hw.kernel": ROOT / "kernel",
-          "wasi_hw.apps": ROOT / "apps"}
+          "wasi_hw.fleet": ROOT / "fleet", "wasi_hw.apps": ROOT / "apps"}
 
 
 def _packages_on_disk() -> set[str]:

@@ -49,11 +49,11 @@ def emulated_bus(setup):
     """An emulated /dev/i2c-1 serving the same device models the sim leg uses."""
     from umockdev_i2c import EmulatedI2cDev
     from wasi_hw.host import RealClock, SimI2cBackend
-    from wasi_hw.host import find_model
+    from wasi_hw.host import device_models
 
     sim = SimI2cBackend(["i2c-1"], clock=RealClock())
     for d in setup.i2c_devices:
-        sim.attach(d.bus, d.address, find_model("i2c", d.model)(**dict(d.params)))
+        sim.attach(d.bus, d.address, device_models().create(d.model, d.params, kind="i2c"))
     return EmulatedI2cDev(sim)
 
 
@@ -171,10 +171,10 @@ def pyusb_leg(driver: str, trace_dir: str) -> dict:
     serving the same device models the sim leg uses."""
     from umockdev_usb import EmulatedUsb
     from wasi_hw.apps._parity import run_leg
-    from wasi_hw.host import find_model
+    from wasi_hw.host import device_models
 
     setup = setup_for(WASM / f"{driver}.wasm")
-    models = [find_model("usb", d.model)(**dict(d.params)) for d in setup.usb_devices]
+    models = [device_models().create(d.model, d.params, kind="usb") for d in setup.usb_devices]
     with EmulatedUsb(models):
         leg = run_leg(setup, "pyusb", trace_dir=Path(trace_dir))
     return {"readings": leg.readings, "outcome": leg.outcome, "trace": str(leg.trace_path)}

@@ -11,13 +11,19 @@ semantics, backends, device models) → `wasi_hw.kernel` (runs drivers) → `was
 → `wasi_hw.apps` (the command line and other applications). See docs/architecture.md.
 """
 
-from pathlib import Path
+from __future__ import annotations
 
-from ._bindings import _wasi_driver as wasi_driver_bindings
-from ._bindings import _wasi_i2c as wasi_i2c_bindings
-from ._bindings import _wasi_usb as wasi_usb_bindings
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from ._errors import GuestFault, HwError, UserError
-from ._memory import GuestMemory, GuestRegion, copy_between
+
+if TYPE_CHECKING:
+    from ._bindings import _wasi_driver as wasi_driver_bindings
+    from ._bindings import _wasi_i2c as wasi_i2c_bindings
+    from ._bindings import _wasi_usb as wasi_usb_bindings
+    from ._memory import GuestMemory, GuestRegion, copy_between
 
 __all__ = [
     "HwError", "GuestFault", "UserError",
@@ -43,3 +49,25 @@ def stale_bindings(root: Path, files: dict[Path, str]) -> list[Path]:
     from ._gen import stale
 
     return stale(root, files)
+
+
+# Guest memory and the bindings load on first use: they import wasmtime, which the WITX
+# toolchain (`wasi_hw.witx`) and the error model do not need.
+_LAZY = {
+    "GuestMemory": ("._memory", "GuestMemory"),
+    "GuestRegion": ("._memory", "GuestRegion"),
+    "copy_between": ("._memory", "copy_between"),
+    "wasi_i2c_bindings": ("._bindings._wasi_i2c", None),
+    "wasi_usb_bindings": ("._bindings._wasi_usb", None),
+    "wasi_driver_bindings": ("._bindings._wasi_driver", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    mod = importlib.import_module(module, __name__)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value
+    return value

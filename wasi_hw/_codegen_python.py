@@ -350,6 +350,10 @@ class _Gen:
             return [], c[0], ann
         if plan.kind in ("string", "list"):
             return [], self.seq_lift(plan.type, f"{c[0]}, {c[1]}"), self.annotation(plan.type)
+        if plan.kind == "byref":  # a record passed by reference: lifted from its bytes
+            size = layout(plan.type).size
+            return [], self.mem_lift(plan.type, f"mem.read({c[0]}, {size})", "0"), \
+                self.annotation(plan.type)
         assert isinstance(u, PointerType)
         if plan.kind == "region":
             return [], self.pointer_lift(u, c[0], c[1]), self.pointer_ann(u)
@@ -375,6 +379,10 @@ class _Gen:
         return f"mem.write_struct({ptr}, {self.struct('<' + fmt)}, {value})"
 
     def function_lines(self, abi: FunctionAbi) -> list[str]:
+        if abi.returns == "value" or (abi.returns == "expected" and abi.error is None):
+            raise WitxError(f"`{abi.name}`: the Python bindings need the result to be "
+                            "`(expected T? (error E))` with an enum E, the errno that carries "
+                            "host failures", abi.function.loc)
         core = [py_ident(c.name) for c in abi.core_params]
         fname = py_ident(abi.name)
         lines = [f"    def {fname}({', '.join(core)}):", "        try:"]
@@ -401,7 +409,7 @@ class _Gen:
             body.append(f"_r = {call}")
             for j, o in enumerate(abi.outs):
                 body.append(self.out_store(o.type, py_ident(o.core.name), f"_r[{j}]"))
-        if abi.error is not None:
+        if abi.returns == "expected":
             body.append("return 0")
         # memory accessors bound once in bind(); base/size pinned for the call's duration
         pinned = any("mem" in b or "_check(" in b for b in body)
@@ -424,6 +432,14 @@ class _Gen:
         self.emit(f"MODULE = {m.name!r}", "")
         for tn in self.doc.typenames.values():
             public += self.typename(tn)
+        for c in self.doc.constants:  # (@witx const $type $name value)
+            cname = f"{c.type.name}_{c.name}".upper()
+            flags = isinstance(underlying(c.type), FlagsType)
+            self.emit(f"{cname}: {camel(c.type.name)} = {camel(c.type.name)}({c.value})"
+                      if flags else f"{cname}: int = {c.value}")
+            self.docstring(c.docs, "")
+            self.emit("")
+            public.append(cname)
         errno = self.errno
         if errno is not None:
             cases = underlying(errno).cases

@@ -2,7 +2,8 @@
 
 Output (``no_std``-clean; it names only ``core``):
 - ``pub type`` aliases for scalar typenames and handles (``pub type Bus = u32;``), enums and
-  flags as their integer repr with ``<TYPE>_<CASE>`` constants;
+  flags as their integer repr with ``<TYPE>_<CASE>`` constants, ``(@witx const)`` values as
+  ``<TYPE>_<NAME>`` constants;
 - ``#[repr(C)]`` structs for records (pointers as ``*mut T`` / ``*const T``) and
   ``#[repr(C)]`` struct + union pairs for variants, each with compile-time assertions that
   Rust's size and alignment equal the WITX layout;
@@ -127,6 +128,10 @@ def render_rust_file(doc: Document, path: str, display: str) -> str:
             rendered = _typename(tn)
             if rendered:
                 lines += rendered + [""]
+    for c in doc.constants:
+        if c.loc.path == path:
+            lines += _doc(c.docs) + [f"pub const {rust_const(c.type.name, c.name)}: "
+                                     f"{camel(c.type.name)} = {c.value};", ""]
     for module in doc.modules:
         if module.loc.path != path:
             continue
@@ -136,7 +141,8 @@ def render_rust_file(doc: Document, path: str, display: str) -> str:
             fn = abi.function
             lines += _doc(fn.docs, "    ")
             params = ", ".join(f"{rust_ident(c.name)}: {c.type}" for c in abi.core_params)
-            ret = " -> !" if abi.noreturn else (" -> i32" if abi.core_results else "")
+            ret = " -> !" if abi.noreturn else \
+                "".join(f" -> {r}" for r in abi.core_results)
             lines.append(f"    pub fn {rust_ident(fn.name)}({params}){ret};")
         lines += ["}", ""]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["address", "key_value", "positive"]
+__all__ = ["address", "key_value", "port", "positive"]
 
 
 def address(text: str) -> int:
@@ -32,4 +32,15 @@ def positive(text: str) -> int:
         n = 0
     if n <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return n
+
+
+def port(text: str) -> int:
+    """A TCP port, 0..65535 (0: any free port)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0..65535)")
     return n

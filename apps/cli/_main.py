@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from wasi_hw import HwError, UserError
 from wasi_hw.witx import WitxError
 
 from ..reference import DriverError
-from . import _bench, _build, _devices, _gen, _parity, _run, _system, _trace, _usbip, _witx
+from . import (_bench, _build, _devices, _fleet, _gen, _imc, _new, _parity, _run, _system,
+               _trace, _usbip, _witx)
 
 __all__ = ["main", "COMMANDS"]
 
@@ -28,12 +30,15 @@ COMMANDS = (
     _witx,      # witx check / abi
     _gen,       # gen (binding generator)
     _build,     # build (Rust → wasm)
+    _new,       # new driver (a crate that builds and passes its tests as created)
     _devices,   # devices
     _usbip,     # usbip serve / list
     _trace,     # trace show / record / replay
     _run,       # run, compile, inspect, kernel run
     _parity,    # parity
     _bench,     # bench
+    _imc,       # gateway (module services over HTTP)
+    _fleet,     # node run; fleet deploy/ls/move/stop/update/logs/up/bench
     _system,    # doctor, demo, service install
 )
 
@@ -41,8 +46,29 @@ COMMANDS = (
 _REPORTED = (HwError, WitxError, DriverError, OSError)
 
 
+class _PlainHelp(argparse.HelpFormatter):
+    """Help for a person: descriptions written as docstrings lose their reStructuredText
+    (``literal``, `name`) markup."""
+
+    def _format_text(self, text: str) -> str:
+        text = re.sub(r"``([^`]+)``", r"\1", text)
+        text = re.sub(r"`([^`]+)`", r"\1", text)
+        return super()._format_text(text)
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return self._format_text(super()._expand_help(action)).strip()
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser and subparser of the command line formats its help plainly."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _PlainHelp)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wasi-hw", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="wasi-hw", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)

@@ -1,7 +1,9 @@
 """``wasi-hw parity DRIVER.wasm --backends sim,smbus2,usbip,pyusb,replay [--reference NAME]
 [--trace-dir DIR] [--manifest M] [--sim MODEL@ADDR] [--usb-sim MODEL] [--polls N]
 [--wrap BACKEND=COMMAND] [--json]``: the same driver on every backend, traces compared
-(`wasi_hw.apps.run_parity`); exit 1, naming the first difference, when any leg differs.
+(`wasi_hw.apps.run_parity`); exit 1, naming the first difference, when any leg differs —
+or when a leg faulted, was quarantined, did no bus I/O or produced no reading, so that
+agreeing proves nothing.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ def _why(report) -> str:
     for leg in report.legs:
         if leg.failure:
             return f"{leg.backend} leg failed: {leg.failure.splitlines()[0]}"
+    if not report.differences:
+        return "; ".join(f"{leg} leg proves nothing: {why}"
+                         for leg, why in report.problems.items())
     first = report.differences[0]
     more = len(report.differences) - 1
     return f"{first}" + (f" (and {more} more difference(s))" if more else "")

@@ -53,9 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow", type=_addr, action="append", default=[], metavar="ADDR",
                    help="grant this I2C address (repeatable)")
     p.add_argument("--sim", action="append", default=[], metavar="MODEL@ADDR",
-                   help="simulate a device, e.g. bme280@0x76 (repeatable); without it the real bus is used")
+                   help="simulate a chip: bme280@0x76, 'bme280(temperature_c=30)@0x76', "
+                        "pkg.module:Class@0x18 (repeatable); without it the real bus is used")
     p.add_argument("--usb-sim", action="append", default=[], metavar="MODEL",
-                   help="plug in a simulated USB device model (repeatable)")
+                   help="plug in a simulated USB device: echo, hid:TEXT, msc:IMAGE, "
+                        "pkg.module:Class (repeatable)")
     p.add_argument("--usbip", metavar="HOST[:PORT]",
                    help="USB devices from this USB/IP server (usbipd on another machine, "
                         "or wasi-hw usbip serve; default port 3240)")
@@ -65,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interval-ms", type=_positive, default=None, metavar="MS",
                    help="poll interval (default 1000, 50 with --sim)")
     p.add_argument("--json", action="store_true", help="one JSON object per reading on stdout")
+    p.add_argument("--plot", type=Path, metavar="FILE",
+                   help="draw the readings over time into FILE (.png, .svg, .pdf)")
     p.add_argument("--audit", type=Path, metavar="FILE", help="append audit entries (JSON lines)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
     p.set_defaults(func=_cmd_run)
@@ -96,7 +100,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--watch", action="store_true",
                    help="hot-update a driver when its .wasm changes (others keep running)")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
+    p.add_argument("--plot", type=Path, metavar="FILE",
+                   help="draw every driver's readings over time into FILE (.png, .svg, .pdf)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="AoT cache directory")
+    from ._imc import add_nats_options
+    add_nats_options(p)
     p.set_defaults(func=_cmd_kernel_run)
 
 
@@ -121,31 +129,58 @@ def _jsonable(item: Any) -> Any:
     return str(item)
 
 
-def _human(item: Any, limit: int = 48) -> str:
-    """A reading as ``key=value ...``; long values are cut (``--json`` prints them whole)."""
-    if isinstance(item, dict):
-        parts = []
-        for k, v in item.items():
-            v = round(v, 3) if isinstance(v, float) else v
-            text = repr(v) if isinstance(v, str) and (" " in v or not v) else str(v)
-            if len(text) > limit:
-                text = text[:limit] + "…"
-            parts.append(f"{k}={text}")
-        return " ".join(parts)
-    return repr(item)
+def _value_text(v: Any) -> str:
+    """One value as a person reads it: bytes in hex, text quoted only when it has spaces,
+    lists and maps spelled out (never a Python repr)."""
+    if isinstance(v, float):
+        return str(round(v, 3))
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).hex(" ") if v else "(no bytes)"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False) if (" " in v or not v) else v
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}={_value_text(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value_text(x) for x in v) + "]"
+    return str(v)
+
+
+def _human(item: Any, limit: int = 120) -> str:
+    """A reading as ``key=value ...``; a value longer than ``limit`` characters is cut with
+    how much was left out (``--json`` prints it whole)."""
+    if not isinstance(item, dict):
+        item = {"value": item}
+    parts = []
+    for k, v in item.items():
+        text = _value_text(v)
+        if len(text) > limit:
+            text = f"{text[:limit]}… ({len(text) - limit} more characters; --json shows all)"
+        parts.append(f"{k}={text}")
+    return " ".join(parts)
 
 
 def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: bool = False):
     """Event printer; with `dedupe`, a human-format reading equal to the driver's previous one
-    is not printed again (``--json`` always prints every reading)."""
+    is not printed again but counted, and the count is shown (``= same reading, N more
+    time(s)``) when the reading changes or `on_event.flush()` is called at the end
+    (``--json`` always prints every reading)."""
     last: dict[str, Any] = {}
     out_style, err_style = LogStyle.detect(sys.stdout), LogStyle.detect(sys.stderr)
+    repeats: dict[str, int] = {}
+
+    def flush(driver: str | None = None) -> None:
+        for name in [driver] if driver is not None else list(repeats):
+            n = repeats.pop(name, 0)
+            if n:
+                print(f"{name:<{width}}  = same reading, {n} more time(s)", flush=True)
 
     def on_event(ev: Any) -> None:
         if ev.kind == "report":
             if dedupe and not json_out:
                 if ev.driver in last and last[ev.driver] == ev.data:
+                    repeats[ev.driver] = repeats.get(ev.driver, 0) + 1
                     return
+                flush(ev.driver)
                 last[ev.driver] = ev.data
             if json_out:
                 obj = _jsonable(ev.data) if readings_only else {
@@ -165,14 +200,23 @@ def _printer(*, json_out: bool, readings_only: bool, width: int = 8, dedupe: boo
             line = f"{ev.driver:<{width}}  state {ev.data}" + (f" — {ev.detail}" if ev.detail else "")
         else:
             level = "error" if ev.kind == "error" else "info"
-            line = f"{ev.driver:<{width}}  {ev.kind}: {ev.detail or ev.data}"
+            line = f"{ev.driver:<{width}}  {ev.kind}: {ev.detail or _value_text(ev.data)}"
         if json_out and not readings_only:
             print(json.dumps({"time": ev.time, "driver": ev.driver, "event": ev.kind,
                               "data": _jsonable(ev.data), "detail": ev.detail}), flush=True)
         else:
             print(err_style.line(level, line), file=sys.stderr, flush=True)
 
+    on_event.flush = flush  # type: ignore[attr-defined]
     return on_event
+
+
+def _asked_text(key: str, value: Any) -> str:
+    """An audited request's field: addresses, registers and ids in hex, the rest as text."""
+    if isinstance(value, int) and not isinstance(value, bool) and any(
+            w in key for w in ("address", "register", "endpoint", "vid", "pid", "reg")):
+        return f"{value:#04x}"
+    return _value_text(value)
 
 
 def _audit_log(path: Path | None):
@@ -182,9 +226,10 @@ def _audit_log(path: Path | None):
         def record(self, driver, call, asked, why, outcome="access"):  # type: ignore[override]
             entry = super().record(driver, call, asked, why, outcome)
             if entry is not None:   # not dropped by the audit log's rate bound
-                print(style.line("warn", f"{driver:<8}  audit {outcome}: {call} "
-                                         f"{json.dumps(_jsonable(asked))} — {entry['why']}"),
-                      file=sys.stderr, flush=True)
+                what = " ".join(f"{k}={_asked_text(k, v)}" for k, v in asked.items())
+                text = f"{driver:<8}  audit {outcome}: {call} {what} — {entry['why']}"
+                print(style.line("warn", text.replace("  — ", " — ")), file=sys.stderr,
+                      flush=True)
             return entry
 
     try:
@@ -212,12 +257,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                   poll_interval_ms=interval)
         bus = args.i2c
     specs = [parse_sim_spec(s, bus) for s in args.sim]
+    usb_specs = [parse_sim_spec(s, bus, usb=True) for s in args.usb_sim]
+    _warn_ungranted(manifest, specs, args.sim)
     if args.usbip and args.usb_sim:
         raise UserError("--usbip and --usb-sim both choose the USB devices: give one")
     usbip = usbip_usb(parse_usbip(args.usbip)) if args.usbip else None
     if specs or args.usb_sim:
-        i2c = sim_i2c([SimDevice(m, b, a) for m, b, a in specs], [bus])
-        usb = usbip or (sim_usb([SimDevice(m) for m in args.usb_sim])
+        i2c = sim_i2c(specs, [bus])
+        usb = usbip or (sim_usb(usb_specs)
                         if (args.usb_sim or manifest.usb) else None)
         backends = Backends(i2c=i2c, usb=usb, clock=i2c.clock)
     elif usbip is not None:     # USB from the server; a real I2C bus only if one is granted
@@ -233,13 +280,53 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         if usbip is not None:
             usbip.shutdown()     # close the imports' connections (the server's devices are freed)
+    if args.plot is not None:
+        from .._plot import plot_readings
+
+        plot_readings(result.events, args.plot, title=manifest.name)
+        print(f"wasi-hw: readings drawn in {args.plot}", file=sys.stderr)
+    given = dict(args.config) if args.driver.suffix != ".toml" else dict(manifest.config)
+    _warn_unread(given, result.config_read)
     why = ("quarantined" if result.state == "quarantined" else
            f"{result.faults} fault(s)" if result.faults else
            f"{result.errors} poll error(s)" if result.errors else
            "no reading" if not result.readings else "")
     if why:
-        raise UserError(f"{manifest.name}: {why} in {result.polls} poll(s)", exit_code=1)
+        unset = sorted(k for k, found in result.config_read.items() if not found)
+        hint = (f"; it asked for configuration that is not set: {', '.join(unset)} "
+                f"(--config KEY=VALUE)" if unset and why == "no reading" else "")
+        raise UserError(f"{manifest.name}: {why} in {result.polls} poll(s){hint}", exit_code=1)
     return 0
+
+
+def _warn(text: str) -> None:
+    print(f"wasi-hw: warning: {text}", file=sys.stderr, flush=True)
+
+
+def _warn_ungranted(manifest: Any, specs: list, texts: list[str]) -> None:
+    """A simulated chip the driver may not reach is almost always a typo: say so first."""
+    for spec, text in zip(specs, texts):
+        grants = [g for g in manifest.i2c if g.bus == spec.bus]
+        if not any(spec.address in g.addresses for g in grants):
+            have = ", ".join(f"{a:#04x}" for g in grants for a in sorted(g.addresses))
+            _warn(f"--sim {text}: {spec.bus} address {spec.address:#04x} is not granted to "
+                  f"{manifest.name} (granted: {have or 'none'}; add --allow "
+                  f"{spec.address:#04x}): the driver cannot reach it")
+
+
+def _warn_unread(given: dict, read: dict, *, who: str = "the driver") -> None:
+    """Configuration the driver never asked for (a typo, or a key of another driver); only
+    when it asked for any at all (a driver that never started reads nothing)."""
+    import difflib
+
+    if not read:
+        return
+    asked = sorted(read)
+    for key in sorted(set(given) - set(read)):
+        close = difflib.get_close_matches(key, asked, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        _warn(f"configuration key {key!r} was never read by {who}{hint}; "
+              f"it read: {', '.join(asked)}")
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
@@ -315,9 +402,18 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
     backends = plan_backends(plan)
     width = max(len(m.name) for m in plan.manifests)
     printer = _printer(json_out=args.json, readings_only=False, width=width, dedupe=True)
+    seen: list[Any] = []
+
+    def on_event(ev: Any) -> None:
+        if args.plot is not None and ev.kind == "report":
+            seen.append(ev)
+        printer(ev)
+
     audit = _audit_log(args.audit)
-    kernel = Kernel(backends, on_event=printer, audit=audit, cache_dir=args.cache_dir,
-                    tick_ms=plan.tick_ms)
+    from ._imc import nats_link
+    link = nats_link(args)           # None without --nats: IMC stays inside this kernel
+    kernel = Kernel(backends, on_event=on_event, audit=audit, cache_dir=args.cache_dir,
+                    tick_ms=plan.tick_ms, imc_remote=link)
     try:
         _build_missing(plan, width)
         for m in plan.manifests:
@@ -350,13 +446,26 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
                 watcher.stop()
     finally:
         kernel.close()
+        if link is not None:
+            link.close()
         audit.close()
         _show_sim_state(backends, plan)
+    printer.flush()
+    for s in kernel.slots.values():
+        _warn_unread(dict(s.manifest.config), s.config_read, who=s.name)
     bad = [s.name for s in kernel.slots.values() if s.state == "quarantined"]
-    summary = ", ".join(f"{s.name}: {s.polls} polls, {s.faults} faults, {s.state}"
-                        for s in kernel.slots.values())
-    print(style.line("warn" if bad else "info", f"kernel: {summary}"), file=sys.stderr,
-          flush=True)
+    if style.journal:       # one line per event for journald
+        summary = ", ".join(f"{s.name}: {s.polls} polls, {s.faults} faults, {s.state}"
+                            for s in kernel.slots.values())
+        print(style.line("warn" if bad else "info", f"kernel: {summary}"), file=sys.stderr,
+              flush=True)
+    else:
+        print(summary_table(kernel.slots.values()), file=sys.stderr)
+    if args.plot is not None:
+        from .._plot import plot_readings
+
+        plot_readings(seen, args.plot, title=plan.path.name)
+        print(f"wasi-hw: readings drawn in {args.plot}", file=sys.stderr)
     if interrupted:
         return 130
     if stop is not None and stop.signum is not None:
@@ -364,6 +473,19 @@ def _cmd_kernel_run(args: argparse.Namespace) -> int:
     if bad:
         raise UserError(f"quarantined: {', '.join(bad)}", exit_code=1)
     return 0
+
+
+def summary_table(slots: Any) -> str:
+    """The kernel's end-of-run summary: one row per driver (state, polls, faults, restarts)."""
+    rows = [(s.name, s.state, str(s.polls), str(s.faults), str(s.restarts)) for s in slots]
+    head = ("driver", "state", "polls", "faults", "restarts")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(r: tuple) -> str:
+        return "  " + "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+
+    return "\n".join(["kernel summary:", line(head), *(line(r) for r in rows)])
 
 
 class _Watcher:

@@ -1,14 +1,16 @@
 """``wasi-hw trace`` subcommands: ``show`` lists a trace, ``record`` / ``replay`` a ``run``.
 
-- ``wasi-hw trace show FILE [--limit N]`` — the header, then one numbered line per record:
-  time since start, bus kind, the request, and ``-> result`` or ``!! error-kind``.
+- ``wasi-hw trace show FILE [--limit N] [--plot IMAGE]`` — the header, then one numbered
+  line per record: time since start, bus kind, the request, and ``-> result`` or
+  ``!! error-kind``; ``--plot`` also draws the operations on a timeline.
 - ``wasi-hw trace record OUT.cbor -- run ARGS...`` — runs ``wasi-hw run ARGS...`` with a
   `recording` active, so every backend the run builds through `traced` is recorded to
   ``OUT.cbor``; exits with the run's status.
 - ``wasi-hw trace replay TRACE.cbor -- run ARGS...`` — runs ``wasi-hw run ARGS...`` with
   every backend it builds replaced by a replay of the trace. Prints whether the driver
   asked exactly what was recorded; a divergence (both sides shown) or recorded requests
-  left over exit 1.
+  left over exit 1. The polls run back to back (``--interval-ms 1``: the trace holds the
+  timing) unless the command gives ``--interval-ms``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     show = sub.add_parser("show", help="list a trace's records")
     show.add_argument("file", type=Path, help="a .cbor trace")
+    show.add_argument("--plot", type=Path, metavar="FILE",
+                      help="also draw the bus operations on a timeline into FILE (.png, .svg)")
     show.add_argument("--limit", type=int, default=None, metavar="N",
                       help="show only the first N records")
     show.set_defaults(func=_show)
@@ -68,6 +72,12 @@ def _show(args: argparse.Namespace) -> int:
         out.write(f"… {len(trace.records) - len(records)} more\n")
     if trace.truncated:
         out.write("(the file ends inside a record: the trace was cut short)\n")
+    if args.plot is not None:
+        from .._plot import plot_trace
+
+        lanes = plot_trace(trace.records, args.plot, title=str(args.file))
+        out.write(f"timeline of {len(trace.records)} operations on {lanes} lane(s) drawn in "
+                  f"{args.plot}\n")
     return 0
 
 
@@ -98,6 +108,8 @@ def _record(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     command = _run_command(args, "wasi-hw trace replay TRACE.cbor -- run ARGS...")
+    if not any(a == "--interval-ms" or a.startswith("--interval-ms=") for a in command):
+        command += ["--interval-ms", "1"]   # the trace holds the timing: polls back to back
     trace = read_trace(args.trace)
     from ._main import main
 

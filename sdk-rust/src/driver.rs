@@ -11,6 +11,9 @@
 //! wasi_hw_sdk::export_driver!(Thermo);
 //! ```
 //!
+//! A driver that serves `wasi_imc` services also implements [`crate::imc::Serve`] and uses
+//! `export_driver!(App, serve)`, which adds the `imc_serve` export.
+//!
 //! Return codes: 0 success; 1 `init`/`poll` returned an error (logged at error level with its
 //! `Debug` form); 2 `poll` was called without a successful `init`.
 //!
@@ -44,7 +47,9 @@ pub trait Driver: Sized {
 /// link normally.
 #[macro_export]
 macro_rules! export_driver {
-    ($driver:ty) => {
+    // The exports themselves: `init`, `poll` and any further `$extra` items, around one
+    // instance slot.
+    (@exports $driver:ty; $($extra:item)*) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             static INSTANCE: $crate::driver::Slot<$driver> = $crate::driver::Slot::new();
@@ -58,7 +63,22 @@ macro_rules! export_driver {
             pub extern "C" fn poll() -> i32 {
                 $crate::driver::run_poll(&INSTANCE)
             }
+
+            $($extra)*
         };
+    };
+    ($driver:ty) => {
+        $crate::export_driver!(@exports $driver;);
+    };
+    // `export_driver!(App, serve)`: also `imc_serve`, answering requests for the services the
+    // driver offered (`App: imc::Serve`, see `wasi_hw_sdk::imc`).
+    ($driver:ty, serve) => {
+        $crate::export_driver!(@exports $driver;
+            #[unsafe(no_mangle)]
+            pub extern "C" fn imc_serve() -> i32 {
+                $crate::imc::run_serve(&INSTANCE)
+            }
+        );
     };
 }
 
@@ -74,6 +94,14 @@ impl<T> Slot<T> {
     #[doc(hidden)]
     pub const fn new() -> Self {
         Self(UnsafeCell::new(None))
+    }
+
+    /// The instance, if `init` succeeded (for the other exports of `export_driver!`).
+    #[doc(hidden)]
+    #[allow(clippy::mut_from_ref)]
+    pub fn get_mut(&self) -> Option<&mut T> {
+        // SAFETY: see the Sync impl: exports are never re-entered, so no other reference lives.
+        unsafe { &mut *self.0.get() }.as_mut()
     }
 }
 

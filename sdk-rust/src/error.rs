@@ -5,6 +5,7 @@ use core::fmt;
 use crate::config::ConfigError;
 use crate::driver::DriverError;
 use crate::i2c;
+use crate::imc::ImcError;
 
 /// Any failure of an SDK call a driver makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +16,14 @@ pub enum Error {
     Config(ConfigError),
     /// A `wasi_driver` call (report, log, inbox, time) failed.
     Driver(DriverError),
+    /// A `wasi_imc` call (call, publish, subscribe, receive, offer) failed.
+    Imc(ImcError),
+}
+
+impl From<ImcError> for Error {
+    fn from(e: ImcError) -> Self {
+        Error::Imc(e)
+    }
 }
 
 impl From<i2c::Error> for Error {
@@ -41,6 +50,7 @@ impl fmt::Display for Error {
             Error::I2c(e) => write!(f, "{e}"),
             Error::Config(e) => write!(f, "{e}"),
             Error::Driver(e) => write!(f, "wasi_driver {e}"),
+            Error::Imc(e) => write!(f, "{e}"),
         }
     }
 }

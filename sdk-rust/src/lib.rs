@@ -11,6 +11,7 @@
 //! - [`report`]: [`report::Report`], the one way to hand a reading to the host (a CBOR map).
 //! - [`share`]: [`share::Grant`], sharing a region of this driver's memory with another
 //!   driver, and [`share::granted_read`]/[`share::granted_write`] for the receiving side.
+//! - [`imc`]: services by name (call, offer/serve), publications (publish, subscribe).
 //! - [`log`], [`config`], [`inbox`], [`time`]: the rest of `wasi_driver`.
 //! - [`Driver`] and [`export_driver!`]: turn a type into the driver ABI's `init`/`poll` exports;
 //!   [`Error`] gathers the SDK's failures for `?`.
@@ -45,6 +46,7 @@ pub mod delay;
 pub mod driver;
 mod error;
 pub mod i2c;
+pub mod imc;
 pub mod inbox;
 pub mod log;
 pub mod report;

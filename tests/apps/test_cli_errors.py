@@ -10,8 +10,9 @@ from wasi_hw import HwError, UserError
 from wasi_hw.apps.cli import COMMANDS, _main, main
 from wasi_hw.witx import WitxError, parse
 
-TOP_LEVEL = {"witx", "gen", "build", "devices", "usbip", "trace", "run", "compile", "inspect",
-             "kernel", "parity", "bench", "doctor", "demo", "service"}
+TOP_LEVEL = {"witx", "gen", "build", "new", "devices", "usbip", "trace", "run", "compile",
+             "inspect", "kernel", "parity", "bench", "doctor", "demo", "service", "gateway",
+             "node", "fleet"}
 
 
 def test_every_command_group_is_registered():

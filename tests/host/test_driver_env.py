@@ -155,3 +155,46 @@ def test_report_fast_decode_takes_well_formed_items_itself(monkeypatch):
         assert _driver_env.decode_cbor_item(cbor2.dumps(value)) == value
     with pytest.raises(AssertionError):    # anything else goes to it
         _driver_env.decode_cbor_item(cbor2.dumps(1) + b"\x00")
+
+
+@pytest.mark.parametrize("hexdata,why", [
+    ("d81c81d81d00", "shares values"),                     # a list that contains itself
+    ("d9001c81d9001d00", "shares values"),                 # the same, non-minimal tag heads
+    ("DAG", "shares values"),              # 30 levels of [x, x]: 2^30 nodes when printed
+    ("c25908" + "00" + "ff" * 2048, "more than 4000 digits"),
+    ("d81e82c25908" + "00" + "ff" * 2048 + "01", "more than 4000 digits"),   # a fraction
+])
+def test_unroutable_reports_are_invalid_argument(hexdata, why):
+    env, got = make(max_report=8192)
+    if hexdata == "DAG":
+        x: object = 0
+        for _ in range(30):
+            x = [x, x]
+        data = cbor2.dumps(x, value_sharing=True)
+    else:
+        data = bytes.fromhex(hexdata)
+    with pytest.raises(HwError) as err:
+        env.report(data)
+    assert err.value.kind == "invalid_argument" and why in err.value.message
+    assert got["reports"] == []
+
+
+def test_shared_but_small_items_and_plain_items_pass():
+    env, got = make()
+    env.report(cbor2.dumps({"t": 21.5, "n": [1, 2, 3], "big": 2 ** 70}))
+    assert got["reports"] == [{"t": 21.5, "n": [1, 2, 3], "big": 2 ** 70}]
+
+
+def test_reports_are_rate_limited():
+    clock = VirtualClock()
+    env = DriverEnv(report_sink=lambda item: None, clock=clock, report_burst=5,
+                    report_rate=10.0)
+    for _ in range(5):
+        env.report(b"\x01")
+    with pytest.raises(HwError) as err:
+        env.report(b"\x01")
+    assert err.value.kind == "no_mem" and env.dropped_reports == 1
+    clock.sleep_ns(100_000_000)                 # 0.1 s at 10/s: one more
+    env.report(b"\x01")
+    with pytest.raises(HwError):
+        env.report(b"\x01")

@@ -35,7 +35,7 @@ def _run(*args):
 def test_bad_device_spec_is_one_line_error(tmp_path):
     out = _run("--device", "floppy", "--port", "0")
     assert out.returncode == 2 and out.stderr.count("\n") == 1
-    assert "bad --device 'floppy'" in out.stderr
+    assert "--device 'floppy': no USB device model 'floppy'" in out.stderr
 
 
 def test_bad_image_and_size_are_one_line_errors(tmp_path):

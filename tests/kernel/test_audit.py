@@ -53,3 +53,37 @@ def test_unjsonable_values_are_repr(tmp_path):
     log.record("d", "c", {"data": b"\x01\x02"}, "why")
     log.close()
     assert json.loads(path.read_text())["asked"]["data"] == "b'\\x01\\x02'"
+
+
+def test_rate_bound_drops_and_counts(tmp_path):
+    log = AuditLog(tmp_path / "a.jsonl", burst=3, rate=0.001)
+    got = [log.record("flood", "c", {}, "w") for _ in range(10)]
+    assert sum(e is not None for e in got) == 3
+    assert log.dropped == {"flood": 7}
+    assert log.record("other", "c", {}, "w") is not None      # per driver
+    log._buckets["flood"][0] = 5                              # tokens again (as if time passed)
+    entry = log.record("flood", "c", {}, "w")
+    assert entry["suppressed"] == 7
+    log.close()
+    lines = (tmp_path / "a.jsonl").read_text().splitlines()
+    assert len(lines) == 5 and json.loads(lines[-1])["suppressed"] == 7
+
+
+def test_file_rotates_at_max_bytes(tmp_path):
+    path = tmp_path / "a.jsonl"
+    log = AuditLog(path, max_bytes=2000, burst=10_000)
+    for i in range(200):
+        log.record("d", "c", {"i": i}, "x" * 40)
+    log.close()
+    rotated = tmp_path / "a.jsonl.1"
+    assert rotated.exists() and path.stat().st_size <= 2000 and rotated.stat().st_size <= 2000
+    assert json.loads(path.read_text().splitlines()[-1])["asked"] == {"i": 199}
+
+
+def test_long_lines_are_cut(tmp_path):
+    log = AuditLog(tmp_path / "a.jsonl", max_line=300)
+    entry = log.record("d", "c", {"blob": "y" * 10_000}, "z" * 10_000)
+    assert len(entry["why"]) < 600
+    log.close()
+    line = (tmp_path / "a.jsonl").read_text().splitlines()[0]
+    assert len(line) <= 300

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -55,8 +56,8 @@ def test_run_absent_device_is_nack_address(chipid, capsys):
 
 @pytest.mark.parametrize("argv,fragment", [
     (["run", "nope.wasm", "--sim", "bme280@0x76"], "nope.wasm: no such file"),
-    (["run", "{chipid}", "--sim", "bme280"], "expected MODEL@ADDRESS"),
-    (["run", "{chipid}", "--sim", "toaster@0x10"], "no simulated I2C device 'toaster'"),
+    (["run", "{chipid}", "--sim", "bme280"], "expected @ADDRESS or @BUS:ADDRESS"),
+    (["run", "{chipid}", "--sim", "toaster@0x10"], "no I2C device model 'toaster'"),
     (["run", "{chipid}", "--sim", "bme280@0x76", "--allow", "0x80"], "not a 7-bit I2C address"),
     (["kernel", "run", "missing.toml"], "missing.toml: no such file"),
 ])
@@ -199,5 +200,6 @@ def test_kernel_run_ctrl_c_stops_cleanly(chipid, tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
-    assert "interrupted, stopping drivers" in err and "kernel: chipid:" in err
+    assert "interrupted, stopping drivers" in err and "kernel summary:" in err
+    assert re.search(r"^  chipid +\w+ +\d+ +\d+ +\d+$", err, re.M)
     assert "Traceback" not in err

@@ -280,8 +280,10 @@ def _run_bme280(mode: str):
                                       report_sink=reports.append,
                                       log_sink=lambda lvl, m: logs.append((lvl, m)),
                                       clock=sim.clock)}
-    mem = GuestMemory(exports["memory"], store, max_copy=4096)
     audit = AuditLog()
+    from wasi_hw.kernel import ImcHub, adhoc_manifest
+    hosts["wasi_imc"] = ImcHub(audit).env(adhoc_manifest(wasm, bus="i2c-1", allow=[0x76]))
+    mem = GuestMemory(exports["memory"], store, max_copy=4096)
     for mod in {i.module for i in module.imports}:
         b = bindings_for(mod)
         fail = make_fail("bme", mod, b.ERRNO, audit, Violations())

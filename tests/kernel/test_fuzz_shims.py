@@ -20,7 +20,7 @@ from wasi_hw._memory import GuestMemory
 from wasi_hw.host import DriverEnv, I2cHost, SimI2cBackend, SimUsbBackend, UsbHost
 from wasi_hw.host.devices import Bme280
 from wasi_hw.host.usbdevices import EchoDevice
-from wasi_hw.kernel import AuditLog
+from wasi_hw.kernel import AuditLog, ImcHub, ImcPolicy
 from wasi_hw.kernel._policy import Violations, make_fail
 from wasi_hw.kernel._sandbox import SPEC_MODULES, bindings_for
 from wasi_hw.kernel._manifest import I2cGrant, Limits, Manifest, UsbGrant
@@ -41,6 +41,7 @@ MANIFEST = Manifest(
     i2c=(I2cGrant("i2c-1", frozenset({0x76})),),
     usb=(UsbGrant(0x1209, 0x0001, None, frozenset({0}), frozenset({0x01, 0x81}), frozenset()),),
     limits=Limits(max_transfer=512),
+    imc=ImcPolicy(offer=["echo"], call=["echo", "x"], publish=["t"], subscribe=["fuzz.t"]),
 )
 
 
@@ -58,6 +59,7 @@ class World:
             "wasi_i2c": I2cHost(sim, max_transfer=512),
             "wasi_usb": UsbHost(SimUsbBackend([EchoDevice()]), max_transfer=512),
             "wasi_driver": DriverEnv(config={"bus": "i2c-1"}, clock=sim.clock),
+            "wasi_imc": ImcHub(self.audit).env(MANIFEST),
         }
         self.shims = {}
         counters = Violations()

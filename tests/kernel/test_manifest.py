@@ -157,7 +157,7 @@ def test_kernel_file_with_manifest_and_sim(tmp_path):
 
 
 @pytest.mark.parametrize("old,new,line,fragment", [
-    ('model = "bme280"', 'model = "toaster"', None, "no simulated I2C device 'toaster'"),
+    ('model = "bme280"', 'model = "toaster"', None, "no I2C device model 'toaster'"),
     ('address = 0x76', 'address = 0x99', 9, "out of range"),
     ('rounds = 3', 'rounds = 3\nspeed = 1', 3, "kernel: unknown key 'speed'"),
     ('manifest = "m.toml"', 'manifest = "missing.toml"', None, "missing.toml: no such file"),
@@ -217,3 +217,38 @@ def test_register_pointer_errors(tmp_path, lines, fragment):
     with pytest.raises(ManifestError) as info:
         load_manifest(write(tmp_path, text))
     assert fragment in str(info.value)
+IMC = """\
+name = "comfort"
+wasm = "comfort.wasm"
+
+[imc]
+offer = ["comfort.now"]
+callers = ["gateway"]
+call = ["bme280.reading", "sht3x.reading"]
+publish = ["dewpoint"]
+subscribe = ["bme280.alarm"]
+"""
+
+
+def test_imc_table(tmp_path):
+    m = load_manifest(write(tmp_path, IMC))
+    assert m.imc.call == frozenset({"bme280.reading", "sht3x.reading"})
+    assert m.imc.offer == frozenset({"comfort.now"}) and m.imc.callers == frozenset({"gateway"})
+    assert m.imc.publish == frozenset({"dewpoint"}) and m.imc.subscribe == frozenset({"bme280.alarm"})
+    assert load_manifest(write(tmp_path, 'name = "x"\nwasm = "x.wasm"\n', "x.toml")).imc.callers is None
+
+
+@pytest.mark.parametrize("old, new, line, fragment", [
+    ('call = ["bme280.reading", "sht3x.reading"]', 'call = ["Bme280"]', 7, "is not a service name"),
+    ('call = ["bme280.reading", "sht3x.reading"]', 'call = ["a.>"]', 7, "is not a service name"),
+    ('subscribe = ["bme280.alarm"]', 'subscribe = ["alarm"]', 9, "must name the publisher"),
+    ('publish = ["dewpoint"]', 'publish = ["dewpoint", "dewpoint"]', 8, "lists a name twice"),
+    ('callers = ["gateway"]', 'callers = ["no such"]', 6, "is not a module name"),
+    ('publish = ["dewpoint"]', 'publish = "dewpoint"', 8, "must be a list"),
+    ('subscribe = ["bme280.alarm"]', 'subscribe = ["bme280.alarm"]\nlisten = ["x"]', 10, "unknown key 'listen'"),
+    ('offer = ["comfort.now"]', 'offer = []', 6, "imc.offer is empty"),
+])
+def test_imc_errors_are_located(tmp_path, old, new, line, fragment):
+    with pytest.raises(ManifestError) as info:
+        load_manifest(write(tmp_path, IMC.replace(old, new)))
+    assert f"m.toml:{line}:" in str(info.value) and fragment in str(info.value)

@@ -139,7 +139,8 @@ class Program:
                 mem.write(ptr, data)
 
 
-def run(world, grant: I2cGrant, device, program: Program, *, fast: bool) -> list[int]:
+def run(world, grant: I2cGrant, device, program: Program, *, fast: bool,
+        audit: AuditLog | None = None) -> list[int]:
     """Run ``program`` under ``grant`` against ``device``; the errnos of its calls."""
     engine, module = world
     sim = SimI2cBackend(["i2c-1"])
@@ -149,7 +150,7 @@ def run(world, grant: I2cGrant, device, program: Program, *, fast: bool) -> list
     sandbox = Sandbox(engine, module, manifest, fast=fast)
     hosts = make_hosts(manifest, Backends(i2c=sim, clock=sim.clock), report_sink=lambda i: None,
                        log_sink=lambda level, message: None)
-    inst = sandbox.start(hosts, AuditLog())
+    inst = sandbox.start(hosts, audit if audit is not None else AuditLog())
     assert inst.call("init") == 0
     program.load(inst.mem)
     assert inst.call("poll") == 0
@@ -257,3 +258,19 @@ def test_read_in_a_later_call_has_no_known_pointer(world, fast):
     p.read(1)
     assert run(world, grant, device, p, fast=fast) == [0, ACCESS]
     assert device.touched == set()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "checked-path"])
+def test_quota_denials_are_audited(world, fast):
+    grant = I2cGrant("i2c-1", frozenset({ADDRESS}))
+    audit = AuditLog()
+    p = Program()
+    p.commands.append((1, ADDRESS, 0, DATA, 0x8000_0000, 0, 0))   # a transaction of 2^31 ops
+    p.commands.append((2, ADDRESS, 0, DATA, 257, 0, 0))           # over max_transfer = 256
+    p.commands.append((1, ADDRESS, 0, DATA, 0x1556, 0, 0))         # 65 544 bytes of ops
+    assert run(world, grant, Bme280(), p, fast=fast, audit=audit) == [
+        ERRNO["fault"], ERRNO["no_mem"], ERRNO["no_mem"]]
+    # 2^31 ops of 12 bytes are a region no memory holds (not a count wrapped to 32 bits)
+    assert [(e["call"], e["outcome"]) for e in audit.entries] == [
+        ("wasi_i2c.transaction", "fault"), ("wasi_i2c.write", "no_mem"),
+        ("wasi_i2c.transaction", "no_mem")]

@@ -77,5 +77,6 @@ def test_gen_reports_malformed_spec_located(tmp_path):
     bad.write_text('(module $wasi_x\n  (@interface func (export "f") (param $p $nope)))\n')
     p = run("gen", "--root", str(tmp_path))
     assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert p.stderr.splitlines()[0] == f"wasi-hw: {bad}:2:43: unknown type `$nope`"
+    assert p.stderr.splitlines()[0] == (f"wasi-hw: {bad}:2:43: unknown type `$nope` "
+                                        "(a typename must be defined before it is used)")
     assert not (tmp_path / "sdk-rust").exists()  # nothing written on failure

@@ -49,9 +49,13 @@ WIDTH = {"B": 1, "b": 1, "H": 2, "h": 2, "I": 4, "i": 4, "Q": 8, "q": 8, "d": 8}
 field_types = st.lists(st.sampled_from(sorted(SCALARS) + ["nested"]), min_size=1, max_size=8)
 
 
+def _spell(t):
+    return "(@witx char8)" if t == "char8" else t
+
+
 def _record_src(types, nested_types):
-    inner = " ".join(f"(field $n{i} {t})" for i, t in enumerate(nested_types))
-    fields = " ".join(f"(field $f{i} {'$inner' if t == 'nested' else t})"
+    inner = " ".join(f"(field $n{i} {_spell(t)})" for i, t in enumerate(nested_types))
+    fields = " ".join(f"(field $f{i} {'$inner' if t == 'nested' else _spell(t)})"
                       for i, t in enumerate(types))
     return f"(typename $inner (record {inner}))\n(typename $r (record {fields}))"
 

@@ -86,29 +86,65 @@ def test_syntax_variants():
     ;;; twice
     (typename $c (@witx char8))
     (typename $u (@witx usize))
-    (typename $s (string))
+    (typename $s string)
     (typename $t (tuple u8 $c u64))
     (typename $e (enum $a $b))
     (typename $f (flags $x))
     (typename $v (variant (@witx tag u16) (case $none) (case $some u32)))
     (typename $w (variant (case $one u8) (case $two)))
-    (typename $x (expected))
-    (typename $later $defined_below)
-    (typename $defined_below u8)
+    (typename $x (expected (error)))
+    (typename $b bool)
+    (typename $defined_above u8)
+    (typename $later $defined_above)
     (typename $ptr (@witx const_pointer (@witx pointer u8)))
-    (typename $str_esc (list char8))
+    (typename $str_esc (list (@witx char8)))
+    (typename $tag (enum (@witx tag u8) $p $q))
+    (typename $any_order (variant (@witx tag $tag) (case $q u32) (case $p)))
     """)
     t = doc.typenames
     assert t["c"].docs == "documented\ntwice"
     assert underlying(t["c"]).name == "char8" and underlying(t["u"]).name == "usize"
     assert isinstance(underlying(t["s"]), StringType)
     assert [f.name for f in underlying(t["t"]).fields] == ["0", "1", "2"]
-    assert underlying(t["e"]).repr == "u8" and underlying(t["f"]).repr == "u8"
+    # without (@witx tag) / (@witx repr) the reference's default: u32
+    assert underlying(t["e"]).repr == "u32" and underlying(t["f"]).repr == "u32"
+    assert underlying(t["w"]).repr == "u32" and underlying(t["x"]).repr == "u32"
     assert underlying(t["v"]).repr == "u16" and underlying(t["v"]).cases[0].type is None
-    assert underlying(t["later"]) is underlying(t["defined_below"])
+    x = underlying(t["x"])
+    assert x.is_expected and x.ok is None and x.err is None
+    b = underlying(t["b"])
+    assert b.kind == "bool" and [c.name for c in b.cases] == ["false", "true"] and b.is_enum
+    assert underlying(t["later"]) is underlying(t["defined_above"])
     assert isinstance(underlying(t["later"]), Builtin)
     inner = underlying(t["ptr"]).elem
     assert underlying(t["ptr"]).const and not inner.const
+    # cases take their tag's order (and values)
+    ao = underlying(t["any_order"])
+    assert ao.repr == "u8" and [c.name for c in ao.cases] == ["p", "q"]
+    assert ao.cases[1].type.name == "u32"
+
+
+def test_order_free_function_fields_and_any_memory_name():
+    doc = parse("""
+    (typename $errno (enum $success $bad))
+    (module $m (import "mem" (memory))
+      (@interface func (export "f") (@witx noreturn) (param $a u8))
+      (@interface func (export "g") (result $r (expected (error $errno))) (param $a u8)))
+    """)
+    m = doc.module("m")
+    assert m.imports_memory and m.function("f").noreturn
+    assert [p.name for p in m.function("g").params] == ["a"]
+
+
+def test_load_several_files_into_one_document(tmp_path):
+    (tmp_path / "a.witx").write_text("(typename $a u32)\n")
+    (tmp_path / "b.witx").write_text('(use "a.witx")\n(typename $b (record (field $x $a)))\n')
+    (tmp_path / "c.witx").write_text('(use "a.witx")\n(typename $c (list $a))\n')
+    doc = load([tmp_path / "b.witx", tmp_path / "c.witx"])
+    assert list(doc.typenames) == ["a", "b", "c"]  # a.witx read once, at its first use
+    with pytest.raises(WitxError, match="duplicate typename `\\$a`"):
+        (tmp_path / "a2.witx").write_text("(typename $a u8)\n")
+        load([tmp_path / "a.witx", tmp_path / "a2.witx"])
 
 
 def test_string_escapes():

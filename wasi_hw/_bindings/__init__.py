@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from . import _wasi_driver
 from . import _wasi_i2c
+from . import _wasi_imc
 from . import _wasi_usb
 
 from ._wasi_driver import WasiDriver
 from ._wasi_i2c import WasiI2c
+from ._wasi_imc import WasiImc
 from ._wasi_usb import WasiUsb
 
-__all__ = ['MODULES', 'WasiDriver', 'WasiI2c', 'WasiUsb']
+__all__ = ['MODULES', 'WasiDriver', 'WasiI2c', 'WasiImc', 'WasiUsb']
 
 MODULES = {
     _wasi_driver.MODULE: _wasi_driver,
     _wasi_i2c.MODULE: _wasi_i2c,
+    _wasi_imc.MODULE: _wasi_imc,
     _wasi_usb.MODULE: _wasi_usb,
 }

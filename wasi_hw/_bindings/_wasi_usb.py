@@ -17,7 +17,7 @@ from .._memory import GuestMemory, GuestRegion
 from .._shimlib import (host_method, read_array as _read_array,
                         read_bytes as _read_bytes, utf8)
 
-__all__ = ['Device', 'DeviceHandle', 'DeviceInfo', 'ERRNO', 'Filter', 'FilterFlags', 'HotplugEvent', 'HotplugKind', 'IMPORTS', 'IsoPacket', 'MODULE', 'Size', 'Speed', 'TimeoutMs', 'Timestamp', 'UsbErrno', 'WasiUsb', 'bind']
+__all__ = ['ConfigValue', 'Device', 'DeviceHandle', 'DeviceInfo', 'ERRNO', 'Filter', 'FilterFlags', 'HotplugEvent', 'HotplugKind', 'IMPORTS', 'IsoPacket', 'MODULE', 'Size', 'Speed', 'TimeoutMs', 'Timestamp', 'UsbErrno', 'WasiUsb', 'bind']
 
 _S0 = struct.Struct('<BBHH2xII')
 _S1 = struct.Struct('<BBBBHHBBBB')
@@ -221,6 +221,9 @@ class HotplugEvent:
 def _lift_hotplug_event(mem: typing.Any, raw: bytes, off: int) -> HotplugEvent:
     v = _S2.unpack_from(raw, off)
     return HotplugEvent(_lift_hotplug_kind(v[0]), v[1])
+
+
+ConfigValue = int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

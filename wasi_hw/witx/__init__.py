@@ -2,7 +2,10 @@
 
 lex/read (`_sexpr`) → parse + resolve + validate (`_parser`: `load`, `parse`) → layout
 (`_layout`: `layout`, `field_offsets`, `payload_offset`) → ABI lowering (`_abi`:
-`lower_document`, `FunctionAbi`). No wasmtime, no I/O besides reading the spec files.
+`lower_document`, `FunctionAbi`); `representable` (`_representation`) compares types'
+values. The language, layouts and signatures are those of the reference implementation
+(the Rust ``witx`` crate 0.9.1) except where docs/design.md records the crate's errors.
+No wasmtime, no I/O besides reading the spec files.
 Every problem is a `WitxError` located at ``file:line:col``. Name mapping to Python and
 Rust lives in `_names`.
 """
@@ -16,6 +19,7 @@ from ._ast import (
 from ._errors import Location, WitxError
 from ._layout import Layout, field_offsets, layout, payload_offset
 from ._parser import load, parse
+from ._representation import representable
 
 __all__ = [
     "load", "parse", "WitxError", "Location",
@@ -24,5 +28,5 @@ __all__ = [
     "Case", "underlying",
     "Layout", "layout", "field_offsets", "payload_offset",
     "FunctionAbi", "ParamPlan", "OutPlan", "CoreParam", "lower_document", "lower_module",
-    "lower_function",
+    "lower_function", "representable",
 ]

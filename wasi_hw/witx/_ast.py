@@ -15,7 +15,7 @@ from ._errors import Location
 __all__ = [
     "Builtin", "StringType", "ListType", "PointerType", "HandleType", "EnumType",
     "FlagsType", "RecordType", "Field", "VariantType", "Case", "TypeName", "Type", "TypeRef",
-    "Param", "Function", "Module", "Document", "underlying", "INT_REPRS",
+    "Param", "Function", "Module", "Constant", "Document", "underlying", "INT_REPRS",
 ]
 
 # Integer representations allowed for enum tags and flags, with their byte widths.
@@ -72,7 +72,7 @@ class Case:
 
 @dataclass(eq=False, slots=True)
 class EnumType(Type):
-    """``(enum (@witx tag uN) $a $b ...)``: case i has value i."""
+    """``(enum (@witx tag uN)? $a $b ...)``: case i has value i; the tag defaults to u32."""
 
     repr: str
     cases: list[Case]
@@ -80,7 +80,7 @@ class EnumType(Type):
 
 @dataclass(eq=False, slots=True)
 class FlagsType(Type):
-    """``(flags (@witx repr uN) $a $b ...)``: flag i is bit i."""
+    """``(flags (@witx repr uN)? $a $b ...)``: flag i is bit i; the repr defaults to u32."""
 
     repr: str
     flags: list[Case]
@@ -104,9 +104,11 @@ class RecordType(Type):
 
 @dataclass(eq=False, slots=True)
 class VariantType(Type):
-    """``variant``/``union``/``expected``: a tag of ``repr`` then the case's payload.
+    """``variant``/``union``/``expected``/``bool``: a tag of ``repr`` then the case's payload.
 
-    ``kind`` is the source form. For ``expected``, case 0 is ``ok`` and case 1 ``error``.
+    ``kind`` is the source form. For ``expected``, case 0 is ``ok`` and case 1 ``err``;
+    ``bool`` is the variant ``(case $false) (case $true)``. Without ``(@witx tag)`` the tag
+    is u32. With an enum tag, ``tag`` is its typename and the cases are in its order.
     """
 
     repr: str
@@ -121,6 +123,16 @@ class VariantType(Type):
     @property
     def err(self) -> "TypeRef | None":
         return self.cases[1].type
+
+    @property
+    def is_enum(self) -> bool:
+        """Whether no case has a payload (the value is its tag alone)."""
+        return all(c.type is None for c in self.cases)
+
+    @property
+    def is_expected(self) -> bool:
+        """Whether the cases are ``ok`` and ``err``: ``(expected ...)`` or its long form."""
+        return [c.name for c in self.cases] == ["ok", "err"]
 
 
 @dataclass(eq=False, slots=True)
@@ -182,13 +194,27 @@ class Module:
 
 
 @dataclass(eq=False, slots=True)
+class Constant:
+    """``(@witx const $type $name VALUE)``: a named integer value of ``type`` (an integer,
+    enum or flags typename)."""
+
+    type: TypeName
+    name: str
+    value: int
+    docs: str
+    loc: Location
+
+
+@dataclass(eq=False, slots=True)
 class Document:
     """A loaded WITX document: its typenames (in definition order, including those of
-    ``use``d files) and modules. ``files`` lists every source read, root first; ``uses``
-    maps each of them to the files it ``use``s directly."""
+    ``use``d files), modules and constants. ``files`` lists every source read, in the order their
+    reading started (root first); ``uses`` maps each of them to the files it ``use``s
+    directly."""
 
     typenames: dict[str, TypeName] = field(default_factory=dict)
     modules: list[Module] = field(default_factory=list)
+    constants: list[Constant] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     uses: dict[str, list[str]] = field(default_factory=dict)
 

@@ -4,8 +4,11 @@ Sizes/alignments: u8 s8 char8 1; u16 s16 2; u32 s32 f32 char usize handle pointe
 u64 s64 f64 8; string and list (pointer, length) 8/4; enum and flags their integer repr.
 A record (and a tuple) places each field at the next offset aligned to the field's
 alignment; its alignment is the largest field alignment and its size is rounded up to it.
-A variant (union, expected) is its tag, then the payload at the tag size rounded up to the
-largest payload alignment; the size is the largest case, rounded up to the alignment.
+A variant (union, expected, bool) is its tag, then the payload at the tag size rounded up to
+the largest payload alignment; the size is the largest case, rounded up to the alignment.
+Equal to the reference (the ``witx`` crate 0.9.1) except where it is wrong: it sizes each
+variant case with the payload at that case's own alignment, smaller than the common payload
+offset needs; an empty union has its tag's layout, an empty tuple size 0 and alignment 1.
 Pure and cached per type object.
 """
 

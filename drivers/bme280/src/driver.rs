@@ -6,6 +6,7 @@
 use wasi_hw_sdk::config::{self, ConfigError, ConfigErrorKind};
 use wasi_hw_sdk::delay::Delay;
 use wasi_hw_sdk::i2c::{self, I2cBus};
+use wasi_hw_sdk::imc::{self, LatestReading, ServiceId};
 use wasi_hw_sdk::report::Report;
 use wasi_hw_sdk::Driver;
 
@@ -43,9 +44,10 @@ fn oversampling(key: &'static str) -> Result<Oversampling, ConfigError> {
     Oversampling::from_count(n).ok_or(ConfigError { key, kind: ConfigErrorKind::OutOfRange })
 }
 
-/// The driver instance: the chip on its bus.
+/// The driver instance: the chip on its bus, and its newest reading (CBOR) for the service.
 pub struct App {
     dev: Bme280<I2cBus, Delay>,
+    last: LatestReading,
 }
 
 impl Driver for App {
@@ -65,7 +67,8 @@ impl Driver for App {
         let bus = i2c::open_configured("i2c-1")?;
         let mut dev = Bme280::new(bus, Delay, address, config);
         dev.init()?;
-        Ok(App { dev })
+        imc::offer_configured()?;
+        Ok(App { dev, last: LatestReading::new() })
     }
 
     fn poll(&mut self) -> Result<(), AppError> {
@@ -77,8 +80,18 @@ impl Driver for App {
         if let Some(h) = m.humidity_pct() {
             report = report.f32("humidity_pct", h);
         }
+        self.last.keep(&mut report).map_err(|e| AppError::Sdk(e.into()))?;
         report.send().map_err(|e| AppError::Sdk(e.into()))
     }
 }
 
-wasi_hw_sdk::export_driver!(App);
+impl imc::Serve for App {
+    type Error = AppError;
+
+    /// The service answers any request with the newest reading (as reported).
+    fn serve(&mut self, _id: ServiceId, _request: &[u8], reply: &mut [u8]) -> Result<usize, AppError> {
+        self.last.copy_to(reply).map_err(|e| AppError::Sdk(e.into()))
+    }
+}
+
+wasi_hw_sdk::export_driver!(App, serve);

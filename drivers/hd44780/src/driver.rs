@@ -3,11 +3,14 @@
 //! Each `poll` takes the newest inbox message — a CBOR map, e.g. another driver's reading —
 //! and shows it as `key: value` lines, then reports what is shown as `{"line1", "line2"}`
 //! (trailing blanks dropped). `init` reports the same when it shows `text`.
-//! An empty inbox leaves the display as it is and reports nothing.
+//! An empty inbox leaves the display as it is and reports nothing. With config `topic`
+//! (e.g. "comfort.dewpoint", listed in the manifest's `[imc] subscribe`) it also subscribes to
+//! that topic and shows its newest publication first.
 
 use wasi_hw_sdk::config;
 use wasi_hw_sdk::delay::Delay;
 use wasi_hw_sdk::i2c::{self, I2cBus};
+use wasi_hw_sdk::imc::{self, Subscription};
 use wasi_hw_sdk::report::Report;
 use wasi_hw_sdk::{inbox, Driver, FmtBuf};
 
@@ -34,6 +37,7 @@ impl<E: Into<wasi_hw_sdk::Error>> From<E> for AppError {
 /// The driver instance.
 pub struct App {
     lcd: Hd44780<I2cBus, Delay>,
+    topic: Option<Subscription>,
 }
 
 impl App {
@@ -54,7 +58,12 @@ impl Driver for App {
         let backlight = config::bool_or("backlight", true)?;
         let mut lcd = Hd44780::new(i2c::open_configured("i2c-1")?, Delay, address, backlight);
         lcd.init()?;
-        let mut app = App { lcd };
+        let mut name = [0u8; 64];
+        let topic = match config::get("topic", &mut name)? {
+            Some(t) => Some(imc::subscribe(t)?),
+            None => None,
+        };
+        let mut app = App { lcd, topic };
         let mut buf = [0u8; 128];
         if let Some(text) = config::get("text", &mut buf)? {
             app.show(&Screen::from_text(text))?;
@@ -64,6 +73,18 @@ impl Driver for App {
 
     fn poll(&mut self) -> Result<(), AppError> {
         let mut buf = [0u8; INBOX_CAPACITY];
+        if let Some(sub) = self.topic {
+            let mut newest = [0u8; INBOX_CAPACITY];
+            let mut len = 0;
+            while let Some(msg) = sub.receive(&mut buf)? {
+                newest[..msg.len()].copy_from_slice(msg);
+                len = msg.len();
+            }
+            if len > 0 {
+                let screen = Screen::from_cbor_map(&newest[..len]).map_err(AppError::Render)?;
+                return self.show(&screen);
+            }
+        }
         match inbox::take(&mut buf)? {
             None => Ok(()),
             Some(msg) => {

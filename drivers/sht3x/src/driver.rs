@@ -6,6 +6,7 @@
 use wasi_hw_sdk::config::{self, ConfigError, ConfigErrorKind};
 use wasi_hw_sdk::delay::Delay;
 use wasi_hw_sdk::i2c::{self, I2cBus};
+use wasi_hw_sdk::imc::{self, LatestReading, ServiceId};
 use wasi_hw_sdk::report::Report;
 use wasi_hw_sdk::Driver;
 
@@ -26,9 +27,10 @@ impl<E: Into<wasi_hw_sdk::Error>> From<E> for AppError {
     }
 }
 
-/// The driver instance.
+/// The driver instance, and its newest reading (CBOR) for the service.
 pub struct App {
     dev: Sht3x<I2cBus, Delay>,
+    last: LatestReading,
 }
 
 impl Driver for App {
@@ -41,17 +43,28 @@ impl Driver for App {
             .ok_or(ConfigError { key: "repeatability", kind: ConfigErrorKind::OutOfRange })?;
         let address = i2c::configured_address(DEFAULT_ADDRESS)?;
         let bus = i2c::open_configured("i2c-1")?;
-        Ok(App { dev: Sht3x::new(bus, Delay, address, repeatability) })
+        imc::offer_configured()?;
+        Ok(App { dev: Sht3x::new(bus, Delay, address, repeatability), last: LatestReading::new() })
     }
 
     fn poll(&mut self) -> Result<(), AppError> {
         let m = self.dev.measure().map_err(AppError::Chip)?;
-        Report::new()
+        let mut report = Report::new()
             .f32("temperature_c", m.temperature_c())
-            .f32("humidity_pct", m.humidity_pct())
-            .send()?;
+            .f32("humidity_pct", m.humidity_pct());
+        self.last.keep(&mut report)?;
+        report.send()?;
         Ok(())
     }
 }
 
-wasi_hw_sdk::export_driver!(App);
+impl imc::Serve for App {
+    type Error = AppError;
+
+    /// The service answers any request with the newest reading (as reported).
+    fn serve(&mut self, _id: ServiceId, _request: &[u8], reply: &mut [u8]) -> Result<usize, AppError> {
+        Ok(self.last.copy_to(reply)?)
+    }
+}
+
+wasi_hw_sdk::export_driver!(App, serve);

@@ -4,4 +4,5 @@
 pub mod typenames;
 pub mod wasi_driver;
 pub mod wasi_i2c;
+pub mod wasi_imc;
 pub mod wasi_usb;

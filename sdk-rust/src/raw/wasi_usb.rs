@@ -116,6 +116,9 @@ const _: () = assert!(core::mem::size_of::<HotplugEvent>() == 8);
 #[cfg(target_arch = "wasm32")]
 const _: () = assert!(core::mem::align_of::<HotplugEvent>() == 4);
 
+/// A configuration value (`bConfigurationValue`); 0 means unconfigured.
+pub type ConfigValue = u8;
+
 /// One isochronous packet's descriptor.
 #[repr(C)]
 #[derive(Copy, Clone, Debug)]
