@@ -10,7 +10,8 @@ The top layer: it uses only the public names (``__all__``) of `wasi_hw` (core),
 - `new_driver`: a new driver crate, built and tested as created (`_scaffold`).
 - `wasi_hw.apps.testing`: the pytest plugin for driver authors (fixture ``wasi_hw``).
 - `run_parity`, `setup_for`, `run_leg`: one driver on several backends, traces compared (`_parity`).
-- `run_bench`, `FIGURES`: the benchmark suite, ratios against same-run baselines (`_bench`).
+- `run_bench`, `FIGURES`: the benchmark suite, ratios against same-run baselines (`_bench`);
+  `end_child`: ends a child process that stops when its stdin closes (`_bench_imc`).
 - `fleet_up`: a local lattice (nats-server + node processes) (`_fleet_up`); `run_fleet_bench`,
   `format_fleet_table`: the fleet's figures (`_bench_fleet`).
 - `wasi_hw.apps.reference`: native Python reference drivers.
@@ -28,7 +29,7 @@ __all__ = [
     "build", "build_path", "cargo_config", "find_root", "select_toolchain", "Artifact",
     "BuildError", "new_driver",
     "run_parity", "setup_for", "run_leg",
-    "run_bench", "FIGURES",
+    "run_bench", "FIGURES", "end_child",
     "fleet_up", "run_fleet_bench", "format_fleet_table",
 ]
 
@@ -41,6 +42,7 @@ _WHERE = {
     "new_driver": "._scaffold",
     **dict.fromkeys(("run_parity", "setup_for", "run_leg"), "._parity"),
     **dict.fromkeys(("run_bench", "FIGURES"), "._bench"),
+    "end_child": "._bench_imc",
     "fleet_up": "._fleet_up",
     **dict.fromkeys(("run_fleet_bench", "format_fleet_table"), "._bench_fleet"),
 }

@@ -148,6 +148,9 @@ class _Running:
 
 def _manifest(name: str, *, i2c: tuple = (), usb: tuple = (), **limits: int) -> Any:
     from wasi_hw.kernel import Limits, Manifest
+    # the deadline only stops a runaway: generous, so a slow machine (an emulated or small
+    # ARM board) measures instead of faulting
+    limits.setdefault("deadline_ms", 10_000)
     return Manifest(name=name, wasm=Path(f"{name}.wasm"), config={"bus": "i2c-1",
                                                                   "address": "0x76"},
                     i2c=i2c, usb=usb, limits=Limits(**limits), poll_interval_ms=1)

@@ -34,7 +34,7 @@ from typing import Any
 
 from wasi_hw import UserError
 
-__all__ = ["IMC_FIGURES"]
+__all__ = ["IMC_FIGURES", "end_child"]
 
 # A provider: offers "echo" (serve buffer at 1024: header + 4096 B); the reply is the request.
 _PROVIDER_WAT = """(module
@@ -135,6 +135,18 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
+def end_child(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """Ends a child that exits when its stdin closes: closes stdin, waits up to `grace`
+    seconds, then kills it; returns once it is gone (at once if it already is)."""
+    if proc.poll() is None:
+        try:
+            proc.stdin.close()
+            proc.wait(grace)
+        except Exception:  # noqa: BLE001
+            proc.kill()
+            proc.wait()
+
+
 class _Child:
     def __init__(self, code: str, *args: str) -> None:
         self.proc = subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE,
@@ -146,14 +158,7 @@ class _Child:
             raise UserError(f"bench: child process did not start: {self.proc.stderr.read()[-800:]}")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                assert self.proc.stdin is not None   # a PIPE
-                self.proc.stdin.close()
-                self.proc.wait(10)
-            except Exception:  # noqa: BLE001
-                self.proc.kill()
-                self.proc.wait()
+        end_child(self.proc)
 
 
 class _World:

@@ -302,25 +302,7 @@ def build(
     if not selected:
         raise UserError(f"{root}: no crates to build (sdk-rust/ and drivers/*/ are empty)")
     tc = toolchain or select_toolchain()
-    proc = _cargo_build(tc, root, [c.package for c in selected], release, run)
-    by_manifest = {(c.path / "Cargo.toml").resolve(): c for c in selected}
-    wasm = _wasm_outputs(proc.stdout.splitlines(), by_manifest)
-    artifacts, failed = [], []
-    for c in selected:
-        if not c.cdylib:
-            continue  # the SDK: an rlib, built as a dependency, no module of its own
-        src = wasm.get(c.name)
-        if src is None or not src.is_file():
-            failed.append(c.name)
-            continue
-        dst = root / OUT_DIR / f"{c.name}.wasm"
-        changed = _copy_if_changed(src, dst)
-        artifacts.append(Artifact(c.name, dst, dst.stat().st_size, changed))
-    if proc.returncode != 0 or failed:
-        what = ", ".join(failed) if failed else "the workspace"
-        raise BuildError(f"cargo build failed for {what} (exit {proc.returncode}, "
-                         f"{tc.route} route); see the compiler messages above", artifacts)
-    return artifacts
+    return _build_modules(tc, root, selected, release, run, "the workspace")
 
 
 def _cargo_build(tc: Toolchain, cwd: Path, packages: Sequence[str], release: bool,
@@ -361,6 +343,33 @@ def _metadata(tc: Toolchain, manifest: Path) -> dict:
     return json.loads(out.stdout)
 
 
+def _build_modules(tc: Toolchain, cwd: Path, selected: Sequence[Crate], release: bool,
+                   run: Callable[..., subprocess.CompletedProcess], where: str,
+                   manifest: Path | None = None) -> list[Artifact]:
+    """One cargo build of `selected`; each driver crate's (cdylib's) wasm is copied to
+    ``cwd/OUT_DIR``. Raises `BuildError` (carrying the modules that were built) if cargo
+    failed or a driver's wasm is missing; `where` names what was built in that message."""
+    proc = _cargo_build(tc, cwd, [c.package for c in selected], release, run, manifest)
+    by_manifest = {(c.path / "Cargo.toml").resolve(): c for c in selected}
+    wasm = _wasm_outputs(proc.stdout.splitlines(), by_manifest)
+    artifacts, failed = [], []
+    for c in selected:
+        if not c.cdylib:
+            continue  # the SDK: an rlib, built as a dependency, no module of its own
+        src = wasm.get(c.name)
+        if src is None or not src.is_file():
+            failed.append(c.name)
+            continue
+        dst = cwd / OUT_DIR / f"{c.name}.wasm"
+        changed = _copy_if_changed(src, dst)
+        artifacts.append(Artifact(c.name, dst, dst.stat().st_size, changed))
+    if proc.returncode != 0 or failed:
+        what = ", ".join(failed) if failed else where
+        raise BuildError(f"cargo build failed for {what} (exit {proc.returncode}, "
+                         f"{tc.route} route); see the compiler messages above", artifacts)
+    return artifacts
+
+
 def build_path(
     path: Path | str,
     *,
@@ -392,23 +401,7 @@ def build_path(
     if not drivers:
         raise UserError(f"{manifest}: no driver crate here (a driver has "
                         '`crate-type = ["cdylib", …]` under [lib])')
-    proc = _cargo_build(tc, path, [c.package for c in drivers], release, run, manifest)
-    by_manifest = {(c.path / "Cargo.toml").resolve(): c for c in drivers}
-    wasm = _wasm_outputs(proc.stdout.splitlines(), by_manifest)
-    artifacts, failed = [], []
-    for c in drivers:
-        src = wasm.get(c.name)
-        if src is None or not src.is_file():
-            failed.append(c.name)
-            continue
-        dst = path / OUT_DIR / f"{c.name}.wasm"
-        changed = _copy_if_changed(src, dst)
-        artifacts.append(Artifact(c.name, dst, dst.stat().st_size, changed))
-    if proc.returncode != 0 or failed:
-        what = ", ".join(failed) if failed else str(path)
-        raise BuildError(f"cargo build failed for {what} (exit {proc.returncode}, "
-                         f"{tc.route} route); see the compiler messages above", artifacts)
-    return artifacts
+    return _build_modules(tc, path, drivers, release, run, str(path), manifest)
 
 
 def cargo_config(tc: Toolchain | None = None) -> str:

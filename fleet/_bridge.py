@@ -45,6 +45,8 @@ from typing import Any
 from wasi_hw import HwError, UserError
 from wasi_hw.kernel import ProviderBusy
 
+from ._names import svc_subject
+
 __all__ = ["NatsBridge", "STATUS_KINDS", "service_subject", "publication_subject"]
 
 #: status byte → imc error kind (0 is success)
@@ -53,8 +55,8 @@ STATUS_KINDS = ("success", "unavailable", "timeout", "access", "too_large", "pro
 _STATUS = {k: i for i, k in enumerate(STATUS_KINDS)}
 
 
-def service_subject(lattice: str, service: str) -> str:
-    return f"wasihw.{lattice}.svc.{service}"
+#: a service's subject, made by the fleet's one naming scheme (`_names`)
+service_subject = svc_subject
 
 
 def publication_subject(lattice: str, topic: str) -> str:

@@ -49,6 +49,7 @@ from typing import Any, Protocol
 from wasi_hw import HwError, copy_between
 
 from ._audit import AuditLog
+from ._fault import DriverFault
 from ._guard import Denied, _Guard
 from ._manifest import IMC_NAME, Manifest
 
@@ -91,12 +92,9 @@ class RemoteLink(Protocol):
 
 # -- the rules (one per direction) ------------------------------------------------------------
 
-_VERB_KEY = {"call": "call", "publish": "publish", "subscribe": "subscribe", "offer": "offer"}
-
-
 def _may(audit: AuditLog, m: Manifest, verb: str, name: str) -> None:
     """Outbound rule: `m`'s ``[imc] <verb>`` lists `name` (else audited ``access``)."""
-    if name in getattr(m.imc, _VERB_KEY[verb]):      # listed names are well-formed
+    if name in getattr(m.imc, verb):      # listed names are well-formed
         return
     if not IMC_NAME.match(name):
         raise HwError("invalid_argument", f"{name!r} is not a service or topic name")
@@ -139,8 +137,7 @@ class ImcHub:
         self.on_fault = on_fault or (lambda name, instance, why: None)
         self._lock = threading.Lock()
         self._offers: dict[str, list[_Offer]] = {}   # service → providers, first serves
-        self._subs: dict[str, list[_Sub]] = {}
-        self._remote_subs: dict[str, int] = {}
+        self._subs: dict[str, list["_Sub"]] = {}
         self._sids = itertools.count(1)
 
     def env(self, manifest: Manifest) -> ImcEnv:
@@ -177,9 +174,13 @@ class ImcHub:
         return len(reply)
 
     def call_bytes(self, caller: str, service: str, data: bytes, timeout: float) -> bytes:
-        """A host-side caller (the REST gateway): local provider, else the remote link."""
-        if self.provider(service) is not None:
-            return self.serve_bytes(service, caller, data, timeout)
+        """A host-side caller (the REST gateway): local provider, else the remote link. A
+        malformed service name is ``invalid_argument`` (it never becomes a subject)."""
+        if not IMC_NAME.match(service):
+            raise HwError("invalid_argument", f"{service!r} is not a service name")
+        offer = self.provider(service)
+        if offer is not None:
+            return self._serve_bytes(offer, caller, data, timeout)
         if self.remote is None:
             raise HwError("unavailable", f"no provider of {service!r}")
         return self.remote.request(service, caller, data, timeout)
@@ -192,6 +193,10 @@ class ImcHub:
         offer = self.provider(service)
         if offer is None:
             raise HwError("unavailable", f"{service!r} is not offered in this kernel")
+        return self._serve_bytes(offer, caller, data, wait)
+
+    def _serve_bytes(self, offer: _Offer, caller: str, data: bytes,
+                     wait: float | None) -> bytes:
         if wait is None:
             wait = offer.env.manifest.limits.deadline_ms / 1000
         box: list[bytes] = []
@@ -215,7 +220,6 @@ class ImcHub:
             raise HwError("too_large", why)
         mem = inst.mem
         body = offer.ptr + HEADER.size
-        from ._sandbox import DriverFault
         try:
             with inst.held(timeout, SERVE_EXPORT) as enter:
                 mem.write_struct(offer.ptr, HEADER, offer.sid, n)
@@ -271,8 +275,8 @@ class ImcHub:
             self.remote.serve(service, functools.partial(self.serve_bytes, service))
         return offer.sid
 
-    def _withdraw(self, env: ImcEnv) -> None:
-        gone = []
+    def _withdraw(self, env: "ImcEnv") -> None:
+        gone, unheard = [], []
         with self._lock:
             for service, offers in list(self._offers.items()):
                 keep = [o for o in offers if o.env is not env]
@@ -285,20 +289,24 @@ class ImcHub:
                     gone.append(service)
             for topic, subs in list(self._subs.items()):
                 kept = [s for s in subs if s.env is not env]
+                if len(kept) == len(subs):
+                    continue
                 if kept:
                     self._subs[topic] = kept
                 else:
                     del self._subs[topic]
+                    unheard.append(topic)        # its last local subscription went
         if self.remote is not None:
             for service in gone:
                 self.remote.withdraw(service)
+            for topic in unheard:
+                self.remote.unsubscribe(topic)
 
     def _subscribe(self, env: ImcEnv, topic: str) -> _Sub:
         sub = _Sub(env, collections.deque(maxlen=QUEUE))
         with self._lock:
+            first = topic not in self._subs
             self._subs.setdefault(topic, []).append(sub)
-            first = topic not in self._remote_subs
-            self._remote_subs[topic] = self._remote_subs.get(topic, 0) + 1
         if first and self.remote is not None:
             self.remote.subscribe(topic, self.deliver)
         return sub

@@ -48,8 +48,6 @@ import contextlib
 import functools
 import importlib
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -60,6 +58,7 @@ from wasi_hw import GuestMemory, HwError
 from . import _native
 from ._audit import AuditLog
 from ._engine import KernelEngine
+from ._fault import DriverFault
 from ._guard import DriverGuard, I2cGuard, UsbGuard, _Guard
 from ._i2c_fast import fused_i2c
 from ._imc import ImcGuard
@@ -91,18 +90,7 @@ class LoadError(HwError):
         super().__init__("load", message)
 
 
-@dataclass(frozen=True)
-class DriverFault(Exception):
-    """The guest was stopped: ``kind`` is deadline, trap, host, reentrant or busy."""
-
-    kind: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.detail}"
-
-
-@functools.cache
+@functools.lru_cache(maxsize=None)
 def bindings_for(module: str) -> ModuleType:
     """The generated bindings of wasm import module `module` (looked up once)."""
     try:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from wasi_hw.apps import end_child
 from wasi_hw.fleet import NatsServer, start_cluster
 
 __all__ = ["nats_server", "nats_factory", "nats_cluster", "nats_hub_leaf", "require_nats_server",
@@ -119,10 +120,4 @@ class KernelNode:
         self.proc.wait()
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-                self.proc.wait(10)
-            except Exception:  # noqa: BLE001
-                self.proc.kill()
-                self.proc.wait()
+        end_child(self.proc)

@@ -23,7 +23,8 @@ from wasi_hw.apps._build import select_toolchain
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = (ROOT / "drivers" / "README.md").read_text()
-SECTION = TEXT[TEXT.index("## Writing one"):TEXT.index("## Manifest keys")]
+_START = TEXT.index("## Writing one")
+SECTION = TEXT[_START:TEXT.index("\n## ", _START)]     # up to the next section
 
 
 def _blocks() -> list[tuple[str, str]]:

@@ -88,6 +88,8 @@ def test_errors_are_statuses_with_kinds(served):
     assert code == 400
     code, _ = _post(f"{base}/nothing", b"x")
     assert code == 404
+    code, body = _post(f"{base}/services/no%20such.>", b"x")      # never a subject
+    assert code == 400 and json.loads(body)["error"] == "invalid_argument"
     code, body = _post(f"{base}/services/echo", b"\0" * (64 * 1024 + 1))
     assert code == 413
 

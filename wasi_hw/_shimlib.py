@@ -31,12 +31,12 @@ def read_bytes(mem: GuestMemory, ptr: int, n: int, size: int) -> bytes:
 
 def read_array(mem: GuestMemory, ptr: int, n: int, size: int,
                lift: Callable[[GuestMemory, bytes, int], Any]) -> list:
-    """`n` records of `size` bytes at `ptr`, each lifted by `lift(mem, raw, offset)`; more
-    bytes than the copy quota is ``HwError("no_mem")`` (never a count wrapped to 32 bits)."""
+    """`n` records of `size` bytes at `ptr`, each lifted by `lift(mem, raw, offset)`. The
+    byte count is never wrapped to 32 bits: beyond them no memory holds the region
+    (`GuestFault`); within them `mem.read` checks the region, then the copy quota."""
     total = (n & 0xFFFFFFFF) * size
-    if total > mem.max_copy:
-        raise HwError("no_mem", f"{n & 0xFFFFFFFF} records of {size} bytes exceed the copy "
-                                f"quota of {mem.max_copy}")
+    if total > 0xFFFFFFFF:
+        mem.check(ptr, total)                # raises: no linear memory is that large
     raw = mem.read(ptr, total)
     return [lift(mem, raw, off) for off in range(0, len(raw), size)]
 

@@ -47,7 +47,9 @@ pub trait Driver: Sized {
 /// link normally.
 #[macro_export]
 macro_rules! export_driver {
-    ($driver:ty) => {
+    // The exports themselves: `init`, `poll` and any further `$extra` items, around one
+    // instance slot.
+    (@exports $driver:ty; $($extra:item)*) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             static INSTANCE: $crate::driver::Slot<$driver> = $crate::driver::Slot::new();
@@ -61,30 +63,22 @@ macro_rules! export_driver {
             pub extern "C" fn poll() -> i32 {
                 $crate::driver::run_poll(&INSTANCE)
             }
+
+            $($extra)*
         };
+    };
+    ($driver:ty) => {
+        $crate::export_driver!(@exports $driver;);
     };
     // `export_driver!(App, serve)`: also `imc_serve`, answering requests for the services the
     // driver offered (`App: imc::Serve`, see `wasi_hw_sdk::imc`).
     ($driver:ty, serve) => {
-        #[cfg(target_arch = "wasm32")]
-        const _: () = {
-            static INSTANCE: $crate::driver::Slot<$driver> = $crate::driver::Slot::new();
-
-            #[unsafe(no_mangle)]
-            pub extern "C" fn init() -> i32 {
-                $crate::driver::run_init(&INSTANCE)
-            }
-
-            #[unsafe(no_mangle)]
-            pub extern "C" fn poll() -> i32 {
-                $crate::driver::run_poll(&INSTANCE)
-            }
-
+        $crate::export_driver!(@exports $driver;
             #[unsafe(no_mangle)]
             pub extern "C" fn imc_serve() -> i32 {
                 $crate::imc::run_serve(&INSTANCE)
             }
-        };
+        );
     };
 }
 

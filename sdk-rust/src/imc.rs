@@ -18,6 +18,10 @@
 //! }
 //! ```
 //!
+//! A sensor that serves its newest reading keeps it in a [`LatestReading`] (`keep` in
+//! `poll`, `copy_to` in `serve`) and offers the name its config `service` gives with
+//! [`offer_configured`].
+//!
 //! Serving: [`offer`] registers the module's one serve buffer ([`SERVE_BUFFER`] bytes, in
 //! this crate) for a service. Per request the kernel writes an 8-byte header (service id,
 //! request length; u32 little-endian) and the request into it and calls the export
@@ -29,8 +33,10 @@
 use core::cell::UnsafeCell;
 use core::fmt;
 
-use crate::driver::{Driver, Slot};
+use crate::config;
+use crate::driver::{Driver, DriverError, Slot};
 use crate::raw::wasi_imc as raw;
+use crate::report::{Report, CAPACITY};
 
 /// Bytes of the serve buffer: [`HEADER`] + the largest request and reply.
 pub const SERVE_BUFFER: usize = 256;
@@ -177,6 +183,56 @@ pub fn offer(service: &str) -> Result<ServiceId, ImcError> {
     Ok(ServiceId(id))
 }
 
+/// Offers the service named by config `service` (e.g. "bme280.reading"; the manifest's
+/// `[imc] offer` must list it); without the key nothing is offered (`Ok(None)`).
+pub fn offer_configured() -> Result<Option<ServiceId>, crate::Error> {
+    let mut buf = [0u8; 64];
+    match config::get("service", &mut buf)? {
+        Some(name) => Ok(Some(offer(name)?)),
+        None => Ok(None),
+    }
+}
+
+/// The newest reading a sensor driver reported, kept (CBOR, as reported) to answer its
+/// service: [`keep`](Self::keep) it in `poll` before `send`, [`copy_to`](Self::copy_to)
+/// the reply in [`Serve::serve`].
+pub struct LatestReading {
+    buf: [u8; CAPACITY],
+    len: usize,
+}
+
+impl Default for LatestReading {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LatestReading {
+    /// No reading yet.
+    pub const fn new() -> Self {
+        Self { buf: [0; CAPACITY], len: 0 }
+    }
+
+    /// Keeps `report`'s encoding as the newest reading.
+    pub fn keep(&mut self, report: &mut Report) -> Result<(), DriverError> {
+        let data = report.encoded()?;
+        self.buf[..data.len()].copy_from_slice(data);
+        self.len = data.len();
+        Ok(())
+    }
+
+    /// Copies the newest reading into `reply` and returns its length; `Unavailable` before
+    /// the first one, `TooLarge` if `reply` is too small.
+    pub fn copy_to(&self, reply: &mut [u8]) -> Result<usize, ImcError> {
+        if self.len == 0 {
+            return Err(ImcError::Unavailable);
+        }
+        let out = reply.get_mut(..self.len).ok_or(ImcError::TooLarge)?;
+        out.copy_from_slice(&self.buf[..self.len]);
+        Ok(self.len)
+    }
+}
+
 /// A driver that answers requests for the services it offered.
 pub trait Serve {
     /// Why a request failed; logged with `{:?}`.
@@ -207,5 +263,27 @@ pub fn run_serve<D: Driver + Serve>(slot: &Slot<D>) -> i32 {
             crate::log::log_fmt(crate::log::Level::Error, format_args!("serve failed: {err:?}"));
             SERVE_FAILED
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_reading_serves_the_newest_report() {
+        let mut last = LatestReading::new();
+        let mut reply = [0u8; 32];
+        assert_eq!(last.copy_to(&mut reply), Err(ImcError::Unavailable));
+
+        last.keep(&mut Report::new().u32("n", 1)).unwrap();
+        last.keep(&mut Report::new().u32("n", 2)).unwrap();
+        let expect: &[u8] = &[0xa1, 0x61, b'n', 0x02];
+        assert_eq!(last.copy_to(&mut reply), Ok(expect.len()));
+        assert_eq!(&reply[..expect.len()], expect);
+
+        let mut small = [0xeeu8; 3];
+        assert_eq!(last.copy_to(&mut small), Err(ImcError::TooLarge));
+        assert_eq!(small, [0xee; 3], "nothing is written into a buffer that is too small");
     }
 }

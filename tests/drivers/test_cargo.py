@@ -43,6 +43,7 @@ REQUIRED = {
         "log::tests::long_messages_are_cut_and_marked",
         "driver::tests::errno_mapping_covers_the_spec",
         "driver::tests::slot_runs_init_then_poll",
+        "imc::tests::latest_reading_serves_the_newest_report",
         "fmt::tests::formats_and_truncates_at_char_boundary",
         "usb::tests::every_errno_round_trips",
         "usb::tests::direction_checks_precede_any_call",

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from wasi_hw import HwError
 from wasi_hw.kernel import Backends, Kernel
 
 from imc_testing import Client, imc_manifest
@@ -196,3 +197,63 @@ def test_busy_provider_raises_provider_busy_or_waits(imc_kernel):
     threading.Timer(0.05, release.set).start()
     assert imc_kernel.imc.serve_bytes("echo", "client", b"\x05", 5.0) == b"\x06"
     t.join(5)
+
+
+class _RecordingLink:
+    """A `RemoteLink` that records what the hub asks of it (unit test: no NATS)."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple] = []
+
+    def request(self, service, caller, payload, timeout):
+        self.log.append(("request", service))
+        return b""
+
+    def publish(self, topic, data):
+        self.log.append(("publish", topic))
+
+    def serve(self, service, handler):
+        self.log.append(("serve", service))
+
+    def withdraw(self, service):
+        self.log.append(("withdraw", service))
+
+    def subscribe(self, topic, handler):
+        self.log.append(("subscribe", topic))
+
+    def unsubscribe(self, topic):
+        self.log.append(("unsubscribe", topic))
+
+
+def test_remote_subscription_lives_while_a_local_subscriber_does(tmp_path):
+    link = _RecordingLink()
+    k = Kernel(Backends(), cache_dir=tmp_path / "aot", tick_ms=2, imc_remote=link)
+    try:
+        for name in ("sub1", "sub2"):
+            k.add(imc_manifest(name, subscribe=["pub.reading"]), wat("imc_client"))
+        k.start()
+        for name in ("sub1", "sub2"):
+            assert Client(k.slots[name]).subscribe("pub.reading")[0] == "success"
+        assert [e for e in link.log if e[0] in ("subscribe", "unsubscribe")] == \
+            [("subscribe", "pub.reading")]                       # once per topic
+        k.remove("sub1")
+        assert ("unsubscribe", "pub.reading") not in link.log    # sub2 still listens
+        k.remove("sub2")
+        assert link.log[-1] == ("unsubscribe", "pub.reading")
+    finally:
+        k.close()
+
+
+def test_host_side_call_of_a_malformed_name_is_invalid_argument(tmp_path):
+    link = _RecordingLink()
+    k = Kernel(Backends(), cache_dir=tmp_path / "aot", tick_ms=2, imc_remote=link)
+    try:
+        for bad in ("a.>", "a b", "", "A"):
+            with pytest.raises(HwError) as err:
+                k.imc.call_bytes("gateway", bad, b"x", 0.1)
+            assert err.value.kind == "invalid_argument"
+        assert link.log == []                                    # nothing went out
+        assert k.imc.call_bytes("gateway", "elsewhere.echo", b"x", 0.1) == b""
+        assert link.log == [("request", "elsewhere.echo")]
+    finally:
+        k.close()

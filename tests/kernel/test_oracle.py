@@ -267,6 +267,10 @@ def test_quota_denials_are_audited(world, fast):
     p = Program()
     p.commands.append((1, ADDRESS, 0, DATA, 0x8000_0000, 0, 0))   # a transaction of 2^31 ops
     p.commands.append((2, ADDRESS, 0, DATA, 257, 0, 0))           # over max_transfer = 256
-    assert run(world, grant, Bme280(), p, fast=fast, audit=audit) == [ERRNO["no_mem"]] * 2
+    p.commands.append((1, ADDRESS, 0, DATA, 0x1556, 0, 0))         # 65 544 bytes of ops
+    assert run(world, grant, Bme280(), p, fast=fast, audit=audit) == [
+        ERRNO["fault"], ERRNO["no_mem"], ERRNO["no_mem"]]
+    # 2^31 ops of 12 bytes are a region no memory holds (not a count wrapped to 32 bits)
     assert [(e["call"], e["outcome"]) for e in audit.entries] == [
-        ("wasi_i2c.transaction", "no_mem"), ("wasi_i2c.write", "no_mem")]
+        ("wasi_i2c.transaction", "fault"), ("wasi_i2c.write", "no_mem"),
+        ("wasi_i2c.transaction", "no_mem")]

@@ -6,8 +6,8 @@
 use wasi_hw_sdk::config::{self, ConfigError, ConfigErrorKind};
 use wasi_hw_sdk::delay::Delay;
 use wasi_hw_sdk::i2c::{self, I2cBus};
-use wasi_hw_sdk::imc::{self, ServiceId};
-use wasi_hw_sdk::report::{Report, CAPACITY};
+use wasi_hw_sdk::imc::{self, LatestReading, ServiceId};
+use wasi_hw_sdk::report::Report;
 use wasi_hw_sdk::Driver;
 
 use crate::configuration::{Config, Oversampling};
@@ -47,7 +47,7 @@ fn oversampling(key: &'static str) -> Result<Oversampling, ConfigError> {
 /// The driver instance: the chip on its bus, and its newest reading (CBOR) for the service.
 pub struct App {
     dev: Bme280<I2cBus, Delay>,
-    last: Last,
+    last: LatestReading,
 }
 
 impl Driver for App {
@@ -67,8 +67,8 @@ impl Driver for App {
         let bus = i2c::open_configured("i2c-1")?;
         let mut dev = Bme280::new(bus, Delay, address, config);
         dev.init()?;
-        offer_configured()?;
-        Ok(App { dev, last: Last::new() })
+        imc::offer_configured()?;
+        Ok(App { dev, last: LatestReading::new() })
     }
 
     fn poll(&mut self) -> Result<(), AppError> {
@@ -95,42 +95,3 @@ impl imc::Serve for App {
 }
 
 wasi_hw_sdk::export_driver!(App, serve);
-
-/// Offers the service named by config `service` (e.g. "bme280.reading"; the manifest's
-/// `[imc] offer` must list it); without the key the driver offers nothing.
-fn offer_configured() -> Result<(), wasi_hw_sdk::Error> {
-    let mut buf = [0u8; 64];
-    if let Some(name) = config::get("service", &mut buf)? {
-        imc::offer(name)?;
-    }
-    Ok(())
-}
-
-/// The newest reading, encoded as reported.
-struct Last {
-    buf: [u8; CAPACITY],
-    len: usize,
-}
-
-impl Last {
-    const fn new() -> Self {
-        Self { buf: [0; CAPACITY], len: 0 }
-    }
-
-    fn keep(&mut self, report: &mut Report) -> Result<(), wasi_hw_sdk::driver::DriverError> {
-        let data = report.encoded()?;
-        self.buf[..data.len()].copy_from_slice(data);
-        self.len = data.len();
-        Ok(())
-    }
-
-    /// Copies the reading into `reply`; `imc::ImcError::Unavailable` before the first one.
-    fn copy_to(&self, reply: &mut [u8]) -> Result<usize, imc::ImcError> {
-        if self.len == 0 {
-            return Err(imc::ImcError::Unavailable);
-        }
-        let out = reply.get_mut(..self.len).ok_or(imc::ImcError::TooLarge)?;
-        out.copy_from_slice(&self.buf[..self.len]);
-        Ok(self.len)
-    }
-}
