@@ -137,7 +137,7 @@ class ImcHub:
         self.on_fault = on_fault or (lambda name, instance, why: None)
         self._lock = threading.Lock()
         self._offers: dict[str, list[_Offer]] = {}   # service → providers, first serves
-        self._subs: dict[str, list["_Sub"]] = {}
+        self._subs: dict[str, list[_Sub]] = {}
         self._sids = itertools.count(1)
 
     def env(self, manifest: Manifest) -> ImcEnv:
@@ -275,7 +275,7 @@ class ImcHub:
             self.remote.serve(service, functools.partial(self.serve_bytes, service))
         return offer.sid
 
-    def _withdraw(self, env: "ImcEnv") -> None:
+    def _withdraw(self, env: ImcEnv) -> None:
         gone, unheard = [], []
         with self._lock:
             for service, offers in list(self._offers.items()):

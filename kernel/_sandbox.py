@@ -48,6 +48,7 @@ import contextlib
 import functools
 import importlib
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -90,7 +91,7 @@ class LoadError(HwError):
         super().__init__("load", message)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bindings_for(module: str) -> ModuleType:
     """The generated bindings of wasm import module `module` (looked up once)."""
     try:

@@ -216,7 +216,9 @@ def test_real_build_matches_the_spec_and_the_driver_abi(built, name):
     module = wasmtime.Module.from_file(wasmtime.Engine(), str(path))
     imports = {(i.module, i.name): i.type for i in module.imports}
     assert {m for m, _ in imports} <= {"wasi_i2c", "wasi_driver", "wasi_imc"}
-    assert {("wasi_i2c", "open"), ("wasi_driver", "report"), ("wasi_driver", "config_get")} <= set(imports)
+    assert {("wasi_i2c", "open"), ("wasi_driver", "report"), ("wasi_driver", "config_get")} <= set(
+        imports
+    )
     for (mod, fn), ftype in imports.items():
         params, results = _spec_imports(mod)[fn]
         assert tuple(str(t) for t in ftype.params) == params, (mod, fn)
