@@ -140,6 +140,7 @@ def end_child(proc: subprocess.Popen, grace: float = 10.0) -> None:
     seconds, then kills it; returns once it is gone (at once if it already is)."""
     if proc.poll() is None:
         try:
+            assert proc.stdin is not None   # a PIPE, else the except below kills it
             proc.stdin.close()
             proc.wait(grace)
         except Exception:  # noqa: BLE001
