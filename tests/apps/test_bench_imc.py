@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from wasi_hw.apps import end_child
 
 
@@ -21,6 +23,7 @@ def test_a_child_that_reads_stdin_exits_on_its_own():
     assert proc.stdout.read() == "bye\n"
 
 
+@pytest.mark.timing   # waits out the grace period
 def test_a_child_that_ignores_stdin_is_killed_after_the_grace():
     proc = _child("import time; print('up', flush=True); time.sleep(60)")
     assert proc.stdout.readline() == "up\n"
