@@ -10,7 +10,7 @@ const B: f32 = 243.12;
 /// Natural logarithm for x > 0 (no `std` on wasm32): x = m·2^e with m in [1, 2),
 /// ln m = 2·atanh((m−1)/(m+1)) by its series (|z| ≤ 1/3: eight terms are exact to f32).
 pub fn ln(x: f32) -> f32 {
-    if !(x > 0.0) || x.is_infinite() {
+    if x.is_nan() || x <= 0.0 || x.is_infinite() {
         return f32::NAN;
     }
     let bits = x.to_bits();
