@@ -98,6 +98,12 @@ def test_a_service_follows_its_module_across_a_move(tmp_path, nats_server, nodes
         nodes.kill("n1")
         for _ in range(3):
             assert isinstance(await asyncio.to_thread(caller.call), int), caller.log[-5:]
+
+        # `fleet stop`: the node withdraws the offer with the module
+        await m.stop("counter")
+        await m.wait_for_module("counter", lambda rec, st: st.get("state") == "stopped", 20)
+        assert await asyncio.to_thread(caller.call) == "unavailable"
+        caller.log.pop()
         await nc.close()
 
     try:
