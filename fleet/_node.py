@@ -22,6 +22,11 @@ Contract:
   assigns to it. An *edge* node (``edge=True``, e.g. behind a leaf server) trades this for
   availability: it keeps running everything while cut off from the registry, and when it
   is marked lost its modules stay assigned to it (no one else can take them over).
+- IMC: the node's kernel joins the lattice's services and publications through one
+  `NatsBridge` (its own connection, same servers, lattice and credentials), so a module here
+  calls and offers services across nodes. A move withdraws the module's offers before its
+  snapshot (no call changes it afterwards); the target re-offers them on restore, so callers
+  see ``unavailable`` at most during the hand-over and are then served by the target.
 - Running: artifacts are fetched from the Object Store, checked against the digests in the
   module's record (a mismatch is refused: status ``refused``), the manifest parsed and the
   module added to the node's `Kernel` (its AoT cache, manifests, grants, deadlines, audit as
@@ -69,16 +74,9 @@ from wasi_hw.kernel import (
 
 from . import _placement
 from ._artifacts import ArtifactError, Artifacts, Snapshots, sha256
-from ._names import (
-    check_lattice,
-    check_name,
-    ctl_subject,
-    evt_subject,
-    module_key,
-    node_key,
-    status_key,
-)
-from ._registry import Conflict, Credentials, Entry, Registry, connect
+from ._names import check_lattice, check_name, ctl_subject, evt_subject, module_key, node_key, status_key
+from ._bridge import NatsBridge
+from ._registry import Conflict, Credentials, Entry, Registry, connect, credential_options
 
 __all__ = ["NodeAgent", "NodeConfig", "offers_of"]
 
@@ -147,10 +145,17 @@ class NodeAgent:
         self.cfg = config
         self.offers = offers if offers is not None else offers_of(backends)
         self.audit = AuditLog()
-        # kernel_options: more `Kernel` keywords (e.g. an IMC remote link)
+        # kernel_options: more `Kernel` keywords; without an ``imc_remote`` of its own the
+        # node's modules join the lattice's IMC through one `NatsBridge` (started by `run`)
+        options = dict(kernel_options or {})
+        self.bridge: NatsBridge | None = None
+        if "imc_remote" not in options:
+            self.bridge = NatsBridge([u.strip() for u in config.nats.split(",")],
+                                     lattice=config.lattice, name=f"wasi-hw node {config.name} imc",
+                                     **credential_options(config.creds))
+            options["imc_remote"] = self.bridge
         self.kernel = Kernel(backends, on_event=self._on_kernel_event, audit=self.audit,
-                             cache_dir=config.cache_dir, tick_ms=config.tick_ms,
-                             **(kernel_options or {}))
+                             cache_dir=config.cache_dir, tick_ms=config.tick_ms, **options)
         self._user_on_event = on_event
         self._commands: queue.Queue[tuple[Callable[[Kernel], Any], concurrent.futures.Future]] = (
             queue.Queue()
@@ -188,6 +193,8 @@ class NodeAgent:
 
     def run(self) -> None:
         """Join the lattice and run until `stop()`."""
+        if self.bridge is not None:
+            self.bridge.start()       # `UserError` when no server answers in time
         self._thread = threading.Thread(target=self._nats_thread, name=f"node-{self.cfg.name}-nats",
                                         daemon=True)
         self._thread.start()
@@ -211,7 +218,9 @@ class NodeAgent:
             self._drain()
             if self._thread is not None:
                 self._thread.join(timeout=5)
-            kernel.close()
+            kernel.close()          # withdraws every offer (through the bridge)
+            if self.bridge is not None:
+                self.bridge.close()
         if self.error is not None:
             raise self.error
 
@@ -531,7 +540,7 @@ class NodeAgent:
         def snap_and_remove(k: Kernel) -> Snapshot | None:
             snap = None
             if loc.stateful and name in k.slots and k.slots[name].state == "running":
-                snap = k.snapshot(name)
+                snap = k.snapshot(name, withdraw=True)   # no IMC call after it
             if name in k.slots:
                 k.remove(name)
             return snap

@@ -54,15 +54,10 @@ class Credentials:
     tls_key: str | None = None
 
 
-async def connect(url: str, creds: Credentials | None = None, *, name: str = "wasi-hw",
-                  connect_timeout: float = 2.0, on_reconnect: Any = None) -> Any:
-    """A nats-py client for `url` that reconnects without end (``on_reconnect``: an async
-    callback after each reconnect)."""
+def credential_options(creds: Credentials | None) -> dict[str, Any]:
+    """The nats-py ``connect`` keywords for `creds` (user/password, nkeys, .creds, TLS)."""
     c = creds or Credentials()
-    opts: dict[str, Any] = dict(servers=[u.strip() for u in url.split(",")], name=name,
-                                allow_reconnect=True, max_reconnect_attempts=-1,
-                                reconnect_time_wait=0.1, connect_timeout=connect_timeout,
-                                ping_interval=5, max_outstanding_pings=3)
+    opts: dict[str, Any] = {}
     if c.user is not None:
         opts.update(user=c.user, password=c.password or "")
     if c.nkeys_seed:
@@ -74,6 +69,18 @@ async def connect(url: str, creds: Credentials | None = None, *, name: str = "wa
         if c.tls_cert:
             ctx.load_cert_chain(c.tls_cert, c.tls_key)
         opts["tls"] = ctx
+    return opts
+
+
+async def connect(url: str, creds: Credentials | None = None, *, name: str = "wasi-hw",
+                  connect_timeout: float = 2.0, on_reconnect: Any = None) -> Any:
+    """A nats-py client for `url` that reconnects without end (``on_reconnect``: an async
+    callback after each reconnect)."""
+    opts: dict[str, Any] = dict(servers=[u.strip() for u in url.split(",")], name=name,
+                                allow_reconnect=True, max_reconnect_attempts=-1,
+                                reconnect_time_wait=0.1, connect_timeout=connect_timeout,
+                                ping_interval=5, max_outstanding_pings=3)
+    opts.update(credential_options(creds))
 
     errors: list[str] = []
     refused = asyncio.Event()

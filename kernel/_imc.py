@@ -222,6 +222,8 @@ class ImcHub:
         body = offer.ptr + HEADER.size
         try:
             with inst.held(timeout, SERVE_EXPORT) as enter:
+                if env.closed:   # withdrawn while this call waited (a move's snapshot)
+                    raise HwError("unavailable", f"the provider of {offer.service!r} has stopped")
                 mem.write_struct(offer.ptr, HEADER, offer.sid, n)
                 request.copy_to(mem, body, n)
                 result = enter(SERVE_EXPORT)
@@ -421,12 +423,33 @@ class ImcEnv:
         return len(data)
 
     def offer(self, service: str, buf: Any) -> int:
-        if len(buf) < HEADER.size:
+        return self._offer_at(service, buf.ptr, len(buf))
+
+    def _offer_at(self, service: str, ptr: int, length: int) -> int:
+        if length < HEADER.size:
             raise HwError("too_large", f"a serve buffer needs at least {HEADER.size} bytes")
         if self.instance is None or not self.instance.has_entry(SERVE_EXPORT):
             raise HwError("invalid_argument", f"offering {service!r} needs an export "
                                               f"{SERVE_EXPORT}: () -> i32")
-        return self.hub._offer(self, service, buf.ptr, len(buf))
+        return self.hub._offer(self, service, ptr, length)
+
+    def offers(self) -> tuple[tuple[str, int, int], ...]:
+        """What this instance offers now: (service, serve buffer pointer, length) each."""
+        with self.hub._lock:
+            return tuple((o.service, o.ptr, o.length) for offers in self.hub._offers.values()
+                         for o in offers if o.env is self)
+
+    def reoffer(self, offers: Any) -> None:
+        """Offer again what a snapshot of this module recorded (`offers`), after a restore
+        (which skips the ``init()`` that offered them): each through the outbound rule
+        (`_may`, audited) and the checks of a fresh ``offer``; the buffer must lie in memory."""
+        size = self.instance.mem.size() if self.instance is not None else 0
+        for service, ptr, length in offers:
+            _may(self.hub.audit, self.manifest, "offer", service)
+            if ptr < 0 or length < 0 or ptr + length > size:
+                raise HwError("invalid_argument", f"the serve buffer of {service!r} "
+                                                  f"({ptr}+{length}) is outside memory")
+            self._offer_at(service, ptr, length)
 
     def close_all(self) -> None:
         if not self.closed:

@@ -16,6 +16,10 @@ Contract:
   a `LoadError` when that is above the manifest's ``limits.memory_pages`` (snapshots stay
   bounded by the module's memory limit) — writes the bytes and sets the globals; a global the
   snapshot names that the instance lacks, or of another type, is a `LoadError`.
+- ``Snapshot.offers``: the IMC services the instance offered, as (service, serve buffer
+  pointer, length) — filled by `Kernel.snapshot`, carried by the image, and re-offered by the
+  kernel after a restore (through the same offer rule as a fresh ``offer``), since a restored
+  instance never runs the ``init()`` that offered them.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class Snapshot:
 
     memory: bytes
     globals: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    offers: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def pages(self) -> int:
@@ -53,7 +58,8 @@ class Snapshot:
         mem = memoryview(self.memory)
         used = [i for i in range(self.pages) if mem[i * _PAGE:(i + 1) * _PAGE] != _ZERO_PAGE]
         head = cbor2.dumps({"pages": self.pages, "used": used,
-                            "globals": {k: [t, v] for k, (t, v) in self.globals.items()}})
+                            "globals": {k: [t, v] for k, (t, v) in self.globals.items()},
+                            "offers": [list(o) for o in self.offers]})
         return b"".join((_MAGIC, struct.pack("<I", len(head)), head,
                          *(mem[i * _PAGE:(i + 1) * _PAGE] for i in used)))
 
@@ -69,6 +75,7 @@ class Snapshot:
             pages = int(head["pages"])
             used = [int(i) for i in head["used"]]
             globs = {str(k): (str(v[0]), v[1]) for k, v in head["globals"].items()}
+            offers = tuple((str(o[0]), int(o[1]), int(o[2])) for o in head.get("offers", ()))
         except Exception as err:
             raise LoadError(f"snapshot header is malformed: {err}") from None
         body = data[start + n:]
@@ -79,7 +86,7 @@ class Snapshot:
         memory = bytearray(pages * _PAGE)
         for k, i in enumerate(used):
             memory[i * _PAGE:(i + 1) * _PAGE] = body[k * _PAGE:(k + 1) * _PAGE]
-        return cls(bytes(memory), globs)
+        return cls(bytes(memory), globs, offers)
 
 
 def _globals(instance: DriverInstance) -> dict[str, wasmtime.Global]:

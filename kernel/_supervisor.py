@@ -42,12 +42,14 @@ Contract:
 - `close()` drops every instance and its handles and stops the ticker.
 - Fleet hooks (`_snapshot`): `add(manifest, wasm, restore=snapshot)` starts the driver from a
   snapshot instead of calling ``init()`` (only its first start; a restart after a fault runs
-  ``init()``); `snapshot(name)` takes a running driver's state between calls; `remove(name)`
-  stops a driver and forgets it (its routes too). All three run on the kernel's thread.
+  ``init()``) and re-offers the IMC services the snapshot records (the offer rule checked
+  again); `snapshot(name)` takes a running driver's state between calls; `remove(name)` stops
+  a driver and forgets it (its routes too). All three run on the kernel's thread.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -56,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from wasi_hw import UserError
+from wasi_hw import HwError, UserError
 
 from ._audit import AuditLog
 from ._cache import AotCache
@@ -163,12 +165,19 @@ class Kernel:
 
     # -- fleet hooks (snapshot, remove): see kernel/_snapshot.py --------------------------
 
-    def snapshot(self, name: str) -> Snapshot:
-        """Driver `name`'s state between calls (it must be running)."""
+    def snapshot(self, name: str, *, withdraw: bool = False) -> Snapshot:
+        """Driver `name`'s state between calls (it must be running), with the IMC services it
+        offers; taken while no IMC call is inside it. ``withdraw`` (a move: `remove` follows):
+        its offers and subscriptions are taken away first, so no call changes it afterwards."""
         slot = self.slots.get(name)
         if slot is None or slot.instance is None or slot.state != "running":
             raise UserError(f"driver {name!r} is not running: no snapshot")
-        return _take(slot.instance)
+        imc = slot.hosts.get("wasi_imc")
+        offers = imc.offers() if imc is not None else ()
+        if withdraw and imc is not None:
+            imc.close_all()
+        with slot.instance.held(None, "snapshot"):   # an IMC call in progress ends first
+            return dataclasses.replace(_take(slot.instance), offers=offers)
 
     def remove(self, name: str) -> None:
         """Stop driver `name` (its instance, handles and grants) and forget it."""
@@ -255,6 +264,10 @@ class Kernel:
             if slot.restore is not None:    # fleet: resume from a snapshot, no init()
                 image, slot.restore = slot.restore, None
                 _restore(slot.instance, image)
+                try:       # its offers were made by the init() a restore skips
+                    imc.reoffer(image.offers)
+                except HwError as err:
+                    return f"re-offering its services: {err}", True
                 return None, False
             self._pace()
             code = slot.instance.call("init")

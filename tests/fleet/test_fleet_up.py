@@ -1,5 +1,8 @@
 """The README's fleet flow, line by line: `fleet up`, deploy, ls, move, kill a node, ls, logs.
 
+The `comfort` module (no hardware) is deployed to node3 and moved to node1: after each, the
+test waits for a report of it there, a dew point computed from sensors on other nodes.
+
 `fleet up` runs in the background on a free port (the README's 4222 may be taken); the other
 commands reach it through ``WASI_HW_NATS``. After the kill, the test waits on the registry
 (node lost, modules re-placed) before the next `ls`, as a person reading the README would.
@@ -42,7 +45,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.engine   # `fleet up` starts nats-server
 def test_readme_fleet_flow(tmp_path, build_drivers):
-    build_drivers("bme280", "sht3x", "hd44780")
+    build_drivers("bme280", "sht3x", "hd44780", "comfort")
     for name in ("build", "drivers"):
         (tmp_path / name).symlink_to(ROOT / name)
     port = free_port()
@@ -94,6 +97,19 @@ def test_readme_fleet_flow(tmp_path, build_drivers):
             assert out.returncode == (2 if refused else 0), (cmd, out.stdout, out.stderr)
             assert "Traceback" not in out.stderr
             outputs[cmd] = out.stdout + out.stderr
+            if "comfort" in cmd:
+                # comfort reports only a dew point it computed from a sensor's answer: a
+                # report where it runs now (no sensor on node3) is an IMC call across nodes
+                target = "node3" if " deploy " in cmd else cmd.split("--to ")[1].split()[0]
+
+                async def comfort_reports(node: str = target) -> None:
+                    nc = await connect(env["WASI_HW_NATS"])
+                    r = await Registry.open(nc, "default")
+                    await wait_for(r, lambda v: (st := v.get("status.comfort") or {}).get("node")
+                                   == node and (v.get("mod.comfort") or {}).get("node") == node
+                                   and "dewpoint_c" in (st.get("last_report") or {}), 60)
+                    await nc.close()
+                asyncio.run(comfort_reports())
         ls_lines = [c for c in outputs if c == "wasi-hw fleet ls"]
         assert ls_lines
         final_ls = outputs["wasi-hw fleet ls"]   # the last one (after the kill)

@@ -8,6 +8,8 @@ import dataclasses
 import pytest
 import wasmtime
 
+from wasi_hw import HwError
+from wasi_hw.kernel import Backends, Kernel, LoadError, Snapshot, load_manifest, migratable
 from wasi_hw.fleet import write_counter
 from wasi_hw.kernel import Backends, Kernel, LoadError, Snapshot, load_manifest, migratable
 
@@ -88,3 +90,60 @@ def test_snapshot_bounded_by_the_memory_limit(tmp_path):
 def test_malformed_images_are_refused(image):
     with pytest.raises(LoadError):
         Snapshot.decode(image)
+
+
+def _tally(kernel):
+    return int.from_bytes(kernel.imc.call_bytes("caller", "tally", b"", 1.0), "little")
+
+
+def test_offers_survive_a_restore_and_are_withdrawn_first(tmp_path):
+    """A restored module serves what it offered (its init() is skipped), counting on; the
+    source's offer is gone before the snapshot is taken (no call after it is lost)."""
+    man = load_manifest(write_counter(tmp_path, service="tally"))
+    wasm = migratable((tmp_path / "counter.wasm").read_bytes())
+    with Kernel(Backends(), cache_dir=tmp_path / "c") as src, \
+            Kernel(Backends(), cache_dir=tmp_path / "c") as dst:
+        src.add(man, wasm)
+        src.start()
+        assert [_tally(src) for _ in range(3)] == [1, 2, 3]
+        snap = src.snapshot("counter", withdraw=True)
+        assert snap.offers == (("tally", 1024, 1096),)
+        with pytest.raises(HwError) as err:
+            _tally(src)                       # withdrawn before the snapshot
+        assert err.value.kind == "unavailable"
+        src.remove("counter")
+        back = Snapshot.decode(snap.encode())
+        assert back.offers == snap.offers
+        dst.add(man, wasm, restore=back)
+        dst.start()
+        assert dst.slots["counter"].state == "running"
+        assert dst.imc.services() == {"tally": "counter"}
+        assert [_tally(dst) for _ in range(2)] == [4, 5]
+
+
+def test_restored_offers_pass_the_offer_rule_again(tmp_path):
+    """A snapshot's offers are checked like a fresh offer: a manifest that no longer lists
+    the service refuses the restore (audited ``access``), and a serve buffer outside memory
+    is refused too."""
+    man = load_manifest(write_counter(tmp_path, service="tally"))
+    wasm = migratable((tmp_path / "counter.wasm").read_bytes())
+    with Kernel(Backends(), cache_dir=tmp_path / "c") as k:
+        k.add(man, wasm)
+        k.start()
+        snap = k.snapshot("counter", withdraw=True)
+        k.remove("counter")
+        bare = dataclasses.replace(man, imc=dataclasses.replace(man.imc, offer=frozenset()))
+        k.add(bare, wasm, restore=snap)
+        k.start()
+        slot = k.slots["counter"]
+        assert slot.state == "quarantined" and "does not list 'tally'" in slot.last_error
+        assert any(r["outcome"] == "access" and r["call"] == "wasi_imc.offer"
+                   for r in k.audit.for_driver("counter"))
+        assert k.imc.services() == {}
+        k.remove("counter")
+        outside = dataclasses.replace(snap, offers=(("tally", 65536 - 4, 64),))
+        k.add(man, wasm, restore=outside)
+        k.start()
+        slot = k.slots["counter"]
+        assert slot.state == "quarantined" and "outside memory" in slot.last_error
+        assert k.imc.services() == {}
