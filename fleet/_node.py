@@ -74,8 +74,16 @@ from wasi_hw.kernel import (
 
 from . import _placement
 from ._artifacts import ArtifactError, Artifacts, Snapshots, sha256
-from ._names import check_lattice, check_name, ctl_subject, evt_subject, module_key, node_key, status_key
 from ._bridge import NatsBridge
+from ._names import (
+    check_lattice,
+    check_name,
+    ctl_subject,
+    evt_subject,
+    module_key,
+    node_key,
+    status_key,
+)
 from ._registry import Conflict, Credentials, Entry, Registry, connect, credential_options
 
 __all__ = ["NodeAgent", "NodeConfig", "offers_of"]

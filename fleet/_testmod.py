@@ -81,10 +81,18 @@ def write_counter(directory: Path, pages: int = 1, *, interval_ms: int = 10,
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    wat = counter_wat(pages, fail_init=fail_init, fill=fill, service=service) + (f";; version {version}\n" if version else "")
+    wat = counter_wat(pages, fail_init=fail_init, fill=fill, service=service) + (
+        f";; version {version}\n" if version else ""
+    )
     wasm: bytes | bytearray = wasmtime.wat2wasm(wat)
-    if version:   # a distinct binary per version: a custom section with the number
-        wasm = bytes(wasm) + b"\x00" + bytes([len(b"v") + 1 + 4]) + b"\x01v" + version.to_bytes(4, "little")
+    if version:  # a distinct binary per version: a custom section with the number
+        wasm = (
+            bytes(wasm)
+            + b"\x00"
+            + bytes([len(b"v") + 1 + 4])
+            + b"\x01v"
+            + version.to_bytes(4, "little")
+        )
     (directory / f"{name}.wasm").write_bytes(wasm)
     manifest = directory / f"{name}.toml"
     manifest.write_text(f'name = "{name}"\nwasm = "{name}.wasm"\npoll_interval_ms = {interval_ms}\n'

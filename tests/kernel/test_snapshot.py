@@ -9,7 +9,6 @@ import pytest
 import wasmtime
 
 from wasi_hw import HwError
-from wasi_hw.kernel import Backends, Kernel, LoadError, Snapshot, load_manifest, migratable
 from wasi_hw.fleet import write_counter
 from wasi_hw.kernel import Backends, Kernel, LoadError, Snapshot, load_manifest, migratable
 
