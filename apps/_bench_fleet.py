@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -60,6 +59,8 @@ async def _bench(work: Path, quick: bool, progress: Callable[[str], None]) -> li
         wait_for,
         write_counter,
     )
+
+    from ._fleet_up import stop_groups
 
     rounds = 3 if quick else 9
     lattice = "bench"
@@ -191,15 +192,7 @@ async def _bench(work: Path, quick: bool, progress: Callable[[str], None]) -> li
                                         f"{statistics.median(theirs) * 1000:.1f} ms"))
         await nc.close()
     finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_groups(procs, grace=10)
         server.close()
     return figures
 

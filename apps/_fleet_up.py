@@ -21,7 +21,7 @@ from pathlib import Path
 
 from wasi_hw.fleet import NatsServer
 
-__all__ = ["fleet_up", "node_kernel_file", "spawn_node"]
+__all__ = ["fleet_up", "node_kernel_file", "spawn_node", "stop_groups"]
 
 _DEVICES = {
     1: [("bme280", 0x76, "{ temperature_c = 21.5, pressure_pa = 100800.0, humidity_pct = 48.0 }"),
@@ -77,14 +77,20 @@ def fleet_up(nodes: int, *, port: int = 4222, lattice: str = "default",
     except KeyboardInterrupt:
         pass
     finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_groups(procs, grace=5)
         server.close()
     return 0
+
+
+def stop_groups(procs: list[subprocess.Popen], *, grace: float) -> None:
+    """SIGTERM each child's process group (started with ``start_new_session``), then SIGKILL
+    what is still there after ``grace`` seconds; returns when every child has been reaped."""
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
