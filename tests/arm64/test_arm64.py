@@ -79,9 +79,18 @@ def test_demo_kernel_runs_a_round(in_root):
     assert "quarantined" not in r.stderr
 
 
+KERNEL_FIGURES = ("bme280_read", "i2c_write_read", "usb_bulk_in_64k", "usb_round_trip_32b",
+                  "cold_start", "matmul_interp", "crc32_interp", "rss_per_driver",
+                  "export_call_speedup", "host_call_speedup")
+
+
 def test_bench_quick(in_root):
     """From the installed wheel (no checkout: bench takes the packaged demo's BME280)."""
-    r = _ok(in_root("cd /tmp && wasi-hw bench --quick --json", timeout=1800), "bench --quick")
+    # the kernel's figures; the IMC figures need a nats-server, which a Pi running drivers
+    # alone does not have (the host tier runs them)
+    only = " ".join(f"--only {n}" for n in KERNEL_FIGURES)
+    r = _ok(in_root(f"cd /tmp && wasi-hw bench --quick --json {only}", timeout=1800),
+            "bench --quick")
     results = json.loads(r.stdout)
     assert "aarch64" in results["machine"]["platform"] and results["machine"]["fast_path"]
     names = {f["name"] for f in results["figures"]}

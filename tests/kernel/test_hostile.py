@@ -51,9 +51,12 @@ def audit(kernel, name):
 ])
 def test_contract_violation_is_errno_and_audit(kernel, name, errno, outcome, call):
     slot = run_beside(kernel, name)
-    assert errors(kernel, name) == [errno] * 3
+    # every poll of the attacker (at least one per round; a slow host may fit in one more)
+    # gets the errno and one audit entry
+    got = errors(kernel, name)
+    assert len(got) >= 3 and got == [errno] * len(got)
     # (stale_handle also closes its closed handle again on later polls: audited too)
-    assert [a for a in audit(kernel, name) if a[0] == call] == [(call, outcome)] * 3
+    assert [a for a in audit(kernel, name) if a[0] == call] == [(call, outcome)] * len(got)
     assert slot.state == "running" and slot.faults == 0
 
 
