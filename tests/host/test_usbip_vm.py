@@ -152,7 +152,16 @@ export IMG=/tmp/disk.img
     --device msc:$IMG --msc-size 1M > /tmp/serve.log 2>&1 &
 for i in $(seq 1 200); do grep -q serving /tmp/serve.log && break; sleep 0.1; done
 usbip list -r 127.0.0.1 | grep -c 1209:
-for b in 1-1 1-2 1-3; do usbip attach -r 127.0.0.1 -b $b; done
+# vhci-hcd's sysfs can lag the modprobe: `usbip attach` then fails to open it ("open
+# vhci_driver") before it talks to the server at all; wait for it, and retry that step
+for i in $(seq 1 50); do [ -r /sys/devices/platform/vhci_hcd.0/status ] && break; sleep 0.1; done
+for b in 1-1 1-2 1-3; do
+  for t in 1 2 3; do
+    usbip attach -r 127.0.0.1 -b $b && break
+    [ $t = 3 ] && exit 1
+    sleep 0.5
+  done
+done
 {py} - <<'WASI_HW_CHECKS'
 {_CHECKS}
 WASI_HW_CHECKS
